@@ -1,0 +1,137 @@
+"""Serving ONNX models with onnxruntime, shared by the adapters that export to ONNX.
+
+An :class:`OnnxPredictor` needs only numpy and onnxruntime: a bundle saved from scikit-learn,
+xgboost, torch or keras loads on a machine that has none of them. The session is created once
+and reused; ``predict`` on one row adds a few microseconds to onnxruntime's own run.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+
+from alphazoo.errors import OnnxParityError
+
+__all__ = ["OnnxPredictor", "check_parity"]
+
+
+class OnnxPredictor:
+    """A trained model served by an onnxruntime session (predict only, no training library).
+
+    Parameters
+    ----------
+    model:
+        Path to an ``.onnx`` file or its bytes.
+    task:
+        ``"classification"`` or ``"regression"``.
+    outputs:
+        Output names: ``{"label": ..., "probabilities": ...}`` for classifiers,
+        ``{"value": ...}`` for regressors.
+    classes:
+        Class labels of a classifier, in probability-column order.
+    feature_names:
+        Input column names, when the model was fitted with named columns.
+    """
+
+    def __init__(
+        self,
+        model: str | bytes,
+        *,
+        task: str,
+        outputs: dict[str, str],
+        classes: list[Any] | None = None,
+        feature_names: list[str] | None = None,
+    ) -> None:
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        self.session = onnxruntime.InferenceSession(
+            model, options, providers=["CPUExecutionProvider"]
+        )
+        first_input = self.session.get_inputs()[0]
+        self.input_name: str = first_input.name
+        self.input_shape = list(first_input.shape)
+        self.task = task
+        self.outputs = dict(outputs)
+        self.classes_ = np.asarray(classes) if classes is not None else None
+        self.feature_names_in_ = feature_names
+        self._label = [outputs.get("label") or outputs.get("value")]
+        self._proba = [outputs["probabilities"]] if "probabilities" in outputs else None
+
+    def _input(self, X: Any) -> dict[str, np.ndarray]:
+        array = np.asarray(X, dtype=np.float32)
+        if array.ndim == 1:
+            array = array.reshape(1, -1)
+        return {self.input_name: array}
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Labels (classifiers) or values (regressors) for the rows of ``X``."""
+        result = self.session.run(self._label, self._input(X))[0]
+        return result.ravel() if result.ndim == 2 and result.shape[1] == 1 else result
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Class probabilities, one column per class in ``classes_`` order."""
+        if self._proba is None:
+            raise AttributeError("this ONNX model has no probability output")
+        return self.session.run(self._proba, self._input(X))[0]
+
+    def run(self, X: Any) -> dict[str, np.ndarray]:
+        """Every output of the graph by name."""
+        names = [output.name for output in self.session.get_outputs()]
+        return dict(zip(names, self.session.run(names, self._input(X))))
+
+    def __repr__(self) -> str:
+        return f"OnnxPredictor(task={self.task!r}, input={self.input_name!r}{self.input_shape})"
+
+
+def check_parity(
+    native_predict: Callable[[np.ndarray], Any],
+    native_proba: Callable[[np.ndarray], Any] | None,
+    predictor: OnnxPredictor,
+    sample: np.ndarray,
+    tolerance: float,
+) -> dict[str, Any]:
+    """Compare an export with its native model on ``sample``; raise OnnxParityError if off.
+
+    Both sides see the sample cast to float32, the ONNX input type. Probabilities (or
+    regression values, relative to their scale) must agree within ``tolerance``; a label may
+    differ only where the native model's top two probabilities are within ``tolerance`` (a tie
+    that float rounding can break either way).
+    """
+    X = np.asarray(sample, dtype=np.float32).astype(np.float64)
+    report: dict[str, Any] = {"rows": int(X.shape[0]), "tolerance": tolerance}
+    native = np.asarray(native_predict(X))
+    exported = np.asarray(predictor.predict(X))
+    if predictor.task == "regression":
+        native = native.astype(np.float64).reshape(exported.shape)
+        scale = max(1.0, float(np.abs(native).max(initial=0.0)))
+        diff = float(np.abs(native - exported).max(initial=0.0))
+        report["max_abs_diff"] = diff
+        if diff > tolerance * scale:
+            raise OnnxParityError(
+                f"ONNX predictions differ from the native model by up to {diff:.3g} "
+                f"(tolerance {tolerance:g} x scale {scale:.3g}); not saved"
+            )
+        return report
+    ties = np.zeros(len(native), dtype=bool)
+    if native_proba is not None and predictor._proba is not None:
+        native_p = np.asarray(native_proba(X), dtype=np.float64)
+        exported_p = predictor.predict_proba(X)
+        diff = float(np.abs(native_p - exported_p).max(initial=0.0))
+        report["max_abs_diff"] = diff
+        if diff > tolerance:
+            raise OnnxParityError(
+                f"ONNX probabilities differ from the native model by up to {diff:.3g} "
+                f"(tolerance {tolerance:g}); not saved"
+            )
+        top2 = np.sort(native_p, axis=1)[:, -2:] if native_p.shape[1] > 1 else native_p
+        ties = np.abs(top2[:, -1] - top2[:, 0]) <= tolerance if native_p.shape[1] > 1 else ties
+    mismatched = (native.ravel() != exported.ravel()) & ~ties
+    report["label_agreement"] = float(np.mean(native.ravel() == exported.ravel())) if len(native) else 1.0
+    if mismatched.any():
+        raise OnnxParityError(
+            f"ONNX labels differ from the native model on {int(mismatched.sum())} of "
+            f"{len(native)} rows; not saved"
+        )
+    return report

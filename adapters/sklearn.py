@@ -1,0 +1,274 @@
+"""scikit-learn adapter: estimators and Pipelines as skops, pickle or ONNX.
+
+=========  ====================================================  ==========================
+format     what is stored                                        loads with
+=========  ====================================================  ==========================
+skops      skops' JSON schema + arrays (default; no code runs)   scikit-learn, skops
+pickle     the pickled object (runs code: trusted only)          scikit-learn
+onnx       a skl2onnx graph, parity-checked when saved           onnxruntime only
+=========  ====================================================  ==========================
+
+skops refuses types it does not know (a user's own transformer, say); such a bundle loads
+with ``trusted=True`` or a valid signature, like pickle. ONNX bundles load as an
+:class:`~alphazoo.adapters._onnx.OnnxPredictor`: ``predict`` and ``predict_proba`` with no
+scikit-learn installed. Classifiers export with ``zipmap=False`` so probabilities are one
+float32 matrix, not a list of dicts.
+
+Nothing is imported from scikit-learn until a model is handled; whether a model is ours is
+decided from ``sys.modules`` (an object cannot be a scikit-learn estimator unless scikit-learn
+is already imported).
+"""
+
+from __future__ import annotations
+
+import pickle
+import sys
+from importlib import metadata
+from typing import Any
+
+from alphazoo.contracts import FormatSpec, LoadRequest, SavedPayload, SaveRequest
+from alphazoo.errors import UnsupportedFormatError, UntrustedModelError
+from alphazoo.hookspecs import hookimpl
+
+ADAPTER = "sklearn"
+FORMATS = ("skops", "pickle", "onnx")
+_FILES = {"skops": "model.skops", "pickle": "model.pkl", "onnx": "model.onnx"}
+
+
+def owns(model: Any) -> bool:
+    """True for scikit-learn estimators (Pipelines included), without importing scikit-learn."""
+    base = sys.modules.get("sklearn.base")
+    return base is not None and isinstance(model, base.BaseEstimator)
+
+
+# -- hooks ---------------------------------------------------------------------------------------
+@hookimpl
+def alphazoo_formats() -> list[FormatSpec]:
+    return [
+        FormatSpec("skops", ADAPTER, True, "skops JSON schema; no code runs on load", True,
+                   ("scikit-learn", "skops")),
+        FormatSpec("pickle", ADAPTER, False, "pickle; runs code on load, trusted only", False,
+                   ("scikit-learn",)),
+        FormatSpec("onnx", ADAPTER, True, "skl2onnx graph served by onnxruntime", False,
+                   ("onnxruntime",)),
+    ]
+
+
+@hookimpl
+def alphazoo_requirements() -> list[str]:
+    return ["scikit-learn>=1.5", "skops>=0.11", "skl2onnx>=1.17", "onnxruntime>=1.19"]
+
+
+@hookimpl
+def alphazoo_register_models(register: Any) -> None:
+    register("random_forest", random_forest, library="scikit-learn")
+    register("svm", svm, library="scikit-learn")
+    register("gradient_boosting", gradient_boosting, library="scikit-learn")
+    register("logistic_regression", logistic_regression, library="scikit-learn")
+
+
+@hookimpl
+def alphazoo_train(model: Any, X: Any, y: Any, params: dict[str, Any]) -> Any:
+    if not owns(model):
+        return None
+    return model.fit(X, y, **params)
+
+
+@hookimpl
+def alphazoo_predict(model: Any, X: Any) -> Any:
+    if not owns(model):
+        return None
+    return model.predict(X)
+
+
+@hookimpl
+def alphazoo_save(request: SaveRequest) -> SavedPayload | None:
+    model = request.model
+    if not owns(model):
+        return None
+    fmt = request.format or "skops"
+    if fmt not in FORMATS:
+        raise UnsupportedFormatError(
+            f"the scikit-learn adapter writes {', '.join(FORMATS)}, not {fmt!r}"
+        )
+    path = request.directory / _FILES[fmt]
+    libraries = _versions("scikit-learn", "numpy", "scipy")
+    adapter_data: dict[str, Any] = {"task": _task(model)}
+    if fmt == "skops":
+        import skops.io
+
+        skops.io.dump(model, path)
+        libraries.update(_versions("skops"))
+    elif fmt == "pickle":
+        with open(path, "wb") as handle:
+            pickle.dump(model, handle, protocol=5)
+    else:
+        adapter_data.update(_save_onnx(model, request, path))
+        libraries.update(_versions("skl2onnx", "onnx", "onnxruntime"))
+    return SavedPayload(
+        adapter=ADAPTER,
+        format=fmt,
+        files=[path.name],
+        model_class=f"{type(model).__module__}.{type(model).__qualname__}",
+        libraries=libraries,
+        adapter_data=adapter_data,
+        input_signature=_signature(model, request.sample),
+    )
+
+
+@hookimpl
+def alphazoo_load(request: LoadRequest) -> Any:
+    manifest = request.manifest
+    if manifest.get("adapter") != ADAPTER:
+        return None
+    fmt = manifest["format"]
+    path = request.files[_FILES[fmt]]
+    if fmt == "skops":
+        import skops.io
+
+        unknown = skops.io.get_untrusted_types(file=path)
+        # skops leaves scikit-learn's own Cython state holders (tree._tree.Tree,
+        # TreePredictor) untrusted only because it has not vetted them; they hold arrays, not
+        # code references, so alphazoo accepts types from the sklearn namespace. Functions
+        # such as builtins.eval stay untrusted.
+        foreign = [name for name in unknown if not name.startswith("sklearn.")]
+        if foreign and not (request.trusted or request.signature_valid):
+            raise UntrustedModelError(
+                f"this skops bundle holds types that are not trusted by default: {foreign}. "
+                "Pass trusted=True (or load with the bundle's sign_key) if you trust them."
+            )
+        return skops.io.load(path, trusted=unknown or None)
+    if fmt == "pickle":  # the host's trust guard has already run
+        with open(path, "rb") as handle:
+            return pickle.load(handle)
+    from ._onnx import OnnxPredictor
+
+    data = manifest.get("adapter_data", {})
+    signature = manifest.get("input") or {}
+    return OnnxPredictor(
+        str(path),
+        task=data["task"],
+        outputs=data["outputs"],
+        classes=data.get("classes"),
+        feature_names=signature.get("feature_names"),
+    )
+
+
+# -- zoo models ----------------------------------------------------------------------------------
+def random_forest(
+    task: str = "classification", n_estimators: int = 100, max_depth: int | None = 6,
+    min_samples_leaf: int = 5, random_state: int = 0, **params: Any,
+) -> Any:
+    """Random forest (scikit-learn); task 'classification' or 'regression'."""
+    from sklearn import ensemble
+
+    cls = ensemble.RandomForestClassifier if _is_classification(task) else ensemble.RandomForestRegressor
+    return cls(n_estimators=n_estimators, max_depth=max_depth, min_samples_leaf=min_samples_leaf,
+               random_state=random_state, **params)
+
+
+def svm(task: str = "classification", C: float = 1.0, kernel: str = "rbf", random_state: int = 0,
+        **params: Any) -> Any:
+    """Support vector machine behind a StandardScaler (scikit-learn)."""
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import SVC, SVR
+
+    if _is_classification(task):
+        # No probability=True: scikit-learn 1.9 deprecates it (Platt scaling on internal CV);
+        # wrap the pipeline in CalibratedClassifierCV when probabilities are needed.
+        estimator = SVC(C=C, kernel=kernel, random_state=random_state, **params)
+    else:
+        estimator = SVR(C=C, kernel=kernel, **params)
+    return make_pipeline(StandardScaler(), estimator)
+
+
+def gradient_boosting(
+    task: str = "classification", n_estimators: int = 100, learning_rate: float = 0.1,
+    max_depth: int = 3, random_state: int = 0, **params: Any,
+) -> Any:
+    """Gradient-boosted trees (scikit-learn); task 'classification' or 'regression'."""
+    from sklearn import ensemble
+
+    cls = ensemble.GradientBoostingClassifier if _is_classification(task) else ensemble.GradientBoostingRegressor
+    return cls(n_estimators=n_estimators, learning_rate=learning_rate, max_depth=max_depth,
+               random_state=random_state, **params)
+
+
+def logistic_regression(C: float = 1.0, max_iter: int = 1000, **params: Any) -> Any:
+    """Logistic regression behind a StandardScaler (scikit-learn), for direction labels."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    return make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=max_iter, **params))
+
+
+# -- helpers -------------------------------------------------------------------------------------
+def _is_classification(task: str) -> bool:
+    if task not in ("classification", "regression"):
+        raise ValueError(f"task must be 'classification' or 'regression', not {task!r}")
+    return task == "classification"
+
+
+def _task(model: Any) -> str:
+    from sklearn.base import is_classifier
+
+    return "classification" if is_classifier(model) else "regression"
+
+
+def _save_onnx(model: Any, request: SaveRequest, path: Any) -> dict[str, Any]:
+    import numpy as np
+    from skl2onnx import to_onnx
+
+    from ._onnx import OnnxPredictor, check_parity
+
+    sample, source = request.sample, "training rows"
+    if sample is None:
+        n_features = getattr(model, "n_features_in_", None)
+        if n_features is None:
+            raise UnsupportedFormatError(
+                "ONNX export needs a fitted model with n_features_in_, or sample= rows"
+            )
+        sample = np.random.default_rng(0).normal(size=(64, int(n_features)))
+        source = "synthetic normal rows (no training rows were recorded)"
+    sample = np.asarray(sample, dtype=np.float32)
+    classifier = _task(model) == "classification"
+    options = {"zipmap": False} if classifier else None
+    onx = to_onnx(model, sample[:1], options=options)
+    path.write_bytes(onx.SerializeToString())
+    if classifier:
+        outputs = {"label": "label"}
+        if hasattr(model, "predict_proba"):  # an SVC without probabilities exports scores
+            outputs["probabilities"] = "probabilities"
+        classes = np.asarray(model.classes_).tolist()
+    else:
+        outputs = {"value": onx.graph.output[0].name}
+        classes = None
+    predictor = OnnxPredictor(str(path), task=_task(model), outputs=outputs, classes=classes)
+    proba = getattr(model, "predict_proba", None) if hasattr(model, "predict_proba") else None
+    parity = check_parity(model.predict, proba, predictor, sample, request.parity_tolerance)
+    parity["sample"] = source
+    return {"outputs": outputs, "classes": classes, "parity": parity,
+            "opset": {d.domain or "ai.onnx": d.version for d in onx.opset_import}}
+
+
+def _signature(model: Any, sample: Any) -> dict[str, Any]:
+    names = getattr(model, "feature_names_in_", None)
+    n_features = getattr(model, "n_features_in_", None)
+    dtype = getattr(sample, "dtype", None)
+    return {
+        "dtype": str(dtype) if dtype is not None else "float64",
+        "shape": [None, int(n_features) if n_features is not None else None],
+        "feature_names": [str(n) for n in names] if names is not None else None,
+    }
+
+
+def _versions(*distributions: str) -> dict[str, str]:
+    found = {}
+    for name in distributions:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return found

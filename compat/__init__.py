@@ -1,0 +1,1 @@
+"""Library version compatibility: supported ranges and environment checks (see issue tracker)."""

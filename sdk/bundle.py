@@ -1,0 +1,240 @@
+"""Bundles: one store object per saved model, a manifest plus payload files, checksummed.
+
+Protocol 1 layout (all integers big-endian)::
+
+    16 bytes  magic  b"ALPHAZOO-BUNDLE\\n"
+     2 bytes  protocol version
+     8 bytes  manifest length M
+     M bytes  manifest, canonical JSON (UTF-8, sorted keys)
+              payload files, concatenated in the manifest's "files" order
+    32 bytes  SHA-256 of every byte above
+   [32 bytes  HMAC-SHA256 of the same bytes, when manifest["signature"] == "hmac-sha256"]
+
+The manifest lists every file's name, size and SHA-256, so any changed, missing or extra byte,
+the manifest's included, is found before a payload is handed to an adapter. The MAC sits in the
+trailer rather than in the manifest because it signs the manifest. Readers for every protocol
+number ever written are kept in ``_READERS`` (the skops approach): a bundle written today stays
+readable by later alphazoo versions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import re
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, Callable
+
+from .errors import BundleIntegrityError
+from .store import ObjectStore
+
+__all__ = ["PROTOCOL", "MAGIC", "write_bundle", "read_bundle", "read_manifest", "signing_key"]
+
+PROTOCOL = 1
+MAGIC = b"ALPHAZOO-BUNDLE\n"
+_HEADER = struct.Struct(">HQ")
+_DIGEST = 32
+_CHUNK = 1024 * 1024
+_FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
+SIGNATURE_ALGORITHM = "hmac-sha256"
+
+
+def signing_key(sign_key: str | bytes | None) -> bytes | None:
+    """The HMAC key to use: ``sign_key``, else ``$ALPHAZOO_SIGNING_KEY``, else None."""
+    if sign_key is None:
+        sign_key = os.environ.get("ALPHAZOO_SIGNING_KEY") or None
+    if sign_key is None:
+        return None
+    key = sign_key.encode("utf-8") if isinstance(sign_key, str) else bytes(sign_key)
+    if not key:
+        raise ValueError("a signing key must not be empty")
+    return key
+
+
+def write_bundle(
+    store: ObjectStore,
+    key: str,
+    manifest: dict[str, Any],
+    directory: Path,
+    file_names: list[str],
+    sign_key: bytes | None = None,
+) -> dict[str, Any]:
+    """Pack ``file_names`` from ``directory`` with ``manifest`` into one object under ``key``.
+
+    Adds ``protocol``, ``files`` and ``signature`` to the manifest and returns it. The files are
+    read twice (hash, then stream) and never joined in memory.
+    """
+    entries = []
+    for name in file_names:
+        if not _FILE_NAME.fullmatch(name):
+            raise ValueError(f"payload file name {name!r} is not a plain file name")
+        path = directory / name
+        digest = hashlib.sha256()
+        with open(path, "rb") as handle:
+            while chunk := handle.read(_CHUNK):
+                digest.update(chunk)
+        entries.append({"name": name, "size": path.stat().st_size, "sha256": digest.hexdigest()})
+    manifest = {
+        **manifest,
+        "protocol": PROTOCOL,
+        "files": entries,
+        "signature": SIGNATURE_ALGORITHM if sign_key else None,
+    }
+    manifest_bytes = _canonical(manifest)
+    total = (
+        len(MAGIC) + _HEADER.size + len(manifest_bytes)
+        + sum(entry["size"] for entry in entries) + _DIGEST + (_DIGEST if sign_key else 0)
+    )
+
+    def chunks() -> Iterator[bytes]:
+        digest = hashlib.sha256()
+        mac = hmac.new(sign_key, digestmod=hashlib.sha256) if sign_key else None
+        head = MAGIC + _HEADER.pack(PROTOCOL, len(manifest_bytes)) + manifest_bytes
+        for part in _file_chunks(head, directory, entries):
+            digest.update(part)
+            if mac is not None:
+                mac.update(part)
+            yield part
+        yield digest.digest()
+        if mac is not None:
+            yield mac.digest()
+
+    store.write_stream(key, chunks(), total)
+    return manifest
+
+
+@dataclass
+class OpenedBundle:
+    """A verified bundle: its manifest, its files (when extracted) and the signature check."""
+
+    manifest: dict[str, Any]
+    files: dict[str, Path]
+    signature_valid: bool
+
+
+def read_bundle(
+    store: ObjectStore, key: str, extract_to: Path | None, sign_key: bytes | None = None
+) -> OpenedBundle:
+    """Verify the bundle under ``key`` and extract its files into ``extract_to``.
+
+    With ``extract_to=None`` the payload is verified but not written anywhere (``inspect``).
+    Raises :class:`~alphazoo.BundleIntegrityError` on any corruption; a missing key raises
+    :class:`~alphazoo.ObjectNotFoundError`.
+    """
+    size = store.size(key)
+    with store.open(key) as handle:
+        magic = handle.read(len(MAGIC))
+        if magic != MAGIC:
+            raise BundleIntegrityError(f"{key!r} is not an alphazoo model bundle (bad magic bytes)")
+        header = _read_exact(handle, _HEADER.size, key)
+        protocol, _ = _HEADER.unpack(header)
+        reader = _READERS.get(protocol)
+        if reader is None:
+            raise BundleIntegrityError(
+                f"{key!r} uses bundle protocol {protocol}, which this alphazoo cannot read "
+                f"(it reads {sorted(_READERS)}); upgrade alphazoo"
+            )
+        return reader(handle, key, size, magic + header, extract_to, sign_key)
+
+
+def read_manifest(store: ObjectStore, key: str) -> dict[str, Any]:
+    """The manifest of the bundle under ``key``, after verifying the whole object."""
+    return read_bundle(store, key, None).manifest
+
+
+def _read_v1(
+    handle: IO[bytes], key: str, size: int, head: bytes, extract_to: Path | None,
+    sign_key: bytes | None,
+) -> OpenedBundle:
+    _, manifest_length = _HEADER.unpack(head[len(MAGIC):])
+    if manifest_length > size:
+        raise BundleIntegrityError(f"{key!r} is corrupt: manifest length exceeds the object")
+    manifest_bytes = _read_exact(handle, manifest_length, key)
+    try:
+        manifest = json.loads(manifest_bytes)
+        entries = manifest["files"]
+        signed = manifest.get("signature") == SIGNATURE_ALGORITHM
+        names = [entry["name"] for entry in entries]
+        sizes = [int(entry["size"]) for entry in entries]
+        hashes = [str(entry["sha256"]) for entry in entries]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise BundleIntegrityError(f"{key!r} is corrupt: unreadable manifest ({exc})") from None
+    if any(not _FILE_NAME.fullmatch(str(n)) for n in names) or len(set(names)) != len(names):
+        raise BundleIntegrityError(f"{key!r} is corrupt: bad payload file names {names}")
+    if any(s < 0 for s in sizes):
+        raise BundleIntegrityError(f"{key!r} is corrupt: negative payload size")
+    expected = len(head) + manifest_length + sum(sizes) + _DIGEST * (2 if signed else 1)
+    if expected != size:
+        raise BundleIntegrityError(
+            f"{key!r} is corrupt: {size} bytes stored, the manifest accounts for {expected} "
+            "(truncated or extended)"
+        )
+    digest = hashlib.sha256(head)
+    digest.update(manifest_bytes)
+    mac = hmac.new(sign_key, digestmod=hashlib.sha256) if (sign_key and signed) else None
+    if mac is not None:
+        mac.update(head)
+        mac.update(manifest_bytes)
+    files: dict[str, Path] = {}
+    for name, length, expected_hash in zip(names, sizes, hashes):
+        file_digest = hashlib.sha256()
+        sink = open(extract_to / name, "wb") if extract_to is not None else None
+        try:
+            remaining = length
+            while remaining:
+                chunk = _read_exact(handle, min(remaining, _CHUNK), key)
+                remaining -= len(chunk)
+                digest.update(chunk)
+                file_digest.update(chunk)
+                if mac is not None:
+                    mac.update(chunk)
+                if sink is not None:
+                    sink.write(chunk)
+        finally:
+            if sink is not None:
+                sink.close()
+        if not hmac.compare_digest(file_digest.hexdigest(), expected_hash):
+            raise BundleIntegrityError(f"{key!r} is corrupt: payload file {name!r} fails its SHA-256")
+        if extract_to is not None:
+            files[name] = extract_to / name
+    stored_digest = _read_exact(handle, _DIGEST, key)
+    if not hmac.compare_digest(stored_digest, digest.digest()):
+        raise BundleIntegrityError(f"{key!r} is corrupt: the bundle's SHA-256 does not match")
+    signature_valid = False
+    if signed:
+        stored_mac = _read_exact(handle, _DIGEST, key)
+        signature_valid = mac is not None and hmac.compare_digest(stored_mac, mac.digest())
+    if handle.read(1):
+        raise BundleIntegrityError(f"{key!r} is corrupt: bytes after the end of the bundle")
+    return OpenedBundle(manifest, files, signature_valid)
+
+
+_READERS: dict[int, Callable[..., OpenedBundle]] = {1: _read_v1}
+
+
+def _read_exact(handle: IO[bytes], length: int, key: str) -> bytes:
+    data = handle.read(length)
+    if len(data) != length:
+        raise BundleIntegrityError(f"{key!r} is corrupt: the object ends early (truncated)")
+    return data
+
+
+def _file_chunks(head: bytes, directory: Path, entries: list[dict[str, Any]]) -> Iterator[bytes]:
+    yield head
+    for entry in entries:
+        written = 0
+        with open(directory / entry["name"], "rb") as handle:
+            while chunk := handle.read(_CHUNK):
+                written += len(chunk)
+                yield chunk
+        if written != entry["size"]:
+            raise RuntimeError(f"payload file {entry['name']!r} changed while it was being saved")
+
+
+def _canonical(manifest: dict[str, Any]) -> bytes:
+    return json.dumps(manifest, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()

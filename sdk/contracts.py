@@ -1,0 +1,84 @@
+"""The values the host and the adapter plugins hand each other.
+
+Plugins receive and return these instead of long argument lists, so a field added later does
+not break a plugin written against an older alphazoo.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+__all__ = ["FormatSpec", "ModelSpec", "SaveRequest", "SavedPayload", "LoadRequest"]
+
+
+@dataclass(frozen=True)
+class FormatSpec:
+    """A serialization format an adapter can write and read.
+
+    ``safe`` is False for formats that run code when loaded (pickle): the host refuses to load
+    those unless the caller trusts the bundle or it carries a valid signature. The host decides
+    safety from this declaration, never from what a bundle says about itself.
+    """
+
+    name: str
+    adapter: str
+    safe: bool
+    description: str
+    default: bool = False
+    #: Distributions needed to *load* this format (an ONNX bundle needs only onnxruntime).
+    load_requires: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A zoo model: a name and a builder that returns an unfitted model."""
+
+    name: str
+    builder: Callable[..., Any]
+    library: str | None = None
+    description: str = ""
+    plugin: str = ""
+
+
+@dataclass
+class SaveRequest:
+    """What an adapter's ``alphazoo_save`` receives.
+
+    The adapter writes its payload files into ``directory`` and returns a
+    :class:`SavedPayload` naming them. ``format`` is None when the caller wants the adapter's
+    default. ``sample`` holds a few input rows (from the caller, from ``Zoo.train`` or made up
+    from the model's input width) for ONNX conversion and the parity check.
+    """
+
+    model: Any
+    format: str | None
+    directory: Path
+    sample: Any = None
+    parity_tolerance: float = 1e-4
+
+
+@dataclass
+class SavedPayload:
+    """What an adapter wrote: files in the request's directory and facts for the manifest."""
+
+    adapter: str
+    format: str
+    files: list[str]
+    model_class: str
+    libraries: dict[str, str] = field(default_factory=dict)
+    #: Adapter-specific facts the loader needs back (task, classes, parity figures...).
+    adapter_data: dict[str, Any] = field(default_factory=dict)
+    input_signature: dict[str, Any] | None = None
+
+
+@dataclass
+class LoadRequest:
+    """What an adapter's ``alphazoo_load`` receives, after integrity and trust checks."""
+
+    manifest: dict[str, Any]
+    files: dict[str, Path]
+    trusted: bool = False
+    #: True when the bundle carries an HMAC that the loader's key verified.
+    signature_valid: bool = False

@@ -1,0 +1,94 @@
+"""The exceptions alphazoo raises.
+
+Every error derives from :class:`AlphazooError`, so ``except alphazoo.AlphazooError`` catches
+anything the SDK raises on purpose. Where a builtin exception type already carries the meaning
+(a bad key is a ``ValueError``, a missing key a ``KeyError``) the alphazoo error derives from it
+too, so code written against LEAN-style stores keeps working.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AlphazooError",
+    "InvalidKeyError",
+    "ObjectNotFoundError",
+    "StorageLimitError",
+    "BundleIntegrityError",
+    "UntrustedModelError",
+    "UnsupportedModelError",
+    "UnsupportedFormatError",
+    "ModelNotFoundError",
+    "OnnxParityError",
+]
+
+
+class AlphazooError(Exception):
+    """Base class of every error alphazoo raises on purpose."""
+
+
+class InvalidKeyError(AlphazooError, ValueError):
+    """An object-store key breaks the key rules; the message names the key and the rule."""
+
+    def __init__(self, key: str, rule: str) -> None:
+        self.key = key
+        self.rule = rule
+        super().__init__(f"invalid object store key {key!r}: {rule}")
+
+
+class ObjectNotFoundError(AlphazooError, KeyError):
+    """No object is stored under the key."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        super().__init__(
+            f"no object with key {key!r} in the object store; "
+            "check with store.contains_key(key) before reading"
+        )
+
+    def __str__(self) -> str:  # KeyError would show the repr of the message
+        return str(self.args[0])
+
+
+class StorageLimitError(AlphazooError):
+    """A write would exceed the store's size or object-count limit; nothing was written."""
+
+    def __init__(self, key: str, limit: str, used: int, adding: int, maximum: int) -> None:
+        self.key = key
+        self.limit = limit
+        self.used = used
+        self.adding = adding
+        self.maximum = maximum
+        unit = " bytes" if limit == "max_size" else " objects"
+        over = used + adding - maximum
+        super().__init__(
+            f"cannot save {key!r}: the store's {limit} limit is {maximum:,}{unit}, "
+            f"{used:,}{unit} are in use and this save needs {adding:,} more "
+            f"({over:,}{unit} over); delete objects or raise {limit}"
+        )
+
+
+class BundleIntegrityError(AlphazooError):
+    """A stored model bundle is corrupt, truncated, extended or tampered with."""
+
+
+class UntrustedModelError(AlphazooError):
+    """A bundle whose format runs code on load (pickle) was not shown to be trusted."""
+
+
+class UnsupportedModelError(AlphazooError, TypeError):
+    """No installed adapter owns this model object."""
+
+
+class UnsupportedFormatError(AlphazooError, ValueError):
+    """The adapter that owns a model cannot write or read the requested format."""
+
+
+class ModelNotFoundError(AlphazooError, KeyError):
+    """No zoo model is registered under that name."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class OnnxParityError(AlphazooError):
+    """An ONNX export does not reproduce the native model's predictions; nothing was saved."""

@@ -1,0 +1,328 @@
+"""The plugin host: :class:`Zoo` builds, trains, saves, loads and serves models via plugins."""
+
+from __future__ import annotations
+
+import platform
+import tempfile
+import time
+import weakref
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Iterable
+
+import pluggy
+
+from . import hookspecs
+from .builtins import HostPlugin
+from .bundle import read_bundle, read_manifest, signing_key, write_bundle
+from .contracts import FormatSpec, LoadRequest, ModelSpec, SaveRequest
+from .discovery import PluginInfo, discover_plugins
+from .errors import UnsupportedModelError, UntrustedModelError
+from .registry import ModelTable
+from .store import ObjectStore
+
+__all__ = ["Zoo"]
+
+_SAMPLE_ROWS = 256
+
+
+class Zoo:
+    """The model zoo: one plugin host over one object store.
+
+    >>> zoo = Zoo("memory://zoo-doc")                         # doctest: +SKIP
+    >>> model = zoo.train(zoo.build("random_forest"), X, y)   # doctest: +SKIP
+    >>> zoo.save(model, "spy/rf", format="onnx")              # doctest: +SKIP
+    >>> zoo.load("spy/rf").predict(X[-1:])                    # doctest: +SKIP
+
+    Parameters
+    ----------
+    store:
+        An :class:`~alphazoo.ObjectStore`, or a folder/URL to open one on; default
+        ``$ALPHAZOO_STORE`` or ``./storage``.
+    plugins:
+        Extra plugin objects or modules to register (tests, notebooks).
+    discover:
+        Load the plugins of the ``alphazoo`` entry-point group (default True). With False
+        only ``plugins`` and the host's built-ins are present: an isolated host.
+
+    Plugins are discovered on first use, not in the constructor, and discovering them imports
+    no ML framework: adapters import their library when they handle a model.
+    """
+
+    def __init__(
+        self,
+        store: ObjectStore | str | Path | None = None,
+        *,
+        plugins: Iterable[Any] = (),
+        discover: bool = True,
+    ) -> None:
+        self._store_arg = store
+        self._store: ObjectStore | None = store if isinstance(store, ObjectStore) else None
+        self._extra_plugins = list(plugins)
+        self._discover = discover
+        self._pm: pluggy.PluginManager | None = None
+        self._plugin_rows: list[PluginInfo] = []
+        self._models: ModelTable | None = None
+        self._formats: list[FormatSpec] | None = None
+        # Facts about models this host built or trained, recorded into manifests on save.
+        self._notes: weakref.WeakKeyDictionary[Any, dict[str, Any]] = weakref.WeakKeyDictionary()
+
+    # -- plumbing ----------------------------------------------------------------------------
+    @property
+    def store(self) -> ObjectStore:
+        """The object store models are saved into."""
+        if self._store is None:
+            self._store = ObjectStore(self._store_arg)
+        return self._store
+
+    @property
+    def pm(self) -> pluggy.PluginManager:
+        """The pluggy plugin manager (created and populated on first use)."""
+        if self._pm is None:
+            pm = pluggy.PluginManager(hookspecs.PROJECT)
+            pm.add_hookspecs(hookspecs)
+            pm.register(HostPlugin(self), name="alphazoo.host")
+            rows = discover_plugins(pm) if self._discover else []
+            for index, plugin in enumerate(self._extra_plugins):
+                name = getattr(plugin, "__name__", None) or f"{type(plugin).__name__}-{index}"
+                pm.register(plugin, name=name)
+                rows.append(PluginInfo(name, "-", "-", name, "loaded"))
+            self._plugin_rows = rows
+            self._pm = pm
+        return self._pm
+
+    @property
+    def hook(self) -> Any:
+        """The hook relay, ``zoo.hook.alphazoo_save(request=...)``."""
+        return self.pm.hook
+
+    def plugins(self) -> list[PluginInfo]:
+        """Every plugin with its distribution, hooks, requirements and status."""
+        pm = self.pm
+        rows = [PluginInfo("alphazoo.host", "alphazoo", _version("alphazoo"), "alphazoo.builtins", "builtin")]
+        rows += self._plugin_rows
+        requirements: dict[str, list[str]] = {}
+        for impl in pm.hook.alphazoo_requirements.get_hookimpls():
+            requirements[impl.plugin_name] = list(impl.function() or [])
+        for row in rows:
+            plugin = pm.get_plugin(row.name)
+            if plugin is not None:
+                row.hooks = sorted(caller.name for caller in pm.get_hookcallers(plugin) or [])
+                row.requires = requirements.get(row.name, [])
+        return rows
+
+    def models(self) -> list[ModelSpec]:
+        """Every registered zoo model, sorted by name."""
+        return sorted(self._model_table().all().values(), key=lambda spec: spec.name)
+
+    def formats(self) -> list[FormatSpec]:
+        """Every format the loaded adapters write and read."""
+        if self._formats is None:
+            self._formats = [spec for specs in self.hook.alphazoo_formats() for spec in specs]
+        return self._formats
+
+    def format_spec(self, adapter: str | None, name: str | None) -> FormatSpec | None:
+        """The format ``name`` of ``adapter``, or None when no loaded plugin declares it."""
+        for spec in self.formats():
+            if spec.adapter == adapter and spec.name == name:
+                return spec
+        return None
+
+    def _model_table(self) -> ModelTable:
+        if self._models is None:
+            table = ModelTable()
+            for impl in self.pm.hook.alphazoo_register_models.get_hookimpls():
+                impl.function(register=table.register_callback(impl.plugin_name))
+            self._models = table
+        return self._models
+
+    # -- the model life cycle ----------------------------------------------------------------
+    def build(self, name: str, **params: Any) -> Any:
+        """An unfitted model from the zoo model ``name`` (see ``alphazoo models``)."""
+        spec = self._model_table().get(name)
+        model = self.hook.alphazoo_build(spec=spec, params=params)
+        self._note(model, zoo_model=name, params=_jsonable(params))
+        return model
+
+    def train(self, model: Any, X: Any, y: Any = None, **params: Any) -> Any:
+        """Fit ``model`` on ``X``/``y`` through its adapter; returns the fitted model.
+
+        The host records rows, duration, the data window (when ``X`` has a time index) and a
+        few input rows; ``save`` writes them into the manifest and uses the rows for the ONNX
+        parity check.
+        """
+        started = time.perf_counter()
+        fitted = self.hook.alphazoo_train(model=model, X=X, y=y, params=params)
+        if fitted is None:
+            raise UnsupportedModelError(_no_adapter(model, self))
+        seconds = time.perf_counter() - started
+        notes = dict(self._notes.get(model, {})) if _weakable(model) else {}
+        notes["training"] = {
+            "rows": _rows(X),
+            "seconds": round(seconds, 6),
+            "window": _window(X),
+            "finished": _now(),
+        }
+        notes["sample"] = _head(X, _SAMPLE_ROWS)
+        self._note(fitted, **notes)
+        return fitted
+
+    def predict(self, model: Any, X: Any) -> Any:
+        """Predictions of ``model`` on ``X`` through its adapter."""
+        result = self.hook.alphazoo_predict(model=model, X=X)
+        if result is None:
+            raise UnsupportedModelError(_no_adapter(model, self))
+        return result
+
+    def save(
+        self,
+        model: Any,
+        key: str,
+        format: str | None = None,
+        *,
+        sign_key: str | bytes | None = None,
+        metadata: dict[str, Any] | None = None,
+        sample: Any = None,
+        parity_tolerance: float = 1e-4,
+    ) -> dict[str, Any]:
+        """Save ``model`` as one bundle under ``key``; returns the manifest.
+
+        ``format`` defaults to the owning adapter's safe default. ``sign_key`` (or
+        ``$ALPHAZOO_SIGNING_KEY``) adds an HMAC-SHA256 that lets a holder of the key load
+        pickle bundles without ``trusted=True``. ``metadata`` (JSON values) is stored as is.
+        ``sample`` gives input rows for the ONNX export and its parity check; by default the
+        rows seen by :meth:`train` are used.
+        """
+        key_bytes = signing_key(sign_key)
+        notes = self._notes.get(model, {}) if _weakable(model) else {}
+        if sample is None:
+            sample = notes.get("sample")
+        with tempfile.TemporaryDirectory(prefix="alphazoo-save-") as tmp:
+            request = SaveRequest(model, format, Path(tmp), sample, parity_tolerance)
+            payload = self.hook.alphazoo_save(request=request)
+            if payload is None:
+                raise UnsupportedModelError(_no_adapter(model, self))
+            manifest = {
+                "key": key,
+                "name": notes.get("zoo_model") or type(model).__name__,
+                "params": notes.get("params"),
+                "adapter": payload.adapter,
+                "format": payload.format,
+                "model_class": payload.model_class,
+                "libraries": payload.libraries,
+                "python": platform.python_version(),
+                "alphazoo": _version("alphazoo"),
+                "input": payload.input_signature,
+                "training": notes.get("training"),
+                "metadata": _jsonable(metadata or {}),
+                "adapter_data": payload.adapter_data,
+                "created": _now(),
+            }
+            return write_bundle(self.store, key, manifest, Path(tmp), payload.files, key_bytes)
+
+    def load(self, key: str, *, trusted: bool = False, sign_key: str | bytes | None = None) -> Any:
+        """Load the model saved under ``key``.
+
+        The whole bundle is verified first (:class:`~alphazoo.BundleIntegrityError` on any
+        changed byte). Formats that run code (pickle) load only with ``trusted=True`` or when
+        the bundle's HMAC verifies with ``sign_key`` (or ``$ALPHAZOO_SIGNING_KEY``); otherwise
+        :class:`~alphazoo.UntrustedModelError`. Nothing is unpickled before both checks.
+        """
+        key_bytes = signing_key(sign_key)
+        with tempfile.TemporaryDirectory(prefix="alphazoo-load-") as tmp:
+            opened = read_bundle(self.store, key, Path(tmp), key_bytes)
+            manifest = opened.manifest
+            if manifest.get("signature") and key_bytes is not None and not opened.signature_valid:
+                raise UntrustedModelError(
+                    f"{key!r} is signed, but its HMAC does not verify with the given key: it was "
+                    "changed after signing or signed with another key"
+                )
+            request = LoadRequest(manifest, opened.files, trusted, opened.signature_valid)
+            model = self.hook.alphazoo_load(request=request)
+        self._note(model, zoo_model=manifest.get("name"), params=manifest.get("params"))
+        return model
+
+    def inspect(self, key: str) -> dict[str, Any]:
+        """The manifest of the bundle under ``key`` (the whole bundle is verified first)."""
+        return read_manifest(self.store, key)
+
+    # -- notes -------------------------------------------------------------------------------
+    def _note(self, model: Any, **facts: Any) -> None:
+        if _weakable(model):
+            self._notes.setdefault(model, {}).update(facts)
+
+
+def _weakable(model: Any) -> bool:
+    try:
+        weakref.ref(model)
+        hash(model)
+    except TypeError:
+        return False
+    return True
+
+
+def _no_adapter(model: Any, zoo: Zoo) -> str:
+    kind = f"{type(model).__module__}.{type(model).__qualname__}"
+    adapters = sorted({spec.adapter for spec in zoo.formats()})
+    formats = ", ".join(f"{s.adapter}:{s.name}" for s in zoo.formats())
+    return (
+        f"no loaded adapter handles {kind} objects (adapters: {', '.join(adapters) or 'none'}; "
+        f"formats: {formats or 'none'}); install the adapter for its library or register a plugin"
+    )
+
+
+def _version(distribution: str) -> str:
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _rows(X: Any) -> int | None:
+    shape = getattr(X, "shape", None)
+    if shape:
+        return int(shape[0])
+    try:
+        return len(X)
+    except TypeError:
+        return None
+
+
+def _window(X: Any) -> dict[str, str] | None:
+    index = getattr(X, "index", None)
+    if index is None or not len(index):
+        return None
+    try:
+        return {"start": str(index.min()), "end": str(index.max())}
+    except (TypeError, ValueError):
+        return None
+
+
+def _head(X: Any, rows: int) -> Any:
+    try:
+        import numpy as np
+
+        array = np.asarray(X[:rows] if not hasattr(X, "iloc") else X.iloc[:rows])
+        return array if array.dtype.kind in "fiub" else None
+    except Exception:  # a sample is a nicety; odd inputs simply have none
+        return None
+
+
+def _jsonable(value: Any) -> Any:
+    """``value`` reduced to JSON types (numpy scalars and tuples included)."""
+    import json
+
+    return json.loads(json.dumps(value, default=_json_default))
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, (set, frozenset)):
+        return sorted(value)
+    return repr(value)
