@@ -294,8 +294,9 @@ def _rows(X: Any) -> int | None:
 
 
 def _window(X: Any) -> dict[str, str] | None:
+    # A pandas object's time index; list.index is a method, hence the callable check.
     index = getattr(X, "index", None)
-    if index is None or not len(index):
+    if index is None or callable(index) or not len(index):
         return None
     try:
         return {"start": str(index.min()), "end": str(index.max())}

@@ -1,0 +1,1 @@
+"""Example third-party alphazoo plugin (test fixture)."""

@@ -1,0 +1,112 @@
+"""The ``alphazoo`` command line as a user runs it: the console script in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import alphazoo
+
+SCRIPT = shutil.which("alphazoo")
+
+
+def cli(*args: str, cwd: Path | None = None, **env: str) -> subprocess.CompletedProcess[str]:
+    # The installed console script when there is one (as a user runs it), else the module.
+    command = [SCRIPT] if SCRIPT else [sys.executable, "-m", "alphazoo.cli"]
+    return subprocess.run([*command, *args], capture_output=True, text=True, cwd=cwd,
+                          env={**os.environ, **env}, timeout=300)
+
+
+def test_help_lists_every_command() -> None:
+    result = cli("--help")
+    assert result.returncode == 0
+    for command in ("plugins", "models", "formats", "store", "inspect", "demo"):
+        assert command in result.stdout
+
+
+def test_no_command_and_bad_usage_exit_2() -> None:
+    assert cli().returncode == 2
+    bad = cli("store", "frobnicate")
+    assert bad.returncode == 2 and "invalid choice" in bad.stderr
+    assert cli("plugins", "--nope").returncode == 2
+
+
+def test_version() -> None:
+    result = cli("--version")
+    assert result.returncode == 0 and result.stdout.strip() == f"alphazoo {alphazoo.__version__}"
+
+
+def test_formats_json_marks_pickle_unsafe() -> None:
+    rows = json.loads(cli("formats", "--json").stdout)
+    by_name = {(r["adapter"], r["name"]): r for r in rows}
+    assert by_name[("sklearn", "pickle")]["safe"] is False
+    assert by_name[("sklearn", "skops")]["safe"] is True and by_name[("sklearn", "skops")]["default"]
+    assert by_name[("sklearn", "onnx")]["load_requires"] == ["onnxruntime"]
+
+
+def test_store_commands(tmp_path: Path) -> None:
+    store = alphazoo.ObjectStore(tmp_path, max_files=10)
+    store.save("notes/a.txt", "alpha")
+    store.save_bytes("blobs/b", b"\x00\x01\x02")
+    listed = json.loads(cli("store", "ls", "--store", str(tmp_path), "--json").stdout)
+    assert listed == [{"key": "blobs/b", "bytes": 3}, {"key": "notes/a.txt", "bytes": 5}]
+    prefixed = json.loads(cli("store", "ls", "notes/", "--store", str(tmp_path), "--json").stdout)
+    assert [row["key"] for row in prefixed] == ["notes/a.txt"]
+    assert cli("store", "cat", "notes/a.txt", "--store", str(tmp_path)).stdout == "alpha"
+    info = json.loads(cli("store", "info", "--store", str(tmp_path), "--json").stdout)
+    assert (info["objects"], info["bytes"]) == (2, 8)
+    removed = cli("store", "rm", "blobs/b", "--store", str(tmp_path))
+    assert removed.returncode == 0 and store.keys() == ["notes/a.txt"]
+    missing = cli("store", "rm", "blobs/b", "--store", str(tmp_path))
+    assert missing.returncode == 1 and "no object 'blobs/b'" in missing.stderr
+
+
+def test_store_uses_environment_variable(tmp_path: Path) -> None:
+    alphazoo.ObjectStore(tmp_path).save("k", "v")
+    listed = json.loads(cli("store", "ls", "--json", ALPHAZOO_STORE=str(tmp_path)).stdout)
+    assert listed == [{"key": "k", "bytes": 1}]
+
+
+def test_errors_exit_1_with_a_message(tmp_path: Path) -> None:
+    missing = cli("store", "cat", "nope", "--store", str(tmp_path))
+    assert missing.returncode == 1 and "contains_key" in missing.stderr
+    bad_key = cli("store", "cat", "../etc/passwd", "--store", str(tmp_path))
+    assert bad_key.returncode == 1 and "'..'" in bad_key.stderr
+    alphazoo.ObjectStore(tmp_path).save("plain", "not a bundle")
+    corrupt = cli("inspect", "plain", "--store", str(tmp_path))
+    assert corrupt.returncode == 1 and "not an alphazoo model bundle" in corrupt.stderr
+
+
+def test_demo_round_trips_every_format(tmp_path: Path) -> None:
+    result = cli("demo", "--store", str(tmp_path / "store"), "--json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["all_agree"] is True
+    assert [row["format"] for row in report["rows"]] == ["skops", "pickle", "onnx"]
+    for row in report["rows"]:
+        assert row["agree"] == row["rows"] == report["test_rows"] > 1000
+        assert row["max_proba_diff"] <= 1e-4
+    assert report["rows"][1]["how_trusted"] == "HMAC signature"
+    assert report["rows"][2]["loaded_as"] == "OnnxPredictor"
+    assert "training random_forest" in result.stderr  # progress goes to stderr with --json
+    store = alphazoo.ObjectStore(tmp_path / "store")
+    assert store.keys() == ["demo/random_forest-onnx", "demo/random_forest-pickle",
+                            "demo/random_forest-skops"]
+    manifest = json.loads(cli("inspect", "demo/random_forest-onnx", "--store",
+                              str(tmp_path / "store")).stdout)
+    assert manifest["format"] == "onnx" and manifest["training"]["rows"] == report["train_rows"]
+
+
+def test_demo_table_for_people(tmp_path: Path) -> None:
+    result = cli("demo", "--store", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert "Every format reloads to the same predictions" in result.stdout
+    agreements = re.findall(r"([\d,]+)/([\d,]+)", result.stdout)
+    assert len(agreements) == 3 and all(same == total for same, total in agreements)

@@ -1,0 +1,239 @@
+"""The plugin host: discovery through real entry points, blocking, broken plugins, the
+register hook and decorator, isolated hosts, and the promise that nothing heavy is imported."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import pytest
+
+import alphazoo
+from alphazoo import FormatSpec, ModelNotFoundError, SavedPayload, UnsupportedModelError, Zoo
+
+HEAVY = ("torch", "tensorflow", "keras", "sklearn", "xgboost", "hmmlearn", "onnxruntime", "skops")
+EXAMPLE_DIST = Path(__file__).parent / "plugins" / "alphazoo-example"
+
+
+@pytest.fixture(scope="module")
+def example_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The example plugin distribution, built and installed with pip into its own folder."""
+    source = tmp_path_factory.mktemp("example-src") / "alphazoo-example"
+    shutil.copytree(EXAMPLE_DIST, source)  # building in place would litter the repository
+    site = tmp_path_factory.mktemp("example-site")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+         "--target", str(site), str(source)],
+        check=True, capture_output=True, text=True,
+    )
+    assert list(site.glob("alphazoo_example-0.3.1.dist-info")), "pip did not install the dist"
+    return site
+
+
+def run_alphazoo(args: list[str], site: Path | None = None, **env: str) -> subprocess.CompletedProcess[str]:
+    environment = {**os.environ, **env}
+    if site is not None:
+        environment["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), environment.get("PYTHONPATH")]))
+    return subprocess.run(
+        [sys.executable, "-c", "import sys; from alphazoo.cli import main; sys.exit(main())", *args],
+        capture_output=True, text=True, env=environment, timeout=120,
+    )
+
+
+def run_python(code: str, site: Path | None = None, **env: str) -> subprocess.CompletedProcess[str]:
+    environment = {**os.environ, **env}
+    if site is not None:
+        environment["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), environment.get("PYTHONPATH")]))
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=environment, timeout=120)
+
+
+# -- discovery through entry points --------------------------------------------------------------
+def test_installed_plugin_is_discovered_and_broken_one_is_reported(example_site: Path) -> None:
+    result = run_alphazoo(["plugins", "--json"], example_site)
+    assert result.returncode == 0, result.stderr
+    rows = {row["name"]: row for row in json.loads(result.stdout)}
+    example = rows["example"]
+    assert example["status"] == "loaded"
+    assert (example["distribution"], example["version"]) == ("alphazoo-example", "0.3.1")
+    assert "alphazoo_save" in example["hooks"] and "alphazoo_register_models" in example["hooks"]
+    assert example["requires"][0]["name"] == "alphazoo" and example["requires"][0]["ok"] is True
+    broken = rows["broken"]
+    assert broken["status"] == "failed"
+    assert "alphazoo_example_missing_dependency" in broken["error"]
+    assert "PluginLoadWarning" in result.stderr and "'broken'" in result.stderr
+    assert rows["sklearn"]["status"] == "loaded"  # one broken plugin does not stop the others
+
+
+def test_third_party_adapter_round_trip(example_site: Path, tmp_path: Path) -> None:
+    code = f"""
+import warnings; warnings.simplefilter("ignore")
+from alphazoo import Zoo
+zoo = Zoo({str(tmp_path)!r})
+model = zoo.train(zoo.build("example_mean", scale=2.0), [[1], [2], [3]], [1.0, 2.0, 6.0])
+manifest = zoo.save(model, "third/party")
+loaded = Zoo({str(tmp_path)!r}).load("third/party")
+print(manifest["adapter"], manifest["format"], manifest["name"], loaded.predict([[0], [0]]))
+"""
+    result = run_python(code, example_site)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["example", "mean-json", "example_mean", "[6.0,", "6.0]"]
+
+
+def test_models_command_lists_plugin_models(example_site: Path) -> None:
+    result = run_alphazoo(["models", "--json"], example_site)
+    assert result.returncode == 0, result.stderr
+    models = {row["name"]: row for row in json.loads(result.stdout)}
+    assert models["example_mean"]["plugin"] == "example"
+    assert {"random_forest", "svm", "gradient_boosting", "logistic_regression"} <= set(models)
+
+
+def test_disabled_plugins_are_blocked(example_site: Path) -> None:
+    result = run_alphazoo(["plugins", "--json"], example_site,
+                          ALPHAZOO_DISABLE_PLUGINS="example, sklearn")
+    assert result.returncode == 0, result.stderr
+    rows = {row["name"]: row for row in json.loads(result.stdout)}
+    assert rows["example"]["status"] == "blocked" and rows["example"]["hooks"] == []
+    assert rows["sklearn"]["status"] == "blocked"
+    models = run_alphazoo(["models", "--json"], example_site, ALPHAZOO_DISABLE_PLUGINS="example,sklearn")
+    assert json.loads(models.stdout) == []
+
+
+def test_discovery_imports_no_ml_framework() -> None:
+    code = (
+        "import sys, json, alphazoo\n"
+        "zoo = alphazoo.Zoo()\n"
+        "zoo.plugins(); zoo.models(); zoo.formats()\n"
+        f"print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))\n"
+    )
+    result = run_python(code)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == []
+
+
+def test_plugins_command_imports_no_ml_framework() -> None:
+    code = (
+        "import sys, json, contextlib, io\n"
+        "from alphazoo.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()): main(['plugins'])\n"
+        f"print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))\n"
+    )
+    result = run_python(code)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == []
+
+
+# -- in-process hosts ----------------------------------------------------------------------------
+class Doubler:
+    """A user model with scikit-learn style fit/predict and no adapter."""
+
+    def fit(self, X, y):
+        self.factor_ = 2.0
+        return self
+
+    def predict(self, X):
+        return [x[0] * self.factor_ for x in X]
+
+
+class DoublerPlugin:
+    """An in-process plugin object (what a test or a notebook would register)."""
+
+    @alphazoo.hookimpl
+    def alphazoo_register_models(self, register):
+        register("doubler", Doubler, library="tests")
+
+    @alphazoo.hookimpl
+    def alphazoo_formats(self):
+        return [FormatSpec("doubler-json", "doubler", True, "nothing to store", True)]
+
+    @alphazoo.hookimpl
+    def alphazoo_save(self, request):
+        if not isinstance(request.model, Doubler):
+            return None
+        (request.directory / "state.json").write_text(json.dumps({"factor": request.model.factor_}))
+        return SavedPayload("doubler", "doubler-json", ["state.json"], "tests.Doubler")
+
+    @alphazoo.hookimpl
+    def alphazoo_load(self, request):
+        if request.manifest["adapter"] != "doubler":
+            return None
+        model = Doubler()
+        model.factor_ = json.loads(request.files["state.json"].read_text())["factor"]
+        return model
+
+
+def test_isolated_host_has_only_given_plugins(tmp_path: Path) -> None:
+    zoo = Zoo(alphazoo.ObjectStore(tmp_path), plugins=[DoublerPlugin()], discover=False)
+    assert [spec.name for spec in zoo.models()] == ["doubler"]
+    assert [row.status for row in zoo.plugins()] == ["builtin", "loaded"]
+    model = zoo.train(zoo.build("doubler"), [[1.0], [2.0]], [0, 0])
+    manifest = zoo.save(model, "user/doubler")
+    assert manifest["name"] == "doubler" and manifest["training"]["rows"] == 2
+    assert zoo.load("user/doubler").predict([[3.0]]) == [6.0]
+    assert zoo.predict(model, [[4.0]]) == [8.0]
+
+
+def test_model_without_adapter_trains_but_cannot_be_saved(tmp_path: Path) -> None:
+    zoo = Zoo(alphazoo.ObjectStore(tmp_path), discover=False)
+    model = zoo.train(Doubler(), [[1.0]], [1.0])  # the host's fallback calls fit()
+    assert zoo.predict(model, [[2.0]]) == [4.0]
+    with pytest.raises(UnsupportedModelError, match="no loaded adapter handles .*Doubler"):
+        zoo.save(model, "user/nope")
+    assert not zoo.store.contains_key("user/nope")
+
+
+def test_register_model_decorator_is_seen_by_existing_hosts() -> None:
+    zoo = Zoo(discover=False)
+    assert zoo.models() == []
+
+    @alphazoo.register_model("tmp_linear", library="tests")
+    def tmp_linear(slope: float = 1.0):
+        """A decorated builder."""
+        return ("linear", slope)
+
+    try:
+        spec = {s.name: s for s in zoo.models()}["tmp_linear"]
+        assert spec.description == "A decorated builder." and spec.plugin == "@register_model"
+        assert zoo.build("tmp_linear", slope=3.0) == ("linear", 3.0)
+    finally:
+        assert alphazoo.unregister_model("tmp_linear")
+    with pytest.raises(ModelNotFoundError, match="no zoo model named 'tmp_linear'"):
+        zoo.build("tmp_linear")
+
+
+def test_register_rejects_bad_names() -> None:
+    with pytest.raises(ValueError, match="identifier"):
+        alphazoo.register_model("not a name")(lambda: None)
+
+
+def test_duplicate_model_from_second_plugin_warns_and_keeps_first() -> None:
+    class Again(DoublerPlugin):
+        pass
+
+    zoo = Zoo(plugins=[DoublerPlugin(), Again()], discover=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        names = [spec.name for spec in zoo.models()]
+    assert names == ["doubler"]
+    assert any("already registered" in str(w.message) for w in caught)
+
+
+def test_unknown_model_error_lists_known_models() -> None:
+    zoo = Zoo(plugins=[DoublerPlugin()], discover=False)
+    with pytest.raises(ModelNotFoundError) as info:
+        zoo.build("random_forrest")
+    assert "doubler" in str(info.value)
+    assert isinstance(info.value, KeyError) and isinstance(info.value, alphazoo.AlphazooError)
+
+
+def test_bundle_from_unavailable_adapter_names_what_is_missing(tmp_path: Path) -> None:
+    writer = Zoo(alphazoo.ObjectStore(tmp_path), plugins=[DoublerPlugin()], discover=False)
+    writer.save(writer.train(Doubler(), [[1.0]], [1.0]), "m")
+    reader = Zoo(alphazoo.ObjectStore(tmp_path), discover=False)
+    with pytest.raises(alphazoo.UnsupportedFormatError, match="adapter 'doubler'"):
+        reader.load("m")

@@ -1,0 +1,37 @@
+"""The README is the front door: its example runs and its commands are the ones CI uses."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text()
+
+
+def _blocks(language: str) -> list[str]:
+    return re.findall(rf"```{language}\n(.*?)```", README, flags=re.S)
+
+
+def test_python_api_example_runs(tmp_path: Path) -> None:
+    example = next(block for block in _blocks("python") if "from alphazoo import Zoo" in block)
+    result = subprocess.run([sys.executable, "-c", example], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=300, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    assert result.returncode == 0, result.stderr
+    assert "aapl/config" in result.stdout and "'rows': " in result.stdout
+    assert (tmp_path / "storage" / "aapl" / "rf-onnx").is_file()
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    test_command = next(line for block in _blocks("bash") for line in block.splitlines()
+                        if "pytest" in line)
+    assert test_command in (ROOT / ".ci" / "run").read_text()
+
+
+def test_demo_command_is_documented() -> None:
+    demo = next(line for block in _blocks("bash") for line in block.splitlines()
+                if "alphazoo demo" in line)
+    assert demo.startswith("python -m pip install -e ")
