@@ -7,14 +7,15 @@ Protocol 1 layout (all integers big-endian)::
      8 bytes  manifest length M
      M bytes  manifest, canonical JSON (UTF-8, sorted keys)
               payload files, concatenated in the manifest's "files" order
-    32 bytes  SHA-256 of every byte above
-   [32 bytes  HMAC-SHA256 of the same bytes, when manifest["signature"] == "hmac-sha256"]
+   [32 bytes  HMAC-SHA256 of every byte above, when manifest["signature"] == "hmac-sha256"]
+    32 bytes  SHA-256 of every byte above (the MAC included)
 
-The manifest lists every file's name, size and SHA-256, so any changed, missing or extra byte,
-the manifest's included, is found before a payload is handed to an adapter. The MAC sits in the
-trailer rather than in the manifest because it signs the manifest. Readers for every protocol
-number ever written are kept in ``_READERS`` (the skops approach): a bundle written today stays
-readable by later alphazoo versions.
+The manifest lists every file's name, size and SHA-256, and the closing SHA-256 covers every
+other byte of the object, so any changed, missing or extra byte, the manifest's and the MAC's
+included, is found before a payload is handed to an adapter, with or without a key. The MAC
+sits in the trailer rather than in the manifest because it signs the manifest. Readers for
+every protocol number ever written are kept in ``_READERS`` (the skops approach): a bundle
+written today stays readable by later alphazoo versions.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ _HEADER = struct.Struct(">HQ")
 _DIGEST = 32
 _CHUNK = 1024 * 1024
 _FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 SIGNATURE_ALGORITHM = "hmac-sha256"
 
 
@@ -100,9 +102,11 @@ def write_bundle(
             if mac is not None:
                 mac.update(part)
             yield part
-        yield digest.digest()
         if mac is not None:
-            yield mac.digest()
+            signature = mac.digest()
+            digest.update(signature)
+            yield signature
+        yield digest.digest()
 
     store.write_stream(key, chunks(), total)
     return manifest
@@ -162,10 +166,15 @@ def _read_v1(
         names = [entry["name"] for entry in entries]
         sizes = [int(entry["size"]) for entry in entries]
         hashes = [str(entry["sha256"]) for entry in entries]
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, OverflowError, RecursionError) as exc:
         raise BundleIntegrityError(f"{key!r} is corrupt: unreadable manifest ({exc})") from None
-    if any(not _FILE_NAME.fullmatch(str(n)) for n in names) or len(set(names)) != len(names):
+    if (
+        any(not isinstance(n, str) or not _FILE_NAME.fullmatch(n) for n in names)
+        or len(set(names)) != len(names)
+    ):
         raise BundleIntegrityError(f"{key!r} is corrupt: bad payload file names {names}")
+    if any(not _SHA256_HEX.fullmatch(h) for h in hashes):
+        raise BundleIntegrityError(f"{key!r} is corrupt: bad payload SHA-256 values")
     if any(s < 0 for s in sizes):
         raise BundleIntegrityError(f"{key!r} is corrupt: negative payload size")
     expected = len(head) + manifest_length + sum(sizes) + _DIGEST * (2 if signed else 1)
@@ -202,13 +211,15 @@ def _read_v1(
             raise BundleIntegrityError(f"{key!r} is corrupt: payload file {name!r} fails its SHA-256")
         if extract_to is not None:
             files[name] = extract_to / name
+    stored_mac = _read_exact(handle, _DIGEST, key) if signed else None
+    if stored_mac is not None:
+        digest.update(stored_mac)
     stored_digest = _read_exact(handle, _DIGEST, key)
     if not hmac.compare_digest(stored_digest, digest.digest()):
         raise BundleIntegrityError(f"{key!r} is corrupt: the bundle's SHA-256 does not match")
-    signature_valid = False
-    if signed:
-        stored_mac = _read_exact(handle, _DIGEST, key)
-        signature_valid = mac is not None and hmac.compare_digest(stored_mac, mac.digest())
+    signature_valid = (
+        stored_mac is not None and mac is not None and hmac.compare_digest(stored_mac, mac.digest())
+    )
     if handle.read(1):
         raise BundleIntegrityError(f"{key!r} is corrupt: bytes after the end of the bundle")
     return OpenedBundle(manifest, files, signature_valid)
