@@ -70,10 +70,18 @@ class OnnxPredictor:
         result = self.session.run(self._label, self._input(X))[0]
         return result.ravel() if result.ndim == 2 and result.shape[1] == 1 else result
 
-    def predict_proba(self, X: Any) -> np.ndarray:
-        """Class probabilities, one column per class in ``classes_`` order."""
+    @property
+    def predict_proba(self) -> Callable[[Any], np.ndarray]:
+        """Class probabilities, one column per class in ``classes_`` order.
+
+        Present only when the export has a probability output, so ``hasattr(model,
+        "predict_proba")`` answers as it would for the native model.
+        """
         if self._proba is None:
             raise AttributeError("this ONNX model has no probability output")
+        return self._predict_proba
+
+    def _predict_proba(self, X: Any) -> np.ndarray:
         return self.session.run(self._proba, self._input(X))[0]
 
     def run(self, X: Any) -> dict[str, np.ndarray]:
@@ -117,7 +125,7 @@ def check_parity(
     ties = np.zeros(len(native), dtype=bool)
     if native_proba is not None and predictor._proba is not None:
         native_p = np.asarray(native_proba(X), dtype=np.float64)
-        exported_p = predictor.predict_proba(X)
+        exported_p = predictor._predict_proba(X)
         diff = float(np.abs(native_p - exported_p).max(initial=0.0))
         report["max_abs_diff"] = diff
         if diff > tolerance:

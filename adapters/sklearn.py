@@ -27,7 +27,7 @@ from importlib import metadata
 from typing import Any
 
 from alphazoo.contracts import FormatSpec, LoadRequest, SavedPayload, SaveRequest
-from alphazoo.errors import UnsupportedFormatError, UntrustedModelError
+from alphazoo.errors import BundleIntegrityError, UnsupportedFormatError, UntrustedModelError
 from alphazoo.hookspecs import hookimpl
 
 ADAPTER = "sklearn"
@@ -122,7 +122,9 @@ def alphazoo_load(request: LoadRequest) -> Any:
     if manifest.get("adapter") != ADAPTER:
         return None
     fmt = manifest["format"]
-    path = request.files[_FILES[fmt]]
+    path = request.files.get(_FILES.get(fmt, ""))
+    if path is None:  # only a hand-made manifest gets here: the host checked the format
+        raise BundleIntegrityError(f"the bundle has no {_FILES.get(fmt, fmt)!r} payload for format {fmt!r}")
     if fmt == "skops":
         import skops.io
 
@@ -247,7 +249,15 @@ def _save_onnx(model: Any, request: SaveRequest, path: Any) -> dict[str, Any]:
         classes = None
     predictor = OnnxPredictor(str(path), task=_task(model), outputs=outputs, classes=classes)
     proba = getattr(model, "predict_proba", None) if hasattr(model, "predict_proba") else None
-    parity = check_parity(model.predict, proba, predictor, sample, request.parity_tolerance)
+    names = getattr(model, "feature_names_in_", None)
+    if names is not None and "pandas" in sys.modules:
+        # Fitted on a DataFrame: give the native side named columns too, as in production.
+        frame = sys.modules["pandas"].DataFrame
+        native_predict = lambda X: model.predict(frame(X, columns=names))  # noqa: E731
+        native_proba = proba and (lambda X: proba(frame(X, columns=names)))
+    else:
+        native_predict, native_proba = model.predict, proba
+    parity = check_parity(native_predict, native_proba, predictor, sample, request.parity_tolerance)
     parity["sample"] = source
     return {"outputs": outputs, "classes": classes, "parity": parity,
             "opset": {d.domain or "ai.onnx": d.version for d in onx.opset_import}}

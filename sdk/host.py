@@ -19,6 +19,7 @@ from .bundle import read_bundle, read_manifest, signing_key, write_bundle
 from .contracts import FormatSpec, LoadRequest, ModelSpec, SaveRequest
 from .discovery import PluginInfo, discover_plugins
 from .errors import UnsupportedModelError, UntrustedModelError
+from .keys import normalize_key
 from .registry import ModelTable
 from .store import ObjectStore
 
@@ -194,6 +195,7 @@ class Zoo:
         ``sample`` gives input rows for the ONNX export and its parity check; by default the
         rows seen by :meth:`train` are used.
         """
+        key = normalize_key(key)  # refuse a bad key before the adapter does any work
         key_bytes = signing_key(sign_key)
         notes = self._notes.get(model, {}) if _weakable(model) else {}
         if sample is None:
