@@ -33,6 +33,19 @@ from alphazoo.hookspecs import hookimpl
 ADAPTER = "sklearn"
 FORMATS = ("skops", "pickle", "onnx")
 _FILES = {"skops": "model.skops", "pickle": "model.pkl", "onnx": "model.onnx"}
+#: scikit-learn's own state holders that skops leaves untrusted only because it has not vetted
+#: them (trees, neighbour indexes, optimizer state): they hold arrays, not code references.
+#: An exact list, not the "sklearn." prefix: skops calls a listed name on load, and functions
+#: in scikit-learn's namespace (its test helpers run scripts) must stay untrusted.
+SKLEARN_STATE_TYPES = frozenset({
+    "sklearn.tree._tree.Tree",
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    "sklearn.neighbors._kd_tree.KDTree",
+    "sklearn.neighbors._ball_tree.BallTree",
+    "sklearn.metrics._dist_metrics.EuclideanDistance64",
+    "sklearn.neural_network._stochastic_optimizers.AdamOptimizer",
+    "sklearn.neural_network._stochastic_optimizers.SGDOptimizer",
+})
 
 
 def owns(model: Any) -> bool:
@@ -129,11 +142,7 @@ def alphazoo_load(request: LoadRequest) -> Any:
         import skops.io
 
         unknown = skops.io.get_untrusted_types(file=path)
-        # skops leaves scikit-learn's own Cython state holders (tree._tree.Tree,
-        # TreePredictor) untrusted only because it has not vetted them; they hold arrays, not
-        # code references, so alphazoo accepts types from the sklearn namespace. Functions
-        # such as builtins.eval stay untrusted.
-        foreign = [name for name in unknown if not name.startswith("sklearn.")]
+        foreign = [name for name in unknown if name not in SKLEARN_STATE_TYPES]
         if foreign and not (request.trusted or request.signature_valid):
             raise UntrustedModelError(
                 f"this skops bundle holds types that are not trusted by default: {foreign}. "

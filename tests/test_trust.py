@@ -352,3 +352,47 @@ def test_skops_pipeline_holding_builtins_eval_needs_trust(zoo):
     with pytest.raises(alphazoo.UntrustedModelError, match="builtins.eval"):
         zoo.load("eval")
     assert zoo.load("eval", trusted=True).steps[0][1].func is builtins.eval
+
+
+def _skops_calling(function: str, argument: str, tmp_path: Path) -> Path:
+    """A skops file whose loader calls ``function(argument)``: skops' constructor-from-reduce
+    node, reached by editing the schema of an honest ZoneInfo dump."""
+    import zipfile
+    import zoneinfo
+
+    import skops.io
+
+    honest = tmp_path / "honest.skops"
+    skops.io.dump(zoneinfo.ZoneInfo("UTC"), honest)
+    with zipfile.ZipFile(honest) as archive:
+        schema = json.loads(archive.read("schema.json"))
+        others = {name: archive.read(name) for name in archive.namelist() if name != "schema.json"}
+    assert schema["__loader__"] == "ConstructorFromReduceNode"
+    module, _, name = function.rpartition(".")
+    schema["__module__"], schema["__class__"] = module, name
+    text = json.dumps(schema).replace('"UTC"', json.dumps(argument))
+    crafted = tmp_path / "crafted.skops"
+    with zipfile.ZipFile(crafted, "w") as archive:
+        archive.writestr("schema.json", text)
+        for other, data in others.items():
+            archive.writestr(other, data)
+    return crafted
+
+
+def test_skops_payload_calling_a_sklearn_function_is_refused(zoo, store, marker, tmp_path):
+    # scikit-learn's namespace holds functions that run code (a test helper runs a script);
+    # only an exact list of its state-holding classes is trusted, never the "sklearn." prefix.
+    function = "sklearn.utils._testing.assert_run_python_script_without_output"
+    script = f"open({str(marker)!r}, 'w').close()"
+    crafted = _skops_calling(function, script, tmp_path)
+    import skops.io
+
+    assert function in skops.io.get_untrusted_types(file=crafted)
+    folder = tmp_path / "evil-skops"
+    folder.mkdir()
+    (folder / "model.skops").write_bytes(crafted.read_bytes())
+    write_bundle(store, "evil/skops", {**sklearn_pickle_manifest(), "format": "skops"}, folder,
+                 ["model.skops"])
+    with pytest.raises(alphazoo.UntrustedModelError, match="assert_run_python_script"):
+        zoo.load("evil/skops")
+    assert not marker.exists()
