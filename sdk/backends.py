@@ -125,6 +125,13 @@ class LocalBackend:
 
     def write(self, key: str, chunks: Iterable[bytes]) -> None:
         target = self._path(key)
+        # Folders this write creates, deepest first: a failed write removes them again, or an
+        # empty folder left at "a" would make a later save("a") look like a key conflict.
+        created = []
+        folder = target.parent
+        while folder != self.root and not folder.exists():
+            created.append(folder)
+            folder = folder.parent
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.parent / f".{target.name}.{uuid.uuid4().hex}.tmp"
         try:
@@ -137,6 +144,11 @@ class LocalBackend:
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
+            for folder in created:
+                try:
+                    folder.rmdir()
+                except OSError:  # not empty (someone else uses it) or already gone
+                    break
             raise
         _fsync_dir(target.parent)
 
@@ -146,6 +158,10 @@ class LocalBackend:
             path.unlink()
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             return False
+        except PermissionError:  # macOS reports unlink() of a folder this way
+            if path.is_dir():
+                return False
+            raise
         # Tidy empty parent folders so `keys()` and the folder view stay in step.
         parent = path.parent
         while parent != self.root:

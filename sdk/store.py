@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import warnings
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -240,10 +241,12 @@ class ObjectStore:
         the store is next used after the file changed, or on :meth:`sync`.
         """
         key = normalize_key(key)
+        # Checked for every backend: a remote copy under a conflicting key could never be
+        # uploaded and would make every later use of the store raise.
+        with self._backend.lock():
+            self._check_conflicts(key)
         local = self._backend.local_path(key)
         if local is not None:
-            with self._backend.lock():
-                self._check_conflicts(key)
             local.parent.mkdir(parents=True, exist_ok=True)
             return str(local)
         if key in self._staged:
@@ -258,12 +261,20 @@ class ObjectStore:
                 while chunk := src.read(_CHUNK):
                     dst.write(chunk)
             synced = _signature(path)
+        elif path.is_file():
+            # A copy left from before the object was deleted (or the store cleared) must not
+            # be uploaded again as if the caller had written it.
+            path.unlink()
         self._staged[key] = (path, synced)
         return str(path)
 
     def sync(self) -> None:
-        """Upload local copies from :meth:`get_file_path` that changed (remote stores)."""
-        self._sync_staged()
+        """Upload local copies from :meth:`get_file_path` that changed (remote stores).
+
+        Raises :class:`~alphazoo.StorageLimitError` when a copy does not fit; the implicit
+        uploads before other calls only warn, so one oversized copy does not break reads.
+        """
+        self._sync_staged(strict=True)
 
     def __contains__(self, key: object) -> bool:
         return isinstance(key, str) and self.contains_key(key)
@@ -308,15 +319,21 @@ class ObjectStore:
         if total - replaced + size > self._max_size:
             raise StorageLimitError(key, "max_size", total - replaced, size, self._max_size)
 
-    def _sync_staged(self, only: str | None = None) -> None:
+    def _sync_staged(self, only: str | None = None, strict: bool = False) -> None:
         for key, (path, synced) in list(self._staged.items()):
             if only is not None and key != only:
                 continue
             current = _signature(path)
             if current is None or current == synced:
                 continue
-            with open(path, "rb") as handle:
-                self.write_stream(key, iter(lambda: handle.read(_CHUNK), b""), current[1])
+            try:
+                with open(path, "rb") as handle:
+                    self.write_stream(key, iter(lambda: handle.read(_CHUNK), b""), current[1])
+            except StorageLimitError as exc:
+                if strict:
+                    raise
+                warnings.warn(f"{path} was not uploaded: {exc}", stacklevel=3)
+                continue
             self._staged[key] = (path, current)
 
 
