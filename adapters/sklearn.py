@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import pickle
 import sys
-from importlib import metadata
 from typing import Any
 
+from alphazoo.compat.installed import installed_versions as _versions
 from alphazoo.contracts import FormatSpec, LoadRequest, SavedPayload, SaveRequest
 from alphazoo.errors import BundleIntegrityError, UnsupportedFormatError, UntrustedModelError
 from alphazoo.hookspecs import hookimpl
@@ -281,13 +281,3 @@ def _signature(model: Any, sample: Any) -> dict[str, Any]:
         "shape": [None, int(n_features) if n_features is not None else None],
         "feature_names": [str(n) for n in names] if names is not None else None,
     }
-
-
-def _versions(*distributions: str) -> dict[str, str]:
-    found = {}
-    for name in distributions:
-        try:
-            found[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return found

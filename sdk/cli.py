@@ -10,10 +10,11 @@ import argparse
 import json
 import sys
 from dataclasses import asdict
-from importlib import metadata
 from typing import Any, Sequence
 
 from packaging.requirements import InvalidRequirement, Requirement
+
+from alphazoo.compat.installed import installed_version
 
 __all__ = ["main", "build_parser"]
 
@@ -109,10 +110,7 @@ def _requirement_status(text: str) -> dict[str, Any]:
         requirement = Requirement(text)
     except InvalidRequirement:
         return {"requirement": text, "installed": None, "ok": False}
-    try:
-        installed: str | None = metadata.version(requirement.name)
-    except metadata.PackageNotFoundError:
-        installed = None
+    installed = installed_version(requirement.name)
     ok = installed is not None and requirement.specifier.contains(installed, prereleases=True)
     return {"requirement": text, "name": requirement.name, "installed": installed, "ok": ok}
 
@@ -276,10 +274,7 @@ def _table(title: str, *columns: str) -> Any:
 
 
 def _version() -> str:
-    try:
-        return metadata.version("alphazoo")
-    except metadata.PackageNotFoundError:
-        return "unknown"
+    return installed_version("alphazoo") or "unknown"
 
 
 if __name__ == "__main__":

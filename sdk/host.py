@@ -7,11 +7,12 @@ import tempfile
 import time
 import weakref
 from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 from typing import Any, Iterable
 
 import pluggy
+
+from alphazoo.compat.installed import installed_version
 
 from . import hookspecs
 from .builtins import HostPlugin
@@ -101,7 +102,7 @@ class Zoo:
     def plugins(self) -> list[PluginInfo]:
         """Every plugin with its distribution, hooks, requirements and status."""
         pm = self.pm
-        rows = [PluginInfo("alphazoo.host", "alphazoo", _version("alphazoo"), "alphazoo.builtins", "builtin")]
+        rows = [PluginInfo("alphazoo.host", "alphazoo", _alphazoo_version(), "alphazoo.builtins", "builtin")]
         rows += self._plugin_rows
         requirements: dict[str, list[str]] = {}
         for impl in pm.hook.alphazoo_requirements.get_hookimpls():
@@ -214,7 +215,7 @@ class Zoo:
                 "model_class": payload.model_class,
                 "libraries": payload.libraries,
                 "python": platform.python_version(),
-                "alphazoo": _version("alphazoo"),
+                "alphazoo": _alphazoo_version(),
                 "input": payload.input_signature,
                 "training": notes.get("training"),
                 "metadata": _jsonable(metadata or {}),
@@ -274,11 +275,8 @@ def _no_adapter(model: Any, zoo: Zoo) -> str:
     )
 
 
-def _version(distribution: str) -> str:
-    try:
-        return metadata.version(distribution)
-    except metadata.PackageNotFoundError:
-        return "unknown"
+def _alphazoo_version() -> str:
+    return installed_version("alphazoo") or "unknown"
 
 
 def _now() -> str:
