@@ -175,3 +175,25 @@ def object_store(store_target: StoreTarget) -> alphazoo.ObjectStore:
 
 
 # ============================== end of object store fixtures =================================
+
+
+# =============================================================================================
+# Model fixtures (used by test_bundle.py, test_trust.py and others)
+#
+#   _no_env_signing_key  autouse: a developer's $ALPHAZOO_SIGNING_KEY must not change results.
+#   store                a folder ObjectStore in tmp_path.
+#   zoo                  a Zoo (entry-point plugins discovered) over that store.
+# =============================================================================================
+@pytest.fixture(autouse=True)
+def _no_env_signing_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ALPHAZOO_SIGNING_KEY", raising=False)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> alphazoo.ObjectStore:
+    return alphazoo.ObjectStore(tmp_path / "store")
+
+
+@pytest.fixture
+def zoo(store: alphazoo.ObjectStore) -> alphazoo.Zoo:
+    return alphazoo.Zoo(store)

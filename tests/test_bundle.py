@@ -27,21 +27,6 @@ DIGEST = 32
 
 
 # -- fixtures and helpers ------------------------------------------------------------------------
-@pytest.fixture(autouse=True)
-def _no_env_signing_key(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("ALPHAZOO_SIGNING_KEY", raising=False)
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> alphazoo.ObjectStore:
-    return alphazoo.ObjectStore(tmp_path / "store")
-
-
-@pytest.fixture
-def zoo(store: alphazoo.ObjectStore) -> alphazoo.Zoo:
-    return alphazoo.Zoo(store)
-
-
 @pytest.fixture(scope="module")
 def data() -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(7)

@@ -27,11 +27,6 @@ SMALL = {"random_forest": {"n_estimators": 12}, "gradient_boosting": {"n_estimat
 
 
 # -- fixtures and helpers ------------------------------------------------------------------------
-@pytest.fixture(autouse=True)
-def _no_env_signing_key(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("ALPHAZOO_SIGNING_KEY", raising=False)
-
-
 @pytest.fixture(scope="module")
 def data() -> dict[str, np.ndarray]:
     rng = np.random.default_rng(2024)
@@ -40,11 +35,6 @@ def data() -> dict[str, np.ndarray]:
     y_reg = X @ np.array([1.0, -2.0, 0.5, 0.0]) + 0.1 * rng.normal(size=150)
     X_new = rng.normal(size=(40, 4))  # rows no model has seen
     return {"X": X, "y": y, "y_reg": y_reg, "X_new": X_new}
-
-
-@pytest.fixture
-def zoo(tmp_path: Path) -> alphazoo.Zoo:
-    return alphazoo.Zoo(alphazoo.ObjectStore(tmp_path / "store"))
 
 
 @pytest.fixture(scope="module")
