@@ -82,24 +82,25 @@ class LocalBackend:
         return self.root.joinpath(*key.split("/"))
 
     def list(self) -> Iterator[tuple[str, int]]:
-        if not self.root.is_dir():
-            return
-        stack = [self.root]
+        # Plain strings and os.scandir, not pathlib: every save lists the store for its limit
+        # check, and pathlib's parsing was most of that cost in a store of thousands of objects.
+        root = str(self.root)
+        stack = [""]
         while stack:
-            folder = stack.pop()
+            relative = stack.pop()
             try:
-                entries = list(os.scandir(folder))
-            except FileNotFoundError:  # removed by another process meanwhile
+                entries = list(os.scandir(os.path.join(root, relative) if relative else root))
+            except (FileNotFoundError, NotADirectoryError):  # gone meanwhile, or no root yet
                 continue
             for entry in entries:
                 if entry.name.startswith("."):
                     continue  # temporary files, the lock file
+                name = f"{relative}/{entry.name}" if relative else entry.name
                 try:
                     if entry.is_dir(follow_symlinks=False):
-                        stack.append(Path(entry.path))
+                        stack.append(name)
                     elif entry.is_file():
-                        rel = Path(entry.path).relative_to(self.root).as_posix()
-                        yield rel, entry.stat().st_size
+                        yield name, entry.stat().st_size
                 except FileNotFoundError:
                     continue
 

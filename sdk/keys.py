@@ -14,11 +14,14 @@ import re
 
 from .errors import InvalidKeyError
 
-__all__ = ["normalize_key", "is_valid_key", "MAX_KEY_LENGTH"]
+__all__ = ["normalize_key", "is_valid_key", "is_canonical_key", "MAX_KEY_LENGTH"]
 
 MAX_KEY_LENGTH = 1024
 _SEGMENT = re.compile(r"[A-Za-z0-9_#\-$= ]+")
 _LAST_SEGMENT = re.compile(r"[A-Za-z0-9_#\-$= ]+(\.[A-Za-z0-9_\-]+)?")
+# The same rules for a key already in canonical spelling, in one pattern: listing a store of
+# 10,000 objects checks every name, and this is several times faster than normalize_key.
+_CANONICAL = re.compile(r"(?:[A-Za-z0-9_#\-$= ]+/)*[A-Za-z0-9_#\-$= ]+(?:\.[A-Za-z0-9_\-]+)?")
 _ALLOWED = "ASCII letters, digits, space and _ # - $ =, with one optional extension at the end"
 
 
@@ -56,3 +59,8 @@ def is_valid_key(key: str) -> bool:
     except InvalidKeyError:
         return False
     return True
+
+
+def is_canonical_key(key: str) -> bool:
+    """True when ``key`` is a valid key already in canonical spelling (as stores list them)."""
+    return len(key) <= MAX_KEY_LENGTH and _CANONICAL.fullmatch(key) is not None

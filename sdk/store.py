@@ -27,7 +27,7 @@ from typing import IO, Any
 
 from .backends import Backend, backend_for
 from .errors import InvalidKeyError, ObjectNotFoundError, StorageLimitError
-from .keys import is_valid_key, normalize_key
+from .keys import is_canonical_key, normalize_key
 
 __all__ = ["ObjectStore", "StoreUsage", "TIERS", "DEFAULT_MAX_SIZE", "DEFAULT_MAX_FILES"]
 
@@ -291,7 +291,7 @@ class ObjectStore:
 
     # -- internals ---------------------------------------------------------------------------
     def _objects(self) -> Iterator[tuple[str, int]]:
-        return ((key, size) for key, size in self._backend.list() if is_valid_key(key))
+        return ((key, size) for key, size in self._backend.list() if is_canonical_key(key))
 
     def _check_conflicts(self, key: str) -> None:
         # An object cannot also be a folder of objects: "a" and "a/b" cannot both exist.

@@ -162,3 +162,12 @@ def test_every_spelling_of_a_key_names_the_same_object(
     assert local_store.delete(key) is True
     assert not local_store.contains_key(normal)
     assert local_store.keys() == []
+
+
+@pytest.mark.parametrize("key", [*ACCEPTED.values(), *REFUSED, "a/b.c.d", "a.b/c", "x" * 1025])
+def test_canonical_key_check_agrees_with_normalize(key: str) -> None:
+    # Stores list their keys with the fast one-pattern check; it must draw the same line.
+    from alphazoo.keys import is_canonical_key, is_valid_key, normalize_key
+
+    expected = is_valid_key(key) and normalize_key(key) == key
+    assert is_canonical_key(key) is expected
