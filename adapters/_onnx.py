@@ -136,7 +136,8 @@ def check_parity(
         top2 = np.sort(native_p, axis=1)[:, -2:] if native_p.shape[1] > 1 else native_p
         ties = np.abs(top2[:, -1] - top2[:, 0]) <= tolerance if native_p.shape[1] > 1 else ties
     mismatched = (native.ravel() != exported.ravel()) & ~ties
-    report["label_agreement"] = float(np.mean(native.ravel() == exported.ravel())) if len(native) else 1.0
+    same = native.ravel() == exported.ravel()
+    report["label_agreement"] = float(np.mean(same)) if len(same) else 1.0
     if mismatched.any():
         raise OnnxParityError(
             f"ONNX labels differ from the native model on {int(mismatched.sum())} of "

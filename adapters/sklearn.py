@@ -137,7 +137,9 @@ def alphazoo_load(request: LoadRequest) -> Any:
     fmt = manifest["format"]
     path = request.files.get(_FILES.get(fmt, ""))
     if path is None:  # only a hand-made manifest gets here: the host checked the format
-        raise BundleIntegrityError(f"the bundle has no {_FILES.get(fmt, fmt)!r} payload for format {fmt!r}")
+        raise BundleIntegrityError(
+            f"the bundle has no {_FILES.get(fmt, fmt)!r} payload for format {fmt!r}"
+        )
     if fmt == "skops":
         import skops.io
 
@@ -173,7 +175,10 @@ def random_forest(
     """Random forest (scikit-learn); task 'classification' or 'regression'."""
     from sklearn import ensemble
 
-    cls = ensemble.RandomForestClassifier if _is_classification(task) else ensemble.RandomForestRegressor
+    if _is_classification(task):
+        cls = ensemble.RandomForestClassifier
+    else:
+        cls = ensemble.RandomForestRegressor
     return cls(n_estimators=n_estimators, max_depth=max_depth, min_samples_leaf=min_samples_leaf,
                random_state=random_state, **params)
 
@@ -201,7 +206,10 @@ def gradient_boosting(
     """Gradient-boosted trees (scikit-learn); task 'classification' or 'regression'."""
     from sklearn import ensemble
 
-    cls = ensemble.GradientBoostingClassifier if _is_classification(task) else ensemble.GradientBoostingRegressor
+    if _is_classification(task):
+        cls = ensemble.GradientBoostingClassifier
+    else:
+        cls = ensemble.GradientBoostingRegressor
     return cls(n_estimators=n_estimators, learning_rate=learning_rate, max_depth=max_depth,
                random_state=random_state, **params)
 

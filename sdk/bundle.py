@@ -208,7 +208,9 @@ def _read_v1(
             if sink is not None:
                 sink.close()
         if not hmac.compare_digest(file_digest.hexdigest(), expected_hash):
-            raise BundleIntegrityError(f"{key!r} is corrupt: payload file {name!r} fails its SHA-256")
+            raise BundleIntegrityError(
+                f"{key!r} is corrupt: payload file {name!r} fails its SHA-256"
+            )
         if extract_to is not None:
             files[name] = extract_to / name
     stored_mac = _read_exact(handle, _DIGEST, key) if signed else None

@@ -123,7 +123,8 @@ def _plugins(args: argparse.Namespace) -> int:
     table = _table("Plugins", "name", "distribution", "version", "status", "hooks", "libraries")
     for row in rows:
         libraries = ", ".join(
-            f"{r.get('name', r['requirement'])} {r['installed'] or 'missing'}" for r in row["requires"]
+            f"{r.get('name', r['requirement'])} {r['installed'] or 'missing'}"
+            for r in row["requires"]
         )
         status = row["status"] if not row["error"] else f"{row['status']}: {row['error']}"
         hooks = ", ".join(h.removeprefix("alphazoo_") for h in row["hooks"])

@@ -20,7 +20,9 @@ from .store import ObjectStore
 
 __all__ = ["DemoRow", "DemoResult", "make_features", "run_demo", "FEATURES"]
 
-FEATURES = ["ret_1d", "ret_5d", "ret_20d", "vol_5d", "vol_20d", "ma_5_ratio", "ma_20_ratio", "volume_ratio"]
+FEATURES = [
+    "ret_1d", "ret_5d", "ret_20d", "vol_5d", "vol_20d", "ma_5_ratio", "ma_20_ratio", "volume_ratio",
+]
 _DEMO_SIGNING_KEY = "alphazoo-demo-key"  # a demo value; real keys come from a secret store
 
 

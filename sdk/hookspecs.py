@@ -32,8 +32,8 @@ def alphazoo_register_models(register: Callable[..., None]) -> None:
 
     Called once, when the host first needs its model list.
 
-    :param register: ``register(name, builder, *, library=None, description="")``; ``builder(**params)``
-        returns an unfitted model.
+    :param register: ``register(name, builder, *, library=None, description="")``;
+        ``builder(**params)`` returns an unfitted model.
     :returns: nothing; call ``register`` once per model.
     :firstresult: no (every plugin registers).
     """

@@ -5,6 +5,7 @@ from __future__ import annotations
 import platform
 import tempfile
 import time
+import warnings
 import weakref
 from datetime import datetime, timezone
 from pathlib import Path
@@ -18,7 +19,7 @@ from . import hookspecs
 from .builtins import HostPlugin
 from .bundle import read_bundle, read_manifest, signing_key, write_bundle
 from .contracts import FormatSpec, LoadRequest, ModelSpec, SaveRequest
-from .discovery import PluginInfo, discover_plugins
+from .discovery import PluginInfo, PluginLoadWarning, discover_plugins
 from .errors import UnsupportedModelError, UntrustedModelError
 from .keys import normalize_key
 from .registry import ModelTable
@@ -102,11 +103,13 @@ class Zoo:
     def plugins(self) -> list[PluginInfo]:
         """Every plugin with its distribution, hooks, requirements and status."""
         pm = self.pm
-        rows = [PluginInfo("alphazoo.host", "alphazoo", _alphazoo_version(), "alphazoo.builtins", "builtin")]
+        host = PluginInfo("alphazoo.host", "alphazoo", _alphazoo_version(), "alphazoo.builtins",
+                          "builtin")
+        rows = [host]
         rows += self._plugin_rows
-        requirements: dict[str, list[str]] = {}
-        for impl in pm.hook.alphazoo_requirements.get_hookimpls():
-            requirements[impl.plugin_name] = list(impl.function() or [])
+        requirements = {
+            name: list(answer or []) for name, answer in self._each("alphazoo_requirements")
+        }
         for row in rows:
             plugin = pm.get_plugin(row.name)
             if plugin is not None:
@@ -121,7 +124,8 @@ class Zoo:
     def formats(self) -> list[FormatSpec]:
         """Every format the loaded adapters write and read."""
         if self._formats is None:
-            self._formats = [spec for specs in self.hook.alphazoo_formats() for spec in specs]
+            answers = self._each("alphazoo_formats")
+            self._formats = [spec for _, specs in answers for spec in specs or []]
         return self._formats
 
     def format_spec(self, adapter: str | None, name: str | None) -> FormatSpec | None:
@@ -134,10 +138,29 @@ class Zoo:
     def _model_table(self) -> ModelTable:
         if self._models is None:
             table = ModelTable()
-            for impl in self.pm.hook.alphazoo_register_models.get_hookimpls():
-                impl.function(register=table.register_callback(impl.plugin_name))
+            self._each("alphazoo_register_models",
+                       lambda name: {"register": table.register_callback(name)})
             self._models = table
         return self._models
+
+    def _each(self, hook_name: str, kwargs: Any = lambda name: {}) -> list[tuple[str, Any]]:
+        """Call one collecting hook plugin by plugin; a plugin that raises is reported, not fatal.
+
+        pluggy's own call would abort on the first failing plugin: a model zoo keeps working
+        when one third-party plugin is broken (the failure shows in ``alphazoo plugins``).
+        """
+        answers = []
+        for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
+            try:
+                answers.append((impl.plugin_name, impl.function(**kwargs(impl.plugin_name))))
+            except Exception as exc:
+                error = f"{hook_name} raised {type(exc).__name__}: {exc}"
+                for row in self._plugin_rows:
+                    if row.name == impl.plugin_name:
+                        row.status, row.error = "failed", error
+                warnings.warn(f"alphazoo plugin {impl.plugin_name!r}: {error}; skipped",
+                              PluginLoadWarning, stacklevel=3)
+        return answers
 
     # -- the model life cycle ----------------------------------------------------------------
     def build(self, name: str, **params: Any) -> Any:

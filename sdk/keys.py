@@ -45,7 +45,9 @@ def normalize_key(key: str) -> str:
         if segment in ("..", "."):
             raise InvalidKeyError(key, f"a key must not contain a {segment!r} segment")
         if not segment:
-            raise InvalidKeyError(key, "a key must not contain an empty segment ('//' or a trailing '/')")
+            raise InvalidKeyError(
+                key, "a key must not contain an empty segment ('//' or a trailing '/')"
+            )
         pattern = _LAST_SEGMENT if index == len(segments) - 1 else _SEGMENT
         if not pattern.fullmatch(segment):
             raise InvalidKeyError(key, f"segment {segment!r} may only use {_ALLOWED}")

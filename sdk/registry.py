@@ -39,7 +39,8 @@ def register_model(
         model_name = name or builder.__name__
         _check_name(model_name)
         _DECORATED[model_name] = ModelSpec(
-            model_name, builder, library, description or _first_line(builder), plugin="@register_model"
+            model_name, builder, library, description or _first_line(builder),
+            plugin="@register_model",
         )
         return builder
 

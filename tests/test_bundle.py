@@ -13,7 +13,6 @@ import pickle
 import platform
 import struct
 from datetime import datetime
-from pathlib import Path
 
 import numpy as np
 import pytest

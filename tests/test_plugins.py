@@ -237,3 +237,25 @@ def test_bundle_from_unavailable_adapter_names_what_is_missing(tmp_path: Path) -
     reader = Zoo(alphazoo.ObjectStore(tmp_path), discover=False)
     with pytest.raises(alphazoo.UnsupportedFormatError, match="adapter 'doubler'"):
         reader.load("m")
+
+
+class RaisingPlugin:
+    """Loads fine, then fails inside its hooks, as a plugin with a version clash would."""
+
+    @alphazoo.hookimpl
+    def alphazoo_register_models(self, register):
+        raise RuntimeError("registry exploded")
+
+    @alphazoo.hookimpl
+    def alphazoo_formats(self):
+        raise RuntimeError("formats exploded")
+
+
+def test_plugin_failing_inside_a_hook_is_reported_not_fatal() -> None:
+    zoo = Zoo(plugins=[DoublerPlugin(), RaisingPlugin()], discover=False)
+    with pytest.warns(alphazoo.PluginLoadWarning, match="registry exploded"):
+        assert [spec.name for spec in zoo.models()] == ["doubler"]
+    with pytest.warns(alphazoo.PluginLoadWarning, match="formats exploded"):
+        assert [spec.name for spec in zoo.formats()] == ["doubler-json"]
+    row = {row.name: row for row in zoo.plugins()}["RaisingPlugin-1"]
+    assert row.status == "failed" and "exploded" in row.error
