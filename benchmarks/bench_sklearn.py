@@ -1,0 +1,614 @@
+"""Benchmark: alphazoo's scikit-learn path against the libraries' own calls.
+
+    python benchmarks/bench_sklearn.py            # full run (about a minute on 2 cores)
+    python benchmarks/bench_sklearn.py --quick    # fewer repetitions, a smoke test
+    python benchmarks/bench_sklearn.py --json     # tables on stderr, JSON on stdout
+    python benchmarks/bench_sklearn.py --json out.json
+
+Every figure is reported as a ratio against a baseline measured in the same run, on the same
+machine, on the same fitted model (absolute times are printed alongside for context only):
+
+1. save / load: ``zoo.save`` + ``zoo.load`` (local ObjectStore in a temp folder) versus the
+   library's own calls writing and reading a file in the same temp folder, per format
+   (skops, pickle, onnx). Target from the issue tracker: ratio <= 1.15.
+2. prediction: the loaded ONNX predictor versus the native scikit-learn model, one row (hot,
+   back-to-back calls; and after 5 ms idle, as in a loop that predicts once per bar) and a
+   10,000-row batch (medians, speed-up = native / onnx).
+3. wrapper overhead: ``OnnxPredictor.predict_proba(row)`` versus ``session.run`` with a
+   prepared float32 array.
+
+Data: real NVDA daily bars (``../shared/data/nvda-1999-2014.csv`` relative to the repository
+root), six price features and a next-day-up label built with numpy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import gc
+import importlib.util
+import json
+import os
+import pickle
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from alphazoo.compat.installed import installed_versions
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "nvda-1999-2014.csv"
+COLUMNS = ("Date", "Open", "High", "Low", "Close", "Adj Close", "Volume")
+FEATURES = ("ret_1d", "ret_5d", "ret_20d", "vol_5d", "vol_20d", "ma_5_20")
+FORMATS = ("skops", "pickle", "onnx")
+TARGET_RATIO = 1.15
+BATCH_ROWS = 10_000
+SAMPLE_ROWS = 256  # rows Zoo.train records and Zoo.save uses for the ONNX parity check
+
+# Distributions whose versions the scikit-learn adapter and the host record on every save,
+# through alphazoo.compat.installed (cached per process). Used only to time that cost in the
+# breakdown, with the same cached call the library makes.
+_VERSION_LOOKUPS = {
+    "skops": ("scikit-learn", "numpy", "scipy", "skops", "alphazoo"),
+    "pickle": ("scikit-learn", "numpy", "scipy", "alphazoo"),
+    "onnx": ("scikit-learn", "numpy", "scipy", "skl2onnx", "onnx", "onnxruntime", "alphazoo"),
+}
+
+PAUSE = 0.005  # idle time before each "cold" single-row call (a bar arriving)
+
+FULL = dict(io_repeats=7, io_warmup=2, row_repeats=2000, row_warmup=200, cold_repeats=200,
+            batch_repeats=15, batch_warmup=2, part_repeats=7)
+QUICK = dict(io_repeats=3, io_warmup=1, row_repeats=300, row_warmup=30, cold_repeats=40,
+             batch_repeats=5, batch_warmup=1, part_repeats=3)
+
+
+# -- data ----------------------------------------------------------------------------------------
+def load_bars(path: Path) -> tuple[list[str], np.ndarray]:
+    """Dates and adjusted closes of the CSV, oldest first."""
+    if not path.is_file():
+        sys.exit(
+            f"bench_sklearn: market data not found at {path}\n"
+            "  expected ../shared/data/nvda-1999-2014.csv relative to the repository root "
+            "(columns Date,Open,High,Low,Close,Adj Close,Volume); pass --data PATH to use "
+            "another copy."
+        )
+    with open(path, newline="") as handle:
+        reader = csv.DictReader(handle)
+        missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            sys.exit(f"bench_sklearn: {path} lacks the columns {missing}")
+        rows = sorted(
+            ((r["Date"], float(r["Adj Close"])) for r in reader
+             if r["Adj Close"] not in ("", "null", "NaN")),
+            key=lambda r: r[0],
+        )
+    dates = [r[0] for r in rows]
+    close = np.array([r[1] for r in rows], dtype=np.float64)
+    if len(close) < 500 or not np.all(close > 0):
+        sys.exit(f"bench_sklearn: {path} has too few rows or non-positive prices")
+    return dates, close
+
+
+def make_features(close: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """1/5/20-day returns, 5/20-day volatility, 5/20 moving-average ratio; next-day-up label."""
+    from numpy.lib.stride_tricks import sliding_window_view as windows
+
+    t = np.arange(20, len(close) - 1)  # 20 days of history, one day ahead for the label
+    daily = close[1:] / close[:-1] - 1.0  # daily[k] is the return of day k+1
+    vol5 = windows(daily, 5).std(axis=1)  # window j ends on day j+5
+    vol20 = windows(daily, 20).std(axis=1)  # window j ends on day j+20
+    ma5 = windows(close, 5).mean(axis=1)  # window j ends on day j+4
+    ma20 = windows(close, 20).mean(axis=1)  # window j ends on day j+19
+    X = np.column_stack([
+        close[t] / close[t - 1] - 1.0,
+        close[t] / close[t - 5] - 1.0,
+        close[t] / close[t - 20] - 1.0,
+        vol5[t - 5],
+        vol20[t - 20],
+        ma5[t - 4] / ma20[t - 19] - 1.0,
+    ])
+    y = (close[t + 1] > close[t]).astype(np.int64)
+    return X, y
+
+
+# -- timing helpers ------------------------------------------------------------------------------
+class _NoGC:
+    """Like timeit: no garbage collection inside a timed call (collected between calls)."""
+
+    def __enter__(self) -> None:
+        self.enabled = gc.isenabled()
+        gc.disable()
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.enabled:
+            gc.enable()
+
+
+def time_once(fn: Callable[[], Any]) -> float:
+    with _NoGC():
+        start = time.perf_counter()
+        fn()
+        return time.perf_counter() - start
+
+
+def blocked(fns: list[Callable[[Any], Any]], args: list[list[Any]], repeats: int,
+            warmup: int, block: int = 50) -> list[list[float]]:
+    """Seconds per call of each of ``fns`` (fn k cycles through ``args[k]``), hot.
+
+    The functions take turns in blocks of ``block`` back-to-back calls, each block after a few
+    untimed warm-up calls: every call is timed hot (caches and thread pools awake), and a busy
+    moment on the shared machine still hits every side alike. ``warmup`` calls of each function
+    run first.
+    """
+    for i in range(warmup):
+        for fn, a in zip(fns, args):
+            fn(a[i % len(a)])
+    times: list[list[float]] = [[] for _ in fns]
+    perf = time.perf_counter
+    gc.collect()
+    with _NoGC():
+        done = 0
+        while done < repeats:
+            n = min(block, repeats - done)
+            for k, fn in enumerate(fns):
+                a = args[k]
+                for i in range(3):
+                    fn(a[(done + i) % len(a)])
+                for i in range(done, done + n):
+                    arg = a[i % len(a)]
+                    start = perf()
+                    fn(arg)
+                    times[k].append(perf() - start)
+            done += n
+    return times
+
+
+def after_pause(fns: list[Callable[[Any], Any]], args: list[list[Any]], repeats: int,
+                pause: float) -> list[list[float]]:
+    """Seconds per call of each of ``fns`` when every call follows ``pause`` seconds idle.
+
+    A trading loop predicts once per bar, so its calls meet cold caches and parked threads.
+    """
+    times: list[list[float]] = [[] for _ in fns]
+    perf = time.perf_counter
+    gc.collect()
+    with _NoGC():
+        for i in range(repeats):
+            for k, fn in enumerate(fns):
+                arg = args[k][i % len(args[k])]
+                time.sleep(pause)
+                start = perf()
+                fn(arg)
+                times[k].append(perf() - start)
+    return times
+
+
+def med(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def ratio(a: float, b: float) -> float:
+    return a / b if b else float("nan")
+
+
+# -- 1. save / load -----------------------------------------------------------------------------
+def direct_calls(model: Any, fmt: str, path: Path, sample32: np.ndarray, classifier: bool):
+    """The library's own save and load calls for ``fmt``, writing/reading ``path``."""
+    if fmt == "skops":
+        import skops.io
+
+        def save() -> None:
+            skops.io.dump(model, path)
+
+        def load() -> Any:
+            untrusted = skops.io.get_untrusted_types(file=path)
+            return skops.io.load(path, trusted=untrusted or None)
+    elif fmt == "pickle":
+        def save() -> None:
+            with open(path, "wb") as handle:
+                pickle.dump(model, handle, protocol=5)
+
+        def load() -> Any:
+            with open(path, "rb") as handle:
+                return pickle.load(handle)
+    else:
+        import onnxruntime
+        from skl2onnx import to_onnx
+
+        options = {"zipmap": False} if classifier else None
+
+        def save() -> None:
+            onx = to_onnx(model, sample32[:1], options=options)
+            path.write_bytes(onx.SerializeToString())
+
+        def load() -> Any:
+            return onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return save, load
+
+
+def bench_save_load(zoo: Any, name: str, model: Any, fmt: str, workdir: Path,
+                    sample: np.ndarray, cfg: dict[str, int]) -> dict[str, Any]:
+    key = f"bench/{name}-{fmt}"
+    trusted = fmt == "pickle"
+    path = workdir / f"{name}.{fmt}"
+    d_save, d_load = direct_calls(model, fmt, path, sample.astype(np.float32), True)
+
+    def az_save() -> None:
+        zoo.save(model, key, format=fmt)
+
+    def az_load() -> Any:
+        return zoo.load(key, trusted=trusted)
+
+    for _ in range(cfg["io_warmup"]):
+        az_save(); az_load(); d_save(); d_load()
+    rows = {"az_save": [], "az_load": [], "direct_save": [], "direct_load": []}
+    for i in range(cfg["io_repeats"]):
+        # Alternate which side runs first so drift (caches, CPU clock) hits both equally.
+        order = (("az", az_save, az_load), ("direct", d_save, d_load))
+        for side, save, load in (order if i % 2 == 0 else order[::-1]):
+            gc.collect()
+            rows[f"{side}_save"].append(time_once(save))
+            gc.collect()
+            rows[f"{side}_load"].append(time_once(load))
+    az_rt = [s + l for s, l in zip(rows["az_save"], rows["az_load"])]
+    d_rt = [s + l for s, l in zip(rows["direct_save"], rows["direct_load"])]
+    out = {k: med(v) for k, v in rows.items()}
+    out.update(
+        model=name, format=fmt, az_roundtrip=med(az_rt), direct_roundtrip=med(d_rt),
+        bundle_bytes=zoo.store.size(key), payload_bytes=path.stat().st_size,
+    )
+    out["save_ratio"] = ratio(out["az_save"], out["direct_save"])
+    out["load_ratio"] = ratio(out["az_load"], out["direct_load"])
+    out["roundtrip_ratio"] = ratio(out["az_roundtrip"], out["direct_roundtrip"])
+    out.update(breakdown(zoo, name, model, fmt, path, sample, workdir, cfg))
+    if fmt == "onnx":
+        # alphazoo's ONNX save = export + parity check (+ bundle); the parity check has no
+        # counterpart in the direct path, so report the ratio without it as well.
+        out["save_ratio_ex_parity"] = ratio(out["az_save"] - out["parity_check"],
+                                            out["direct_save"])
+        out["roundtrip_ratio_ex_parity"] = ratio(
+            out["az_roundtrip"] - out["parity_check"], out["direct_roundtrip"])
+    return out
+
+
+def breakdown(zoo: Any, name: str, model: Any, fmt: str, path: Path, sample: np.ndarray,
+              workdir: Path, cfg: dict[str, int]) -> dict[str, float]:
+    """Time, in isolation, the pieces alphazoo adds around the library's own calls."""
+    from alphazoo.bundle import read_bundle, write_bundle
+
+    reps = cfg["part_repeats"]
+    key = f"bench/breakdown-{name}-{fmt}"
+    parts: dict[str, list[float]] = {"version_lookups": [], "bundle_write": [],
+                                     "bundle_read": [], "fsync": []}
+    if fmt == "onnx":
+        parts["parity_check"] = []
+        from alphazoo.adapters._onnx import OnnxPredictor, check_parity
+
+        outputs = {"label": "label", "probabilities": "probabilities"}
+
+        def parity() -> None:
+            predictor = OnnxPredictor(str(path), task="classification", outputs=outputs,
+                                      classes=np.asarray(model.classes_).tolist())
+            check_parity(model.predict, model.predict_proba, predictor, sample, 1e-4)
+
+    lookups = _VERSION_LOOKUPS[fmt]
+    extract = workdir / "extract"
+    extract.mkdir(exist_ok=True)
+    blob = workdir / "fsync.bin"
+    payload = path.read_bytes()
+    for i in range(reps + 1):  # the first round is a warm-up
+        gc.collect()
+        got = {
+            "version_lookups": time_once(lambda: installed_versions(*lookups)),
+            "bundle_write": time_once(lambda: write_bundle(
+                zoo.store, key, {"key": key}, path.parent, [path.name])),
+            "bundle_read": time_once(lambda: read_bundle(zoo.store, key, extract)),
+        }
+        blob.write_bytes(payload)
+        got["fsync"] = time_once(lambda: _fsync(blob))
+        if fmt == "onnx":
+            got["parity_check"] = time_once(parity)
+        if i:
+            for k, v in got.items():
+                parts[k].append(v)
+    zoo.store.delete(key)
+    return {k: med(v) for k, v in parts.items()}
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+# -- 2. and 3. prediction -----------------------------------------------------------------------
+def bench_predict(name: str, model: Any, predictor: Any, X_rows: np.ndarray,
+                  cfg: dict[str, int]) -> tuple[dict[str, Any], dict[str, Any]]:
+    rows64 = [X_rows[i:i + 1] for i in range(len(X_rows))]  # (1, n) float64, as a user holds it
+    rows32 = [r.astype(np.float32) for r in rows64]
+    reps, warm = cfg["row_repeats"], cfg["row_warmup"]
+
+    native_row, onnx_row = blocked([model.predict_proba, predictor.predict_proba],
+                                   [rows64, rows64], reps, warm)
+    native_cold, onnx_cold = after_pause([model.predict_proba, predictor.predict_proba],
+                                         [rows64, rows64], cfg["cold_repeats"], PAUSE)
+
+    batch64 = X_rows[np.arange(BATCH_ROWS) % len(X_rows)]  # the real rows, repeated
+    native_batch, onnx_batch = blocked([model.predict_proba, predictor.predict_proba],
+                                       [[batch64], [batch64]], cfg["batch_repeats"],
+                                       cfg["batch_warmup"], block=1)
+
+    predict = {
+        "model": name,
+        "row_native_us": med(native_row) * 1e6,
+        "row_onnx_us": med(onnx_row) * 1e6,
+        "cold_native_us": med(native_cold) * 1e6,
+        "cold_onnx_us": med(onnx_cold) * 1e6,
+        "cold_repeats": cfg["cold_repeats"],
+        "batch_native_ms": med(native_batch) * 1e3,
+        "batch_onnx_ms": med(onnx_batch) * 1e3,
+        "row_repeats": reps,
+        "batch_repeats": cfg["batch_repeats"],
+    }
+    predict["row_speedup"] = ratio(predict["row_native_us"], predict["row_onnx_us"])
+    predict["cold_speedup"] = ratio(predict["cold_native_us"], predict["cold_onnx_us"])
+    predict["batch_speedup"] = ratio(predict["batch_native_ms"], predict["batch_onnx_ms"])
+
+    session, input_name = predictor.session, predictor.input_name
+    proba_out = [predictor.outputs["probabilities"]]
+
+    def raw(a: np.ndarray) -> Any:
+        return session.run(proba_out, {input_name: a})[0]
+
+    w_raw, w_64, w_32 = blocked([raw, predictor.predict_proba, predictor.predict_proba],
+                                [rows32, rows64, rows32], reps, warm)
+    np.testing.assert_allclose(predictor.predict_proba(rows64[0]), raw(rows32[0]))
+    wrapper = {
+        "model": name,
+        "session_run_us": med(w_raw) * 1e6,
+        "wrapper_f64_us": med(w_64) * 1e6,
+        "wrapper_f32_us": med(w_32) * 1e6,
+    }
+    wrapper["ratio_f64"] = ratio(wrapper["wrapper_f64_us"], wrapper["session_run_us"])
+    wrapper["added_f64_us"] = wrapper["wrapper_f64_us"] - wrapper["session_run_us"]
+    wrapper["ratio_f32"] = ratio(wrapper["wrapper_f32_us"], wrapper["session_run_us"])
+    wrapper["added_f32_us"] = wrapper["wrapper_f32_us"] - wrapper["session_run_us"]
+    return predict, wrapper
+
+
+# -- output --------------------------------------------------------------------------------------
+def table(title: str, header: list[str], rows: list[list[str]], out: Any) -> None:
+    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows)]
+    print(f"\n{title}", file=out)
+    line = "  ".join(h.rjust(w) if i else h.ljust(w)
+                     for i, (h, w) in enumerate(zip(header, widths)))
+    print(line, file=out)
+    print("-" * len(line), file=out)
+    for row in rows:
+        print("  ".join(str(c).rjust(w) if i else str(c).ljust(w)
+                        for i, (c, w) in enumerate(zip(row, widths))), file=out)
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1e3:.1f}" if seconds >= 0.01 else f"{seconds * 1e3:.2f}"
+
+
+def x(value: float) -> str:
+    return f"{value:.2f}x"
+
+
+def report(result: dict[str, Any], out: Any) -> None:
+    info = result["environment"]
+    data = result["data"]
+    print(f"alphazoo {info['versions'].get('alphazoo')} scikit-learn benchmark, "
+          f"{info['timestamp']}, {info['cpus']} CPUs, Python {info['python']}, "
+          f"{'quick' if result['quick'] else 'full'} run, git {info['git']}", file=out)
+    print("  " + ", ".join(f"{k} {v}" for k, v in info["versions"].items() if k != "alphazoo"),
+          file=out)
+    print(f"  data: {data['file']} ({data['rows']} rows, {data['first']}..{data['last']}); "
+          f"train {data['train_rows']}, test {data['test_rows']}; features {', '.join(FEATURES)}",
+          file=out)
+    for m in result["models"]:
+        print(f"  {m['model']}: test accuracy {m['test_accuracy']:.3f}, ONNX vs native max "
+              f"|proba diff| on test rows {m['onnx_max_abs_diff']:.2g}", file=out)
+
+    rows = []
+    for r in result["save_load"]:
+        rt = x(r["roundtrip_ratio"])
+        save = x(r["save_ratio"])
+        if r["format"] == "onnx":
+            save += f" ({x(r['save_ratio_ex_parity'])})"
+            rt += f" ({x(r['roundtrip_ratio_ex_parity'])})"
+        rows.append([
+            r["model"], r["format"], ms(r["az_save"]), ms(r["direct_save"]), save,
+            ms(r["az_load"]), ms(r["direct_load"]), x(r["load_ratio"]), rt,
+            "yes" if r["roundtrip_ratio"] <= TARGET_RATIO else "NO",
+        ])
+    table(f"1. save + load, alphazoo / direct (median of {result['config']['io_repeats']}; "
+          "ms; onnx ratios in parentheses exclude the parity check)",
+          ["model", "format", "az save", "direct", "save ratio", "az load", "direct",
+           "load ratio", "round-trip ratio", f"<= {TARGET_RATIO}"], rows, out)
+
+    rows = []
+    for r in result["save_load"]:
+        extra_save = r["az_save"] - r["direct_save"]
+        extra_load = r["az_load"] - r["direct_load"]
+        rows.append([
+            r["model"], r["format"], ms(extra_save), ms(r["version_lookups"]),
+            ms(r["bundle_write"]), ms(r["fsync"]),
+            ms(r["parity_check"]) if "parity_check" in r else "-",
+            ms(extra_load), ms(r["bundle_read"]), f"{r['payload_bytes'] / 1024:.0f}",
+        ])
+    table("   where the overhead comes from (ms, each part timed on its own; bundle write "
+          "includes its fsync)",
+          ["model", "format", "save +", "version lookups", "bundle write", "of it fsync",
+           "parity check", "load +", "bundle read", "payload KiB"], rows, out)
+
+    rows = [[p["model"], f"{p['row_native_us']:.1f}", f"{p['row_onnx_us']:.1f}",
+             x(p["row_speedup"]),
+             f"{p['cold_native_us']:.1f}", f"{p['cold_onnx_us']:.1f}", x(p["cold_speedup"]),
+             f"{p['batch_native_ms']:.2f}", f"{p['batch_onnx_ms']:.2f}", x(p["batch_speedup"])]
+            for p in result["predict"]]
+    first = result["predict"][0]
+    table(f"2. predict_proba, native scikit-learn vs alphazoo ONNX predictor; speed-up = native / "
+          f"onnx\n   one row hot: median us of {first['row_repeats']} back-to-back calls; one row "
+          f"after {PAUSE * 1e3:g} ms idle: median us of {first['cold_repeats']}; "
+          f"{BATCH_ROWS:,} rows: median ms of {first['batch_repeats']}",
+          ["model", "row native", "row onnx", "speed-up", "idle native", "idle onnx",
+           "speed-up", "batch native ms", "batch onnx ms", "speed-up"], rows, out)
+
+    rows = [[w["model"], f"{w['session_run_us']:.1f}", f"{w['wrapper_f64_us']:.1f}",
+             x(w["ratio_f64"]), f"{w['added_f64_us']:+.1f}", f"{w['wrapper_f32_us']:.1f}",
+             x(w["ratio_f32"]), f"{w['added_f32_us']:+.1f}"] for w in result["wrapper"]]
+    table("3. OnnxPredictor.predict_proba(row) vs session.run with a prepared float32 row "
+          "(median us)",
+          ["model", "session.run", "wrapper f64 row", "ratio", "added us", "wrapper f32 row",
+           "ratio", "added us"], rows, out)
+    print(f"\ntotal benchmark time {result['seconds']:.0f} s; load average (1/5/15 min) at "
+          f"start {info['loadavg_start']}, at end {info.get('loadavg_end')}", file=out)
+    if info["loadavg_start"] and info["loadavg_start"][0] > 0.5:
+        print("note: the machine was busy when the run started; ratios hold up better than "
+              "absolute times, but rerun on an idle machine for figures to quote", file=out)
+
+
+def git_revision() -> str | None:
+    """The repository's HEAD (short), marked when the working tree has changes."""
+    import subprocess
+
+    root = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root,
+                              capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=root, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if head.returncode != 0:
+        return None
+    return head.stdout.strip() + (" (uncommitted changes)" if dirty.stdout.strip() else "")
+
+
+def _loadavg() -> list[float] | None:
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except (AttributeError, OSError):
+        return None
+
+
+def versions() -> dict[str, str]:
+    found = {}
+    for dist in ("alphazoo", "scikit-learn", "skops", "skl2onnx", "onnx", "onnxruntime", "numpy"):
+        try:
+            found[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            found[dist] = "missing"
+    return found
+
+
+# -- main ----------------------------------------------------------------------------------------
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions (smoke test)")
+    parser.add_argument("--json", nargs="?", const="-", metavar="PATH",
+                        help="write the results as JSON to PATH, or to stdout (tables then go "
+                             "to stderr) when no PATH is given")
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA,
+                        help=f"daily bars CSV (default {DEFAULT_DATA})")
+    args = parser.parse_args(argv)
+    out = sys.stderr if args.json == "-" else sys.stdout
+    cfg = QUICK if args.quick else FULL
+    started = time.perf_counter()
+
+    dates, close = load_bars(args.data)
+    X, y = make_features(close)
+    split = int(len(X) * 0.75)
+    X_train, y_train, X_test, y_test = X[:split], y[:split], X[split:], y[split:]
+
+    missing = [m for m in ("sklearn", "skops", "skl2onnx", "onnxruntime")
+               if importlib.util.find_spec(m) is None]
+    if missing:
+        sys.exit(f"bench_sklearn: install alphazoo[sklearn,onnx] first (missing: {missing})")
+
+    import alphazoo
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    result: dict[str, Any] = {
+        "quick": args.quick,
+        "config": cfg,
+        "target_ratio": TARGET_RATIO,
+        "environment": {
+            "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "versions": versions(),
+            "git": git_revision(),
+            "loadavg_start": _loadavg(),
+        },
+        "data": {"file": str(args.data), "rows": len(close), "first": dates[0],
+                 "last": dates[-1], "features": list(FEATURES), "train_rows": len(X_train),
+                 "test_rows": len(X_test)},
+        "models": [], "save_load": [], "predict": [], "wrapper": [],
+    }
+
+    with tempfile.TemporaryDirectory(prefix="alphazoo-bench-") as tmp:
+        workdir = Path(tmp)
+        (workdir / "direct").mkdir()
+        zoo = alphazoo.Zoo(alphazoo.ObjectStore(workdir / "store"))
+        models = {
+            "random_forest": RandomForestClassifier(n_estimators=100, max_depth=6,
+                                                    random_state=0),
+            "logistic_pipeline": make_pipeline(StandardScaler(),
+                                               LogisticRegression(max_iter=1000)),
+        }
+        for name, estimator in models.items():
+            model = zoo.train(estimator, X_train, y_train)  # records the parity-check sample
+            zoo.save(model, f"bench/{name}-check", format="onnx")
+            predictor = zoo.load(f"bench/{name}-check")
+            diff = np.abs(predictor.predict_proba(X_test) - model.predict_proba(X_test)).max()
+            result["models"].append({"model": name,
+                                     "test_accuracy": float(model.score(X_test, y_test)),
+                                     "onnx_max_abs_diff": float(diff)})
+            for fmt in FORMATS:
+                print(f"  measuring save/load {name} {fmt}...", file=sys.stderr, flush=True)
+                result["save_load"].append(bench_save_load(
+                    zoo, name, model, fmt, workdir / "direct", X_train[:SAMPLE_ROWS], cfg))
+            print(f"  measuring predictions {name}...", file=sys.stderr, flush=True)
+            predict, wrapper = bench_predict(name, model, predictor, X_test, cfg)
+            result["predict"].append(predict)
+            result["wrapper"].append(wrapper)
+
+    result["seconds"] = time.perf_counter() - started
+    result["environment"]["loadavg_end"] = _loadavg()
+    report(result, out)
+    if args.json:
+        text = json.dumps(result, indent=2)
+        if args.json == "-":
+            print(text)
+        else:
+            Path(args.json).write_text(text + "\n")
+            print(f"JSON written to {args.json}", file=out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
