@@ -40,6 +40,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable
 
+from _common import git_revision  # benchmarks/ is sys.path[0] when run as a script
+
 import numpy as np
 
 from alphazoo.compat.installed import installed_versions
@@ -484,23 +486,6 @@ def report(result: dict[str, Any], out: Any) -> None:
     if info["loadavg_start"] and info["loadavg_start"][0] > 0.5:
         print("note: the machine was busy when the run started; ratios hold up better than "
               "absolute times, but rerun on an idle machine for figures to quote", file=out)
-
-
-def git_revision() -> str | None:
-    """The repository's HEAD (short), marked when the working tree has changes."""
-    import subprocess
-
-    root = Path(__file__).resolve().parent.parent
-    try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root,
-                              capture_output=True, text=True, timeout=10)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               cwd=root, capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    if head.returncode != 0:
-        return None
-    return head.stdout.strip() + (" (uncommitted changes)" if dirty.stdout.strip() else "")
 
 
 def _loadavg() -> list[float] | None:

@@ -31,6 +31,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from _common import git_revision  # benchmarks/ is sys.path[0] when run as a script
+
 FRAMEWORKS = ("torch", "tensorflow", "keras", "sklearn", "xgboost", "hmmlearn", "onnxruntime")
 # Not frameworks, but heavy enough to be worth knowing about if discovery pulls them in.
 HEAVY = ("scipy", "pandas", "skops", "onnx", "skl2onnx", "onnxmltools", "jax", "dask", "s3fs")
@@ -96,21 +98,6 @@ def import_profile(python: str, cwd: str, top: int = 6) -> list[tuple[str, float
         else:
             group.append((depth, name, cumulative_ms))
     return []
-
-
-def git_revision() -> str | None:
-    """The repository's HEAD (short), marked when the working tree has changes."""
-    root = Path(__file__).resolve().parent.parent
-    try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root,
-                              capture_output=True, text=True, timeout=10)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               cwd=root, capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    if head.returncode != 0:
-        return None
-    return head.stdout.strip() + (" (uncommitted changes)" if dirty.stdout.strip() else "")
 
 
 def main(argv: list[str] | None = None) -> int:

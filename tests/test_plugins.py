@@ -35,22 +35,24 @@ def example_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return site
 
 
-def run_alphazoo(args: list[str], site: Path | None = None, **env: str) -> subprocess.CompletedProcess[str]:
+def run_python(
+    code: str, site: Path | None = None, *args: str, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """``python -c code *args`` in a fresh interpreter, with ``site`` on its path."""
     environment = {**os.environ, **env}
     if site is not None:
-        environment["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), environment.get("PYTHONPATH")]))
-    return subprocess.run(
-        [sys.executable, "-c", "import sys; from alphazoo.cli import main; sys.exit(main())", *args],
-        capture_output=True, text=True, env=environment, timeout=120,
-    )
-
-
-def run_python(code: str, site: Path | None = None, **env: str) -> subprocess.CompletedProcess[str]:
-    environment = {**os.environ, **env}
-    if site is not None:
-        environment["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), environment.get("PYTHONPATH")]))
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+        paths = [str(site), environment.get("PYTHONPATH")]
+        environment["PYTHONPATH"] = os.pathsep.join(filter(None, paths))
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
                           env=environment, timeout=120)
+
+
+def run_alphazoo(
+    args: list[str], site: Path | None = None, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """The ``alphazoo`` command line in a fresh interpreter, with ``site`` on its path."""
+    main = "import sys; from alphazoo.cli import main; sys.exit(main(sys.argv[1:]))"
+    return run_python(main, site, *args, **env)
 
 
 # -- discovery through entry points --------------------------------------------------------------
