@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import platform
 import tempfile
+import threading
 import time
 import warnings
 import weakref
@@ -65,6 +66,7 @@ class Zoo:
         self._extra_plugins = list(plugins)
         self._discover = discover
         self._pm: pluggy.PluginManager | None = None
+        self._setup_lock = threading.Lock()
         self._plugin_rows: list[PluginInfo] = []
         self._models: ModelTable | None = None
         self._formats: list[FormatSpec] | None = None
@@ -83,17 +85,22 @@ class Zoo:
     def pm(self) -> pluggy.PluginManager:
         """The pluggy plugin manager (created and populated on first use)."""
         if self._pm is None:
-            pm = pluggy.PluginManager(hookspecs.PROJECT)
-            pm.add_hookspecs(hookspecs)
-            pm.register(HostPlugin(self), name="alphazoo.host")
-            rows = discover_plugins(pm) if self._discover else []
-            for index, plugin in enumerate(self._extra_plugins):
-                name = getattr(plugin, "__name__", None) or f"{type(plugin).__name__}-{index}"
-                pm.register(plugin, name=name)
-                rows.append(PluginInfo(name, "-", "-", name, "loaded"))
-            self._plugin_rows = rows
-            self._pm = pm
+            with self._setup_lock:  # threads sharing a Zoo must not discover plugins twice
+                if self._pm is None:
+                    self._setup()
         return self._pm
+
+    def _setup(self) -> None:
+        pm = pluggy.PluginManager(hookspecs.PROJECT)
+        pm.add_hookspecs(hookspecs)
+        pm.register(HostPlugin(self), name="alphazoo.host")
+        rows = discover_plugins(pm) if self._discover else []
+        for index, plugin in enumerate(self._extra_plugins):
+            name = getattr(plugin, "__name__", None) or f"{type(plugin).__name__}-{index}"
+            pm.register(plugin, name=name)
+            rows.append(PluginInfo(name, "-", "-", name, "loaded"))
+        self._plugin_rows = rows
+        self._pm = pm
 
     @property
     def hook(self) -> Any:

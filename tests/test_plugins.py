@@ -261,3 +261,13 @@ def test_plugin_failing_inside_a_hook_is_reported_not_fatal() -> None:
         assert [spec.name for spec in zoo.formats()] == ["doubler-json"]
     row = {row.name: row for row in zoo.plugins()}["RaisingPlugin-1"]
     assert row.status == "failed" and "exploded" in row.error
+
+
+def test_threads_sharing_a_zoo_discover_plugins_once() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    zoo = Zoo()
+    with ThreadPoolExecutor(8) as pool:
+        managers = list(pool.map(lambda _: zoo.pm, range(32)))
+    assert all(manager is managers[0] for manager in managers)
+    assert len([row for row in zoo.plugins() if row.name == "sklearn"]) == 1
