@@ -21,8 +21,11 @@ is already imported).
 
 from __future__ import annotations
 
+import contextlib
 import pickle
 import sys
+import warnings
+from collections.abc import Iterator
 from typing import Any
 
 from alphazoo.compat.installed import installed_versions as _versions
@@ -110,7 +113,8 @@ def alphazoo_save(request: SaveRequest) -> SavedPayload | None:
     if fmt == "skops":
         import skops.io
 
-        skops.io.dump(model, path)
+        with _quiet_svc_attributes():
+            skops.io.dump(model, path)
         libraries.update(_versions("skops"))
     elif fmt == "pickle":
         with open(path, "wb") as handle:
@@ -236,6 +240,15 @@ def _task(model: Any) -> str:
     return "classification" if is_classifier(model) else "regression"
 
 
+@contextlib.contextmanager
+def _quiet_svc_attributes() -> Iterator[None]:
+    # skops and skl2onnx read an SVC's probA_/probB_, which scikit-learn 1.9 deprecates with a
+    # FutureWarning even when the user never asked for probabilities: noise, not news.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", r"Attribute `prob[AB]_` was deprecated", FutureWarning)
+        yield
+
+
 def _save_onnx(model: Any, request: SaveRequest, path: Any) -> dict[str, Any]:
     import numpy as np
     from skl2onnx import to_onnx
@@ -254,7 +267,8 @@ def _save_onnx(model: Any, request: SaveRequest, path: Any) -> dict[str, Any]:
     sample = np.asarray(sample, dtype=np.float32)
     classifier = _task(model) == "classification"
     options = {"zipmap": False} if classifier else None
-    onx = to_onnx(model, sample[:1], options=options)
+    with _quiet_svc_attributes():
+        onx = to_onnx(model, sample[:1], options=options)
     path.write_bytes(onx.SerializeToString())
     if classifier:
         outputs = {"label": "label"}
