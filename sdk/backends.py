@@ -203,6 +203,13 @@ class FsspecBackend:
 
         self.fs, root = fsspec.core.url_to_fs(url, **storage_options)
         self.root = root.rstrip("/")
+        if not self.root.strip("/"):
+            # The file system's root would hold every other store on it (all memory:// stores
+            # of the process, a whole bucket listing): a store needs a folder of its own.
+            raise ValueError(
+                f"store URL {url!r} names no folder; add one, as in memory://NAME or "
+                "s3://bucket/prefix"
+            )
         self.url = url
         self._lock = threading.RLock()
 

@@ -130,8 +130,10 @@ def read_bundle(
     Raises :class:`~alphazoo.BundleIntegrityError` on any corruption; a missing key raises
     :class:`~alphazoo.ObjectNotFoundError`.
     """
-    size = store.size(key)
     with store.open(key) as handle:
+        # The size of the object this handle reads, not a separate lookup: a writer may
+        # replace the object between the two, and a reader must see the old or the new one.
+        size = _size_of(handle)
         magic = handle.read(len(MAGIC))
         if magic != MAGIC:
             raise BundleIntegrityError(f"{key!r} is not an alphazoo model bundle (bad magic bytes)")
@@ -228,6 +230,20 @@ def _read_v1(
 
 
 _READERS: dict[int, Callable[..., OpenedBundle]] = {1: _read_v1}
+
+
+def _size_of(handle: IO[bytes]) -> int:
+    try:
+        return os.fstat(handle.fileno()).st_size
+    except (AttributeError, OSError, ValueError):  # an fsspec file has no descriptor
+        pass
+    size = getattr(handle, "size", None)
+    if isinstance(size, int):
+        return size
+    position = handle.tell()
+    end = handle.seek(0, os.SEEK_END)
+    handle.seek(position)
+    return end
 
 
 def _read_exact(handle: IO[bytes], length: int, key: str) -> bytes:

@@ -412,3 +412,36 @@ def test_future_protocol_asks_for_an_upgrade(zoo, store, tiny_model, protocol):
         with pytest.raises(alphazoo.BundleIntegrityError, match="upgrade") as info:
             action()
         assert f"protocol {protocol}" in str(info.value)
+
+
+def test_reader_never_sees_a_valid_bundle_as_corrupt_while_it_is_replaced(zoo, data):
+    # The reader must take the size of the object it opened, not of whatever is stored a
+    # moment earlier: an atomic replace in between would otherwise look like truncation.
+    import threading
+
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = data
+    small = LogisticRegression().fit(X, y)
+    zoo.save(small, "m", format="pickle", metadata={"pad": ""})
+    stop = threading.Event()
+
+    def writer() -> None:
+        flip = False
+        while not stop.is_set():
+            flip = not flip  # two sizes, so a size/content mismatch cannot go unnoticed
+            zoo.save(small, "m", format="pickle", metadata={"pad": "x" * (24 if flip else 0)})
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    errors = []
+    try:
+        for _ in range(300):
+            try:
+                zoo.inspect("m")
+            except alphazoo.BundleIntegrityError as exc:
+                errors.append(str(exc))
+    finally:
+        stop.set()
+        thread.join()
+    assert errors == []

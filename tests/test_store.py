@@ -629,3 +629,11 @@ def test_oversized_staged_copy_warns_on_reads_and_raises_on_sync() -> None:
     with pytest.raises(alphazoo.StorageLimitError, match="max_size"):
         store.sync()
     assert store.delete("big") is False and len(store) == 0
+
+
+@pytest.mark.parametrize("url", ["memory://", "memory:///"])
+def test_a_store_url_must_name_a_folder(url: str) -> None:
+    # memory:// alone is the root every other memory store lives under: clear() there would
+    # wipe them all.
+    with pytest.raises(ValueError, match="names no folder"):
+        ObjectStore(url)
