@@ -18,7 +18,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import threading
+import urllib.parse
+import urllib.request
 import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -108,15 +111,18 @@ class LocalBackend:
         path = self._path(key)
         if path.is_file():
             return "file"
-        if path.is_dir():
+        # An empty folder (left by get_file_path, say) holds no objects: it is no conflict, and
+        # write() replaces it.
+        if path.is_dir() and any(os.scandir(path)):
             return "dir"
         return None
 
     def size(self, key: str) -> int | None:
         try:
-            return self._path(key).stat().st_size
+            info = self._path(key).stat()
         except (FileNotFoundError, NotADirectoryError):
             return None
+        return info.st_size if stat.S_ISREG(info.st_mode) else None
 
     def open_read(self, key: str) -> IO[bytes]:
         try:
@@ -134,6 +140,8 @@ class LocalBackend:
             created.append(folder)
             folder = folder.parent
         target.parent.mkdir(parents=True, exist_ok=True)
+        if target.is_dir():
+            target.rmdir()  # empty (the store checked for conflicts): the object takes its place
         tmp = target.parent / f".{target.name}.{uuid.uuid4().hex}.tmp"
         try:
             with open(tmp, "wb") as handle:
@@ -282,10 +290,13 @@ class FsspecBackend:
 
 
 def backend_for(location: str | os.PathLike[str], **storage_options: Any) -> Backend:
-    """The backend for a folder path or URL: plain paths and ``file://`` are local."""
+    """The backend for a folder path or URL: plain paths, ``file:`` and ``local:`` are local."""
     text = os.fspath(location)
-    if text.startswith("file://"):
-        return LocalBackend(text[len("file://"):])
+    parsed = urllib.parse.urlsplit(text)
+    if parsed.scheme in ("file", "local"):
+        if parsed.netloc not in ("", "localhost"):
+            raise ValueError(f"{text!r} names another host; a folder store must be local")
+        return LocalBackend(urllib.request.url2pathname(parsed.path))
     if "://" in text:
         return FsspecBackend(text, **storage_options)
     return LocalBackend(text)

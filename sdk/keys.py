@@ -17,6 +17,8 @@ from .errors import InvalidKeyError
 __all__ = ["normalize_key", "is_valid_key", "is_canonical_key", "MAX_KEY_LENGTH"]
 
 MAX_KEY_LENGTH = 1024
+#: File systems allow 255 bytes per name; a folder store's temporary file adds 38.
+MAX_SEGMENT_LENGTH = 200
 _SEGMENT = re.compile(r"[A-Za-z0-9_#\-$= ]+")
 _LAST_SEGMENT = re.compile(r"[A-Za-z0-9_#\-$= ]+(\.[A-Za-z0-9_\-]+)?")
 # The same rules for a key already in canonical spelling, in one pattern: listing a store of
@@ -48,6 +50,10 @@ def normalize_key(key: str) -> str:
             raise InvalidKeyError(
                 key, "a key must not contain an empty segment ('//' or a trailing '/')"
             )
+        if len(segment) > MAX_SEGMENT_LENGTH:
+            raise InvalidKeyError(
+                key, f"a segment must be at most {MAX_SEGMENT_LENGTH} characters between '/'"
+            )
         pattern = _LAST_SEGMENT if index == len(segments) - 1 else _SEGMENT
         if not pattern.fullmatch(segment):
             raise InvalidKeyError(key, f"segment {segment!r} may only use {_ALLOWED}")
@@ -65,4 +71,8 @@ def is_valid_key(key: str) -> bool:
 
 def is_canonical_key(key: str) -> bool:
     """True when ``key`` is a valid key already in canonical spelling (as stores list them)."""
-    return len(key) <= MAX_KEY_LENGTH and _CANONICAL.fullmatch(key) is not None
+    return (
+        len(key) <= MAX_KEY_LENGTH
+        and _CANONICAL.fullmatch(key) is not None
+        and all(len(segment) <= MAX_SEGMENT_LENGTH for segment in key.split("/"))
+    )

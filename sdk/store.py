@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 import warnings
+import weakref
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -96,7 +98,8 @@ class ObjectStore:
         # Remote stores hand out local copies from get_file_path; they are uploaded when they
         # change (LEAN persists the same way). key -> (path, (mtime_ns, size) last synced)
         self._staged: dict[str, tuple[Path, tuple[int, int] | None]] = {}
-        self._staging_dir: tempfile.TemporaryDirectory[str] | None = None
+        self._staging_dir: Path | None = None
+        self._staging_cleanup: weakref.finalize | None = None
 
     # -- limits ------------------------------------------------------------------------------
     @property
@@ -252,8 +255,13 @@ class ObjectStore:
         if key in self._staged:
             return str(self._staged[key][0])
         if self._staging_dir is None:
-            self._staging_dir = tempfile.TemporaryDirectory(prefix="alphazoo-staged-")
-        path = Path(self._staging_dir.name).joinpath(*key.split("/"))
+            self._staging_dir = Path(tempfile.mkdtemp(prefix="alphazoo-staged-"))
+            # Runs when the store is closed or collected: says which copies were never
+            # uploaded (instead of losing them silently), then removes the folder.
+            self._staging_cleanup = weakref.finalize(
+                self, _drop_staging, self._staging_dir, self._staged, self.url
+            )
+        path = self._staging_dir.joinpath(*key.split("/"))
         path.parent.mkdir(parents=True, exist_ok=True)
         synced = None
         if self._backend.kind(key) == "file":
@@ -268,11 +276,31 @@ class ObjectStore:
         self._staged[key] = (path, synced)
         return str(path)
 
+    def close(self) -> None:
+        """Upload changed :meth:`get_file_path` copies, then remove them (remote stores).
+
+        ``with ObjectStore(url) as store:`` closes on exit. A store collected without
+        ``close()`` warns about copies it never uploaded.
+        """
+        self._sync_staged(strict=True)
+        if self._staging_cleanup is not None:
+            self._staging_cleanup()
+            self._staging_dir = self._staging_cleanup = None
+        self._staged.clear()
+
+    def __enter__(self) -> ObjectStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
     def sync(self) -> None:
         """Upload local copies from :meth:`get_file_path` that changed (remote stores).
 
-        Raises :class:`~alphazoo.StorageLimitError` when a copy does not fit; the implicit
-        uploads before other calls only warn, so one oversized copy does not break reads.
+        Raises :class:`~alphazoo.StorageLimitError` (a copy does not fit) or
+        :class:`~alphazoo.InvalidKeyError` (its key became a folder's name); the implicit
+        uploads before other calls only warn and keep the copy, so one bad copy does not break
+        every read.
         """
         self._sync_staged(strict=True)
 
@@ -329,12 +357,25 @@ class ObjectStore:
             try:
                 with open(path, "rb") as handle:
                     self.write_stream(key, iter(lambda: handle.read(_CHUNK), b""), current[1])
-            except StorageLimitError as exc:
+            except (StorageLimitError, InvalidKeyError) as exc:
                 if strict:
                     raise
                 warnings.warn(f"{path} was not uploaded: {exc}", stacklevel=3)
                 continue
             self._staged[key] = (path, current)
+
+
+def _drop_staging(folder: Path, staged: dict[str, tuple[Path, Any]], url: str) -> None:
+    pending = [
+        key for key, (path, synced) in staged.items() if _signature(path) not in (None, synced)
+    ]
+    if pending:
+        warnings.warn(
+            f"{len(pending)} file(s) from get_file_path were changed but never uploaded to "
+            f"{url}: {', '.join(sorted(pending))}; call store.sync() or store.close()",
+            ResourceWarning, stacklevel=2,
+        )
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def _signature(path: Path) -> tuple[int, int] | None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import alphazoo
-from alphazoo.keys import MAX_KEY_LENGTH, is_valid_key, normalize_key
+from alphazoo.keys import MAX_KEY_LENGTH, MAX_SEGMENT_LENGTH, is_valid_key, normalize_key
 
 ACCEPTED = {
     "my_key": "my_key",
@@ -73,8 +73,20 @@ def test_the_issues_example_normalizes_backslashes_and_leading_dot_slash() -> No
 
 
 def test_longest_key_is_accepted() -> None:
-    key = "x" * MAX_KEY_LENGTH
+    segment = "x" * MAX_SEGMENT_LENGTH
+    key = "/".join([segment] * (MAX_KEY_LENGTH // (MAX_SEGMENT_LENGTH + 1)))
+    key += "/" + "y" * (MAX_KEY_LENGTH - len(key) - 1)
+    assert len(key) == MAX_KEY_LENGTH
     assert normalize_key(key) == key
+
+
+def test_a_segment_longer_than_file_systems_allow_is_refused(tmp_path) -> None:
+    # 255 bytes per name, less the 38 a folder store's temporary file adds around it.
+    store = alphazoo.ObjectStore(tmp_path)
+    longest = "x" * MAX_SEGMENT_LENGTH
+    assert store.save(f"a/{longest}", "fits") and store.read(f"a/{longest}") == "fits"
+    with pytest.raises(alphazoo.InvalidKeyError, match="at most 200 characters"):
+        store.save("a/" + "x" * (MAX_SEGMENT_LENGTH + 1), "too long")
 
 
 @pytest.mark.parametrize("key", REFUSED, ids=repr)

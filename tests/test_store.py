@@ -637,3 +637,53 @@ def test_a_store_url_must_name_a_folder(url: str) -> None:
     # wipe them all.
     with pytest.raises(ValueError, match="names no folder"):
         ObjectStore(url)
+
+
+def test_staged_copy_whose_key_became_a_folder_warns_instead_of_breaking_reads() -> None:
+    store = ObjectStore(f"memory://staged-{uuid.uuid4().hex}")
+    path = Path(store.get_file_path("c/d"))
+    store.save("c", "now an object")
+    path.write_text("written by a library")
+    with pytest.warns(UserWarning, match="was not uploaded"):
+        assert store.keys() == ["c"]
+    with pytest.raises(alphazoo.InvalidKeyError, match="'c' is an object"):
+        store.sync()
+
+
+def test_close_uploads_staged_copies_and_a_dropped_store_warns() -> None:
+    import gc
+
+    url = f"memory://staged-{uuid.uuid4().hex}"
+    with ObjectStore(url) as store:
+        Path(store.get_file_path("kept.bin")).write_bytes(b"kept")
+    assert ObjectStore(url).read_bytes("kept.bin") == b"kept"
+
+    forgetful = ObjectStore(url)
+    staged = Path(forgetful.get_file_path("lost.bin"))
+    staged.write_bytes(b"never uploaded")
+    with pytest.warns(ResourceWarning, match="lost.bin"):
+        del forgetful
+        gc.collect()
+    assert not staged.exists()  # the staging folder is removed either way
+
+
+def test_an_empty_folder_is_not_a_conflict(tmp_path: Path) -> None:
+    store = ObjectStore(tmp_path)
+    store.get_file_path("c/d")  # creates folder c, never written
+    assert store.save("c", "object") and store.read("c") == "object"
+
+
+def test_size_of_a_folder_is_not_an_object(tmp_path: Path) -> None:
+    store = ObjectStore(tmp_path)
+    store.save("demo/a", "x")
+    with pytest.raises(alphazoo.ObjectNotFoundError):
+        store.size("demo")
+
+
+def test_file_urls_name_local_folders(tmp_path: Path) -> None:
+    folder = tmp_path / "my store"
+    ObjectStore(folder).save("k", "v")
+    for url in (folder.as_uri(), f"file://localhost{folder.as_posix()}", f"local://{folder}"):
+        assert ObjectStore(url).read("k") == "v", url
+    with pytest.raises(ValueError, match="another host"):
+        ObjectStore(f"file://elsewhere{folder.as_posix()}")
