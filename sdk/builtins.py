@@ -55,17 +55,53 @@ class HostPlugin:
                 f"loaded plugin reads (formats available: {known}); install or enable the "
                 f"{adapter!r} adapter"
             )
-        # Safety comes from the loader's own format table, never from the bundle's word.
-        if not spec.safe and not (request.trusted or request.signature_valid):
-            raise UntrustedModelError(
-                f"format {fmt!r} runs code when it is loaded, and this bundle is not trusted. "
-                "Either pass trusted=True if you know where it came from, or load with the "
-                "sign_key (or $ALPHAZOO_SIGNING_KEY) it was signed with when saved "
-                "(zoo.save(..., sign_key=KEY)). Safe formats need neither."
-            )
+        _check_trust(request, spec.safe)
         result = yield
         if result is None:
             raise UnsupportedModelError(
                 f"adapter {adapter!r} declared format {fmt!r} but did not load the bundle"
             )
         return result
+
+
+def _check_trust(request: LoadRequest, safe: bool) -> None:
+    """Refuse a load that the caller's trust, or the bundle's signature, does not cover.
+
+    Safety comes from the loader's own format table (``safe``), never from the bundle's word.
+    A signature that does not verify is refused for unsafe formats, and for safe ones when
+    the caller passed the key explicitly; a key from ``$ALPHAZOO_SIGNING_KEY`` does not stop a
+    safe bundle signed by another team from loading.
+    """
+    manifest, key = request.manifest, request.key
+    signed = manifest.get("signature") is not None
+    source = {"argument": "the sign_key argument",
+              "environment": "$ALPHAZOO_SIGNING_KEY"}.get(request.sign_key_source or "", "")
+    if signed and source and not request.signature_valid:
+        if not safe or request.sign_key_source == "argument":
+            raise UntrustedModelError(
+                f"{key!r} is signed, but its HMAC does not verify with the key from {source}: "
+                "the bundle was changed after signing, or signed with another key"
+            )
+    if safe or request.trusted:
+        return
+    fmt = manifest.get("format")
+    if request.signature_valid:
+        if manifest.get("key") == key:
+            return
+        raise UntrustedModelError(
+            f"{key!r} holds a bundle signed for key {manifest.get('key')!r}. A signature vouches "
+            "only for the key it was saved under, so a copy cannot replay an old model under a "
+            f"new name: save it again under {key!r}, or pass trusted=True."
+        )
+    if not signed:
+        raise UntrustedModelError(
+            f"format {fmt!r} runs code when it is loaded, and {key!r} is not signed. Pass "
+            "trusted=True if you know where it came from, or save it again with "
+            "zoo.save(..., sign_key=KEY) and load it with that key ($ALPHAZOO_SIGNING_KEY "
+            "serves both). Safe formats need neither."
+        )
+    raise UntrustedModelError(
+        f"format {fmt!r} runs code when it is loaded, and {key!r} is signed but no signing key "
+        "was given: load it with sign_key=KEY (or $ALPHAZOO_SIGNING_KEY), the key it was saved "
+        "with, or pass trusted=True if you know where it came from. Safe formats need neither."
+    )

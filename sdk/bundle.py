@@ -34,7 +34,10 @@ from typing import IO, Any, Callable
 from .errors import BundleIntegrityError
 from .store import ObjectStore
 
-__all__ = ["PROTOCOL", "MAGIC", "write_bundle", "read_bundle", "read_manifest", "signing_key"]
+__all__ = [
+    "PROTOCOL", "MAGIC", "write_bundle", "read_bundle", "read_manifest", "signing_key",
+    "signing_key_and_source",
+]
 
 PROTOCOL = 1
 MAGIC = b"ALPHAZOO-BUNDLE\n"
@@ -48,14 +51,20 @@ SIGNATURE_ALGORITHM = "hmac-sha256"
 
 def signing_key(sign_key: str | bytes | None) -> bytes | None:
     """The HMAC key to use: ``sign_key``, else ``$ALPHAZOO_SIGNING_KEY``, else None."""
+    return signing_key_and_source(sign_key)[0]
+
+
+def signing_key_and_source(sign_key: str | bytes | None) -> tuple[bytes | None, str | None]:
+    """The HMAC key and where it came from: ``"argument"``, ``"environment"`` or None."""
+    source = "argument"
     if sign_key is None:
-        sign_key = os.environ.get("ALPHAZOO_SIGNING_KEY") or None
+        sign_key, source = os.environ.get("ALPHAZOO_SIGNING_KEY") or None, "environment"
     if sign_key is None:
-        return None
+        return None, None
     key = sign_key.encode("utf-8") if isinstance(sign_key, str) else bytes(sign_key)
     if not key:
         raise ValueError("a signing key must not be empty")
-    return key
+    return key, source
 
 
 def write_bundle(

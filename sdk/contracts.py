@@ -82,3 +82,8 @@ class LoadRequest:
     trusted: bool = False
     #: True when the bundle carries an HMAC that the loader's key verified.
     signature_valid: bool = False
+    #: The store key the bundle was loaded from (a signature vouches for the key it was
+    #: saved under, ``manifest["key"]``).
+    key: str = ""
+    #: Where the loader's signing key came from: "argument", "environment" or None.
+    sign_key_source: str | None = None

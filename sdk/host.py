@@ -18,10 +18,10 @@ from alphazoo.compat.installed import installed_version
 
 from . import hookspecs
 from .builtins import HostPlugin
-from .bundle import read_bundle, read_manifest, signing_key, write_bundle
+from .bundle import read_bundle, read_manifest, signing_key, signing_key_and_source, write_bundle
 from .contracts import FormatSpec, LoadRequest, ModelSpec, SaveRequest
 from .discovery import PluginInfo, PluginLoadWarning, discover_plugins
-from .errors import UnsupportedModelError, UntrustedModelError
+from .errors import UnsupportedModelError
 from .keys import normalize_key
 from .registry import ModelTable
 from .store import ObjectStore
@@ -262,16 +262,13 @@ class Zoo:
         the bundle's HMAC verifies with ``sign_key`` (or ``$ALPHAZOO_SIGNING_KEY``); otherwise
         :class:`~alphazoo.UntrustedModelError`. Nothing is unpickled before both checks.
         """
-        key_bytes = signing_key(sign_key)
+        key = normalize_key(key)
+        key_bytes, key_source = signing_key_and_source(sign_key)
         with tempfile.TemporaryDirectory(prefix="alphazoo-load-") as tmp:
             opened = read_bundle(self.store, key, Path(tmp), key_bytes)
             manifest = opened.manifest
-            if manifest.get("signature") and key_bytes is not None and not opened.signature_valid:
-                raise UntrustedModelError(
-                    f"{key!r} is signed, but its HMAC does not verify with the given key: it was "
-                    "changed after signing or signed with another key"
-                )
-            request = LoadRequest(manifest, opened.files, trusted, opened.signature_valid)
+            request = LoadRequest(manifest, opened.files, trusted, opened.signature_valid,
+                                  key=key, sign_key_source=key_source)
             model = self.hook.alphazoo_load(request=request)
         self._note(model, zoo_model=manifest.get("name"), params=manifest.get("params"))
         return model

@@ -381,3 +381,33 @@ def test_skops_payload_calling_a_sklearn_function_is_refused(zoo, store, marker,
     with pytest.raises(alphazoo.UntrustedModelError, match="assert_run_python_script"):
         zoo.load("evil/skops")
     assert not marker.exists()
+
+
+def test_a_signature_does_not_vouch_for_a_copy_under_another_key(zoo, store, model, data):
+    key, (X, _) = "team-key", data
+    # Replaying an old signed pickle under the production key must not pass as trusted.
+    zoo.save(model, "models/old", format="pickle", sign_key=key)
+    store.save_bytes("models/prod", store.read_bytes("models/old"))
+    with pytest.raises(alphazoo.UntrustedModelError, match="signed for key 'models/old'"):
+        zoo.load("models/prod", sign_key=key)
+    expected = model.predict_proba(X)
+    assert np.array_equal(zoo.load("models/prod", trusted=True).predict_proba(X), expected)
+    assert np.array_equal(zoo.load("models/old", sign_key=key).predict_proba(X), expected)
+
+
+def test_unsigned_pickle_loaded_with_a_key_says_it_is_not_signed(zoo, model):
+    zoo.save(model, "plain", format="pickle")
+    with pytest.raises(alphazoo.UntrustedModelError, match="'plain' is not signed"):
+        zoo.load("plain", sign_key="team-key")
+
+
+def test_environment_key_does_not_block_a_safe_bundle_signed_by_another_team(
+    zoo, model, data, monkeypatch
+):
+    X, _ = data
+    zoo.save(model, "team-a/onnx", format="onnx", sign_key="team-a")
+    monkeypatch.setenv("ALPHAZOO_SIGNING_KEY", "team-b")
+    loaded = zoo.load("team-a/onnx")  # safe format, key only from the environment: loads
+    assert np.allclose(loaded.predict_proba(X), model.predict_proba(X), atol=1e-5)
+    with pytest.raises(alphazoo.UntrustedModelError, match="the sign_key argument"):
+        zoo.load("team-a/onnx", sign_key="team-b")  # an explicit key must verify
