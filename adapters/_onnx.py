@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from alphazoo.errors import OnnxParityError
+from alphazoo.errors import OnnxParityError, require
 
 __all__ = ["OnnxPredictor", "check_parity"]
 
@@ -43,8 +43,7 @@ class OnnxPredictor:
         classes: list[Any] | None = None,
         feature_names: list[str] | None = None,
     ) -> None:
-        import onnxruntime
-
+        onnxruntime: Any = require("onnxruntime", "onnx", "serving an ONNX model")
         options = onnxruntime.SessionOptions()
         self.session = onnxruntime.InferenceSession(
             model, options, providers=["CPUExecutionProvider"]
@@ -60,6 +59,15 @@ class OnnxPredictor:
         self._proba = [outputs["probabilities"]] if "probabilities" in outputs else None
 
     def _input(self, X: Any) -> dict[str, np.ndarray]:
+        names = self.feature_names_in_
+        columns = getattr(X, "columns", None)
+        if names is not None and columns is not None and list(columns) != names:
+            # A DataFrame in another column order would be fed position by position and give
+            # wrong predictions silently; reorder by name as scikit-learn would refuse to.
+            missing = [name for name in names if name not in set(columns)]
+            if missing:
+                raise ValueError(f"input is missing the model's feature columns {missing}")
+            X = X[names]
         array = np.asarray(X, dtype=np.float32)
         if array.ndim == 1:
             array = array.reshape(1, -1)

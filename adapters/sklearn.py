@@ -30,7 +30,12 @@ from typing import Any
 
 from alphazoo.compat.installed import installed_versions as _versions
 from alphazoo.contracts import FormatSpec, LoadRequest, SavedPayload, SaveRequest
-from alphazoo.errors import BundleIntegrityError, UnsupportedFormatError, UntrustedModelError
+from alphazoo.errors import (
+    BundleIntegrityError,
+    UnsupportedFormatError,
+    UntrustedModelError,
+    require,
+)
 from alphazoo.hookspecs import hookimpl
 
 ADAPTER = "sklearn"
@@ -51,10 +56,19 @@ SKLEARN_STATE_TYPES = frozenset({
 })
 
 
+#: Libraries whose models subclass scikit-learn's BaseEstimator but are not scikit-learn's:
+#: their own adapters save them (skops would store them as untrusted types), so this adapter
+#: leaves them alone and the error for a missing adapter names the right library.
+FOREIGN_ESTIMATOR_PACKAGES = frozenset({"xgboost", "lightgbm", "catboost", "hmmlearn"})
+
+
 def owns(model: Any) -> bool:
-    """True for scikit-learn estimators (Pipelines included), without importing scikit-learn."""
+    """True for scikit-learn estimators (Pipelines and user subclasses included), decided
+    without importing scikit-learn: none can exist unless it is already imported."""
     base = sys.modules.get("sklearn.base")
-    return base is not None and isinstance(model, base.BaseEstimator)
+    if base is None or not isinstance(model, base.BaseEstimator):
+        return False
+    return type(model).__module__.partition(".")[0] not in FOREIGN_ESTIMATOR_PACKAGES
 
 
 # -- hooks ---------------------------------------------------------------------------------------
@@ -72,7 +86,7 @@ def alphazoo_formats() -> list[FormatSpec]:
 
 @hookimpl
 def alphazoo_requirements() -> list[str]:
-    return ["scikit-learn>=1.5", "skops>=0.11", "skl2onnx>=1.17", "onnxruntime>=1.19"]
+    return ["scikit-learn>=1.5", "skops>=0.12", "skl2onnx>=1.17", "onnxruntime>=1.19"]
 
 
 @hookimpl
@@ -110,11 +124,19 @@ def alphazoo_save(request: SaveRequest) -> SavedPayload | None:
     path = request.directory / _FILES[fmt]
     libraries = _versions("scikit-learn", "numpy", "scipy")
     adapter_data: dict[str, Any] = {"task": _task(model)}
+    notices: list[str] = []
     if fmt == "skops":
-        import skops.io
-
+        skops_io: Any = require("skops.io", "sklearn", "the skops format")
         with _quiet_svc_attributes():
-            skops.io.dump(model, path)
+            skops_io.dump(model, path)
+        untrusted = [name for name in skops_io.get_untrusted_types(file=path)
+                     if name not in SKLEARN_STATE_TYPES]
+        if untrusted:
+            adapter_data["untrusted_types"] = untrusted
+            notices.append(
+                f"this skops bundle holds types that are not trusted by default ({untrusted}); "
+                "loading it will need trusted=True or a signature (save with sign_key=KEY)"
+            )
         libraries.update(_versions("skops"))
     elif fmt == "pickle":
         with open(path, "wb") as handle:
@@ -130,6 +152,7 @@ def alphazoo_save(request: SaveRequest) -> SavedPayload | None:
         libraries=libraries,
         adapter_data=adapter_data,
         input_signature=_signature(model, request.sample),
+        warnings=notices,
     )
 
 
@@ -145,16 +168,15 @@ def alphazoo_load(request: LoadRequest) -> Any:
             f"the bundle has no {_FILES.get(fmt, fmt)!r} payload for format {fmt!r}"
         )
     if fmt == "skops":
-        import skops.io
-
-        unknown = skops.io.get_untrusted_types(file=path)
+        skops_io: Any = require("skops.io", "sklearn", "the skops format")
+        unknown = skops_io.get_untrusted_types(file=path)
         foreign = [name for name in unknown if name not in SKLEARN_STATE_TYPES]
         if foreign and not (request.trusted or request.signature_valid):
             raise UntrustedModelError(
                 f"this skops bundle holds types that are not trusted by default: {foreign}. "
                 "Pass trusted=True (or load with the bundle's sign_key) if you trust them."
             )
-        return skops.io.load(path, trusted=unknown or None)
+        return skops_io.load(path, trusted=unknown or None)
     if fmt == "pickle":  # the host's trust guard has already run
         with open(path, "rb") as handle:
             return pickle.load(handle)
@@ -251,9 +273,10 @@ def _quiet_svc_attributes() -> Iterator[None]:
 
 def _save_onnx(model: Any, request: SaveRequest, path: Any) -> dict[str, Any]:
     import numpy as np
-    from skl2onnx import to_onnx
 
     from ._onnx import OnnxPredictor, check_parity
+
+    to_onnx = require("skl2onnx", "onnx", "the onnx format").to_onnx  # type: ignore[attr-defined]
 
     sample, source = request.sample, "training rows"
     if sample is None:

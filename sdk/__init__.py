@@ -17,6 +17,7 @@ from .errors import (
     AlphazooError,
     BundleIntegrityError,
     InvalidKeyError,
+    MissingDependencyError,
     ModelNotFoundError,
     ObjectNotFoundError,
     OnnxParityError,
@@ -60,5 +61,6 @@ __all__ = [
     "UnsupportedFormatError",
     "ModelNotFoundError",
     "OnnxParityError",
+    "MissingDependencyError",
     "__version__",
 ]

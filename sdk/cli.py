@@ -87,6 +87,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except AlphazooError as exc:
         print(f"alphazoo: error: {exc}", file=sys.stderr)
         return EXIT_FAILURE
+    except (OSError, ValueError, ImportError) as exc:
+        # A bad --store URL, a missing library, an unreadable folder: one line, not a traceback.
+        print(f"alphazoo: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
     except KeyboardInterrupt:
         print("alphazoo: interrupted", file=sys.stderr)
         return 130
@@ -234,8 +238,10 @@ def _demo(args: argparse.Namespace) -> int:
                       f"{row.accuracy:.1%}", row.how_trusted)
     console.print(table)
     if result.all_agree:
-        console.print("Every format reloads to the same predictions. "
-                      "Try: alphazoo store ls demo/  |  alphazoo inspect demo/random_forest-onnx")
+        where = f" --store {args.store}" if args.store else ""
+        console.print("Every format reloads to the same predictions. Try: "
+                      f"alphazoo store ls demo/{where}  |  "
+                      f"alphazoo inspect demo/{result.model}-onnx{where}")
         return EXIT_OK
     console.print("[red]Some formats disagree with the in-memory model.[/]")
     return EXIT_FAILURE

@@ -71,6 +71,9 @@ class SavedPayload:
     #: Adapter-specific facts the loader needs back (task, classes, parity figures...).
     adapter_data: dict[str, Any] = field(default_factory=dict)
     input_signature: dict[str, Any] | None = None
+    #: Things the user should know about this save; the host shows each as a UserWarning at
+    #: the caller's ``zoo.save`` line (a plugin's own warning would point into pluggy).
+    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass

@@ -50,12 +50,15 @@ def discover_plugins(pm: pluggy.PluginManager) -> list[PluginInfo]:
     """Load and register every plugin of the entry-point group; never raises for a plugin."""
     blocked = disabled_plugins()
     rows: list[PluginInfo] = []
-    seen: set[str] = set()
+    seen: set[tuple[str, str]] = set()
     for entry_point in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
-        if entry_point.name in seen:  # one distribution installed twice on sys.path
-            continue
-        seen.add(entry_point.name)
         dist = entry_point.dist
+        # One distribution found twice on sys.path is one plugin; two distributions using one
+        # name both get a row, and the second fails to register with pluggy's message.
+        identity = (entry_point.name, dist.name if dist else "?")
+        if identity in seen:
+            continue
+        seen.add(identity)
         row = PluginInfo(
             name=entry_point.name,
             distribution=dist.name if dist else "?",

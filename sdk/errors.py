@@ -19,6 +19,7 @@ __all__ = [
     "UnsupportedFormatError",
     "ModelNotFoundError",
     "OnnxParityError",
+    "MissingDependencyError",
 ]
 
 
@@ -92,3 +93,21 @@ class ModelNotFoundError(AlphazooError, KeyError):
 
 class OnnxParityError(AlphazooError):
     """An ONNX export does not reproduce the native model's predictions; nothing was saved."""
+
+
+class MissingDependencyError(AlphazooError, ImportError):
+    """A format or model needs a library that is not installed; the message names the extra."""
+
+
+def require(module: str, extra: str, purpose: str) -> object:
+    """Import ``module`` for ``purpose`` or raise :class:`MissingDependencyError` naming the
+    ``alphazoo[extra]`` that installs it."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise MissingDependencyError(
+            f"{purpose} needs {module.partition('.')[0]}, which is not installed: "
+            f"pip install 'alphazoo[{extra}]' ({exc})"
+        ) from exc

@@ -159,7 +159,10 @@ class Zoo:
         answers = []
         for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
             try:
-                answers.append((impl.plugin_name, impl.function(**kwargs(impl.plugin_name))))
+                # pluggy lets an implementation take fewer arguments than its spec.
+                offered = kwargs(impl.plugin_name)
+                arguments = {name: offered[name] for name in impl.argnames if name in offered}
+                answers.append((impl.plugin_name, impl.function(**arguments)))
             except Exception as exc:
                 error = f"{hook_name} raised {type(exc).__name__}: {exc}"
                 for row in self._plugin_rows:
@@ -236,6 +239,8 @@ class Zoo:
             payload = self.hook.alphazoo_save(request=request)
             if payload is None:
                 raise UnsupportedModelError(_no_adapter(model, self))
+            for notice in payload.warnings:
+                warnings.warn(f"{key!r}: {notice}", UserWarning, stacklevel=2)
             manifest = {
                 "key": key,
                 "name": notes.get("zoo_model") or type(model).__name__,

@@ -109,3 +109,9 @@ def test_demo_table_for_people(tmp_path: Path) -> None:
     assert "Every format reloads to the same predictions" in result.stdout
     agreements = re.findall(r"([\d,]+)/([\d,]+)", result.stdout)
     assert len(agreements) == 3 and all(same == total for same, total in agreements)
+
+
+def test_unusable_store_url_is_one_line_not_a_traceback() -> None:
+    result = cli("store", "info", "--store", "nosuchprotocol://x")
+    assert result.returncode == 1
+    assert result.stderr.startswith("alphazoo: error: ValueError") and "Traceback" not in result.stderr

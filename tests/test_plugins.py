@@ -271,3 +271,18 @@ def test_threads_sharing_a_zoo_discover_plugins_once() -> None:
         managers = list(pool.map(lambda _: zoo.pm, range(32)))
     assert all(manager is managers[0] for manager in managers)
     assert len([row for row in zoo.plugins() if row.name == "sklearn"]) == 1
+
+
+class TersePlugin:
+    """pluggy lets an implementation take fewer arguments than its spec."""
+
+    @alphazoo.hookimpl
+    def alphazoo_register_models(self):
+        self.called = True
+
+
+def test_hook_implementation_with_fewer_arguments_is_called() -> None:
+    plugin = TersePlugin()
+    zoo = Zoo(plugins=[plugin], discover=False)
+    assert zoo.models() == [] and plugin.called
+    assert {row.name: row.status for row in zoo.plugins()}["TersePlugin-0"] == "loaded"

@@ -503,3 +503,46 @@ def test_failed_parity_check_saves_nothing(zoo, data):
     assert zoo.store.keys() == []
     zoo.save(model, "strict", format="onnx")  # the default tolerance is met
     assert zoo.store.keys() == ["strict"]
+
+
+def test_other_libraries_estimators_are_not_claimed(zoo, data):
+    # XGBClassifier subclasses scikit-learn's BaseEstimator; skops would store it as
+    # untrusted types. Without an xgboost adapter the error must name xgboost's class.
+    xgboost = pytest.importorskip("xgboost", reason="xgboost is in the project's [all] extra")
+    model = xgboost.XGBClassifier(n_estimators=3).fit(data["X"], data["y"])
+    if any(spec.adapter == "xgboost" for spec in zoo.formats()):
+        pytest.skip("an xgboost adapter is installed and owns this model")
+    with pytest.raises(alphazoo.UnsupportedModelError, match=r"xgboost\.sklearn\.XGBClassifier"):
+        zoo.save(model, "xgb")
+    assert not zoo.store.contains_key("xgb")
+
+
+def test_onnx_predictor_reorders_dataframe_columns_by_name(zoo, data):
+    pandas = pytest.importorskip("pandas", reason="pandas comes with the [all] extra")
+    frame = pandas.DataFrame(data["X"], columns=["a", "b", "c", "d"])
+    model = zoo.train(zoo.build("logistic_regression"), frame, data["y"])
+    zoo.save(model, "named", format="onnx")
+    onnx = zoo.load("named")
+    shuffled = frame[["d", "b", "a", "c"]]
+    assert np.allclose(onnx.predict_proba(shuffled), model.predict_proba(frame), atol=1e-5)
+    with pytest.raises(ValueError, match=r"missing the model's feature columns \['c'\]"):
+        onnx.predict(frame[["a", "b", "d"]])
+
+
+def test_missing_onnx_converter_names_the_extra(tmp_path):
+    code = f"""
+import sys
+sys.modules["skl2onnx"] = None  # as if alphazoo[onnx] were not installed
+import numpy as np, alphazoo
+zoo = alphazoo.Zoo(alphazoo.ObjectStore({str(tmp_path)!r}))
+model = zoo.train(zoo.build("logistic_regression"), np.eye(4), [0, 1, 0, 1])
+try:
+    zoo.save(model, "m", format="onnx")
+except alphazoo.MissingDependencyError as exc:
+    print(isinstance(exc, ImportError), exc)
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("True the onnx format needs skl2onnx")
+    assert "pip install 'alphazoo[onnx]'" in result.stdout

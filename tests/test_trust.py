@@ -303,7 +303,8 @@ def test_skops_pipeline_with_a_user_function_needs_trust(zoo, data):
 
     X, y = data
     pipe = make_pipeline(FunctionTransformer(double), LogisticRegression()).fit(X, y)
-    assert zoo.save(pipe, "user-fn")["format"] == "skops"
+    with pytest.warns(UserWarning, match=r"'user-fn': .*test_trust.double.*trusted=True"):
+        assert zoo.save(pipe, "user-fn")["format"] == "skops"  # told at save, not at load
 
     with pytest.raises(alphazoo.UntrustedModelError, match="double") as error:
         zoo.load("user-fn")
@@ -321,7 +322,8 @@ def test_skops_pipeline_with_a_user_function_loads_with_a_valid_signature(zoo, d
 
     X, y = data
     pipe = make_pipeline(FunctionTransformer(double), LogisticRegression()).fit(X, y)
-    zoo.save(pipe, "user-fn-signed", sign_key="team-key")
+    with pytest.warns(UserWarning, match="not trusted by default"):
+        zoo.save(pipe, "user-fn-signed", sign_key="team-key")
     with pytest.raises(alphazoo.UntrustedModelError):
         zoo.load("user-fn-signed")
     loaded = zoo.load("user-fn-signed", sign_key="team-key")
@@ -333,7 +335,8 @@ def test_skops_pipeline_holding_builtins_eval_needs_trust(zoo):
     from sklearn.preprocessing import FunctionTransformer
 
     pipe = make_pipeline(FunctionTransformer(builtins.eval))
-    zoo.save(pipe, "eval", format="skops")
+    with pytest.warns(UserWarning, match="builtins.eval"):
+        zoo.save(pipe, "eval", format="skops")
     with pytest.raises(alphazoo.UntrustedModelError, match="builtins.eval"):
         zoo.load("eval")
     assert zoo.load("eval", trusted=True).steps[0][1].func is builtins.eval
