@@ -241,7 +241,11 @@ class ObjectStore:
         The parent folder is created. In a folder store the path is the object itself, so a
         file written there is readable under ``key`` at once. In a remote store the path is a
         local copy (downloaded when the object exists) that is uploaded under ``key`` whenever
-        the store is next used after the file changed, or on :meth:`sync`.
+        the store is next used after the file changed, or on :meth:`sync`/:meth:`close`.
+
+        Limits cannot stop another library writing a file (LEAN has the same gap): in a
+        folder store such a file counts from the next save on, which is refused if the store
+        is then over a limit; a remote copy is checked when it is uploaded.
         """
         key = normalize_key(key)
         # Checked for every backend: a remote copy under a conflicting key could never be
