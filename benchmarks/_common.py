@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
+from typing import Any, TextIO
 
-__all__ = ["git_revision"]
+__all__ = ["git_revision", "write_json"]
 
 
 def git_revision() -> str | None:
@@ -21,3 +23,13 @@ def git_revision() -> str | None:
     if head.returncode != 0:
         return None
     return head.stdout.strip() + (" (uncommitted changes)" if dirty.stdout.strip() else "")
+
+
+def write_json(result: dict[str, Any], destination: str, out: TextIO) -> None:
+    """``--json``: to standard output for ``-``, else into the file ``destination``."""
+    text = json.dumps(result, indent=2)
+    if destination == "-":
+        print(text)
+    else:
+        Path(destination).write_text(text + "\n")
+        print(f"JSON written to {destination}", file=out)

@@ -27,7 +27,6 @@ import argparse
 import csv
 import gc
 import importlib.util
-import json
 import os
 import pickle
 import platform
@@ -40,7 +39,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable
 
-from _common import git_revision  # benchmarks/ is sys.path[0] when run as a script
+from _common import git_revision, write_json  # benchmarks/ is sys.path[0] when run as a script
 
 import numpy as np
 
@@ -586,12 +585,7 @@ def main(argv: list[str] | None = None) -> int:
     result["environment"]["loadavg_end"] = _loadavg()
     report(result, out)
     if args.json:
-        text = json.dumps(result, indent=2)
-        if args.json == "-":
-            print(text)
-        else:
-            Path(args.json).write_text(text + "\n")
-            print(f"JSON written to {args.json}", file=out)
+        write_json(result, args.json, out)
     return 0
 
 

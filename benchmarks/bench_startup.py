@@ -31,7 +31,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from _common import git_revision  # benchmarks/ is sys.path[0] when run as a script
+from _common import git_revision, write_json  # benchmarks/ is sys.path[0] when run as a script
 
 FRAMEWORKS = ("torch", "tensorflow", "keras", "sklearn", "xgboost", "hmmlearn", "onnxruntime")
 # Not frameworks, but heavy enough to be worth knowing about if discovery pulls them in.
@@ -201,12 +201,7 @@ def main(argv: list[str] | None = None) -> int:
           f"(checked: {', '.join(HEAVY)})", file=out)
 
     if args.json:
-        text = json.dumps(result, indent=2)
-        if args.json == "-":
-            print(text)
-        else:
-            Path(args.json).write_text(text + "\n")
-            print(f"JSON written to {args.json}", file=out)
+        write_json(result, args.json, out)
     return 0 if not frameworks else 1
 
 

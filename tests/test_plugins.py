@@ -106,23 +106,15 @@ def test_disabled_plugins_are_blocked(example_site: Path) -> None:
     assert json.loads(models.stdout) == []
 
 
-def test_discovery_imports_no_ml_framework() -> None:
+@pytest.mark.parametrize("work", [
+    "zoo = alphazoo.Zoo(); zoo.plugins(); zoo.models(); zoo.formats()",
+    "from alphazoo.cli import main\n"
+    "with contextlib.redirect_stdout(io.StringIO()): main(['plugins'])",
+], ids=["discovery", "plugins-command"])
+def test_discovery_imports_no_ml_framework(work: str) -> None:
     code = (
-        "import sys, json, alphazoo\n"
-        "zoo = alphazoo.Zoo()\n"
-        "zoo.plugins(); zoo.models(); zoo.formats()\n"
-        f"print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))\n"
-    )
-    result = run_python(code)
-    assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout) == []
-
-
-def test_plugins_command_imports_no_ml_framework() -> None:
-    code = (
-        "import sys, json, contextlib, io\n"
-        "from alphazoo.cli import main\n"
-        "with contextlib.redirect_stdout(io.StringIO()): main(['plugins'])\n"
+        "import sys, json, contextlib, io, alphazoo\n"
+        f"{work}\n"
         f"print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))\n"
     )
     result = run_python(code)
