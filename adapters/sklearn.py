@@ -199,7 +199,7 @@ def random_forest(
     min_samples_leaf: int = 5, random_state: int = 0, **params: Any,
 ) -> Any:
     """Random forest (scikit-learn); task 'classification' or 'regression'."""
-    from sklearn import ensemble
+    ensemble: Any = require("sklearn.ensemble", "sklearn", "this zoo model")
 
     if _is_classification(task):
         cls = ensemble.RandomForestClassifier
@@ -212,6 +212,7 @@ def random_forest(
 def svm(task: str = "classification", C: float = 1.0, kernel: str = "rbf", random_state: int = 0,
         **params: Any) -> Any:
     """Support vector machine behind a StandardScaler (scikit-learn)."""
+    require("sklearn", "sklearn", "this zoo model")
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
     from sklearn.svm import SVC, SVR
@@ -230,7 +231,7 @@ def gradient_boosting(
     max_depth: int = 3, random_state: int = 0, **params: Any,
 ) -> Any:
     """Gradient-boosted trees (scikit-learn); task 'classification' or 'regression'."""
-    from sklearn import ensemble
+    ensemble: Any = require("sklearn.ensemble", "sklearn", "this zoo model")
 
     if _is_classification(task):
         cls = ensemble.GradientBoostingClassifier
@@ -242,6 +243,7 @@ def gradient_boosting(
 
 def logistic_regression(C: float = 1.0, max_iter: int = 1000, **params: Any) -> Any:
     """Logistic regression behind a StandardScaler (scikit-learn), for direction labels."""
+    require("sklearn", "sklearn", "this zoo model")
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler

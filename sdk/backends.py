@@ -92,7 +92,8 @@ class LocalBackend:
         while stack:
             relative = stack.pop()
             try:
-                entries = list(os.scandir(os.path.join(root, relative) if relative else root))
+                with os.scandir(os.path.join(root, relative) if relative else root) as found:
+                    entries = list(found)
             except (FileNotFoundError, NotADirectoryError):  # gone meanwhile, or no root yet
                 continue
             for entry in entries:
@@ -113,8 +114,10 @@ class LocalBackend:
             return "file"
         # An empty folder (left by get_file_path, say) holds no objects: it is no conflict, and
         # write() replaces it.
-        if path.is_dir() and any(os.scandir(path)):
-            return "dir"
+        if path.is_dir():
+            with os.scandir(path) as entries:
+                if any(entries):
+                    return "dir"
         return None
 
     def size(self, key: str) -> int | None:

@@ -21,7 +21,7 @@ from .builtins import HostPlugin
 from .bundle import read_bundle, read_manifest, signing_key, signing_key_and_source, write_bundle
 from .contracts import FormatSpec, LoadRequest, ModelSpec, SaveRequest
 from .discovery import PluginInfo, PluginLoadWarning, discover_plugins
-from .errors import UnsupportedModelError
+from .errors import UnsupportedFormatError, UnsupportedModelError
 from .keys import normalize_key
 from .registry import ModelTable
 from .store import ObjectStore
@@ -239,6 +239,12 @@ class Zoo:
             payload = self.hook.alphazoo_save(request=request)
             if payload is None:
                 raise UnsupportedModelError(_no_adapter(model, self))
+            if format is not None and payload.format != format:
+                raise UnsupportedFormatError(
+                    f"format {format!r} was asked for, but adapter {payload.adapter!r} wrote "
+                    f"{payload.format!r}; its formats: "
+                    + ", ".join(s.name for s in self.formats() if s.adapter == payload.adapter)
+                )
             for notice in payload.warnings:
                 warnings.warn(f"{key!r}: {notice}", UserWarning, stacklevel=2)
             manifest = {

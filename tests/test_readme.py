@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
 
@@ -35,3 +37,19 @@ def test_demo_command_is_documented() -> None:
     demo = next(line for block in _blocks("bash") for line in block.splitlines()
                 if "alphazoo demo" in line)
     assert demo.startswith("python -m pip install -e ")
+
+
+def test_plugin_example_works_as_a_plugin(tmp_path: Path) -> None:
+    import types
+
+    import alphazoo
+
+    source = next(block for block in _blocks("python") if "my_package/alphazoo_plugin.py" in block)
+    module = types.ModuleType("readme_plugin")
+    exec(compile(source, "README.md", "exec"), module.__dict__)
+    zoo = alphazoo.Zoo(alphazoo.ObjectStore(tmp_path), plugins=[module], discover=False)
+    model = zoo.train(zoo.build("mean_forecast"), [[0], [0]], [1.0, 3.0])
+    assert zoo.save(model, "mean/x")["format"] == "mean-json"
+    assert zoo.load("mean/x").predict([[0]]) == [2.0]
+    with pytest.raises(alphazoo.UnsupportedFormatError, match="mean-json"):
+        zoo.save(model, "mean/y", format="onnx")

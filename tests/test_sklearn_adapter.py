@@ -352,7 +352,7 @@ def test_onnx_bundles_predict_without_scikit_learn(saved, data, tmp_path):
 # -- feature names and signatures ----------------------------------------------------------------
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_dataframe_feature_names_are_recorded(zoo, data, fmt):
-    pd = pytest.importorskip("pandas")
+    import pandas as pd
     columns = ["ret_1", "ret_5", "volatility", "rsi"]
     frame = pd.DataFrame(data["X"], columns=columns)
     new = pd.DataFrame(data["X_new"], columns=columns)
@@ -518,7 +518,7 @@ def test_other_libraries_estimators_are_not_claimed(zoo, data):
 
 
 def test_onnx_predictor_reorders_dataframe_columns_by_name(zoo, data):
-    pandas = pytest.importorskip("pandas", reason="pandas comes with the [all] extra")
+    import pandas
     frame = pandas.DataFrame(data["X"], columns=["a", "b", "c", "d"])
     model = zoo.train(zoo.build("logistic_regression"), frame, data["y"])
     zoo.save(model, "named", format="onnx")

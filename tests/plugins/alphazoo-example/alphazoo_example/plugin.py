@@ -46,6 +46,10 @@ def alphazoo_requirements():
 def alphazoo_save(request):
     if not isinstance(request.model, MeanForecast):
         return None
+    if request.format not in (None, "mean-json"):
+        raise alphazoo.UnsupportedFormatError(
+            f"the example adapter writes mean-json, not {request.format!r}"
+        )
     (request.directory / "mean.json").write_text(
         json.dumps({"scale": request.model.scale, "mean": request.model.mean_})
     )
