@@ -49,11 +49,10 @@ class HostPlugin:
         adapter, fmt = manifest.get("adapter"), manifest.get("format")
         spec = self._zoo.format_spec(adapter, fmt)
         if spec is None:
-            known = ", ".join(f"{s.adapter}:{s.name}" for s in self._zoo.formats()) or "none"
             raise UnsupportedFormatError(
                 f"the bundle was written by adapter {adapter!r} in format {fmt!r}, which no "
-                f"loaded plugin reads (formats available: {known}); install or enable the "
-                f"{adapter!r} adapter"
+                f"loaded plugin reads (formats available: {self._zoo.describe_formats()}); "
+                f"install or enable the {adapter!r} adapter"
             )
         _check_trust(request, spec.safe)
         result = yield

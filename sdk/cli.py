@@ -166,7 +166,7 @@ def _formats(args: argparse.Namespace) -> int:
         return _print_json(rows)
     table = _table("Formats", "adapter", "format", "safe to load", "default", "loads with", "what")
     for row in rows:
-        table.add_row(row["adapter"], row["format"] if "format" in row else row["name"],
+        table.add_row(row["adapter"], row["name"],
                       "yes" if row["safe"] else "no: trusted or signed only",
                       "yes" if row["default"] else "", ", ".join(row["load_requires"]),
                       row["description"])

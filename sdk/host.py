@@ -135,6 +135,11 @@ class Zoo:
             self._formats = [spec for _, specs in answers for spec in specs or []]
         return self._formats
 
+    def describe_formats(self, adapter: str | None = None) -> str:
+        """``"adapter:format, ..."`` for error messages (one adapter's, or all), or "none"."""
+        specs = [s for s in self.formats() if adapter is None or s.adapter == adapter]
+        return ", ".join(f"{s.adapter}:{s.name}" for s in specs) or "none"
+
     def format_spec(self, adapter: str | None, name: str | None) -> FormatSpec | None:
         """The format ``name`` of ``adapter``, or None when no loaded plugin declares it."""
         for spec in self.formats():
@@ -242,8 +247,7 @@ class Zoo:
             if format is not None and payload.format != format:
                 raise UnsupportedFormatError(
                     f"format {format!r} was asked for, but adapter {payload.adapter!r} wrote "
-                    f"{payload.format!r}; its formats: "
-                    + ", ".join(s.name for s in self.formats() if s.adapter == payload.adapter)
+                    f"{payload.format!r}; its formats: {self.describe_formats(payload.adapter)}"
                 )
             for notice in payload.warnings:
                 warnings.warn(f"{key!r}: {notice}", UserWarning, stacklevel=2)
@@ -306,10 +310,10 @@ def _weakable(model: Any) -> bool:
 def _no_adapter(model: Any, zoo: Zoo) -> str:
     kind = f"{type(model).__module__}.{type(model).__qualname__}"
     adapters = sorted({spec.adapter for spec in zoo.formats()})
-    formats = ", ".join(f"{s.adapter}:{s.name}" for s in zoo.formats())
     return (
         f"no loaded adapter handles {kind} objects (adapters: {', '.join(adapters) or 'none'}; "
-        f"formats: {formats or 'none'}); install the adapter for its library or register a plugin"
+        f"formats: {zoo.describe_formats()}); install the adapter for its library or register "
+        "a plugin"
     )
 
 
