@@ -123,14 +123,14 @@ def alphazoo_save(request: SaveRequest) -> SavedPayload | None:
         )
     path = request.directory / _FILES[fmt]
     libraries = _versions("scikit-learn", "numpy", "scipy")
-    adapter_data: dict[str, Any] = {"task": _task(model)}
+    task = _task(model)
+    adapter_data: dict[str, Any] = {"task": task}
     notices: list[str] = []
     if fmt == "skops":
         skops_io: Any = require("skops.io", "sklearn", "the skops format")
         with _quiet_svc_attributes():
             skops_io.dump(model, path)
-        untrusted = [name for name in skops_io.get_untrusted_types(file=path)
-                     if name not in SKLEARN_STATE_TYPES]
+        untrusted = _foreign(skops_io.get_untrusted_types(file=path))
         if untrusted:
             adapter_data["untrusted_types"] = untrusted
             notices.append(
@@ -142,7 +142,7 @@ def alphazoo_save(request: SaveRequest) -> SavedPayload | None:
         with open(path, "wb") as handle:
             pickle.dump(model, handle, protocol=5)
     else:
-        adapter_data.update(_save_onnx(model, request, path))
+        adapter_data.update(_save_onnx(model, task, request, path))
         libraries.update(_versions("skl2onnx", "onnx", "onnxruntime"))
     return SavedPayload(
         adapter=ADAPTER,
@@ -170,7 +170,7 @@ def alphazoo_load(request: LoadRequest) -> Any:
     if fmt == "skops":
         skops_io: Any = require("skops.io", "sklearn", "the skops format")
         unknown = skops_io.get_untrusted_types(file=path)
-        foreign = [name for name in unknown if name not in SKLEARN_STATE_TYPES]
+        foreign = _foreign(unknown)
         if foreign and not (request.trusted or request.signature_valid):
             raise UntrustedModelError(
                 f"this skops bundle holds types that are not trusted by default: {foreign}. "
@@ -264,6 +264,11 @@ def _task(model: Any) -> str:
     return "classification" if is_classifier(model) else "regression"
 
 
+def _foreign(untrusted: list[str]) -> list[str]:
+    """Of the types skops does not trust, those :data:`SKLEARN_STATE_TYPES` does not cover."""
+    return [name for name in untrusted if name not in SKLEARN_STATE_TYPES]
+
+
 @contextlib.contextmanager
 def _quiet_svc_attributes() -> Iterator[None]:
     # skops and skl2onnx read an SVC's probA_/probB_, which scikit-learn 1.9 deprecates with a
@@ -273,7 +278,7 @@ def _quiet_svc_attributes() -> Iterator[None]:
         yield
 
 
-def _save_onnx(model: Any, request: SaveRequest, path: Any) -> dict[str, Any]:
+def _save_onnx(model: Any, task: str, request: SaveRequest, path: Any) -> dict[str, Any]:
     import numpy as np
 
     from ._onnx import OnnxPredictor, check_parity
@@ -290,7 +295,7 @@ def _save_onnx(model: Any, request: SaveRequest, path: Any) -> dict[str, Any]:
         sample = np.random.default_rng(0).normal(size=(64, int(n_features)))
         source = "synthetic normal rows (no training rows were recorded)"
     sample = np.asarray(sample, dtype=np.float32)
-    classifier = _task(model) == "classification"
+    classifier = task == "classification"
     options = {"zipmap": False} if classifier else None
     with _quiet_svc_attributes():
         onx = to_onnx(model, sample[:1], options=options)
@@ -303,8 +308,8 @@ def _save_onnx(model: Any, request: SaveRequest, path: Any) -> dict[str, Any]:
     else:
         outputs = {"value": onx.graph.output[0].name}
         classes = None
-    predictor = OnnxPredictor(str(path), task=_task(model), outputs=outputs, classes=classes)
-    proba = getattr(model, "predict_proba", None) if hasattr(model, "predict_proba") else None
+    predictor = OnnxPredictor(str(path), task=task, outputs=outputs, classes=classes)
+    proba = getattr(model, "predict_proba", None)  # absent on an SVC without probabilities
     names = getattr(model, "feature_names_in_", None)
     if names is not None and "pandas" in sys.modules:
         # Fitted on a DataFrame: give the native side named columns too, as in production.
