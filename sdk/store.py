@@ -355,8 +355,8 @@ class ObjectStore:
         for key, (path, synced) in list(self._staged.items()):
             if only is not None and key != only:
                 continue
-            current = _signature(path)
-            if current is None or current == synced:
+            current = _changed(path, synced)
+            if current is None:
                 continue
             try:
                 with open(path, "rb") as handle:
@@ -370,9 +370,7 @@ class ObjectStore:
 
 
 def _drop_staging(folder: Path, staged: dict[str, tuple[Path, Any]], url: str) -> None:
-    pending = [
-        key for key, (path, synced) in staged.items() if _signature(path) not in (None, synced)
-    ]
+    pending = [key for key, (path, synced) in staged.items() if _changed(path, synced)]
     if pending:
         warnings.warn(
             f"{len(pending)} file(s) from get_file_path were changed but never uploaded to "
@@ -380,6 +378,12 @@ def _drop_staging(folder: Path, staged: dict[str, tuple[Path, Any]], url: str) -
             ResourceWarning, stacklevel=2,
         )
     shutil.rmtree(folder, ignore_errors=True)
+
+
+def _changed(path: Path, synced: tuple[int, int] | None) -> tuple[int, int] | None:
+    """The copy's signature when it exists and differs from the last upload, else None."""
+    current = _signature(path)
+    return current if current is not None and current != synced else None
 
 
 def _signature(path: Path) -> tuple[int, int] | None:
