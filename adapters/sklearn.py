@@ -22,7 +22,6 @@ is already imported).
 from __future__ import annotations
 
 import contextlib
-import pickle
 import sys
 import warnings
 from collections.abc import Iterator
@@ -37,6 +36,8 @@ from alphazoo.errors import (
     require,
 )
 from alphazoo.hookspecs import hookimpl
+
+from ._common import check_options, choose_format, class_path, dump_pickle, load_pickle
 
 ADAPTER = "sklearn"
 FORMATS = ("skops", "pickle", "onnx")
@@ -116,11 +117,8 @@ def alphazoo_save(request: SaveRequest) -> SavedPayload | None:
     model = request.model
     if not owns(model):
         return None
-    fmt = request.format or "skops"
-    if fmt not in FORMATS:
-        raise UnsupportedFormatError(
-            f"the scikit-learn adapter writes {', '.join(FORMATS)}, not {fmt!r}"
-        )
+    fmt = choose_format("scikit-learn", request.format, FORMATS, "skops")
+    check_options("scikit-learn", "save", request.options, ())
     path = request.directory / _FILES[fmt]
     libraries = _versions("scikit-learn", "numpy", "scipy")
     task = _task(model)
@@ -139,8 +137,7 @@ def alphazoo_save(request: SaveRequest) -> SavedPayload | None:
             )
         libraries.update(_versions("skops"))
     elif fmt == "pickle":
-        with open(path, "wb") as handle:
-            pickle.dump(model, handle, protocol=5)
+        dump_pickle(model, path)
     else:
         adapter_data.update(_save_onnx(model, task, request, path))
         libraries.update(_versions("skl2onnx", "onnx", "onnxruntime"))
@@ -148,7 +145,7 @@ def alphazoo_save(request: SaveRequest) -> SavedPayload | None:
         adapter=ADAPTER,
         format=fmt,
         files=[path.name],
-        model_class=f"{type(model).__module__}.{type(model).__qualname__}",
+        model_class=class_path(model),
         libraries=libraries,
         adapter_data=adapter_data,
         input_signature=_signature(model, request.sample),
@@ -161,6 +158,7 @@ def alphazoo_load(request: LoadRequest) -> Any:
     manifest = request.manifest
     if manifest.get("adapter") != ADAPTER:
         return None
+    check_options("scikit-learn", "load", request.options, ())
     fmt = manifest["format"]
     path = request.files.get(_FILES.get(fmt, ""))
     if path is None:  # only a hand-made manifest gets here: the host checked the format
@@ -178,8 +176,7 @@ def alphazoo_load(request: LoadRequest) -> Any:
             )
         return skops_io.load(path, trusted=unknown or None)
     if fmt == "pickle":  # the host's trust guard has already run
-        with open(path, "rb") as handle:
-            return pickle.load(handle)
+        return load_pickle(path)
     from ._onnx import OnnxPredictor
 
     data = manifest.get("adapter_data", {})

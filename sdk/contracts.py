@@ -57,6 +57,13 @@ class SaveRequest:
     directory: Path
     sample: Any = None
     parity_tolerance: float = 1e-4
+    #: The zoo model this object was built from (``Zoo.build(name, **params)``), when known:
+    #: adapters whose weights need an architecture to load into (torch) record it.
+    zoo_model: str | None = None
+    params: dict[str, Any] | None = None
+    #: Adapter-specific keyword arguments of ``Zoo.save`` (``opset=``, ``dynamic_axes=``...).
+    #: An adapter raises TypeError for one it does not know, naming the ones it takes.
+    options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -90,3 +97,9 @@ class LoadRequest:
     key: str = ""
     #: Where the loader's signing key came from: "argument", "environment" or None.
     sign_key_source: str | None = None
+    #: Adapter-specific keyword arguments of ``Zoo.load`` (torch's ``builder=``...). An
+    #: adapter raises TypeError for one it does not know, naming the ones it takes.
+    options: dict[str, Any] = field(default_factory=dict)
+    #: ``build(name, params)``: an unfitted zoo model, as ``Zoo.build`` makes it, for formats
+    #: that load weights into an architecture rebuilt from its recorded zoo model.
+    build: Callable[[str, dict[str, Any]], Any] | None = None

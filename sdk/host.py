@@ -225,6 +225,7 @@ class Zoo:
         metadata: dict[str, Any] | None = None,
         sample: Any = None,
         parity_tolerance: float = 1e-4,
+        **options: Any,
     ) -> dict[str, Any]:
         """Save ``model`` as one bundle under ``key``; returns the manifest.
 
@@ -232,7 +233,8 @@ class Zoo:
         ``$ALPHAZOO_SIGNING_KEY``) adds an HMAC-SHA256 that lets a holder of the key load
         pickle bundles without ``trusted=True``. ``metadata`` (JSON values) is stored as is.
         ``sample`` gives input rows for the ONNX export and its parity check; by default the
-        rows seen by :meth:`train` are used.
+        rows seen by :meth:`train` are used. Other keyword arguments go to the adapter (see
+        its module's documentation); one it does not take raises TypeError.
         """
         key = normalize_key(key)  # refuse a bad key before the adapter does any work
         key_bytes = signing_key(sign_key)
@@ -240,7 +242,9 @@ class Zoo:
         if sample is None:
             sample = notes.get("sample")
         with tempfile.TemporaryDirectory(prefix="alphazoo-save-") as tmp:
-            request = SaveRequest(model, format, Path(tmp), sample, parity_tolerance)
+            request = SaveRequest(model, format, Path(tmp), sample, parity_tolerance,
+                                  zoo_model=notes.get("zoo_model"), params=notes.get("params"),
+                                  options=options)
             payload = self.hook.alphazoo_save(request=request)
             if payload is None:
                 raise UnsupportedModelError(_no_adapter(model, self))
@@ -269,13 +273,21 @@ class Zoo:
             }
             return write_bundle(self.store, key, manifest, Path(tmp), payload.files, key_bytes)
 
-    def load(self, key: str, *, trusted: bool = False, sign_key: str | bytes | None = None) -> Any:
+    def load(
+        self,
+        key: str,
+        *,
+        trusted: bool = False,
+        sign_key: str | bytes | None = None,
+        **options: Any,
+    ) -> Any:
         """Load the model saved under ``key``.
 
         The whole bundle is verified first (:class:`~alphazoo.BundleIntegrityError` on any
         changed byte). Formats that run code (pickle) load only with ``trusted=True`` or when
         the bundle's HMAC verifies with ``sign_key`` (or ``$ALPHAZOO_SIGNING_KEY``); otherwise
         :class:`~alphazoo.UntrustedModelError`. Nothing is unpickled before both checks.
+        Other keyword arguments go to the adapter (torch's ``builder=``, for one).
         """
         key = normalize_key(key)
         key_bytes, key_source = signing_key_and_source(sign_key)
@@ -283,10 +295,15 @@ class Zoo:
             opened = read_bundle(self.store, key, Path(tmp), key_bytes)
             manifest = opened.manifest
             request = LoadRequest(manifest, opened.files, trusted, opened.signature_valid,
-                                  key=key, sign_key_source=key_source)
+                                  key=key, sign_key_source=key_source, options=options,
+                                  build=self._build_for_load)
             model = self.hook.alphazoo_load(request=request)
         self._note(model, zoo_model=manifest.get("name"), params=manifest.get("params"))
         return model
+
+    def _build_for_load(self, name: str, params: dict[str, Any]) -> Any:
+        spec = self._model_table().get(name)
+        return self.hook.alphazoo_build(spec=spec, params=dict(params))
 
     def inspect(self, key: str) -> dict[str, Any]:
         """The manifest of the bundle under ``key`` (the whole bundle is verified first)."""

@@ -1,0 +1,14 @@
+"""xgboost adapter (work in progress: formats and models land with issue 3)."""
+
+from __future__ import annotations
+
+from alphazoo.hookspecs import hookimpl
+
+ADAPTER = "xgboost"
+
+
+@hookimpl
+def alphazoo_requirements() -> list[str]:
+    # The first requirement names the adapter's own library: `alphazoo plugins` shows its
+    # installed version.
+    return ["xgboost>=2.1"]
