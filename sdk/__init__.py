@@ -16,6 +16,7 @@ from .discovery import PluginInfo, PluginLoadWarning
 from .errors import (
     AlphazooError,
     BundleIntegrityError,
+    IncompatibleVersionError,
     InvalidKeyError,
     MissingDependencyError,
     ModelNotFoundError,
@@ -25,6 +26,7 @@ from .errors import (
     UnsupportedFormatError,
     UnsupportedModelError,
     UntrustedModelError,
+    VersionMismatchWarning,
 )
 from .hookspecs import hookimpl
 from .host import Zoo
@@ -62,5 +64,7 @@ __all__ = [
     "ModelNotFoundError",
     "OnnxParityError",
     "MissingDependencyError",
+    "IncompatibleVersionError",
+    "VersionMismatchWarning",
     "__version__",
 ]

@@ -10,7 +10,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .contracts import LoadRequest, ModelSpec
-from .errors import UnsupportedFormatError, UnsupportedModelError, UntrustedModelError
+from .errors import (
+    IncompatibleVersionError,
+    UnsupportedFormatError,
+    UnsupportedModelError,
+    UntrustedModelError,
+)
 from .hookspecs import hookimpl
 
 if TYPE_CHECKING:
@@ -55,12 +60,30 @@ class HostPlugin:
                 f"install or enable the {adapter!r} adapter"
             )
         _check_trust(request, spec.safe)
+        _check_versions(request, spec.load_requires)
         result = yield
         if result is None:
             raise UnsupportedModelError(
                 f"adapter {adapter!r} declared format {fmt!r} but did not load the bundle"
             )
         return result
+
+
+def _check_versions(request: LoadRequest, load_requires: tuple[str, ...]) -> None:
+    """Refuse (or note) a bundle saved with library versions that may not read back here.
+
+    The policy by format lives in :mod:`alphazoo.compat.bundles`; warnings go to
+    ``request.notices`` so the host shows them at the caller's ``Zoo.load`` line.
+    """
+    from alphazoo.compat.bundles import check_bundle_versions
+
+    for finding in check_bundle_versions(request.manifest, load_requires):
+        refused = finding.severity == "fatal" or (
+            finding.severity == "error" and not request.allow_version_mismatch)
+        if refused:
+            raise IncompatibleVersionError(finding.message, finding.library, finding.saved,
+                                           finding.installed)
+        request.notices.append(finding.message)
 
 
 def _check_trust(request: LoadRequest, safe: bool) -> None:

@@ -1,4 +1,4 @@
-"""The ``alphazoo`` command line: plugins, models, formats, the store, bundles and the demo.
+"""The ``alphazoo`` command line: plugins, models, formats, the store, bundles, compat, demo.
 
 Exit codes: 0 success, 1 failure (an alphazoo error, a demo whose formats disagree), 2 usage.
 Collectors return data and printers only format it, so ``--json`` and the tables agree.
@@ -66,6 +66,10 @@ def build_parser() -> argparse.ArgumentParser:
     inspect = command("inspect", "Verify a saved model bundle and print its manifest.")
     inspect.add_argument("key")
     store_option(inspect)
+
+    from alphazoo.compat import cli as compat_cli
+
+    compat_cli.add_parser(commands)
 
     demo = command("demo", "Train a model on bundled data, save it in every format, reload "
                    "each and show that the predictions agree.")
@@ -257,6 +261,12 @@ def _demo(args: argparse.Namespace) -> int:
     return EXIT_FAILURE
 
 
+def _compat(args: argparse.Namespace) -> int:
+    from alphazoo.compat import cli as compat_cli
+
+    return compat_cli.run(args)
+
+
 _COMMANDS = {
     "plugins": _plugins,
     "models": _models,
@@ -264,6 +274,7 @@ _COMMANDS = {
     "store": _store,
     "inspect": _inspect,
     "demo": _demo,
+    "compat": _compat,
 }
 
 

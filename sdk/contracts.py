@@ -103,3 +103,7 @@ class LoadRequest:
     #: ``build(name, params)``: an unfitted zoo model, as ``Zoo.build`` makes it, for formats
     #: that load weights into an architecture rebuilt from its recorded zoo model.
     build: Callable[[str, dict[str, Any]], Any] | None = None
+    #: Load a pickle saved with another minor version of its library (a warning, not an error).
+    allow_version_mismatch: bool = False
+    #: Messages for the caller (version mismatches), shown as warnings at the ``Zoo.load`` line.
+    notices: list[str] = field(default_factory=list)

@@ -20,6 +20,8 @@ __all__ = [
     "ModelNotFoundError",
     "OnnxParityError",
     "MissingDependencyError",
+    "IncompatibleVersionError",
+    "VersionMismatchWarning",
 ]
 
 
@@ -97,6 +99,27 @@ class OnnxParityError(AlphazooError):
 
 class MissingDependencyError(AlphazooError, ImportError):
     """A format or model needs a library that is not installed; the message names the extra."""
+
+
+class IncompatibleVersionError(AlphazooError):
+    """A bundle was saved with library versions this environment cannot load it with.
+
+    ``library``, ``saved`` and ``installed`` name the difference; the message says what to
+    install. Pickles need the same minor version of the library that unpickles them
+    (``Zoo.load(..., allow_version_mismatch=True)`` tries anyway); an ONNX model newer than the
+    installed onnxruntime is refused outright.
+    """
+
+    def __init__(self, message: str, library: str = "", saved: str = "",
+                 installed: str = "") -> None:
+        super().__init__(message)
+        self.library = library
+        self.saved = saved
+        self.installed = installed
+
+
+class VersionMismatchWarning(UserWarning):
+    """A bundle was saved with another version of a library; it loads, but check it."""
 
 
 def require(module: str, extra: str, purpose: str) -> object:

@@ -21,7 +21,7 @@ from .builtins import HostPlugin
 from .bundle import read_bundle, read_manifest, signing_key, signing_key_and_source, write_bundle
 from .contracts import FormatSpec, LoadRequest, ModelSpec, SaveRequest
 from .discovery import PluginInfo, PluginLoadWarning, discover_plugins
-from .errors import UnsupportedFormatError, UnsupportedModelError
+from .errors import UnsupportedFormatError, UnsupportedModelError, VersionMismatchWarning
 from .keys import normalize_key
 from .registry import ModelTable
 from .store import ObjectStore
@@ -279,6 +279,7 @@ class Zoo:
         *,
         trusted: bool = False,
         sign_key: str | bytes | None = None,
+        allow_version_mismatch: bool = False,
         **options: Any,
     ) -> Any:
         """Load the model saved under ``key``.
@@ -287,7 +288,12 @@ class Zoo:
         changed byte). Formats that run code (pickle) load only with ``trusted=True`` or when
         the bundle's HMAC verifies with ``sign_key`` (or ``$ALPHAZOO_SIGNING_KEY``); otherwise
         :class:`~alphazoo.UntrustedModelError`. Nothing is unpickled before both checks.
-        Other keyword arguments go to the adapter (torch's ``builder=``, for one).
+        The versions the bundle was saved with are compared with those installed (see
+        :mod:`alphazoo.compat.bundles`): a pickle needs the same minor version of its library
+        (:class:`~alphazoo.IncompatibleVersionError`, or a warning with
+        ``allow_version_mismatch=True``); other formats warn on a major difference
+        (:class:`~alphazoo.VersionMismatchWarning`). Other keyword arguments go to the adapter
+        (torch's ``builder=``, for one).
         """
         key = normalize_key(key)
         key_bytes, key_source = signing_key_and_source(sign_key)
@@ -296,8 +302,11 @@ class Zoo:
             manifest = opened.manifest
             request = LoadRequest(manifest, opened.files, trusted, opened.signature_valid,
                                   key=key, sign_key_source=key_source, options=options,
-                                  build=self._build_for_load)
+                                  build=self._build_for_load,
+                                  allow_version_mismatch=allow_version_mismatch)
             model = self.hook.alphazoo_load(request=request)
+        for notice in request.notices:
+            warnings.warn(notice, VersionMismatchWarning, stacklevel=2)
         self._note(model, zoo_model=manifest.get("name"), params=manifest.get("params"))
         return model
 

@@ -1,0 +1,226 @@
+"""Load-time version checks: bundles saved under other library versions.
+
+The main case is real: a second virtual environment with an older scikit-learn (1.7) saves
+bundles that this environment (scikit-learn 1.9) loads. Cases no installable release can
+produce here (a major version apart, an ONNX opset newer than onnxruntime) rewrite the manifest
+of a real bundle and pack it again, as a bundle from that environment would be.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import alphazoo
+from alphazoo.bundle import read_bundle, write_bundle
+from alphazoo.compat.bundles import check_bundle_versions, onnxruntime_max_opset
+from alphazoo.compat.installed import installed_version
+
+OLD_SKLEARN = "1.7.2"
+
+SAVE_IN_OLD_ENV = '''
+import json, sys
+import numpy as np
+import sklearn
+import alphazoo
+from alphazoo.datasets import load_prices
+from alphazoo.demo import make_features
+
+store = sys.argv[1]
+X, y, _ = make_features(load_prices())
+zoo = alphazoo.Zoo(store)
+model = zoo.train(zoo.build("random_forest", n_estimators=20), X[:600], y[:600])
+for fmt in ("pickle", "skops", "onnx"):
+    zoo.save(model, f"old/rf-{fmt}", format=fmt)
+np.save(sys.argv[2], model.predict_proba(X[600:700]))
+print(json.dumps({"sklearn": sklearn.__version__}))
+'''
+
+
+@pytest.fixture(scope="module")
+def old_env_bundles(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """Bundles saved by a real second virtual environment with scikit-learn 1.7."""
+    root = tmp_path_factory.mktemp("old-sklearn")
+    venv = root / "venv"
+    # --system-site-packages: the venv shares this environment's numpy, skops, alphazoo...
+    # and only its own scikit-learn differs, as after a partial upgrade.
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)],
+                   check=True, timeout=120)
+    python = str(venv / "bin" / "python")
+    install = subprocess.run(
+        [python, "-m", "pip", "install", "--quiet", "--no-deps", "--disable-pip-version-check",
+         f"scikit-learn=={OLD_SKLEARN}"], capture_output=True, text=True, timeout=600)
+    assert install.returncode == 0, install.stderr
+    script = root / "save.py"
+    script.write_text(SAVE_IN_OLD_ENV)
+    store, expected = root / "store", root / "expected.npy"
+    saved = subprocess.run([python, str(script), str(store), str(expected)],
+                           capture_output=True, text=True, timeout=600)
+    assert saved.returncode == 0, saved.stderr
+    assert json.loads(saved.stdout.splitlines()[-1])["sklearn"] == OLD_SKLEARN
+    return {"store": store, "expected": np.load(expected)}
+
+
+@pytest.fixture(scope="module")
+def rows() -> np.ndarray:
+    from alphazoo.datasets import load_prices
+    from alphazoo.demo import make_features
+
+    X, _, _ = make_features(load_prices())
+    return X[600:700]
+
+
+def test_old_bundles_record_the_old_version(old_env_bundles):
+    zoo = alphazoo.Zoo(old_env_bundles["store"])
+    assert zoo.inspect("old/rf-pickle")["libraries"]["scikit-learn"] == OLD_SKLEARN
+    assert installed_version("scikit-learn") != OLD_SKLEARN
+
+
+def test_pickle_from_another_minor_version_is_refused(old_env_bundles):
+    zoo = alphazoo.Zoo(old_env_bundles["store"])
+    with pytest.raises(alphazoo.IncompatibleVersionError) as error:
+        zoo.load("old/rf-pickle", trusted=True)
+    message = str(error.value)
+    assert OLD_SKLEARN in message and installed_version("scikit-learn") in message
+    assert "scikit-learn" in message and "allow_version_mismatch=True" in message
+    assert f"pip install 'scikit-learn=={OLD_SKLEARN}'" in message
+    assert (error.value.library, error.value.saved) == ("scikit-learn", OLD_SKLEARN)
+
+
+def test_allow_version_mismatch_loads_the_pickle_with_a_warning(old_env_bundles, rows):
+    from sklearn.exceptions import InconsistentVersionWarning
+
+    zoo = alphazoo.Zoo(old_env_bundles["store"])
+    with pytest.warns(alphazoo.VersionMismatchWarning, match="scikit-learn") as caught:
+        # scikit-learn's own warning when unpickling another version's estimator.
+        warnings.simplefilter("ignore", InconsistentVersionWarning)
+        model = zoo.load("old/rf-pickle", trusted=True, allow_version_mismatch=True)
+    assert any(Path(w.filename).name == Path(__file__).name for w in caught
+               if issubclass(w.category, alphazoo.VersionMismatchWarning))
+    np.testing.assert_array_equal(model.predict_proba(rows), old_env_bundles["expected"])
+
+
+def test_trust_is_still_required_when_versions_are_allowed(old_env_bundles):
+    zoo = alphazoo.Zoo(old_env_bundles["store"])
+    with pytest.raises(alphazoo.UntrustedModelError):
+        zoo.load("old/rf-pickle", allow_version_mismatch=True)
+
+
+@pytest.mark.parametrize("fmt", ["skops", "onnx"])
+def test_safe_formats_load_across_minor_versions_silently(old_env_bundles, rows, fmt):
+    zoo = alphazoo.Zoo(old_env_bundles["store"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", alphazoo.VersionMismatchWarning)
+        model = zoo.load(f"old/rf-{fmt}")
+    np.testing.assert_allclose(model.predict_proba(rows), old_env_bundles["expected"],
+                               atol=1e-5 if fmt == "onnx" else 0)
+
+
+# -- other versions, recorded into real bundles ----------------------------------------------
+def _rewrite(zoo: alphazoo.Zoo, key: str, new_key: str, tmp_path: Path, **changes) -> None:
+    """Pack the bundle under ``key`` again under ``new_key`` with manifest ``changes``."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    opened = read_bundle(zoo.store, key, tmp_path)
+    manifest = dict(opened.manifest)
+    for field, value in changes.items():
+        if isinstance(value, dict):
+            manifest[field] = {**manifest.get(field, {}), **value}
+        else:
+            manifest[field] = value
+    manifest["key"] = new_key
+    for name in ("protocol", "files", "signature"):
+        manifest.pop(name)
+    write_bundle(zoo.store, new_key, manifest, tmp_path, list(opened.files))
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory) -> alphazoo.Zoo:
+    from alphazoo.datasets import load_prices
+    from alphazoo.demo import make_features
+
+    X, y, _ = make_features(load_prices())
+    zoo = alphazoo.Zoo(tmp_path_factory.mktemp("store"))
+    model = zoo.train(zoo.build("random_forest", n_estimators=10), X[:500], y[:500])
+    for fmt in ("skops", "pickle", "onnx"):
+        zoo.save(model, f"rf/{fmt}", format=fmt)
+    return zoo
+
+
+def test_a_major_version_apart_warns_for_safe_formats(saved, tmp_path):
+    _rewrite(saved, "rf/skops", "rf/skops-0.24", tmp_path, libraries={"scikit-learn": "0.24.2"})
+    with pytest.warns(alphazoo.VersionMismatchWarning, match=r"scikit-learn 0\.24\.2"):
+        saved.load("rf/skops-0.24")
+
+
+def test_numpy_minor_differences_do_not_stop_a_pickle(saved, tmp_path):
+    # numpy does not unpickle the model (scikit-learn does): only a major difference warns.
+    numpy = installed_version("numpy")
+    major = int(numpy.split(".")[0])
+    _rewrite(saved, "rf/pickle", "rf/pickle-np", tmp_path, libraries={"numpy": f"{major}.0.0"})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", alphazoo.VersionMismatchWarning)
+        saved.load("rf/pickle-np", trusted=True)
+    _rewrite(saved, "rf/pickle", "rf/pickle-np1", tmp_path / "2",
+             libraries={"numpy": f"{major - 1}.26.4"})
+    with pytest.warns(alphazoo.VersionMismatchWarning, match="numpy"):
+        saved.load("rf/pickle-np1", trusted=True)
+
+
+def test_onnx_ignores_converter_versions(saved, tmp_path):
+    _rewrite(saved, "rf/onnx", "rf/onnx-old-converter", tmp_path,
+             libraries={"skl2onnx": "0.1.0", "scikit-learn": "0.20.0"})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", alphazoo.VersionMismatchWarning)
+        saved.load("rf/onnx-old-converter")
+
+
+def test_onnx_opset_newer_than_the_runtime_is_refused(saved, tmp_path):
+    limit = onnxruntime_max_opset()
+    _rewrite(saved, "rf/onnx", "rf/onnx-future", tmp_path,
+             adapter_data={"opset": {"ai.onnx": limit + 1, "ai.onnx.ml": 1}})
+    with pytest.raises(alphazoo.IncompatibleVersionError, match=f"opset {limit + 1}"):
+        saved.load("rf/onnx-future", allow_version_mismatch=True)
+
+
+def test_onnxruntime_max_opset_is_what_onnxruntime_accepts():
+    import onnxruntime
+    from onnx import TensorProto, helper
+
+    limit = onnxruntime_max_opset()
+
+    def accepts(opset: int) -> bool:
+        node = helper.make_node("Relu", ["x"], ["y"])
+        info = helper.make_tensor_value_info
+        graph = helper.make_graph([node], "g", [info("x", TensorProto.FLOAT, [1])],
+                                  [info("y", TensorProto.FLOAT, [1])])
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+        model.ir_version = 8
+        try:
+            onnxruntime.InferenceSession(model.SerializeToString())
+        except Exception:
+            return False
+        return True
+
+    assert limit is not None and limit >= 15
+    assert accepts(limit) and not accepts(limit + 1)
+
+
+@pytest.mark.parametrize("fmt,saved_v,installed_v,severity", [
+    ("pickle", "1.7.2", "1.9.1", "error"),
+    ("pickle", "1.9.0", "1.9.1", None),
+    ("skops", "1.7.2", "1.9.1", None),
+    ("skops", "0.24.2", "1.9.1", "warning"),
+    ("json", "0.3.2", "0.4.0", "warning"),   # 0.x: the minor is the major
+    ("json", "0.3.2", "0.3.3", None),
+    ("pickle", "0.3.2", "0.4.0", "error"),
+])
+def test_policy_by_format(fmt, saved_v, installed_v, severity):
+    manifest = {"key": "k", "format": fmt, "libraries": {"lib": saved_v}}
+    findings = check_bundle_versions(manifest, ("lib",), installed={"lib": installed_v})
+    assert [f.severity for f in findings] == ([severity] if severity else [])
