@@ -1,0 +1,162 @@
+"""What all five adapters promise together: discovery without imports, one format table with a
+safe default each, clear errors for objects and formats nobody handles, and the shared pieces
+(`_weights`: bit-exact JSON tensors; `_common`: format and option checks)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import alphazoo
+from alphazoo.adapters._common import check_options, choose_format
+from alphazoo.adapters._weights import Tensor, decode_tensors, encode_tensors, read_weights, \
+    write_weights
+
+ADAPTERS = {
+    # adapter: (its library's distribution, the formats the issue names)
+    "sklearn": ("scikit-learn", {"skops", "pickle", "onnx"}),
+    "xgboost": ("xgboost", {"json", "ubj", "pickle", "onnx"}),
+    "torch": ("torch", {"json", "pt", "pickle", "onnx"}),
+    "keras": ("keras", {"json", "keras", "pickle", "onnx"}),
+    "hmmlearn": ("hmmlearn", {"json", "pickle"}),
+}
+HEAVY = ("torch", "tensorflow", "keras", "sklearn", "xgboost", "hmmlearn", "onnxruntime",
+         "onnx", "skops", "pandas")
+
+
+def test_plugins_lists_every_adapter_with_its_library_version_without_importing_it():
+    code = (
+        "import json, sys\n"
+        "from alphazoo.cli import collect_plugins\n"
+        "from alphazoo import Zoo\n"
+        "rows = collect_plugins()\n"
+        "formats = [(f.adapter, f.name, f.safe, f.default) for f in Zoo().formats()]\n"
+        f"heavy = [m for m in {HEAVY!r} if m in sys.modules]\n"
+        "print(json.dumps({'rows': rows, 'formats': formats, 'heavy': heavy}))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert out["heavy"] == []
+    rows = {row["name"]: row for row in out["rows"]}
+    from alphazoo.compat.installed import installed_version
+
+    for adapter, (library, _) in ADAPTERS.items():
+        row = rows[adapter]
+        assert row["status"] == "loaded", row
+        first = row["requires"][0]
+        assert first["name"] == library
+        assert first["installed"] == installed_version(library) is not None
+
+
+@pytest.fixture(scope="module")
+def formats() -> list[alphazoo.FormatSpec]:
+    return alphazoo.Zoo("memory://adapters-formats").formats()
+
+
+@pytest.mark.parametrize("adapter", sorted(ADAPTERS))
+def test_each_adapter_declares_the_promised_formats_with_one_safe_default(formats, adapter):
+    specs = [spec for spec in formats if spec.adapter == adapter]
+    assert {spec.name for spec in specs} == ADAPTERS[adapter][1]
+    defaults = [spec for spec in specs if spec.default]
+    assert len(defaults) == 1 and defaults[0].safe, defaults
+    assert {spec.name for spec in specs if not spec.safe} == {"pickle"}
+
+
+def test_an_object_no_adapter_handles_names_adapters_and_formats(tmp_path):
+    zoo = alphazoo.Zoo(tmp_path / "store")
+    with pytest.raises(alphazoo.UnsupportedModelError) as error:
+        zoo.save({"weights": [1, 2]}, "a/dict")
+    message = str(error.value)
+    assert "builtins.dict" in message
+    for adapter in ADAPTERS:
+        assert adapter in message
+    assert "xgboost:ubj" in message and "torch:pt" in message and "hmmlearn:json" in message
+    assert len(zoo.store) == 0
+
+
+# -- _weights: bit-exact JSON tensors -------------------------------------------------------------
+def _bits(array: np.ndarray) -> bytes:
+    return np.ascontiguousarray(array).tobytes()
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64", "int8", "int64", "uint16",
+                                   "bool"])
+def test_weights_round_trip_bit_exact(tmp_path, dtype):
+    rng = np.random.default_rng(0)
+    array = (rng.normal(size=(3, 5)) * 100).astype(dtype)
+    if array.dtype.kind == "f":
+        array.flat[0], array.flat[1], array.flat[2] = np.nan, -0.0, np.inf
+    path = tmp_path / "w.json"
+    write_weights(path, {"w": array, "t": array.T, "scalar": array[0, 0]}, arch={"n": 1})
+    tensors, header = read_weights(path)
+    assert header == {"arch": {"n": 1}}
+    by_name = {tensor.name: tensor.array for tensor in tensors}
+    for name, original in {"w": array, "t": array.T, "scalar": np.asarray(array[0, 0])}.items():
+        assert by_name[name].dtype == original.dtype
+        assert by_name[name].shape == original.shape
+        assert _bits(by_name[name]) == _bits(original)
+        assert by_name[name].flags.writeable
+
+
+def test_weights_keep_nan_payloads_and_big_endian_values():
+    payload = np.array([0x7FC00001, 0xFFC12345], dtype=np.uint32).view(np.float32)
+    big = np.arange(4, dtype=">f8")
+    tensors = decode_tensors(encode_tensors({"nan": payload, "big": big}))
+    assert _bits(tensors[0].array) == _bits(payload)
+    np.testing.assert_array_equal(tensors[1].array, big)
+
+
+def test_weights_carry_a_framework_type_name():
+    raw = np.array([0x3F80, 0xC000], dtype=np.uint16).view(np.int16)  # bfloat16 1.0, -2.0
+    (tensor,) = decode_tensors(encode_tensors([Tensor("b", raw, "bfloat16")]))
+    assert tensor.type == "bfloat16" and _bits(tensor.array) == _bits(raw)
+
+
+def test_weights_refuse_object_arrays():
+    with pytest.raises(TypeError, match="not a number type"):
+        encode_tensors({"o": np.array([{"a": 1}], dtype=object)})
+
+
+@pytest.mark.parametrize("change,match", [
+    ({"dtype": "object"}, "names dtype"),
+    ({"dtype": "V8"}, "names dtype"),
+    ({"shape": [4, 4]}, "needs"),
+    ({"data": "not base64!"}, "malformed"),
+    ({"dtype": "no-such-type"}, "malformed"),
+])
+def test_malformed_weights_are_integrity_errors(change, match):
+    (entry,) = encode_tensors({"w": np.ones((2, 2), dtype=np.float32)})
+    entry.update(change)
+    with pytest.raises(alphazoo.BundleIntegrityError, match=match):
+        decode_tensors([entry])
+
+
+def test_a_json_file_of_another_kind_is_refused(tmp_path):
+    path = tmp_path / "other.json"
+    path.write_text(json.dumps({"format": "something-else", "tensors": []}))
+    with pytest.raises(alphazoo.BundleIntegrityError, match="not an alphazoo weights document"):
+        read_weights(Path(path))
+
+
+# -- _common ---------------------------------------------------------------------------------------
+def test_choose_format_defaults_and_names_the_alternatives():
+    assert choose_format("demo", None, ("json", "pickle"), "json") == "json"
+    assert choose_format("demo", "pickle", ("json", "pickle"), "json") == "pickle"
+    with pytest.raises(alphazoo.UnsupportedFormatError,
+                       match=r"demo adapter writes json, pickle, not 'onnx' \(no converter\)"):
+        choose_format("demo", "onnx", ("json", "pickle"), "json", hints={"onnx": "no converter"})
+
+
+def test_check_options_names_what_the_adapter_takes():
+    check_options("demo", "load", {"builder": 1}, ("builder",))
+    with pytest.raises(TypeError, match=r"unexpected options \['bulder'\]; it takes: builder"):
+        check_options("demo", "load", {"bulder": 1}, ("builder",))
+    with pytest.raises(TypeError, match="it takes: none"):
+        check_options("demo", "save", {"x": 1}, ())
