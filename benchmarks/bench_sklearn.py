@@ -249,7 +249,8 @@ def bench_save_load(zoo: Any, name: str, model: Any, fmt: str, workdir: Path,
         return zoo.load(key, trusted=trusted)
 
     for _ in range(cfg["io_warmup"]):
-        az_save(); az_load(); d_save(); d_load()
+        for step in (az_save, az_load, d_save, d_load):
+            step()
     rows = {"az_save": [], "az_load": [], "direct_save": [], "direct_load": []}
     for i in range(cfg["io_repeats"]):
         # Alternate which side runs first so drift (caches, CPU clock) hits both equally.
@@ -259,8 +260,8 @@ def bench_save_load(zoo: Any, name: str, model: Any, fmt: str, workdir: Path,
             rows[f"{side}_save"].append(time_once(save))
             gc.collect()
             rows[f"{side}_load"].append(time_once(load))
-    az_rt = [s + l for s, l in zip(rows["az_save"], rows["az_load"])]
-    d_rt = [s + l for s, l in zip(rows["direct_save"], rows["direct_load"])]
+    az_rt = [save + load for save, load in zip(rows["az_save"], rows["az_load"])]
+    d_rt = [save + load for save, load in zip(rows["direct_save"], rows["direct_load"])]
     out = {k: med(v) for k, v in rows.items()}
     out.update(
         model=name, format=fmt, az_roundtrip=med(az_rt), direct_roundtrip=med(d_rt),

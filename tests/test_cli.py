@@ -46,7 +46,8 @@ def test_formats_json_marks_pickle_unsafe() -> None:
     rows = json.loads(cli("formats", "--json").stdout)
     by_name = {(r["adapter"], r["name"]): r for r in rows}
     assert by_name[("sklearn", "pickle")]["safe"] is False
-    assert by_name[("sklearn", "skops")]["safe"] is True and by_name[("sklearn", "skops")]["default"]
+    skops = by_name[("sklearn", "skops")]
+    assert skops["safe"] is True and skops["default"]
     assert by_name[("sklearn", "onnx")]["load_requires"] == ["onnxruntime"]
 
 
@@ -114,4 +115,5 @@ def test_demo_table_for_people(tmp_path: Path) -> None:
 def test_unusable_store_url_is_one_line_not_a_traceback() -> None:
     result = cli("store", "info", "--store", "nosuchprotocol://x")
     assert result.returncode == 1
-    assert result.stderr.startswith("alphazoo: error: ValueError") and "Traceback" not in result.stderr
+    assert result.stderr.startswith("alphazoo: error: ValueError")
+    assert "Traceback" not in result.stderr
