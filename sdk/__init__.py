@@ -33,6 +33,18 @@ from .host import Zoo
 from .registry import register_model, unregister_model
 from .store import TIERS, ObjectStore, StoreUsage
 
+
+
+def __getattr__(name: str) -> object:
+    # The training runtime (schedules, executors, multiprocessing) loads on first use, so
+    # `import alphazoo` stays cheap for code that only serves models.
+    if name == "TrainingQuotaExceeded":
+        from .training.quota import TrainingQuotaExceeded
+
+        return TrainingQuotaExceeded
+    raise AttributeError(f"module 'alphazoo' has no attribute {name!r}")
+
+
 try:
     __version__ = _metadata.version("alphazoo")
 except _metadata.PackageNotFoundError:  # running from a source tree that is not installed
@@ -66,5 +78,6 @@ __all__ = [
     "MissingDependencyError",
     "IncompatibleVersionError",
     "VersionMismatchWarning",
+    "TrainingQuotaExceeded",
     "__version__",
 ]

@@ -1,0 +1,288 @@
+"""Fan-out: many independent trainings on any :class:`concurrent.futures.Executor`.
+
+>>> from concurrent.futures import ProcessPoolExecutor          # doctest: +SKIP
+>>> jobs = [TrainJob.zoo_model("random_forest", X[s], y[s], save_as=f"rf/{s}") for s in syms]
+>>> with ProcessPoolExecutor(2) as pool:                         # doctest: +SKIP
+...     results = map_train(jobs, pool, store=ObjectStore("/shared/models"))
+
+Threads, processes or Dask (``Client(...).get_executor()``) all work: a job and its data are
+pickled to the worker, which trains, saves the model straight into the shared store when the
+job has ``save_as`` (the workers must reach the store: a folder they share or an ``s3://``
+URL, never ``memory://`` outside a thread pool) and sends back a :class:`JobResult`.
+
+Version numbers are assigned before anything runs (one series' jobs get consecutive versions
+in job order), so parallel workers never race for a number; each series' ``latest.json`` is
+moved once, at the end, to its newest successful version. Fan-out trainings are not drawn from
+a trainer's quota: they run on capacity the caller provides.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import socket
+import threading
+import time
+import traceback
+from collections.abc import Iterable
+from concurrent.futures import Executor, Future, ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable
+
+from .versions import latest_version, save_version, write_latest
+
+if TYPE_CHECKING:
+    from alphazoo.host import Zoo
+    from alphazoo.store import ObjectStore
+
+__all__ = ["TrainJob", "JobResult", "map_train", "train_zoo_model", "current_zoo"]
+
+
+@dataclass
+class TrainJob:
+    """One training: ``fn(*args, **kwargs)`` returns the model (or a
+    :class:`~alphazoo.training.Trained`).
+
+    ``save_as`` saves the model as the next version of that series in the shared store;
+    ``format``, ``metadata`` and ``save_options`` go to :meth:`Zoo.save`. ``fn`` and its
+    arguments must be picklable for process and Dask executors (module-level functions).
+    """
+
+    fn: Callable[..., Any]
+    args: tuple[Any, ...] = ()
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    name: str | None = None
+    save_as: str | None = None
+    format: str | None = None
+    metadata: dict[str, Any] | None = None
+    save_options: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def zoo_model(cls, model: str, X: Any, y: Any = None, *, params: dict[str, Any] | None = None,
+                  name: str | None = None, save_as: str | None = None, format: str | None = None,
+                  metadata: dict[str, Any] | None = None, **save_options: Any) -> TrainJob:
+        """A job that builds zoo model ``model`` with ``params`` and trains it on ``X``/``y``
+        in the worker (through the worker's zoo, so ONNX saves use the real training rows)."""
+        fn = functools.partial(train_zoo_model, model, X, y, dict(params or {}))
+        return cls(fn, name=name or save_as or model, save_as=save_as, format=format,
+                   metadata=metadata, save_options=save_options)
+
+    @property
+    def label(self) -> str:
+        if self.name:
+            return self.name
+        fn = self.fn.func if isinstance(self.fn, functools.partial) else self.fn
+        return getattr(fn, "__qualname__", None) or repr(fn)
+
+
+@dataclass
+class JobResult:
+    """What one job produced. ``error`` is set (and ``model`` None) when it failed;
+    ``worker`` is ``"host:pid:thread"`` of where it ran."""
+
+    index: int
+    name: str
+    model: Any = None
+    key: str | None = None
+    version: int | None = None
+    seconds: float = 0.0
+    worker: str = ""
+    error: BaseException | None = None
+    traceback: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+# -- in the worker -------------------------------------------------------------------------------
+_local = threading.local()
+_zoos: dict[tuple[Any, ...], Any] = {}
+_zoos_lock = threading.Lock()
+
+
+def current_zoo() -> Zoo:
+    """The zoo of the job running in this thread (its store is the shared store), or a new
+    default ``Zoo()`` outside a job."""
+    zoo = getattr(_local, "zoo", None)
+    if zoo is None:
+        from alphazoo.host import Zoo
+
+        zoo = Zoo()
+    return zoo
+
+
+def train_zoo_model(model: str, X: Any, y: Any, params: dict[str, Any]) -> Any:
+    """Build zoo model ``model`` with ``params`` and train it on ``X``/``y`` (a job body)."""
+    zoo = current_zoo()
+    return zoo.train(zoo.build(model, **params), X, y)
+
+
+def _worker_zoo(spec: tuple[Any, ...] | None) -> Any:
+    from alphazoo.host import Zoo
+    from alphazoo.store import ObjectStore
+
+    if spec is None:
+        return Zoo("memory://alphazoo-fanout-scratch")
+    with _zoos_lock:  # one zoo per store per process: plugin discovery happens once
+        zoo = _zoos.get(spec)
+        if zoo is None:
+            url, max_size, max_files, options = spec
+            store = ObjectStore(url, max_size=max_size, max_files=max_files,
+                                storage_options=dict(options))
+            zoo = _zoos[spec] = Zoo(store)
+    return zoo
+
+
+def _run_job(job: TrainJob, index: int, spec: tuple[Any, ...] | None, version: int | None,
+             return_model: bool) -> JobResult:
+    from .trainer import Trained
+
+    result = JobResult(index, job.label,
+                       worker=f"{socket.gethostname()}:{os.getpid()}:"
+                              f"{threading.current_thread().name}")
+    zoo = _worker_zoo(spec)
+    _local.zoo = zoo
+    started = time.perf_counter()
+    try:
+        output = job.fn(*job.args, **job.kwargs)
+        result.seconds = time.perf_counter() - started
+        trained = output if isinstance(output, Trained) else Trained(output)
+        if trained.model is not None and job.save_as:
+            meta = {**(job.metadata or {}), **(trained.metadata or {}),
+                    "training_name": job.label, "training_seconds": round(result.seconds, 6)}
+            result.key, _ = save_version(zoo, trained.model, job.save_as, version=version,
+                                         format=job.format, window=trained.window,
+                                         metadata=meta, update_latest=False,
+                                         **job.save_options)
+            result.version = version
+        if return_model:
+            result.model = trained.model
+    except Exception as exc:
+        result.seconds = time.perf_counter() - started
+        result.error, result.traceback = exc, traceback.format_exc()
+    finally:
+        _local.zoo = None
+    return result
+
+
+# -- in the caller -------------------------------------------------------------------------------
+def map_train(
+    jobs: Iterable[TrainJob],
+    executor: Executor | None = None,
+    *,
+    store: ObjectStore | None = None,
+    progress: bool | Callable[[int, int, JobResult], None] | None = None,
+    raise_errors: bool = False,
+    return_models: bool = True,
+) -> list[JobResult]:
+    """Run ``jobs`` on ``executor`` and return their :class:`JobResult` s in job order.
+
+    ``executor``: any :class:`concurrent.futures.Executor` (default: a thread pool of
+    ``os.cpu_count()`` threads, shut down afterwards; an executor you pass stays yours).
+    ``store``: where jobs with ``save_as`` save (required if any has one). ``progress``:
+    ``True`` shows a rich progress bar, a callable is called ``(done, total, result)`` after
+    each job. A failed job is reported in its result; ``raise_errors`` re-raises the first
+    failure after all jobs ended. ``return_models=False`` leaves models in the store only
+    (saves shipping big models back from remote workers).
+    """
+    job_list = list(jobs)
+    for job in job_list:
+        if not isinstance(job, TrainJob):
+            raise TypeError(f"map_train takes TrainJob objects, got {type(job).__name__}")
+    spec = _store_spec(store, executor) if any(job.save_as for job in job_list) else None
+    if spec is None and any(job.save_as for job in job_list):
+        raise ValueError("jobs with save_as need a store: map_train(..., store=ObjectStore(...))")
+    versions = _assign_versions(job_list, store)
+    own = executor is None
+    pool = executor or ThreadPoolExecutor(os.cpu_count() or 2,
+                                          thread_name_prefix="alphazoo-fanout")
+    results: list[JobResult | None] = [None] * len(job_list)
+    try:
+        futures: dict[Future[JobResult], int] = {
+            pool.submit(_run_job, job, index, spec, versions[index], return_models): index
+            for index, job in enumerate(job_list)
+        }
+        with _progress(progress, len(job_list)) as report:
+            for future in as_completed(futures):
+                index = futures[future]
+                try:
+                    result = future.result()
+                except Exception as exc:  # the executor itself failed (a worker died...)
+                    result = JobResult(index, job_list[index].label, error=exc,
+                                       traceback=traceback.format_exc())
+                results[index] = result
+                report(result)
+    finally:
+        if own:
+            pool.shutdown(wait=True)
+    done = [r for r in results if r is not None]  # every future completed: all are set
+    if store is not None:
+        newest: dict[str, int] = {}
+        for job, result in zip(job_list, done):
+            if job.save_as and result.ok and result.version:
+                newest[job.save_as] = max(newest.get(job.save_as, 0), result.version)
+        for name, version in newest.items():
+            write_latest(store, name, version)
+    if raise_errors:
+        for result in done:
+            if result.error is not None:
+                raise result.error
+    return done
+
+
+def _store_spec(store: ObjectStore | None, executor: Executor | None) -> tuple[Any, ...] | None:
+    if store is None:
+        return None
+    url = store.url
+    if url.startswith("memory://") and not (executor is None
+                                            or isinstance(executor, ThreadPoolExecutor)):
+        raise ValueError(
+            f"workers of {type(executor).__name__} cannot reach the in-process store {url!r}; "
+            "use a folder or s3:// store that every worker can open"
+        )
+    backend = getattr(store, "_backend", None)
+    options = getattr(getattr(backend, "fs", None), "storage_options", None) or {}
+    return (url, store.max_size, store.max_files, tuple(sorted(options.items())))
+
+
+def _assign_versions(jobs: list[TrainJob], store: ObjectStore | None) -> list[int | None]:
+    following: dict[str, int] = {}
+    assigned: list[int | None] = []
+    for job in jobs:
+        if not job.save_as or store is None:
+            assigned.append(None)
+            continue
+        if job.save_as not in following:
+            following[job.save_as] = latest_version(store, job.save_as)
+        following[job.save_as] += 1
+        assigned.append(following[job.save_as])
+    return assigned
+
+
+class _progress:
+    """A context manager yielding ``report(result)``: rich bar, callback or nothing."""
+
+    def __init__(self, progress: Any, total: int, label: str = "training") -> None:
+        self.progress, self.total, self.label, self.done = progress, total, label, 0
+        self.bar: Any = None
+
+    def __enter__(self) -> Callable[[Any], None]:
+        if self.progress is True:
+            from rich.progress import Progress
+
+            self.bar = Progress(transient=False)
+            self.bar.start()
+            self.task = self.bar.add_task(self.label, total=self.total)
+        return self.report
+
+    def report(self, result: Any) -> None:
+        self.done += 1
+        if self.bar is not None:
+            self.bar.advance(self.task)
+        elif callable(self.progress):
+            self.progress(self.done, self.total, result)
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.bar is not None:
+            self.bar.stop()
