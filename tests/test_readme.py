@@ -27,6 +27,16 @@ def test_python_api_example_runs(tmp_path: Path) -> None:
     assert (tmp_path / "storage" / "aapl" / "rf-onnx").is_file()
 
 
+def test_training_example_runs(tmp_path: Path) -> None:
+    example = next(block for block in _blocks("python") if "from alphazoo.training" in block)
+    result = subprocess.run([sys.executable, "-c", example], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=300, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    assert result.returncode == 0, result.stderr
+    assert "8 trainings; model version 9 in service" in result.stdout
+    assert "monthly folds" in result.stdout
+    assert (tmp_path / "storage" / "aapl" / "rf-weekly" / "latest.json").is_file()
+
+
 def test_ci_runs_the_readme_test_command() -> None:
     test_command = next(line for block in _blocks("bash") for line in block.splitlines()
                         if "pytest" in line)
