@@ -505,16 +505,23 @@ def test_failed_parity_check_saves_nothing(zoo, data):
     assert zoo.store.keys() == ["strict"]
 
 
-def test_other_libraries_estimators_are_not_claimed(zoo, data):
-    # XGBClassifier subclasses scikit-learn's BaseEstimator; skops would store it as
-    # untrusted types. Without an xgboost adapter the error must name xgboost's class.
-    xgboost = pytest.importorskip("xgboost", reason="xgboost is in the project's [all] extra")
-    model = xgboost.XGBClassifier(n_estimators=3).fit(data["X"], data["y"])
-    if any(spec.adapter == "xgboost" for spec in zoo.formats()):
-        pytest.skip("an xgboost adapter is installed and owns this model")
-    with pytest.raises(alphazoo.UnsupportedModelError, match=r"xgboost\.sklearn\.XGBClassifier"):
-        zoo.save(model, "xgb")
-    assert not zoo.store.contains_key("xgb")
+@pytest.mark.parametrize("library,make", [
+    ("xgboost", lambda m, X, y: m.XGBClassifier(n_estimators=3).fit(X, y)),
+    ("hmmlearn.hmm", lambda m, X, y: m.GaussianHMM(n_components=2, n_iter=5).fit(X)),
+])
+def test_other_libraries_estimators_are_not_claimed(store, data, library, make):
+    # XGBClassifier and hmmlearn's models subclass scikit-learn's BaseEstimator; skops would
+    # store them as untrusted types. With only this adapter loaded, the error names the class.
+    import importlib
+
+    from alphazoo.adapters import sklearn as sklearn_adapter
+
+    model = make(importlib.import_module(library), data["X"], data["y"])
+    assert not sklearn_adapter.owns(model)
+    zoo = alphazoo.Zoo(store, plugins=[sklearn_adapter], discover=False)
+    with pytest.raises(alphazoo.UnsupportedModelError, match=type(model).__qualname__):
+        zoo.save(model, "foreign")
+    assert not zoo.store.contains_key("foreign")
 
 
 def test_onnx_predictor_reorders_dataframe_columns_by_name(zoo, data):
