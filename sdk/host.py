@@ -307,7 +307,8 @@ class Zoo:
             model = self.hook.alphazoo_load(request=request)
         for notice in request.notices:
             warnings.warn(notice, VersionMismatchWarning, stacklevel=2)
-        self._note(model, zoo_model=manifest.get("name"), params=manifest.get("params"))
+        if manifest.get("params") is not None:  # a zoo model: the name is its builder's
+            self._note(model, zoo_model=manifest.get("name"), params=manifest.get("params"))
         return model
 
     def _build_for_load(self, name: str, params: dict[str, Any]) -> Any:
