@@ -3,8 +3,10 @@ saving into one shared folder store."""
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import threading
+import uuid
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from datetime import datetime
 
@@ -14,8 +16,8 @@ import pytest
 from alphazoo import ObjectStore, Zoo
 from alphazoo.datasets import load_prices, symbols
 from alphazoo.demo import make_features
-from alphazoo.training import TrainJob, Trainer, map_train
-from alphazoo.training.versions import LATEST, latest_version
+from alphazoo.training import JobError, TrainJob, Trainer, map_train
+from alphazoo.training.versions import LATEST, latest_version, save_version
 
 PARAMS = {"n_estimators": 15, "max_depth": 4}
 
@@ -125,3 +127,52 @@ def test_trainer_map_train_uses_its_store_and_guards_memory_stores(tmp_path):
         map_train([TrainJob(_constant, (1,), save_as="m")])
     with pytest.raises(TypeError, match="TrainJob"):
         map_train([_constant])
+
+
+def test_s3_store_with_client_kwargs(moto_s3):
+    # S3 storage options hold a dict (client_kwargs): the worker must still open the store.
+    url = f"s3://{moto_s3.bucket}/fanout-{uuid.uuid4().hex[:8]}"
+    store = ObjectStore(url, storage_options=moto_s3.storage_options)
+    with ThreadPoolExecutor(2) as pool:
+        results = map_train([TrainJob(_constant, (k,), save_as=f"s3/{k}", format="pickle")
+                             for k in (1, 2)], pool, store=store)
+    assert all(r.ok for r in results), [r.traceback for r in results]
+    reader = Zoo(ObjectStore(url, storage_options=moto_s3.storage_options))
+    for k, result in zip((1, 2), results):
+        assert result.key == f"s3/{k}/v000001"
+        assert reader.load(result.key, trusted=True).predict([[0.0]]).tolist() == [k]
+
+
+class _TwoPartError(Exception):
+    """Pickles, but cannot be rebuilt from its args: unpickling calls __init__(message)."""
+
+    def __init__(self, column, reason):
+        super().__init__(f"{column}: {reason}")
+
+
+def _raise_two_part():
+    raise _TwoPartError("close", "has gaps")
+
+
+def test_an_exception_that_cannot_travel_back_fails_only_its_job():
+    jobs = [TrainJob(_constant, (1,)), TrainJob(_raise_two_part, name="odd"),
+            TrainJob(_constant, (3,)), TrainJob(_constant, (4,))]
+    # spawned workers: forked ones would inherit tblib's exception reducers once Dask has
+    # been imported (the Dask test), and those make this exception round-trip
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
+        results = map_train(jobs, pool)
+    assert [r.ok for r in results] == [True, False, True, True]
+    assert [r.model.predict([[0.0]]).tolist() for r in results if r.ok] == [[1], [3], [4]]
+    error = results[1].error
+    assert isinstance(error, JobError) and "_TwoPartError: close: has gaps" in str(error)
+    assert "_raise_two_part" in results[1].traceback
+
+
+def test_versions_continue_past_ones_the_pointer_missed(tmp_path):
+    store = ObjectStore(tmp_path)
+    zoo = Zoo(store)
+    save_version(zoo, _constant(1), "gap", format="pickle")                       # v1, latest
+    save_version(zoo, _constant(2), "gap", format="pickle", update_latest=False)  # v2, orphan
+    results = map_train([TrainJob(_constant, (3,), save_as="gap", format="pickle")], store=store)
+    assert results[0].key == "gap/v000003" and latest_version(store, "gap") == 3
+    assert zoo.load("gap/v000002", trusted=True).predict([[0.0]]).tolist() == [2]

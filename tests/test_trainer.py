@@ -259,11 +259,25 @@ def test_quota_error_raises_out_of_advance_and_advance_continues():
 def test_a_long_backtest_is_not_starved():
     # LEAN refills on the wall clock, so a backtest of years that runs in minutes sees no
     # refills. Here the simulated clock refills it: a year of daily trainings, capacity 2.
-    trainer = Trainer(start=datetime(2023, 1, 1))
-    trainer.bucket = LeakyBucket(2, 1, timedelta(days=1), clock=lambda: trainer.now)
+    # The bucket is made as a user (and the README) makes one, without a clock: the
+    # backtest trainer puts it on the simulated clock.
+    bucket = LeakyBucket(2, 1, timedelta(days=1))
+    trainer = Trainer(start=datetime(2023, 1, 1), bucket=bucket)
+    assert trainer.bucket is bucket and bucket.next_refill == datetime(2023, 1, 2)
     trainer.train(DateRules.every_day(), TimeRules.at(7, 0), lambda: _Constant(1))
     records = trainer.advance(datetime(2024, 1, 1))
     assert len(records) == 365 and all(r.status == "served" for r in records)
+
+
+def test_a_bucket_with_its_own_clock_keeps_it():
+    clock = {"now": datetime(2000, 1, 1)}
+    bucket = LeakyBucket(2, 1, timedelta(days=1), clock=lambda: clock["now"])
+    trainer = Trainer(start=datetime(2023, 1, 1), bucket=bucket, raise_errors=False)
+    trainer.train(DateRules.every_day(), TimeRules.at(7, 0), lambda: _Constant(1))
+    statuses = [r.status for r in trainer.advance(datetime(2023, 1, 5))]
+    assert statuses == ["served", "served", "quota_exceeded", "quota_exceeded"]
+    clock["now"] += timedelta(days=1)  # its own clock, not the trainer's, refills it
+    assert bucket.available == 1
 
 
 def test_in_process_overrun_is_measured_and_discarded():
@@ -318,6 +332,22 @@ def test_child_process_training_returns_a_real_model(data):
     np.testing.assert_array_equal(trainer.model.predict(X[-50:]), here.predict(X[-50:]))
 
 
+def test_an_unpicklable_isolated_training_is_refused_before_it_costs_anything():
+    import os
+
+    trainer = Trainer(start=datetime(2024, 1, 1), isolate=True, raise_errors=False)
+    fds = len(os.listdir("/proc/self/fd"))
+    record = trainer.train(lambda: _Constant(1), name="closure")
+    assert record.status == "failed" and isinstance(record.error, TrainingProcessError)
+    assert "'closure'" in str(record.error) and "must be picklable" in str(record.error)
+    assert record.charged == 0 and trainer.bucket.available == 120  # nothing was drawn
+    assert multiprocessing.active_children() == []
+    assert len(os.listdir("/proc/self/fd")) == fds  # no pipe left open
+    # fork copies the function instead of pickling it: a closure is fine there
+    forked = Trainer(start=datetime(2024, 1, 1), isolate="fork").train(lambda: _Constant(2))
+    assert forked.status == "served"
+
+
 def test_child_process_error_carries_its_traceback():
     trainer = Trainer(start=datetime(2024, 1, 1), isolate="spawn", raise_errors=False)
     record = trainer.train(_raise_in_child)
@@ -362,6 +392,35 @@ def test_save_as_writes_versions_with_their_window_and_latest(data, tmp_path):
     np.testing.assert_array_equal(fresh.model.predict(X[-50:]), loaded.predict(X[-50:]))
 
 
+def test_a_new_version_never_overwrites_one_the_pointer_missed(tmp_path):
+    # A walk-forward or fan-out that saved v2 but failed before moving latest.json leaves
+    # the pointer at v1; the next save must take v3, not overwrite v2.
+    from alphazoo.training.versions import next_version, save_version
+
+    zoo = Zoo(tmp_path / "store")
+    trainer = Trainer(start=datetime(2024, 1, 1), zoo=zoo)
+    trainer.train(functools.partial(_dummy, 1.0), save_as="s", format="pickle")
+    save_version(zoo, _dummy(2.0), "s", format="pickle", update_latest=False)
+    assert latest_version(zoo.store, "s") == 1 and next_version(zoo.store, "s") == 3
+    record = trainer.train(functools.partial(_dummy, 3.0), save_as="s", format="pickle")
+    assert record.key == "s/v000003" and versions(zoo.store, "s") == [1, 2, 3]
+    assert zoo.load("s/v000002", trusted=True).predict([[0.0]]).tolist() == [2.0]
+    assert latest_version(zoo.store, "s") == 3
+
+
+def test_importing_the_training_package_imports_no_ml_framework():
+    import subprocess
+    import sys
+
+    code = ("import sys, alphazoo.training\n"
+            "heavy = {'torch', 'tensorflow', 'keras', 'xgboost', 'sklearn', 'hmmlearn', 'onnx',"
+            " 'onnxruntime', 'pandas', 'exchange_calendars'}\n"
+            "print(sorted(heavy & {m.split('.')[0] for m in sys.modules}))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, check=True)
+    assert done.stdout.strip() == "[]"
+
+
 def test_a_failed_save_still_serves_the_model(tmp_path):
     zoo = Zoo(tmp_path / "store")
     zoo.store.save("taken", "an object, so taken/v000001 cannot be written")
@@ -381,6 +440,12 @@ class _Constant:
 
     def predict(self, X):
         return np.full(len(X), self.value)
+
+
+def _dummy(value: float):
+    from sklearn.dummy import DummyRegressor
+
+    return DummyRegressor(strategy="constant", constant=value).fit([[0.0]], [value])
 
 
 def _fit_forest(X, y):

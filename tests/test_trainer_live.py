@@ -14,7 +14,7 @@ from datetime import timedelta
 import numpy as np
 import pytest
 
-from alphazoo.training import DateRules, Trainer, TrainingQuotaExceeded, TimeRules
+from alphazoo.training import DateRule, DateRules, Trainer, TrainingQuotaExceeded, TimeRules
 
 WAIT = 60.0  # seconds; only reached if something hangs
 
@@ -200,3 +200,45 @@ def test_stop_ends_the_threads_and_refuses_new_work():
     assert threads and not any(thread.is_alive() for thread in threads)
     with pytest.raises(RuntimeError, match="stopped"):
         trainer.train(lambda: None)
+
+
+def test_a_schedule_whose_rule_raises_is_dropped_and_the_others_keep_firing(caplog):
+    def broken_days(start, end):
+        raise LookupError("no calendar for that year")
+
+    reported = []
+    with caplog.at_level(logging.ERROR, logger="alphazoo.training"), \
+            Trainer(mode="live", on_error=reported.append) as trainer:
+        # registered first, so the scheduler meets it before the healthy schedule
+        bad = trainer.train(DateRule("broken", broken_days), TimeRules.midnight,
+                            lambda: _Layered(9).build(0), name="bad")
+        trainer.train(DateRules.every_day(), TimeRules.every(timedelta(seconds=1)),
+                      lambda: _Layered(1).build(0), name="good")
+        assert trainer.model.wait(WAIT)  # the scheduler thread outlived the broken rule
+    assert bad.cancelled and bad not in trainer.schedules
+    assert [r.name for r in reported] == ["bad"] and reported == trainer.errors
+    assert isinstance(reported[0].error, LookupError)
+    assert "schedule 'bad' was cancelled" in caplog.text and "no calendar" in caplog.text
+    assert {r.name for r in trainer.history} == {"good"}
+
+
+def test_train_racing_stop_never_leaves_a_future_pending():
+    # stop() runs exactly while train() is between its stopped-check and its enqueue: the
+    # job must then be run or cancelled, never queued behind the worker's end-of-work mark.
+    trainer = Trainer(mode="live", bucket=False)
+    trainer.train(lambda: _Layered(1).build(0)).result(WAIT)
+    real_put = trainer._queue.put
+    stopper = threading.Thread(target=trainer.stop)
+
+    def put_while_stopping(job, *args, **kwargs):
+        if job is not None and not stopper.is_alive() and stopper.ident is None:
+            stopper.start()
+            stopper.join(1.0)  # returns at once unless train() holds the trainer's lock
+        real_put(job, *args, **kwargs)
+
+    trainer._queue.put = put_while_stopping
+    future = trainer.train(lambda: _Layered(2).build(0))
+    stopper.join(WAIT)
+    assert not stopper.is_alive()  # stop() joined the worker: the job's fate is settled
+    assert future.done()
+    assert future.cancelled() or future.result().status == "served"

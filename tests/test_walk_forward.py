@@ -103,6 +103,24 @@ def test_rolling_windows_by_time_and_by_bars(frame):
     assert all(f.train_end < f.cutoff for f in by_bars.folds)
 
 
+def test_label_horizon_counts_dates_in_a_panel(frame):
+    # Two symbols per date: a horizon of 2 bars must drop the last two *dates* before each
+    # cutoff (four rows), and a rolling window of 60 bars keeps 60 dates (120 rows).
+    X, y, known = frame
+    dates = X.index[X.index >= "2015-01-01"]
+    panel_X = pd.concat([X.loc[dates], X.loc[dates] * 1.01]).sort_index(kind="stable")
+    panel_y = pd.concat([y.loc[dates], y.loc[dates]]).sort_index(kind="stable")
+    spy = _Spy()
+    result = walk_forward(panel_X, panel_y, spy, every="QS", window="rolling", length=60,
+                          label_horizon=2, start="2015-07-01")
+    for fold, (rows, _) in zip(result.folds, spy.seen):
+        before = dates[dates < fold.cutoff]
+        assert rows.max() == before[-3] < fold.cutoff  # the last two dates are left out
+        assert len(rows) == 120 and rows.unique().equals(before[-62:-2])
+        assert known[rows.unique()].max() < fold.cutoff  # no label reaches the cutoff
+    assert result.predictions.index.equals(panel_X.index[panel_X.index >= "2015-07-01"])
+
+
 def test_proba_predictions_and_a_date_rule_schedule(frame):
     X, y, _ = frame
     result = walk_forward(X, y, _forest, every=DateRules.month_start(), label_horizon=1,

@@ -20,12 +20,19 @@ Importing this package imports no ML framework (pandas only when walk-forward ru
 from __future__ import annotations
 
 from .bucket import LeakyBucket
-from .fanout import JobResult, TrainJob, current_zoo, map_train, train_zoo_model
+from .fanout import JobError, JobResult, TrainJob, current_zoo, map_train, train_zoo_model
 from .quota import TrainingProcessError, TrainingQuotaExceeded
 from .rules import DateRule, DateRules, DayOfWeek, TimeRule, TimeRules, fire_times
 from .served import ModelNotReadyError, ModelVersion, ServedModel
 from .trainer import Schedule, Trained, Trainer, TrainingRecord
-from .versions import latest_version, load_latest, save_version, version_key, versions
+from .versions import (
+    latest_version,
+    load_latest,
+    next_version,
+    save_version,
+    version_key,
+    versions,
+)
 from .walkforward import Fold, WalkForwardResult, walk_forward
 
 __all__ = [
@@ -51,11 +58,13 @@ __all__ = [
     "map_train",
     "TrainJob",
     "JobResult",
+    "JobError",
     "train_zoo_model",
     "current_zoo",
     "version_key",
     "versions",
     "latest_version",
+    "next_version",
     "save_version",
     "load_latest",
 ]

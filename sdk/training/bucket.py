@@ -257,6 +257,18 @@ class LeakyBucket:
         with self._changed:
             self._changed.notify_all()
 
+    def _adopt_clock(self, clock: Callable[[], datetime]) -> bool:
+        """Run a bucket made without ``clock=`` on ``clock`` from now on (the Trainer gives a
+        backtest's bucket its simulated clock); False, and nothing changed, when the bucket
+        already has a clock of its own. Refills are counted from the adopted clock's now."""
+        with self._changed:
+            if not self._wall_clock:
+                return False
+            self._clock = clock
+            self._wall_clock = False
+            self._next_refill = self._now() + self._interval
+            return True
+
     # -- internals -------------------------------------------------------------------------
 
     def _now(self) -> datetime:

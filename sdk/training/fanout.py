@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import os
+import pickle
 import socket
 import threading
 import time
@@ -29,13 +30,13 @@ from concurrent.futures import Executor, Future, ThreadPoolExecutor, as_complete
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
-from .versions import latest_version, save_version, write_latest
+from .versions import next_version, save_version, write_latest
 
 if TYPE_CHECKING:
     from alphazoo.host import Zoo
     from alphazoo.store import ObjectStore
 
-__all__ = ["TrainJob", "JobResult", "map_train", "train_zoo_model", "current_zoo"]
+__all__ = ["TrainJob", "JobResult", "JobError", "map_train", "train_zoo_model", "current_zoo"]
 
 
 @dataclass
@@ -77,7 +78,9 @@ class TrainJob:
 
 @dataclass
 class JobResult:
-    """What one job produced. ``error`` is set (and ``model`` None) when it failed;
+    """What one job produced. ``error`` is set (and ``model`` None) when it failed: the job's
+    exception, or a :class:`JobError` carrying its type and message when it could not be
+    sent back from a worker process; ``traceback`` is the worker's traceback text either way.
     ``worker`` is ``"host:pid:thread"`` of where it ran."""
 
     index: int
@@ -97,7 +100,7 @@ class JobResult:
 
 # -- in the worker -------------------------------------------------------------------------------
 _local = threading.local()
-_zoos: dict[tuple[Any, ...], Any] = {}
+_zoos: dict[bytes | None, Any] = {}
 _zoos_lock = threading.Lock()
 
 
@@ -122,15 +125,20 @@ def _worker_zoo(spec: tuple[Any, ...] | None) -> Any:
     from alphazoo.host import Zoo
     from alphazoo.store import ObjectStore
 
-    if spec is None:
-        return Zoo("memory://alphazoo-fanout-scratch")
+    # Storage options hold dicts (S3's client_kwargs), so the spec is not hashable: its
+    # pickle names it instead (a spec is plain data, so equal specs pickle alike).
+    cache_key = None if spec is None else pickle.dumps(spec)
     with _zoos_lock:  # one zoo per store per process: plugin discovery happens once
-        zoo = _zoos.get(spec)
+        zoo = _zoos.get(cache_key)
         if zoo is None:
-            url, max_size, max_files, options = spec
-            store = ObjectStore(url, max_size=max_size, max_files=max_files,
-                                storage_options=dict(options))
-            zoo = _zoos[spec] = Zoo(store)
+            if spec is None:
+                zoo = Zoo("memory://alphazoo-fanout-scratch")
+            else:
+                url, max_size, max_files, options = spec
+                store = ObjectStore(url, max_size=max_size, max_files=max_files,
+                                    storage_options=dict(options))
+                zoo = Zoo(store)
+            _zoos[cache_key] = zoo
     return zoo
 
 
@@ -160,10 +168,27 @@ def _run_job(job: TrainJob, index: int, spec: tuple[Any, ...] | None, version: i
             result.model = trained.model
     except Exception as exc:
         result.seconds = time.perf_counter() - started
-        result.error, result.traceback = exc, traceback.format_exc()
+        result.error, result.traceback = _portable(exc), traceback.format_exc()
     finally:
         _local.zoo = None
     return result
+
+
+class JobError(RuntimeError):
+    """Stands in for a job's exception that could not travel back from its worker process
+    (it does not pickle, or does not unpickle); the message names the original type."""
+
+
+def _portable(exc: Exception) -> Exception:
+    # A process pool unpickles results in its manager thread; one result that fails to
+    # unpickle marks the whole pool broken and fails every other job. An exception whose
+    # __init__ takes other arguments than its message does exactly that, so only an
+    # exception that survives the round trip is sent as is.
+    try:
+        pickle.loads(pickle.dumps(exc))
+    except Exception:
+        return JobError(f"{type(exc).__module__}.{type(exc).__qualname__}: {exc}")
+    return exc
 
 
 # -- in the caller -------------------------------------------------------------------------------
@@ -254,8 +279,9 @@ def _assign_versions(jobs: list[TrainJob], store: ObjectStore | None) -> list[in
             assigned.append(None)
             continue
         if job.save_as not in following:
-            following[job.save_as] = latest_version(store, job.save_as)
-        following[job.save_as] += 1
+            following[job.save_as] = next_version(store, job.save_as)
+        else:
+            following[job.save_as] += 1
         assigned.append(following[job.save_as])
     return assigned
 

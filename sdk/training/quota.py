@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import multiprocessing
+import pickle
 import time
 import traceback
 from datetime import timedelta
@@ -98,12 +99,17 @@ def run_metered(
     unit_s = unit.total_seconds()
     if unit_s <= 0:
         raise ValueError(f"quota_unit must be a positive timedelta, got {unit!r}")
+    method = None
+    payload: Any = fn
+    if isolate:
+        method = "spawn" if isolate is True else str(isolate)
+        if method != "fork":  # checked before charging: an unpicklable training never ran
+            payload = _pickled(fn, name, method)
     available = bucket.available if bucket is not None else math.inf
     if bucket is not None and not bucket.try_consume(1):
         raise TrainingQuotaExceeded(name, 0.0, 0, available, unit, how="refused")
-    if isolate:
-        method = "spawn" if isolate is True else str(isolate)
-        return _run_child(fn, bucket, unit, unit_s, name, method, available)
+    if method is not None:
+        return _run_child(payload, bucket, unit, unit_s, name, method, available)
     started = time.monotonic()
     result = fn()
     seconds = time.monotonic() - started
@@ -120,14 +126,35 @@ def run_metered(
     raise TrainingQuotaExceeded(name, seconds, charged, available, unit, how="measured")
 
 
-def _run_child(fn: Callable[[], Any], bucket: Any, unit: timedelta, unit_s: float, name: str,
-               method: str, available: float) -> tuple[Any, float, int]:
+def _pickled(fn: Callable[[], Any], name: str, method: str) -> bytes:
+    # Pickled once here, so the child's start only copies bytes; a failure is reported as
+    # the user's mistake it is, before a process or a pipe exists.
+    from multiprocessing.reduction import ForkingPickler
+
+    try:
+        return bytes(ForkingPickler.dumps(fn))  # multiprocessing's own reducers, as spawn's
+    except Exception as exc:
+        raise TrainingProcessError(
+            f"training {name!r} cannot run in a {method!r} child process (isolate=...): "
+            f"the training function must be picklable, a module-level function or a "
+            f"functools.partial of one, not a lambda or a nested function "
+            f"({type(exc).__name__}: {exc})"
+        ) from exc
+
+
+def _run_child(fn: Callable[[], Any] | bytes, bucket: Any, unit: timedelta, unit_s: float,
+               name: str, method: str, available: float) -> tuple[Any, float, int]:
     context = multiprocessing.get_context(method)
     receiver, sender = context.Pipe(duplex=False)
     process = context.Process(target=_child_main, args=(fn, sender), daemon=True,
                               name=f"alphazoo-training-{name}")
     started = time.monotonic()
-    process.start()
+    try:
+        process.start()
+    except BaseException:
+        receiver.close()
+        sender.close()
+        raise
     sender.close()  # the child holds the only writer: its exit makes poll() return (EOF)
     charged = 1
     try:
@@ -170,8 +197,10 @@ def _stop(process: Any, grace: float = 5.0) -> None:
         process.join()
 
 
-def _child_main(fn: Callable[[], Any], sender: Any) -> None:
+def _child_main(fn: Callable[[], Any] | bytes, sender: Any) -> None:
     try:
+        if isinstance(fn, bytes):
+            fn = pickle.loads(fn)
         result = fn()
         sender.send(("ok", result))
     except BaseException as exc:  # report everything, KeyboardInterrupt too, to the parent

@@ -137,8 +137,11 @@ class Trainer:
         (capacity 120, refill ceil(120/7) every 1,440 minutes) on the trainer's clock, so in
         backtests it refills on *simulated* time. A mapping builds one on the trainer's clock
         too: ``{"capacity": 30, "refill_amount": 5, "interval": timedelta(hours=12)}`` or
-        LEAN's config keys (``"scheduled-event-leaky-bucket-capacity"``...). A bucket object
-        is used as given (with its own clock); ``False`` disables the quota.
+        LEAN's config keys (``"scheduled-event-leaky-bucket-capacity"``...). A
+        :class:`~alphazoo.training.LeakyBucket` made without ``clock=`` is put on the
+        trainer's clock in backtests too (``bucket=LeakyBucket(capacity=120)`` refills on
+        simulated time); a bucket with its own clock, or any other bucket object, is used as
+        given. ``False`` disables the quota.
     quota_unit:
         The time one bucket unit stands for (LEAN: a minute). Tests use seconds.
     isolate:
@@ -183,14 +186,18 @@ class Trainer:
         self.history: list[TrainingRecord] = []
         self.errors: list[TrainingRecord] = []
         self._now = self._naive(start) if start is not None else self._wall_now()
-        if bucket is None or isinstance(bucket, Mapping):
-            from .bucket import LeakyBucket
+        from .bucket import LeakyBucket
 
+        if bucket is None or isinstance(bucket, Mapping):
             settings = dict(bucket or {})
             if any(str(k).startswith("scheduled-event-") for k in settings):
                 bucket = LeakyBucket.from_config(settings, clock=self._clock)
             else:
                 bucket = LeakyBucket(**settings, clock=self._clock)
+        elif isinstance(bucket, LeakyBucket) and mode == "backtest":
+            # A wall-clock bucket in a backtest is LEAN's starvation: years of simulated
+            # trainings drawing on the minutes the backtest takes to run.
+            bucket._adopt_clock(self._clock)
         self.bucket = bucket if bucket is not False else None
         self._schedules: list[Schedule] = []
         self._order = itertools.count()
@@ -267,8 +274,9 @@ class Trainer:
             if self.mode == "backtest":
                 return self._run(fn, job_name, self._now, options)
             future: Future[TrainingRecord] = Future()
-            self._ensure_live()
-            self._queue.put(_Job(fn, job_name, self._wall_now(), options, future))
+            with self._lock:  # as one step against stop(): no job may land after its drain
+                self._ensure_live()
+                self._queue.put(_Job(fn, job_name, self._wall_now(), options, future))
             return future
         if len(args) == 3:
             date_rule, time_rule, fn = args
@@ -290,11 +298,12 @@ class Trainer:
         schedule = Schedule(name, date_rule.bind(now), time_rule.bind(now), fn, options,
                             next(self._order), now - _EPSILON, _trainer=self)
         with self._lock:
+            if self.mode == "live":
+                self._ensure_live()  # a stopped trainer refuses before registering anything
             self._schedules.append(schedule)
             if self._advancing:
                 self._added.append(schedule)
         if self.mode == "live":
-            self._ensure_live()
             self._wake()
         return schedule
 
@@ -496,9 +505,13 @@ class Trainer:
                 for schedule in self.schedules:
                     when = upcoming.get(id(schedule))
                     if when is None or when <= schedule.cursor:
-                        when = next(iter(fire_times(schedule.date_rule, schedule.time_rule,
-                                                    schedule.cursor, now + _LIVE_HORIZON,
-                                                    self.tz)), None)
+                        try:
+                            when = next(iter(fire_times(schedule.date_rule, schedule.time_rule,
+                                                        schedule.cursor, now + _LIVE_HORIZON,
+                                                        self.tz)), None)
+                        except Exception as exc:  # one broken rule must not stop the others
+                            self._drop_schedule(schedule, now, exc)
+                            continue
                         upcoming[id(schedule)] = when
                     if when is None:
                         continue
@@ -512,6 +525,19 @@ class Trainer:
                         wait = min(wait, (when - now).total_seconds())
                 if wait > 0:
                     self._cond.wait(wait)
+
+    def _drop_schedule(self, schedule: Schedule, now: datetime, error: Exception) -> None:
+        schedule.cancelled = True
+        record = TrainingRecord(schedule.name, now, status="failed", error=error,
+                                traceback=traceback.format_exc())
+        log.error("schedule %r was cancelled: computing its next fire time raised %s: %s",
+                  schedule.name, type(error).__name__, error, exc_info=error)
+        self.errors.append(record)
+        if self.on_error is not None:
+            try:
+                self.on_error(record)
+            except Exception:
+                log.exception("the trainer's on_error callback raised")
 
     def _fire(self, schedule: Schedule, when: datetime) -> None:
         if schedule.busy:

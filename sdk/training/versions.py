@@ -11,6 +11,10 @@ Each bundle's manifest carries ``metadata["training"]``: the series name, versio
 training window and when it was trained. ``latest.json`` is written after the bundle it points
 to, so a reader never follows it to a missing bundle; :func:`load_latest` loads what it points
 to, and :func:`versions` lists the numbers actually stored.
+
+The pointer can lag behind the stored versions (a walk-forward or fan-out that saved some
+versions and failed before moving it), so a new number is always taken past both the pointer
+and every stored version (:func:`next_version`): an existing bundle is never overwritten.
 """
 
 from __future__ import annotations
@@ -24,8 +28,8 @@ if TYPE_CHECKING:
     from alphazoo.host import Zoo
     from alphazoo.store import ObjectStore
 
-__all__ = ["version_key", "versions", "latest_version", "save_version", "load_latest",
-           "write_latest", "LATEST"]
+__all__ = ["version_key", "versions", "latest_version", "next_version", "save_version",
+           "load_latest", "write_latest", "LATEST"]
 
 #: The pointer object in each series folder.
 LATEST = "latest.json"
@@ -61,6 +65,13 @@ def latest_version(store: ObjectStore, name: str) -> int:
     return stored[-1] if stored else 0
 
 
+def next_version(store: ObjectStore, name: str) -> int:
+    """The first free version number of ``name``: past the ``latest.json`` pointer and past
+    every version stored, even those the pointer was never moved to."""
+    stored = versions(store, name)
+    return max(latest_version(store, name), stored[-1] if stored else 0) + 1
+
+
 def write_latest(store: ObjectStore, name: str, version: int, **facts: Any) -> None:
     """Point ``name``'s ``latest.json`` at ``version`` unless it already points at a later one."""
     pointer = f"{normalize_key(name)}/{LATEST}"
@@ -83,14 +94,15 @@ def save_version(
 ) -> tuple[str, dict[str, Any]]:
     """Save ``model`` as the next (or the given) version of series ``name``.
 
-    Returns ``(key, manifest)``. ``window`` (``{"start": ..., "end": ...}``) and ``metadata``
-    go into the manifest's ``metadata``; ``save_options`` go to :meth:`Zoo.save`
-    (``sample=``, ``sign_key=``...). With ``update_latest`` the series' ``latest.json`` is
-    moved to this version after the bundle is written.
+    Returns ``(key, manifest)``; the version defaults to :func:`next_version`. ``window``
+    (``{"start": ..., "end": ...}``) and ``metadata`` go into the manifest's ``metadata``;
+    ``save_options`` go to :meth:`Zoo.save` (``sample=``, ``sign_key=``...). With
+    ``update_latest`` the series' ``latest.json`` is moved to this version after the bundle
+    is written.
     """
     store = zoo.store
     if version is None:
-        version = latest_version(store, name) + 1
+        version = next_version(store, name)
     key = version_key(name, version)
     facts = {"series": normalize_key(name), "version": version, "window": window}
     meta = {**(metadata or {}), "training": facts}

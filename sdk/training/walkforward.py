@@ -31,7 +31,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Callable, Literal
 
 from .fanout import _progress
-from .versions import latest_version, save_version, write_latest
+from .versions import next_version, save_version, write_latest
 
 if TYPE_CHECKING:
     from alphazoo.host import Zoo
@@ -219,7 +219,8 @@ def walk_forward(
         from alphazoo.host import Zoo
 
         zoo = Zoo()
-    base = latest_version(zoo.store, save_as) if save_as is not None and zoo is not None else 0
+    base = (next_version(zoo.store, save_as) - 1
+            if save_as is not None and zoo is not None else 0)
     pieces, models = [], []
     for fold, (train, test), (model, seconds) in zip(folds, slices, fitted):
         fold.seconds = seconds
