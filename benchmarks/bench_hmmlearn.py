@@ -54,7 +54,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from _common import git_revision, write_json  # benchmarks/ is sys.path[0] when run as a script
-from bench_sklearn import _fsync, _loadavg, load_bars, med, ms, ratio, table, time_once, x
+from _measure import _fsync, _loadavg, load_bars, med, ms, ratio, table, time_once, x
 
 import numpy as np
 

@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from _common import git_revision, write_json  # benchmarks/ is sys.path[0] when run as a script
-from bench_sklearn import (  # the same data, timing and table helpers as the sklearn figures
+from _measure import (  # the same data, timing and table helpers as the sklearn figures
     DEFAULT_DATA,
     _loadavg,
     blocked,

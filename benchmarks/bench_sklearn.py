@@ -24,31 +24,43 @@ root), six price features and a next-day-up label built with numpy.
 from __future__ import annotations
 
 import argparse
-import csv
 import gc
 import importlib.util
 import os
 import pickle
 import platform
-import statistics
 import sys
 import tempfile
 import time
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from _common import git_revision, write_json  # benchmarks/ is sys.path[0] when run as a script
+from _measure import (
+    DEFAULT_DATA,
+    FEATURES,
+    PAUSE,
+    _fsync,
+    _loadavg,
+    after_pause,
+    blocked,
+    load_bars,
+    make_features,
+    med,
+    ms,
+    ratio,
+    table,
+    time_once,
+    x,
+)
 
 import numpy as np
 
 from alphazoo.compat.installed import installed_versions
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "nvda-1999-2014.csv"
-COLUMNS = ("Date", "Open", "High", "Low", "Close", "Adj Close", "Volume")
-FEATURES = ("ret_1d", "ret_5d", "ret_20d", "vol_5d", "vol_20d", "ma_5_20")
 FORMATS = ("skops", "pickle", "onnx")
 TARGET_RATIO = 1.15
 BATCH_ROWS = 10_000
@@ -63,8 +75,6 @@ _VERSION_LOOKUPS = {
     "onnx": ("scikit-learn", "numpy", "scipy", "skl2onnx", "onnx", "onnxruntime", "alphazoo"),
 }
 
-PAUSE = 0.005  # idle time before each "cold" single-row call (a bar arriving)
-
 FULL = dict(io_repeats=7, io_warmup=2, row_repeats=2000, row_warmup=200, cold_repeats=200,
             batch_repeats=15, batch_warmup=2, part_repeats=7)
 QUICK = dict(io_repeats=3, io_warmup=1, row_repeats=300, row_warmup=30, cold_repeats=40,
@@ -72,132 +82,9 @@ QUICK = dict(io_repeats=3, io_warmup=1, row_repeats=300, row_warmup=30, cold_rep
 
 
 # -- data ----------------------------------------------------------------------------------------
-def load_bars(path: Path) -> tuple[list[str], np.ndarray]:
-    """Dates and adjusted closes of the CSV, oldest first."""
-    if not path.is_file():
-        sys.exit(
-            f"bench_sklearn: market data not found at {path}\n"
-            "  expected ../shared/data/nvda-1999-2014.csv relative to the repository root "
-            "(columns Date,Open,High,Low,Close,Adj Close,Volume); pass --data PATH to use "
-            "another copy."
-        )
-    with open(path, newline="") as handle:
-        reader = csv.DictReader(handle)
-        missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
-            sys.exit(f"bench_sklearn: {path} lacks the columns {missing}")
-        rows = sorted(
-            ((r["Date"], float(r["Adj Close"])) for r in reader
-             if r["Adj Close"] not in ("", "null", "NaN")),
-            key=lambda r: r[0],
-        )
-    dates = [r[0] for r in rows]
-    close = np.array([r[1] for r in rows], dtype=np.float64)
-    if len(close) < 500 or not np.all(close > 0):
-        sys.exit(f"bench_sklearn: {path} has too few rows or non-positive prices")
-    return dates, close
-
-
-def make_features(close: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """1/5/20-day returns, 5/20-day volatility, 5/20 moving-average ratio; next-day-up label."""
-    from numpy.lib.stride_tricks import sliding_window_view as windows
-
-    t = np.arange(20, len(close) - 1)  # 20 days of history, one day ahead for the label
-    daily = close[1:] / close[:-1] - 1.0  # daily[k] is the return of day k+1
-    vol5 = windows(daily, 5).std(axis=1)  # window j ends on day j+5
-    vol20 = windows(daily, 20).std(axis=1)  # window j ends on day j+20
-    ma5 = windows(close, 5).mean(axis=1)  # window j ends on day j+4
-    ma20 = windows(close, 20).mean(axis=1)  # window j ends on day j+19
-    X = np.column_stack([
-        close[t] / close[t - 1] - 1.0,
-        close[t] / close[t - 5] - 1.0,
-        close[t] / close[t - 20] - 1.0,
-        vol5[t - 5],
-        vol20[t - 20],
-        ma5[t - 4] / ma20[t - 19] - 1.0,
-    ])
-    y = (close[t + 1] > close[t]).astype(np.int64)
-    return X, y
 
 
 # -- timing helpers ------------------------------------------------------------------------------
-class _NoGC:
-    """Like timeit: no garbage collection inside a timed call (collected between calls)."""
-
-    def __enter__(self) -> None:
-        self.enabled = gc.isenabled()
-        gc.disable()
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.enabled:
-            gc.enable()
-
-
-def time_once(fn: Callable[[], Any]) -> float:
-    with _NoGC():
-        start = time.perf_counter()
-        fn()
-        return time.perf_counter() - start
-
-
-def blocked(fns: list[Callable[[Any], Any]], args: list[list[Any]], repeats: int,
-            warmup: int, block: int = 50) -> list[list[float]]:
-    """Seconds per call of each of ``fns`` (fn k cycles through ``args[k]``), hot.
-
-    The functions take turns in blocks of ``block`` back-to-back calls, each block after a few
-    untimed warm-up calls: every call is timed hot (caches and thread pools awake), and a busy
-    moment on the shared machine still hits every side alike. ``warmup`` calls of each function
-    run first.
-    """
-    for i in range(warmup):
-        for fn, a in zip(fns, args):
-            fn(a[i % len(a)])
-    times: list[list[float]] = [[] for _ in fns]
-    perf = time.perf_counter
-    gc.collect()
-    with _NoGC():
-        done = 0
-        while done < repeats:
-            n = min(block, repeats - done)
-            for k, fn in enumerate(fns):
-                a = args[k]
-                for i in range(3):
-                    fn(a[(done + i) % len(a)])
-                for i in range(done, done + n):
-                    arg = a[i % len(a)]
-                    start = perf()
-                    fn(arg)
-                    times[k].append(perf() - start)
-            done += n
-    return times
-
-
-def after_pause(fns: list[Callable[[Any], Any]], args: list[list[Any]], repeats: int,
-                pause: float) -> list[list[float]]:
-    """Seconds per call of each of ``fns`` when every call follows ``pause`` seconds idle.
-
-    A trading loop predicts once per bar, so its calls meet cold caches and parked threads.
-    """
-    times: list[list[float]] = [[] for _ in fns]
-    perf = time.perf_counter
-    gc.collect()
-    with _NoGC():
-        for i in range(repeats):
-            for k, fn in enumerate(fns):
-                arg = args[k][i % len(args[k])]
-                time.sleep(pause)
-                start = perf()
-                fn(arg)
-                times[k].append(perf() - start)
-    return times
-
-
-def med(values: list[float]) -> float:
-    return statistics.median(values)
-
-
-def ratio(a: float, b: float) -> float:
-    return a / b if b else float("nan")
 
 
 # -- 1. save / load -----------------------------------------------------------------------------
@@ -325,19 +212,6 @@ def breakdown(zoo: Any, name: str, model: Any, fmt: str, path: Path, sample: np.
     return {k: med(v) for k, v in parts.items()}
 
 
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 # -- 2. and 3. prediction -----------------------------------------------------------------------
 def bench_predict(name: str, model: Any, predictor: Any, X_rows: np.ndarray,
                   cfg: dict[str, int]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -394,24 +268,6 @@ def bench_predict(name: str, model: Any, predictor: Any, X_rows: np.ndarray,
 
 
 # -- output --------------------------------------------------------------------------------------
-def table(title: str, header: list[str], rows: list[list[str]], out: Any) -> None:
-    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows)]
-    print(f"\n{title}", file=out)
-    line = "  ".join(h.rjust(w) if i else h.ljust(w)
-                     for i, (h, w) in enumerate(zip(header, widths)))
-    print(line, file=out)
-    print("-" * len(line), file=out)
-    for row in rows:
-        print("  ".join(str(c).rjust(w) if i else str(c).ljust(w)
-                        for i, (c, w) in enumerate(zip(row, widths))), file=out)
-
-
-def ms(seconds: float) -> str:
-    return f"{seconds * 1e3:.1f}" if seconds >= 0.01 else f"{seconds * 1e3:.2f}"
-
-
-def x(value: float) -> str:
-    return f"{value:.2f}x"
 
 
 def report(result: dict[str, Any], out: Any) -> None:
@@ -486,13 +342,6 @@ def report(result: dict[str, Any], out: Any) -> None:
     if info["loadavg_start"] and info["loadavg_start"][0] > 0.5:
         print("note: the machine was busy when the run started; ratios hold up better than "
               "absolute times, but rerun on an idle machine for figures to quote", file=out)
-
-
-def _loadavg() -> list[float] | None:
-    try:
-        return [round(v, 2) for v in os.getloadavg()]
-    except (AttributeError, OSError):
-        return None
 
 
 def versions() -> dict[str, str]:

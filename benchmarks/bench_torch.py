@@ -46,7 +46,7 @@ from typing import Any
 # bench_sklearn's, so that the scripts measure the same way.
 import numpy as np
 from _common import git_revision, write_json
-from bench_sklearn import (
+from _measure import (
     FEATURES,
     PAUSE,
     after_pause,
