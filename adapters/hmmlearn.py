@@ -52,7 +52,14 @@ from alphazoo.contracts import FormatSpec, LoadRequest, SavedPayload, SaveReques
 from alphazoo.errors import BundleIntegrityError, UnsupportedFormatError, require
 from alphazoo.hookspecs import hookimpl
 
-from ._common import check_options, choose_format, class_path, dump_pickle, load_pickle
+from ._common import (
+    check_options,
+    choose_format,
+    class_path,
+    dump_pickle,
+    load_pickle,
+    payload_path,
+)
 
 __all__ = ["ADAPTER", "FORMATS", "MODEL_CLASSES", "gaussian_hmm", "owns", "read_json",
            "write_json"]
@@ -167,11 +174,7 @@ def alphazoo_load(request: LoadRequest) -> Any:
         return None
     check_options("hmmlearn", "load", request.options, ())
     fmt = manifest["format"]
-    path = request.files.get(_FILES.get(fmt, ""))
-    if path is None:  # only a hand-made manifest gets here: the host checked the format
-        raise BundleIntegrityError(
-            f"the bundle has no {_FILES.get(fmt, fmt)!r} payload for format {fmt!r}"
-        )
+    path = payload_path(request, _FILES)
     if fmt == "pickle":  # the host's trust guard has already run
         return load_pickle(path)
     model = read_json(path)

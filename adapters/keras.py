@@ -73,7 +73,14 @@ from alphazoo.errors import (
 )
 from alphazoo.hookspecs import hookimpl
 
-from ._common import check_options, choose_format, class_path, dump_pickle, load_pickle
+from ._common import (
+    check_options,
+    choose_format,
+    class_path,
+    dump_pickle,
+    load_pickle,
+    payload_path,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -221,11 +228,7 @@ def alphazoo_load(request: LoadRequest) -> Any:
         return None
     fmt = manifest["format"]
     check_options("keras", f"load (format {fmt!r})", request.options, _LOAD_OPTIONS.get(fmt, ()))
-    path = request.files.get(_FILES.get(fmt, ""))
-    if path is None:  # only a hand-made manifest gets here: the host checked the format
-        raise BundleIntegrityError(
-            f"the bundle has no {_FILES.get(fmt, fmt)!r} payload for format {fmt!r}"
-        )
+    path = payload_path(request, _FILES)
     if fmt == "onnx":
         data = manifest.get("adapter_data", {})
         return _predictor_class()(str(path), task=data.get("task") or "regression",

@@ -30,14 +30,20 @@ from typing import Any
 from alphazoo.compat.installed import installed_versions as _versions
 from alphazoo.contracts import FormatSpec, LoadRequest, SavedPayload, SaveRequest
 from alphazoo.errors import (
-    BundleIntegrityError,
     UnsupportedFormatError,
     UntrustedModelError,
     require,
 )
 from alphazoo.hookspecs import hookimpl
 
-from ._common import check_options, choose_format, class_path, dump_pickle, load_pickle
+from ._common import (
+    check_options,
+    choose_format,
+    class_path,
+    dump_pickle,
+    load_pickle,
+    payload_path,
+)
 
 ADAPTER = "sklearn"
 FORMATS = ("skops", "pickle", "onnx")
@@ -160,11 +166,7 @@ def alphazoo_load(request: LoadRequest) -> Any:
         return None
     check_options("scikit-learn", "load", request.options, ())
     fmt = manifest["format"]
-    path = request.files.get(_FILES.get(fmt, ""))
-    if path is None:  # only a hand-made manifest gets here: the host checked the format
-        raise BundleIntegrityError(
-            f"the bundle has no {_FILES.get(fmt, fmt)!r} payload for format {fmt!r}"
-        )
+    path = payload_path(request, _FILES)
     if fmt == "skops":
         skops_io: Any = require("skops.io", "sklearn", "the skops format")
         unknown = skops_io.get_untrusted_types(file=path)

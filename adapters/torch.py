@@ -66,7 +66,7 @@ from alphazoo.errors import (
 )
 from alphazoo.hookspecs import hookimpl
 
-from ._common import check_options, choose_format, class_path
+from ._common import check_options, choose_format, class_path, payload_path
 
 __all__ = ["ADAPTER", "FORMATS", "owns", "predict", "predict_proba", "torch_lstm", "torch_mlp"]
 
@@ -197,11 +197,7 @@ def alphazoo_load(request: LoadRequest) -> Any:
         return None
     fmt = manifest["format"]
     check_options("torch", f"load (format {fmt!r})", request.options, _LOAD_OPTIONS.get(fmt, ()))
-    path = request.files.get(_FILES.get(fmt, ""))
-    if path is None:  # only a hand-made manifest gets here: the host checked the format
-        raise BundleIntegrityError(
-            f"the bundle has no {_FILES.get(fmt, fmt)!r} payload for format {fmt!r}"
-        )
+    path = payload_path(request, _FILES)
     data = manifest.get("adapter_data", {})
     if fmt == "onnx":
         from ._onnx import OnnxPredictor

@@ -8,20 +8,24 @@ scripts run with ``benchmarks/`` as ``sys.path[0]``).
 
 from __future__ import annotations
 
+import argparse
 import csv
 import gc
 import os
+import platform
 import statistics
 import sys
 import time
 from collections.abc import Callable
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 __all__ = [
-    "COLUMNS", "DEFAULT_DATA", "FEATURES", "PAUSE", "after_pause", "blocked", "load_bars",
+    "COLUMNS", "DEFAULT_DATA", "FEATURES", "PAUSE", "after_pause", "benchmark_parser",
+    "blocked", "environment", "load_bars", "print_header",
     "make_features", "med", "ms", "ratio", "table", "time_once", "x", "_fsync", "_loadavg",
 ]
 
@@ -30,6 +34,19 @@ DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "nvda-1999-2014.csv"
 COLUMNS = ("Date", "Open", "High", "Low", "Close", "Adj Close", "Volume")
 FEATURES = ("ret_1d", "ret_5d", "ret_20d", "vol_5d", "vol_20d", "ma_5_20")
 PAUSE = 0.005  # idle time before each "cold" single-row call (a bar arriving)
+
+
+def benchmark_parser(doc: str | None) -> argparse.ArgumentParser:
+    """The options every benchmark takes: ``--quick``, ``--json [PATH]``, ``--data CSV``."""
+    parser = argparse.ArgumentParser(description=(doc or "").split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions (smoke test)")
+    parser.add_argument("--json", nargs="?", const="-", metavar="PATH",
+                        help="write the results as JSON to PATH, or to stdout (tables then go "
+                             "to stderr) when no PATH is given")
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA,
+                        help=f"daily bars CSV (default {DEFAULT_DATA})")
+    return parser
 
 
 def load_bars(path: Path) -> tuple[list[str], np.ndarray]:
@@ -197,3 +214,23 @@ def _loadavg() -> list[float] | None:
         return [round(v, 2) for v in os.getloadavg()]
     except (AttributeError, OSError):
         return None
+
+
+def environment(versions: dict[str, str], git: str | None, **extra: Any) -> dict[str, Any]:
+    """Where and when a benchmark ran: the ``environment`` block of every results file."""
+    return {
+        "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),  # noqa: UP017
+        "cpus": os.cpu_count(), "python": platform.python_version(),
+        "platform": platform.platform(), "versions": versions, "git": git,
+        "loadavg_start": _loadavg(), **extra,
+    }
+
+
+def print_header(result: dict[str, Any], what: str, out: Any, *, details: str = "") -> None:
+    """The first two report lines: what ran where, and the library versions."""
+    info = result["environment"]
+    print(f"alphazoo {info['versions'].get('alphazoo')} {what} benchmark, {info['timestamp']}, "
+          f"{info['cpus']} CPUs, Python {info['python']}, "
+          f"{'quick' if result['quick'] else 'full'} run, git {info['git']}", file=out)
+    print("  " + ", ".join(f"{k} {v}" for k, v in info["versions"].items() if k != "alphazoo")
+          + details, file=out)

@@ -39,22 +39,31 @@ with free-running OpenMP threads took seconds per fit on this shared 2-core mach
 
 from __future__ import annotations
 
-import argparse
 import gc
 import importlib.util
-import os
 import pickle
-import platform
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable
 
 from _common import git_revision, write_json  # benchmarks/ is sys.path[0] when run as a script
-from _measure import _fsync, _loadavg, load_bars, med, ms, ratio, table, time_once, x
+from _measure import (
+    environment,
+    print_header,
+    _fsync,
+    _loadavg,
+    benchmark_parser,
+    load_bars,
+    med,
+    ms,
+    ratio,
+    table,
+    time_once,
+    x,
+)
 
 import numpy as np
 
@@ -264,11 +273,7 @@ def bench_codec(name: str, model: Any, workdir: Path, cfg: dict[str, int]) -> di
 # -- output --------------------------------------------------------------------------------------
 def report(result: dict[str, Any], out: Any) -> None:
     info, data = result["environment"], result["data"]
-    print(f"alphazoo {info['versions'].get('alphazoo')} hmmlearn benchmark, {info['timestamp']}, "
-          f"{info['cpus']} CPUs, Python {info['python']}, "
-          f"{'quick' if result['quick'] else 'full'} run, git {info['git']}", file=out)
-    print("  " + ", ".join(f"{k} {v}" for k, v in info["versions"].items() if k != "alphazoo"),
-          file=out)
+    print_header(result, "hmmlearn", out)
     print(f"  data: {data['file']} ({data['rows']} rows, {data['first']}..{data['last']}); "
           f"train {data['train_rows']} days of (% log return, 10-day volatility); "
           "one BLAS/OpenMP thread", file=out)
@@ -326,14 +331,7 @@ def versions() -> dict[str, str]:
 
 # -- main ----------------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="fewer repetitions (smoke test)")
-    parser.add_argument("--json", nargs="?", const="-", metavar="PATH",
-                        help="write the results as JSON to PATH, or to stdout (tables then go "
-                             "to stderr) when no PATH is given")
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA,
-                        help=f"daily bars CSV (default {DEFAULT_DATA})")
+    parser = benchmark_parser(__doc__)
     args = parser.parse_args(argv)
     out = sys.stderr if args.json == "-" else sys.stdout
     cfg = QUICK if args.quick else FULL
@@ -356,12 +354,7 @@ def main(argv: list[str] | None = None) -> int:
     threads = threadpool_limits(1)  # held for the whole run; see the module docstring
     result: dict[str, Any] = {
         "quick": args.quick, "config": cfg, "target_ratio": TARGET_RATIO,
-        "environment": {
-            "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "cpus": os.cpu_count(), "python": platform.python_version(),
-            "platform": platform.platform(), "versions": versions(), "git": git_revision(),
-            "loadavg_start": _loadavg(), "threads": 1,
-        },
+        "environment": environment(versions(), git_revision(), threads=1),
         "data": {"file": str(args.data), "rows": len(close), "first": dates[0],
                  "last": dates[-1], "train_rows": split},
         "models": [], "save_load": [], "breakdown": [], "codec": [],

@@ -31,24 +31,22 @@ windows of the last 20 days of those features, ``(batch, 20, 6)``.
 
 from __future__ import annotations
 
-import argparse
 import gc
 import importlib.util
 import json
-import os
 import pickle
-import platform
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable
 
 from _common import git_revision, write_json  # benchmarks/ is sys.path[0] when run as a script
 from _measure import (  # the same data, timing and table helpers as the sklearn figures
-    DEFAULT_DATA,
+    environment,
+    print_header,
+    benchmark_parser,
     _loadavg,
     blocked,
     load_bars,
@@ -307,11 +305,7 @@ def bench_predict(zoo: Any, name: str, model: Any, predictor: Any, X_rows: np.nd
 # -- output --------------------------------------------------------------------------------------
 def report(result: dict[str, Any], out: Any) -> None:
     info, data = result["environment"], result["data"]
-    print(f"alphazoo {info['versions'].get('alphazoo')} keras benchmark, {info['timestamp']}, "
-          f"{info['cpus']} CPUs, Python {info['python']}, backend {result['backend']}, "
-          f"{'quick' if result['quick'] else 'full'} run, git {info['git']}", file=out)
-    print("  " + ", ".join(f"{k} {v}" for k, v in info["versions"].items() if k != "alphazoo"),
-          file=out)
+    print_header(result, "keras", out, details=f"; backend {result['backend']}")
     print(f"  data: {data['file']} ({data['rows']} rows, {data['first']}..{data['last']}); "
           f"train {data['train_rows']}, test {data['test_rows']}", file=out)
     for m in result["models"]:
@@ -399,14 +393,7 @@ def windows(X: np.ndarray, y: np.ndarray, length: int) -> tuple[np.ndarray, np.n
 
 # -- main ----------------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="fewer repetitions (smoke test)")
-    parser.add_argument("--json", nargs="?", const="-", metavar="PATH",
-                        help="write the results as JSON to PATH, or to stdout (tables then go "
-                             "to stderr) when no PATH is given")
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA,
-                        help=f"daily bars CSV (default {DEFAULT_DATA})")
+    parser = benchmark_parser(__doc__)
     args = parser.parse_args(argv)
     out = sys.stderr if args.json == "-" else sys.stdout
     cfg = QUICK if args.quick else FULL
@@ -434,12 +421,7 @@ def main(argv: list[str] | None = None) -> int:
     result: dict[str, Any] = {
         "quick": args.quick, "config": cfg, "target_ratio": TARGET_RATIO,
         "backend": keras.backend.backend(),
-        "environment": {
-            "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "cpus": os.cpu_count(), "python": platform.python_version(),
-            "platform": platform.platform(), "versions": versions(), "git": git_revision(),
-            "loadavg_start": _loadavg(),
-        },
+        "environment": environment(versions(), git_revision()),
         "data": {"file": str(args.data), "rows": len(close), "first": dates[0],
                  "last": dates[-1], "train_rows": split, "test_rows": len(X) - split},
         "models": [], "save_load": [], "predict": [], "codec": [],

@@ -23,23 +23,21 @@ root), six price features and a next-day-up label built with numpy.
 
 from __future__ import annotations
 
-import argparse
 import gc
 import importlib.util
-import os
 import pickle
-import platform
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from _common import git_revision, write_json  # benchmarks/ is sys.path[0] when run as a script
 from _measure import (
-    DEFAULT_DATA,
+    environment,
+    print_header,
+    benchmark_parser,
     FEATURES,
     PAUSE,
     _fsync,
@@ -273,11 +271,7 @@ def bench_predict(name: str, model: Any, predictor: Any, X_rows: np.ndarray,
 def report(result: dict[str, Any], out: Any) -> None:
     info = result["environment"]
     data = result["data"]
-    print(f"alphazoo {info['versions'].get('alphazoo')} scikit-learn benchmark, "
-          f"{info['timestamp']}, {info['cpus']} CPUs, Python {info['python']}, "
-          f"{'quick' if result['quick'] else 'full'} run, git {info['git']}", file=out)
-    print("  " + ", ".join(f"{k} {v}" for k, v in info["versions"].items() if k != "alphazoo"),
-          file=out)
+    print_header(result, "scikit-learn", out)
     print(f"  data: {data['file']} ({data['rows']} rows, {data['first']}..{data['last']}); "
           f"train {data['train_rows']}, test {data['test_rows']}; features {', '.join(FEATURES)}",
           file=out)
@@ -356,14 +350,7 @@ def versions() -> dict[str, str]:
 
 # -- main ----------------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="fewer repetitions (smoke test)")
-    parser.add_argument("--json", nargs="?", const="-", metavar="PATH",
-                        help="write the results as JSON to PATH, or to stdout (tables then go "
-                             "to stderr) when no PATH is given")
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA,
-                        help=f"daily bars CSV (default {DEFAULT_DATA})")
+    parser = benchmark_parser(__doc__)
     args = parser.parse_args(argv)
     out = sys.stderr if args.json == "-" else sys.stdout
     cfg = QUICK if args.quick else FULL
@@ -389,15 +376,7 @@ def main(argv: list[str] | None = None) -> int:
         "quick": args.quick,
         "config": cfg,
         "target_ratio": TARGET_RATIO,
-        "environment": {
-            "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-            "versions": versions(),
-            "git": git_revision(),
-            "loadavg_start": _loadavg(),
-        },
+        "environment": environment(versions(), git_revision()),
         "data": {"file": str(args.data), "rows": len(close), "first": dates[0],
                  "last": dates[-1], "features": list(FEATURES), "train_rows": len(X_train),
                  "test_rows": len(X_test)},

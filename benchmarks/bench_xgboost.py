@@ -31,17 +31,14 @@ root), the six price features and next-day-up label of ``bench_sklearn.py``.
 
 from __future__ import annotations
 
-import argparse
 import gc
 import importlib.util
 import json
 import os
 import pickle
-import platform
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -51,6 +48,9 @@ from typing import Any
 import numpy as np
 from _common import git_revision, write_json
 from _measure import (
+    environment,
+    print_header,
+    benchmark_parser,
     FEATURES,
     PAUSE,
     after_pause,
@@ -306,11 +306,7 @@ def bench_predict(name: str, model: Any, predictor: Any, X_rows: np.ndarray,
 # -- output --------------------------------------------------------------------------------------
 def report(result: dict[str, Any], out: Any) -> None:
     info, data = result["environment"], result["data"]
-    print(f"alphazoo {info['versions'].get('alphazoo')} xgboost benchmark, {info['timestamp']}, "
-          f"{info['cpus']} CPUs, Python {info['python']}, "
-          f"{'quick' if result['quick'] else 'full'} run, git {info['git']}", file=out)
-    print("  " + ", ".join(f"{k} {v}" for k, v in info["versions"].items() if k != "alphazoo"),
-          file=out)
+    print_header(result, "xgboost", out)
     print(f"  data: {data['file']} ({data['rows']} rows, {data['first']}..{data['last']}); "
           f"train {data['train_rows']}, test {data['test_rows']}; features {', '.join(FEATURES)}",
           file=out)
@@ -400,14 +396,7 @@ def build(kind: str, trees: int, depth: int, X: np.ndarray, y: np.ndarray, zoo: 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="fewer repetitions (smoke test)")
-    parser.add_argument("--json", nargs="?", const="-", metavar="PATH",
-                        help="write the results as JSON to PATH, or to stdout (tables then go "
-                             "to stderr) when no PATH is given")
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA,
-                        help=f"daily bars CSV (default {DEFAULT_DATA})")
+    parser = benchmark_parser(__doc__)
     args = parser.parse_args(argv)
     out = sys.stderr if args.json == "-" else sys.stdout
     cfg = QUICK if args.quick else FULL
@@ -430,15 +419,7 @@ def main(argv: list[str] | None = None) -> int:
         "quick": args.quick,
         "config": cfg,
         "target_ratio": TARGET_RATIO,
-        "environment": {
-            "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),  # noqa: UP017
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-            "versions": versions(),
-            "git": git_revision(),
-            "loadavg_start": _loadavg(),
-        },
+        "environment": environment(versions(), git_revision()),
         "data": {"file": str(args.data), "rows": len(close), "first": dates[0],
                  "last": dates[-1], "features": list(FEATURES), "train_rows": len(X_train),
                  "test_rows": len(X_test)},

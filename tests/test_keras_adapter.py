@@ -22,6 +22,7 @@ from typing import Any
 import alphazoo
 import numpy as np
 import pytest
+from _blocking import blocking_prelude
 
 keras = pytest.importorskip("keras", reason="the keras adapter needs keras (alphazoo[tensorflow])")
 
@@ -417,27 +418,12 @@ def test_the_same_bundles_load_under_the_torch_backend(saved, tmp_path):
                                        rtol=ONNX_TOL, atol=ONNX_TOL)
 
 
-BLOCKED_CHILD = textwrap.dedent(
+_UNUSED_HERE = ("keras", "tensorflow", "torch", "tf2onnx", "jax")
+BLOCKED_CHILD = blocking_prelude(*_UNUSED_HERE) + textwrap.dedent(
     """
-    import importlib.abc, json, sys
+    import json, sys
     from pathlib import Path
 
-    BLOCKED = {"keras", "tensorflow", "torch", "tf2onnx", "jax"}
-
-    class Blocker(importlib.abc.MetaPathFinder):
-        def find_spec(self, name, path=None, target=None):
-            if name.partition(".")[0] in BLOCKED:
-                raise ImportError(f"{name} is blocked for this test")
-            return None
-
-    sys.meta_path.insert(0, Blocker())
-    for name in BLOCKED:
-        try:
-            __import__(name)
-        except ImportError:
-            pass
-        else:
-            raise SystemExit(f"{name} could be imported")
 
     import numpy as np
     import alphazoo
@@ -459,7 +445,7 @@ BLOCKED_CHILD = textwrap.dedent(
         zoo.load("zoo/mlp/keras")
     except ImportError as exc:
         result["keras_refused"] = str(exc)
-    result["loaded"] = sorted(n for n in sys.modules if n.partition(".")[0] in BLOCKED)
+    result["loaded"] = sorted(n for n in sys.modules if n.partition(".")[0] in _BLOCKED)
     (folder / "blocked.json").write_text(json.dumps(result))
     """
 )

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from _blocking import blocking_prelude
 
 import alphazoo
 from alphazoo.adapters._onnx import OnnxPredictor, check_parity
@@ -277,26 +278,10 @@ def test_every_bundle_loads_in_a_fresh_process(saved, data, tmp_path):
                     assert np.array_equal(proba, expected["proba"]), (name, fmt)
 
 
-BLOCKED_CHILD = textwrap.dedent(
+BLOCKED_CHILD = blocking_prelude("sklearn", "skl2onnx", "skops") + textwrap.dedent(
     """
-    import importlib.abc, json, sys
+    import json, sys
 
-    BLOCKED = {"sklearn", "skl2onnx", "skops"}
-
-    class Blocker(importlib.abc.MetaPathFinder):
-        def find_spec(self, name, path=None, target=None):
-            if name.partition(".")[0] in BLOCKED:
-                raise ImportError(f"{name} is blocked for this test")
-            return None
-
-    sys.meta_path.insert(0, Blocker())
-    for name in BLOCKED:
-        try:
-            __import__(name)
-        except ImportError:
-            pass
-        else:
-            raise SystemExit(f"{name} could be imported")
 
     import numpy as np
     import alphazoo
@@ -318,7 +303,7 @@ BLOCKED_CHILD = textwrap.dedent(
     except ImportError:
         result["skops_refused"] = True
     result["loaded"] = sorted(
-        name for name in sys.modules if name.partition(".")[0] in BLOCKED
+        name for name in sys.modules if name.partition(".")[0] in _BLOCKED
     )
     with open(out, "w") as handle:
         json.dump(result, handle)

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from _blocking import blocking_prelude
 
 import alphazoo
 from alphazoo.adapters._onnx import OnnxPredictor
@@ -394,23 +395,9 @@ def test_every_bundle_loads_exactly_in_a_fresh_process(saved, data, tmp_path):
                 assert np.array_equal(np.asarray(child["proba"]), expected["proba"])
 
 
-BLOCKED_CHILD = textwrap.dedent(
+BLOCKED_CHILD = blocking_prelude("torch") + textwrap.dedent(
     """
-    import importlib.abc, json, sys
-
-    class Blocker(importlib.abc.MetaPathFinder):
-        def find_spec(self, name, path=None, target=None):
-            if name.partition(".")[0] == "torch":
-                raise ImportError(f"{name} is blocked for this test")
-            return None
-
-    sys.meta_path.insert(0, Blocker())
-    try:
-        import torch
-    except ImportError:
-        pass
-    else:
-        raise SystemExit("torch could be imported")
+    import json, sys
 
     import numpy as np
     import alphazoo

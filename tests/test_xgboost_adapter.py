@@ -21,6 +21,7 @@ from typing import Any
 import alphazoo
 import numpy as np
 import pytest
+from _blocking import blocking_prelude
 from alphazoo.adapters import xgboost as adapter
 from alphazoo.adapters._onnx import OnnxPredictor
 from alphazoo.bundle import read_bundle
@@ -304,26 +305,10 @@ def test_every_bundle_loads_exactly_in_a_fresh_process(saved, data, tmp_path):
                 assert np.array_equal(np.asarray(child["proba"]), expected["proba"]), key
 
 
-BLOCKED_CHILD = textwrap.dedent(
+BLOCKED_CHILD = blocking_prelude("xgboost", "sklearn", "onnxmltools", "skl2onnx") + textwrap.dedent(
     """
-    import importlib.abc, json, sys
+    import json, sys
 
-    BLOCKED = {"xgboost", "sklearn", "onnxmltools", "skl2onnx"}
-
-    class Blocker(importlib.abc.MetaPathFinder):
-        def find_spec(self, name, path=None, target=None):
-            if name.partition(".")[0] in BLOCKED:
-                raise ImportError(f"{name} is blocked for this test")
-            return None
-
-    sys.meta_path.insert(0, Blocker())
-    for name in BLOCKED:
-        try:
-            __import__(name)
-        except ImportError:
-            pass
-        else:
-            raise SystemExit(f"{name} could be imported")
 
     import numpy as np
     import alphazoo
@@ -344,7 +329,7 @@ BLOCKED_CHILD = textwrap.dedent(
         zoo.load("zoo/classifier/json")
     except ImportError as exc:
         result["json_refused"] = str(exc)
-    result["loaded"] = sorted(name for name in sys.modules if name.partition(".")[0] in BLOCKED)
+    result["loaded"] = sorted(name for name in sys.modules if name.partition(".")[0] in _BLOCKED)
     with open(out, "w") as handle:
         json.dump(result, handle)
     """
