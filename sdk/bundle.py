@@ -1,21 +1,26 @@
 """Bundles: one store object per saved model, a manifest plus payload files, checksummed.
 
-Protocol 1 layout (all integers big-endian)::
+Layout (all integers big-endian)::
 
     16 bytes  magic  b"ALPHAZOO-BUNDLE\\n"
      2 bytes  protocol version
      8 bytes  manifest length M
-     M bytes  manifest, canonical JSON (UTF-8, sorted keys)
+     M bytes  manifest, canonical JSON (UTF-8, sorted keys), listing every payload file's
+              name, size and SHA-256
               payload files, concatenated in the manifest's "files" order
-   [32 bytes  HMAC-SHA256 of every byte above, when manifest["signature"] == "hmac-sha256"]
-    32 bytes  SHA-256 of every byte above (the MAC included)
+   [32 bytes  HMAC-SHA256, when manifest["signature"] == "hmac-sha256"]
+    32 bytes  SHA-256 (the MAC included)
 
-The manifest lists every file's name, size and SHA-256, and the closing SHA-256 covers every
-other byte of the object, so any changed, missing or extra byte, the manifest's and the MAC's
-included, is found before a payload is handed to an adapter, with or without a key. The MAC
-sits in the trailer rather than in the manifest because it signs the manifest. Readers for
-every protocol number ever written are kept in ``_READERS`` (the skops approach): a bundle
-written today stays readable by later alphazoo versions.
+Protocol 2 (written today): the MAC and the closing SHA-256 cover the magic, header and
+manifest, and through the manifest's per-file SHA-256 every payload byte, so writing and
+reading each hash the payload once. Protocol 1 hashed the payload twice each way: its MAC and
+closing SHA-256 ran over every byte above them as well. In both, any changed, missing or extra
+byte is found before a payload reaches an adapter, with or without a key: a payload byte fails
+its file's SHA-256, a manifest or header byte the closing one, and a wrong length the size
+check. The MAC sits in the trailer rather than in the manifest because it signs the manifest.
+Readers for every protocol number ever written are kept in ``_READERS`` (the skops approach)
+and tested on a stored protocol 1 bundle: a bundle written today stays readable by later
+alphazoo versions.
 """
 
 from __future__ import annotations
@@ -39,7 +44,7 @@ __all__ = [
     "signing_key_and_source",
 ]
 
-PROTOCOL = 1
+PROTOCOL = 2
 MAGIC = b"ALPHAZOO-BUNDLE\n"
 _HEADER = struct.Struct(">HQ")
 _DIGEST = 32
@@ -78,7 +83,7 @@ def write_bundle(
     """Pack ``file_names`` from ``directory`` with ``manifest`` into one object under ``key``.
 
     Adds ``protocol``, ``files`` and ``signature`` to the manifest and returns it. The files are
-    read twice (hash, then stream) and never joined in memory.
+    read twice (hash, then stream) and never joined in memory; only the first read hashes.
     """
     entries = []
     for name in file_names:
@@ -103,16 +108,13 @@ def write_bundle(
     )
 
     def chunks() -> Iterator[bytes]:
-        digest = hashlib.sha256()
-        mac = hmac.new(sign_key, digestmod=hashlib.sha256) if sign_key else None
         head = MAGIC + _HEADER.pack(PROTOCOL, len(manifest_bytes)) + manifest_bytes
-        for part in _file_chunks(head, directory, entries):
-            digest.update(part)
-            if mac is not None:
-                mac.update(part)
-            yield part
-        if mac is not None:
-            signature = mac.digest()
+        # The per-file SHA-256 values in the manifest stand for the payload: the trailer
+        # hashes only what precedes the payload (protocol 2).
+        digest = hashlib.sha256(head)
+        yield from _file_chunks(head, directory, entries)
+        if sign_key:
+            signature = hmac.new(sign_key, head, digestmod=hashlib.sha256).digest()
             digest.update(signature)
             yield signature
         yield digest.digest()
@@ -166,6 +168,22 @@ def _read_v1(
     handle: IO[bytes], key: str, size: int, head: bytes, extract_to: Path | None,
     sign_key: bytes | None,
 ) -> OpenedBundle:
+    """Protocol 1: the MAC and the closing SHA-256 run over the payload too."""
+    return _read(handle, key, size, head, extract_to, sign_key, trailer_covers_payload=True)
+
+
+def _read_v2(
+    handle: IO[bytes], key: str, size: int, head: bytes, extract_to: Path | None,
+    sign_key: bytes | None,
+) -> OpenedBundle:
+    """Protocol 2: the payload is covered by the manifest's per-file SHA-256 values."""
+    return _read(handle, key, size, head, extract_to, sign_key, trailer_covers_payload=False)
+
+
+def _read(
+    handle: IO[bytes], key: str, size: int, head: bytes, extract_to: Path | None,
+    sign_key: bytes | None, *, trailer_covers_payload: bool,
+) -> OpenedBundle:
     _, manifest_length = _HEADER.unpack(head[len(MAGIC):])
     if manifest_length > size:
         raise BundleIntegrityError(f"{key!r} is corrupt: manifest length exceeds the object")
@@ -209,10 +227,11 @@ def _read_v1(
             while remaining:
                 chunk = _read_exact(handle, min(remaining, _CHUNK), key)
                 remaining -= len(chunk)
-                digest.update(chunk)
                 file_digest.update(chunk)
-                if mac is not None:
-                    mac.update(chunk)
+                if trailer_covers_payload:
+                    digest.update(chunk)
+                    if mac is not None:
+                        mac.update(chunk)
                 if sink is not None:
                     sink.write(chunk)
         finally:
@@ -238,7 +257,7 @@ def _read_v1(
     return OpenedBundle(manifest, files, signature_valid)
 
 
-_READERS: dict[int, Callable[..., OpenedBundle]] = {1: _read_v1}
+_READERS: dict[int, Callable[..., OpenedBundle]] = {1: _read_v1, 2: _read_v2}
 
 
 def _size_of(handle: IO[bytes]) -> int:

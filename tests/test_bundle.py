@@ -12,6 +12,7 @@ import json
 import pickle
 import platform
 import struct
+from pathlib import Path
 from datetime import datetime
 
 import numpy as np
@@ -43,10 +44,10 @@ def tiny_model(data):
 
 
 def regions(raw: bytes) -> dict[str, tuple[int, int]]:
-    """Byte ranges of the parts of a protocol-1 bundle (parsed independently of alphazoo)."""
+    """Byte ranges of the parts of a bundle (parsed independently of alphazoo)."""
     assert raw[: len(MAGIC)] == MAGIC
     protocol, manifest_length = HEADER.unpack(raw[len(MAGIC):HEAD])
-    assert protocol == 1
+    assert protocol in (1, 2)
     manifest = json.loads(raw[HEAD:HEAD + manifest_length])
     payload_end = HEAD + manifest_length + sum(entry["size"] for entry in manifest["files"])
     return {
@@ -66,17 +67,21 @@ def split(raw: bytes) -> tuple[dict, bytes, bytes]:
 
 
 def pack(
-    manifest: dict | bytes, payload: bytes, mac: bytes | None = None, protocol: int = 1
+    manifest: dict | bytes, payload: bytes, mac: bytes | None = None, protocol: int = PROTOCOL
 ) -> bytes:
-    """Build a bundle the way an attacker with the layout, but without any key, would."""
+    """Build a bundle the way an attacker with the layout, but without any key, would.
+
+    Protocol 1's closing SHA-256 covers every byte before it; protocol 2's covers the part
+    before the payload (and the MAC), the payload being covered by the manifest's hashes.
+    """
     manifest_bytes = (
         manifest if isinstance(manifest, bytes)
         else json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode()
     )
-    body = MAGIC + HEADER.pack(protocol, len(manifest_bytes)) + manifest_bytes + payload
-    if mac is not None:
-        body += mac
-    return body + hashlib.sha256(body).digest()
+    head = MAGIC + HEADER.pack(protocol, len(manifest_bytes)) + manifest_bytes
+    trailer = mac or b""
+    covered = head + payload + trailer if protocol == 1 else head + trailer
+    return head + payload + trailer + hashlib.sha256(covered).digest()
 
 
 def assert_rejected(zoo: alphazoo.Zoo, key: str, **load_kwargs) -> None:
@@ -107,30 +112,32 @@ def test_save_writes_exactly_one_store_object_with_the_documented_layout(zoo, st
     raw = store.read_bytes("models/lr")
     r = regions(raw)
     assert raw.startswith(MAGIC)
-    assert HEADER.unpack(raw[slice(*r["header"])])[0] == PROTOCOL == 1
+    assert HEADER.unpack(raw[slice(*r["header"])])[0] == PROTOCOL == 2
     assert json.loads(raw[slice(*r["manifest"])]) == manifest == zoo.inspect("models/lr")
     # canonical JSON: sorted keys, no whitespace
     assert raw[slice(*r["manifest"])] == json.dumps(
         manifest, sort_keys=True, separators=(",", ":")
     ).encode()
     assert r["trailer"][1] - r["trailer"][0] == DIGEST  # unsigned: the SHA-256 only
-    assert raw[-DIGEST:] == hashlib.sha256(raw[:-DIGEST]).digest()
+    # Protocol 2: the closing SHA-256 covers magic, header and manifest; the manifest's
+    # per-file SHA-256 covers the payload.
+    assert raw[-DIGEST:] == hashlib.sha256(raw[: r["payload"][0]]).digest()
     (entry,) = manifest["files"]
     payload = raw[slice(*r["payload"])]
     assert entry["size"] == len(payload)
     assert entry["sha256"] == hashlib.sha256(payload).hexdigest()
 
 
-def test_signed_bundle_trailer_holds_mac_then_digest_over_everything(zoo, store, tiny_model):
+def test_signed_bundle_trailer_holds_mac_then_digest(zoo, store, tiny_model):
     key_bytes = b"bundle-key"
     zoo.save(tiny_model, "signed", format="pickle", sign_key=key_bytes)
     raw = store.read_bytes("signed")
     manifest, _, trailer = split(raw)
     assert manifest["signature"] == "hmac-sha256"
     assert len(trailer) == 2 * DIGEST
-    body = raw[: -2 * DIGEST]
-    assert trailer[:DIGEST] == hmac.new(key_bytes, body, hashlib.sha256).digest()
-    assert trailer[DIGEST:] == hashlib.sha256(raw[:-DIGEST]).digest()  # covers the MAC too
+    head = raw[: regions(raw)["payload"][0]]  # the manifest in it holds the payload's hashes
+    assert trailer[:DIGEST] == hmac.new(key_bytes, head, hashlib.sha256).digest()
+    assert trailer[DIGEST:] == hashlib.sha256(head + trailer[:DIGEST]).digest()  # MAC too
 
 
 def test_write_and_read_bundle_round_trip_several_files(store, tmp_path):
@@ -448,3 +455,29 @@ def test_reader_never_sees_a_valid_bundle_as_corrupt_while_it_is_replaced(zoo, d
         stop.set()
         thread.join()
     assert errors == []
+
+
+# -- protocol 1 stays readable ---------------------------------------------------------------
+def test_a_protocol_1_bundle_still_loads(tmp_path):
+    """A bundle written by alphazoo 0.1.0 before protocol 2, kept in tests/data for good."""
+    data = Path(__file__).parent / "data"
+    raw = (data / "protocol1-logreg.onnx.bundle").read_bytes()
+    assert HEADER.unpack(raw[len(MAGIC):HEAD])[0] == 1
+    store = alphazoo.ObjectStore(tmp_path / "store")
+    store.save_bytes("old/logreg", raw)
+    zoo = alphazoo.Zoo(store)
+    assert zoo.inspect("old/logreg")["protocol"] == 1
+    expected = json.loads((data / "protocol1-logreg.expected.json").read_text())
+    model = zoo.load("old/logreg")
+    np.testing.assert_allclose(model.predict_proba(np.array(expected["rows"])),
+                               expected["predict_proba"], rtol=0, atol=1e-7)
+
+
+@pytest.mark.parametrize("offset", range(0, 1464, 7))
+def test_every_changed_byte_of_a_protocol_1_bundle_is_found(tmp_path, offset):
+    raw = bytearray((Path(__file__).parent / "data" / "protocol1-logreg.onnx.bundle").read_bytes())
+    raw[offset] ^= 0x01
+    store = alphazoo.ObjectStore(tmp_path / "store")
+    store.save_bytes("old/flipped", bytes(raw))
+    with pytest.raises(alphazoo.BundleIntegrityError):
+        read_bundle(store, "old/flipped", None)

@@ -98,13 +98,17 @@ def split(raw: bytes) -> tuple[dict, bytes, bytes]:
     return manifest, raw[HEAD + manifest_length:end], raw[end:]
 
 
-def pack(manifest: dict, payload: bytes, mac: bytes | None = None) -> bytes:
-    """Lay out a bundle (MAC, if any, then the SHA-256 of everything) as a keyless attacker can."""
+def pack(manifest: dict, payload: bytes, mac: bytes | None = None, protocol: int = 2) -> bytes:
+    """Lay out a bundle (MAC, if any, then the closing SHA-256) as a keyless attacker can.
+
+    Both layouts are still read, so attacks are tried on both: protocol 1's SHA-256 covers
+    every byte before it, protocol 2's the part before the payload and the MAC.
+    """
     manifest_bytes = json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode()
-    body = MAGIC + HEADER.pack(1, len(manifest_bytes)) + manifest_bytes + payload
-    if mac is not None:
-        body += mac
-    return body + hashlib.sha256(body).digest()
+    head = MAGIC + HEADER.pack(protocol, len(manifest_bytes)) + manifest_bytes
+    trailer = mac or b""
+    covered = head + payload + trailer if protocol == 1 else head + trailer
+    return head + payload + trailer + hashlib.sha256(covered).digest()
 
 
 def assert_explains_both_ways_out(error: pytest.ExceptionInfo) -> None:
@@ -210,12 +214,15 @@ def test_bundle_cannot_vouch_for_itself(zoo, store, evil_payload, marker, tmp_pa
     assert not marker.exists()
 
 
-def test_claimed_signature_with_a_forged_mac_does_not_run(zoo, store, evil_payload, marker):
+@pytest.mark.parametrize("protocol", [1, 2])
+def test_claimed_signature_with_a_forged_mac_does_not_run(zoo, store, evil_payload, marker,
+                                                          protocol):
     # The attacker writes a manifest that says "signed" and a trailer with a made-up MAC.
-    manifest = {**sklearn_pickle_manifest(), "protocol": 1, "signature": "hmac-sha256",
+    manifest = {**sklearn_pickle_manifest(), "protocol": protocol, "signature": "hmac-sha256",
                 "files": [{"name": "model.pkl", "size": len(evil_payload),
                            "sha256": hashlib.sha256(evil_payload).hexdigest()}]}
-    store.save_bytes("forged", pack(manifest, evil_payload, mac=b"\x00" * DIGEST))
+    store.save_bytes("forged", pack(manifest, evil_payload, mac=b"\x00" * DIGEST,
+                                    protocol=protocol))
     assert read_bundle(store, "forged", None).signature_valid is False  # integrity passes
 
     for kwargs in ({}, {"sign_key": "right"}):
@@ -224,9 +231,10 @@ def test_claimed_signature_with_a_forged_mac_does_not_run(zoo, store, evil_paylo
     assert not marker.exists()
 
 
+@pytest.mark.parametrize("protocol", [1, 2])
 @pytest.mark.parametrize("attack", ["keep-mac", "attacker-key", "strip-signature"])
 def test_tampered_signed_bundle_never_runs_even_with_the_right_key(
-    zoo, store, model, evil_payload, marker, tmp_path, attack
+    zoo, store, model, evil_payload, marker, tmp_path, attack, protocol
 ):
     zoo.save(model, "signed", format="pickle", sign_key="right")
     manifest, _, trailer = split(store.read_bytes("signed"))
@@ -237,7 +245,8 @@ def test_tampered_signed_bundle_never_runs_even_with_the_right_key(
         # keep the original MAC: everything but the key is right.
         manifest["files"] = [{"name": "model.pkl", "size": len(evil_payload),
                               "sha256": hashlib.sha256(evil_payload).hexdigest()}]
-        store.save_bytes("signed", pack(manifest, evil_payload, mac=trailer[:DIGEST]))
+        store.save_bytes("signed", pack(manifest, evil_payload, mac=trailer[:DIGEST],
+                                        protocol=protocol))
     elif attack == "attacker-key":  # a perfectly made bundle, signed with the attacker's key
         folder = tmp_path / "resign"
         folder.mkdir()
