@@ -23,7 +23,10 @@ subclass of a wrapper loads as the xgboost class it derives from.
 
 **onnx** converts the booster with ``onnxmltools.convert_xgboost`` (target opset at most 15,
 the converter's limit; ``zoo.save(..., format="onnx", opset=N)`` picks a lower one) and
-checks it against the native model on the training rows before anything is written.
+checks it against the native model on the training rows, and on copies of them with a
+quarter of the values missing, before anything is written. An early-stopped wrapper exports
+the trees its ``predict`` uses (up to ``best_iteration``); a ``missing`` other than NaN is
+mapped to NaN in front of the trees, as xgboost skips both (needs opset >= 11).
 Classifiers give ``predict`` (labels) and ``predict_proba`` (one float32 column per class);
 regressors ``predict``. The bundle loads as an :class:`~alphazoo.adapters._onnx.OnnxPredictor`
 that needs only numpy and onnxruntime. A classifying Booster (``binary:logistic``,
@@ -243,12 +246,24 @@ def alphazoo_load(request: LoadRequest) -> Any:
             f"Booster or one of {', '.join(ESTIMATORS)}"
         )
     params = _decode(data.get("params") or {})
-    model = getattr(xgboost, name)(**params)
+    cls = getattr(xgboost, name)
+    # Parameters are constructor arguments or booster parameters (kwargs such as ``eta``);
+    # a name like ``_Booster`` or ``classes_`` is fitted state, which the payload alone sets.
+    odd = ([repr(params)] if not isinstance(params, dict) else
+           sorted(k for k in params if not k.isidentifier() or k.startswith("_")
+                  or k.endswith("_") or k == "kwargs"))
+    if odd:
+        raise BundleIntegrityError(
+            f"the manifest's xgboost parameters {odd} are not parameter names: a json or ubj "
+            "bundle sets fitted state only from its model file"
+        )
+    model = cls(**params)
     model.load_model(str(path))
     # load_model resets the parameters it reads from the booster (objective, base_score...);
     # put back the user's own, so get_params() and a refit match the saved model.
+    constructor = cls().get_params(deep=False)
     for key, value in params.items():
-        if key in vars(model):
+        if key in constructor:
             setattr(model, key, value)
     return model
 
@@ -474,11 +489,17 @@ def _save_onnx(model: Any, booster: Any, data: dict[str, Any], request: SaveRequ
         sample = np.random.default_rng(0).normal(size=(64, n_features))
         source = "synthetic normal rows (no training rows were recorded)"
     sample = np.asarray(sample, dtype=np.float32)
+    missing = _missing_value(model)
+    sample, missing_rows = _with_missing_rows(sample, missing)
+    # The wrappers predict with the trees up to best_iteration after early stopping, while
+    # onnxmltools exports every tree: export the ones predict uses.
+    rounds = booster.num_boosted_rounds()
+    best = None if _is_booster(model) else getattr(model, "best_iteration", None)
+    plain = booster[: best + 1] if best is not None and best + 1 < rounds else booster
     # onnxmltools reads split features from the tree dump and understands only f0, f1...:
     # convert a copy without names (columns are positional in ONNX anyway).
-    plain = booster
-    if booster.feature_names is not None:
-        plain = booster.copy()
+    if plain.feature_names is not None:
+        plain = plain.copy()
         plain.feature_names = None
     try:
         onx = onnxmltools.convert_xgboost(
@@ -490,6 +511,8 @@ def _save_onnx(model: Any, booster: Any, data: dict[str, Any], request: SaveRequ
             f"onnxmltools could not convert this xgboost model (objective "
             f"{data['objective']!r}): {type(exc).__name__}: {exc}"
         ) from exc
+    if missing is not None:
+        _map_missing_to_nan(onx, missing, opset)
     path.write_bytes(onx.SerializeToString())
     classifier = data["task"] == "classification"
     if classifier:
@@ -503,6 +526,60 @@ def _save_onnx(model: Any, booster: Any, data: dict[str, Any], request: SaveRequ
     parity = check_parity(native_predict, native_proba, predictor, sample,
                           request.parity_tolerance)
     parity["sample"] = source
+    parity["missing_rows"] = missing_rows
     return {"outputs": outputs, "parity": parity,
             "opset": {d.domain or "ai.onnx": d.version for d in onx.opset_import},
-            "target_opset": opset}
+            "target_opset": opset, "rounds_exported": plain.num_boosted_rounds()}
+
+
+def _missing_value(model: Any) -> float | None:
+    """The wrapper's ``missing`` when it is a number other than NaN, else None.
+
+    xgboost skips NaN and ``missing`` alike when it walks a tree; the ONNX tree ensemble knows
+    only NaN, so another ``missing`` needs a mapping in front of it (:func:`_map_missing_to_nan`).
+    """
+    missing = None if _is_booster(model) else getattr(model, "missing", None)
+    if missing is None or math.isnan(float(missing)):
+        return None
+    return float(missing)
+
+
+def _with_missing_rows(sample: Any, missing: float | None) -> tuple[Any, int]:
+    """``sample`` and copies of it with a fixed quarter of the values missing (NaN, and the
+    model's own ``missing`` value), so parity covers the trees' default directions too."""
+    import numpy as np
+
+    holes = np.random.default_rng(0).random(sample.shape) < 0.25
+    copies = [np.where(holes, np.float32(value), sample)
+              for value in (np.nan, missing) if value is not None]
+    return np.concatenate([sample, *copies]), sum(len(c) for c in copies)
+
+
+def _map_missing_to_nan(onx: Any, missing: float, target_opset: int) -> None:
+    """Put ``Where(input == missing, NaN, input)`` in front of the exported trees."""
+    import numpy as np
+    from onnx import helper, numpy_helper
+
+    graph = onx.graph
+    default = [d for d in onx.opset_import if d.domain in ("", "ai.onnx")]
+    opset = default[0].version if default else target_opset  # a regressor uses only ai.onnx.ml
+    if opset < 11:  # Equal on floats
+        raise UnsupportedFormatError(
+            f"missing={missing!r} is mapped to NaN in the ONNX graph, which needs opset >= 11 "
+            f"(this export targets {opset}): save with a higher opset or missing=np.nan"
+        )
+    if not default:
+        onx.opset_import.append(helper.make_opsetid("", opset))
+    source, mapped = graph.input[0].name, "alphazoo_input_missing_as_nan"
+    for node in graph.node:
+        node.input[:] = [mapped if name == source else name for name in node.input]
+    graph.initializer.extend([
+        numpy_helper.from_array(np.array(missing, dtype=np.float32), "alphazoo_missing"),
+        numpy_helper.from_array(np.array(np.nan, dtype=np.float32), "alphazoo_nan"),
+    ])
+    first = [helper.make_node("Equal", [source, "alphazoo_missing"], ["alphazoo_is_missing"]),
+             helper.make_node("Where", ["alphazoo_is_missing", "alphazoo_nan", source],
+                              [mapped])]
+    nodes = first + list(graph.node)
+    del graph.node[:]
+    graph.node.extend(nodes)

@@ -215,7 +215,9 @@ def test_onnx_round_trip_matches_the_native_model(saved, data, name):
     zoo, original = saved["zoo"], saved["models"][name]
     manifest = saved["manifests"][name, "onnx"]
     parity = manifest["adapter_data"]["parity"]
-    assert parity["rows"] == 256 and parity["sample"] == "training rows"
+    # 256 training rows and the same rows with a quarter of the values NaN (missing)
+    assert parity["rows"] == 512 and parity["missing_rows"] == 256
+    assert parity["sample"] == "training rows"
     assert parity["max_abs_diff"] <= 1e-5
     assert manifest["adapter_data"]["target_opset"] == adapter.MAX_ONNX_OPSET
 
@@ -459,6 +461,96 @@ def test_booster_training_continues_and_predicts_by_position(zoo, data):
     assert zoo.train(grown, labelled, num_boost_round=1).num_boosted_rounds() == 8
     with pytest.raises(ValueError, match="pass y=None"):
         zoo.train(grown, labelled, data["y"])
+
+
+def with_holes(X: np.ndarray, value: float, seed: int = 1) -> np.ndarray:
+    """``X`` with about a third of its values replaced by ``value``."""
+    return np.where(np.random.default_rng(seed).random(X.shape) < 0.3, value, X)
+
+
+def test_an_early_stopped_model_keeps_its_best_iteration_in_every_format(zoo, data):
+    X, y, half = data["X"], data["y"], len(data["X"]) // 2
+    model = xgboost.XGBClassifier(n_estimators=200, max_depth=3, learning_rate=0.3, n_jobs=1,
+                                  early_stopping_rounds=5)
+    model.fit(X[:half], y[:half], eval_set=[(X[half:], y[half:])], verbose=False)
+    rounds = model.get_booster().num_boosted_rounds()
+    assert model.best_iteration + 1 < rounds  # predict uses fewer trees than the booster has
+    expected = model.predict_proba(data["X_new"])
+    for fmt in ("json", "ubj"):
+        zoo.save(model, f"early/{fmt}", format=fmt)
+        loaded = zoo.load(f"early/{fmt}")
+        assert (loaded.best_iteration, loaded.best_score) == (model.best_iteration,
+                                                              model.best_score)
+        assert np.array_equal(loaded.predict_proba(data["X_new"]), expected)
+    # onnxmltools exports every tree; the bundle must hold the ones predict uses.
+    manifest = zoo.save(model, "early/onnx", format="onnx", sample=X)
+    assert manifest["adapter_data"]["rounds_exported"] == model.best_iteration + 1
+    np.testing.assert_allclose(zoo.load("early/onnx").predict_proba(data["X_new"]), expected,
+                               atol=1e-6, rtol=0)
+
+
+def test_onnx_agrees_on_rows_with_missing_values(zoo, data):
+    X, y = data["X"], data["y"]
+    model = xgboost.XGBClassifier(n_estimators=30, max_depth=3, n_jobs=1).fit(
+        with_holes(X, np.nan), y)  # trained with holes: the trees learn default directions
+    manifest = zoo.save(model, "nan", format="onnx", sample=X[:100])
+    assert manifest["adapter_data"]["parity"]["missing_rows"] == 100
+    rows = with_holes(data["X_new"], np.nan, seed=2)
+    loaded = zoo.load("nan")
+    np.testing.assert_allclose(loaded.predict_proba(rows), model.predict_proba(rows), atol=1e-6,
+                               rtol=0)
+    assert np.array_equal(loaded.predict(rows), model.predict(rows))
+
+
+def test_a_missing_value_other_than_nan_means_missing_in_onnx_too(zoo, data):
+    model = xgboost.XGBRegressor(n_estimators=30, max_depth=3, n_jobs=1, missing=-999.0)
+    model.fit(with_holes(data["X_reg"], -999.0), data["y_reg"])
+    manifest = zoo.save(model, "sentinel", format="onnx", sample=data["X_reg"][:100])
+    loaded = zoo.load("sentinel")
+    for rows in (with_holes(data["X_new"], -999.0, seed=2),
+                 with_holes(data["X_new"], np.nan, seed=3)):  # xgboost skips NaN as well
+        np.testing.assert_allclose(loaded.predict(rows), model.predict(rows), rtol=1e-5,
+                                   atol=1e-6)
+    assert manifest["adapter_data"]["parity"]["missing_rows"] == 200  # NaN and -999 copies
+    with pytest.raises(alphazoo.UnsupportedFormatError, match="opset >= 11"):
+        zoo.save(model, "sentinel-old", format="onnx", opset=10)
+    assert zoo.store.keys() == ["sentinel"]
+
+
+def test_an_xgboost_model_in_a_pipeline_is_the_scikit_learn_adapters(zoo, data):
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    pipeline = make_pipeline(StandardScaler(), xgboost.XGBClassifier(n_estimators=5, n_jobs=1))
+    pipeline.fit(data["X"], data["y"])
+    assert not adapter.owns(pipeline)
+    with pytest.warns(UserWarning, match=r"not trusted by default.*XGBClassifier"):
+        manifest = zoo.save(pipeline, "pipe")  # skops stores the xgboost step as an object
+    assert (manifest["adapter"], manifest["format"]) == ("sklearn", "skops")
+    with pytest.raises(alphazoo.UntrustedModelError):
+        zoo.load("pipe")
+    loaded = zoo.load("pipe", trusted=True)
+    assert np.array_equal(loaded.predict_proba(data["X_new"]),
+                          pipeline.predict_proba(data["X_new"]))
+
+
+@pytest.mark.parametrize("params", [{"_Booster": 1}, {"n_classes_": 7}, {"classes_": [5, 9]},
+                                    {"kwargs": {"eta": 1}}, ["max_depth"]])
+def test_manifest_parameters_cannot_set_fitted_state(saved, tmp_path, params):
+    model = saved["models"]["classifier"]
+    payload = tmp_path / "model.json"
+    model.save_model(str(payload))
+    honest, _ = adapter._encode_params(model.get_params(deep=False))
+    request = LoadRequest(
+        manifest={"adapter": "xgboost", "format": "json", "adapter_data": {
+            "estimator": "XGBClassifier",
+            "params": {**honest, **params} if isinstance(params, dict) else params}},
+        files={"model.json": payload},
+    )
+    with pytest.raises(alphazoo.BundleIntegrityError, match="not parameter names"):
+        adapter.alphazoo_load(request)
+    request.manifest["adapter_data"]["params"] = honest
+    assert_same_model(model, adapter.alphazoo_load(request))
 
 
 # -- errors --------------------------------------------------------------------------------------
