@@ -296,8 +296,22 @@ def _save_onnx(model: Any, task: str, request: SaveRequest, path: Any) -> dict[s
     sample = np.asarray(sample, dtype=np.float32)
     classifier = task == "classification"
     options = {"zipmap": False} if classifier else None
-    with _quiet_svc_attributes():
-        onx = to_onnx(model, sample[:1], options=options)
+    from skl2onnx.common.exceptions import MissingConverter, MissingShapeCalculator
+
+    try:
+        with _quiet_svc_attributes():
+            onx = to_onnx(model, sample[:1], options=options)
+    except (MissingConverter, MissingShapeCalculator) as exc:
+        # A step skl2onnx cannot convert (a user's transformer, another library's estimator
+        # inside a Pipeline): say which, and what will store it, instead of its raw error.
+        steps = sorted({type(step).__name__ for step in _steps(model)
+                        if type(step).__module__.partition(".")[0] != "sklearn"})
+        raise UnsupportedFormatError(
+            f"skl2onnx cannot convert this {type(model).__name__} to ONNX"
+            + (f" (steps from outside scikit-learn: {', '.join(steps)})" if steps else "")
+            + "; save it as 'skops' or 'pickle' instead. skl2onnx said: "
+            + str(exc).strip().splitlines()[0]
+        ) from exc
     path.write_bytes(onx.SerializeToString())
     if classifier:
         outputs = {"label": "label"}
@@ -321,6 +335,18 @@ def _save_onnx(model: Any, task: str, request: SaveRequest, path: Any) -> dict[s
     parity["sample"] = source
     return {"outputs": outputs, "classes": classes, "parity": parity,
             "opset": {d.domain or "ai.onnx": d.version for d in onx.opset_import}}
+
+
+def _steps(model: Any) -> list[Any]:
+    """``model`` and, for Pipelines and other meta-estimators, the estimators inside it."""
+    found = [model]
+    for step in getattr(model, "steps", None) or []:
+        found += _steps(step[1])
+    for name in ("estimator", "base_estimator", "final_estimator"):
+        inner = getattr(model, name, None)
+        if inner is not None and hasattr(inner, "fit"):
+            found += _steps(inner)
+    return found
 
 
 def _signature(model: Any, sample: Any) -> dict[str, Any]:

@@ -538,3 +538,18 @@ except alphazoo.MissingDependencyError as exc:
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("True the onnx format needs skl2onnx")
     assert "pip install 'alphazoo[onnx]'" in result.stdout
+
+
+def test_a_step_skl2onnx_cannot_convert_gives_a_clear_error(zoo, data):
+    # An xgboost estimator inside a scikit-learn Pipeline belongs to the scikit-learn adapter
+    # (skops and pickle store it); skl2onnx has no converter registered for it.
+    xgboost = pytest.importorskip("xgboost", reason="xgboost is in the project's [all] extra")
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    model = make_pipeline(StandardScaler(), xgboost.XGBClassifier(n_estimators=3))
+    model.fit(data["X"], data["y"])
+    with pytest.raises(alphazoo.UnsupportedFormatError,
+                       match=r"cannot convert this Pipeline.*XGBClassifier.*'skops' or 'pickle'"):
+        zoo.save(model, "pipe/onnx", format="onnx")
+    assert not zoo.store.contains_key("pipe/onnx")
