@@ -19,14 +19,17 @@ JSON weights, native, skops a different major version warns (:class:`VersionMism
 
 For ``0.x`` releases the minor number plays the major's role (semver's rule: hmmlearn 0.3 and
 0.4 are different "majors"). Libraries a bundle recorded that are not installed are left to
-the adapter, which names the extra to install.
+the adapter, which names the extra to install. "pickle" above means any format its adapter
+declares unsafe (``FormatSpec.safe=False``), whatever its name. A pickle that does not record
+the version of the library that reads it, or records one that is not a PEP 440 version, cannot
+be checked: the first warns, the second is treated as a different minor version.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from packaging.version import InvalidVersion, Version
 
@@ -47,42 +50,72 @@ class VersionFinding:
     #: work, an ONNX opset the runtime lacks) or "warning".
     severity: str
     message: str
+    #: For an "error": the warning to show instead when the caller allowed the mismatch.
+    allowed_message: str = ""
 
 
 def check_bundle_versions(
     manifest: dict[str, Any],
     load_requires: Iterable[str] = (),
     *,
+    pickled: bool | None = None,
     installed: dict[str, str | None] | None = None,
     max_opset: int | None = None,
 ) -> list[VersionFinding]:
     """The findings for loading ``manifest`` here; empty when every version is compatible.
 
     ``load_requires`` are the distributions that read the payload (from the loader's own
-    format table). ``installed`` and ``max_opset`` replace what this machine reports (tests).
+    format table). ``pickled`` says the format holds pickled objects (the loader's
+    ``not FormatSpec.safe``; by default, a format named "pickle"). ``installed`` and
+    ``max_opset`` replace what this machine reports (tests).
     """
     fmt = manifest.get("format")
     key = manifest.get("key", "?")
+    if pickled is None:
+        pickled = fmt == "pickle"
     readers = {_base(name) for name in load_requires}
-    recorded: dict[str, str] = dict(manifest.get("libraries") or {})
+    libraries = manifest.get("libraries")
+    recorded = ({str(name): str(v) for name, v in libraries.items()}
+                if isinstance(libraries, dict) else {})
     if fmt == "onnx":  # converters and the training library played no part in loading
         recorded = {name: v for name, v in recorded.items() if _base(name) in readers}
+
+    def current_of(name: str) -> str | None:
+        return installed.get(name) if installed is not None else _installed(name)
+
     findings = []
+    if pickled:
+        findings += _unrecorded(key, sorted(readers - {_base(name) for name in recorded}),
+                                current_of)
     for name, saved in sorted(recorded.items()):
-        current = (installed or {}).get(name) if installed is not None else _installed(name)
+        current = current_of(name)
         if current is None or saved == current:
             continue
+        reads_it = pickled and _base(name) in readers
         saved_v, current_v = _version(saved), _version(current)
         if saved_v is None or current_v is None:
+            # Not PEP 440 (a source build, a vendor's tag): nothing to compare by, so a pickle
+            # is treated as another minor version and anything else warns.
+            same = None
+        else:
+            same = _minor(saved_v) == _minor(current_v) if reads_it else (
+                _major(saved_v) == _major(current_v))
+        if same:
             continue
-        if fmt == "pickle" and _base(name) in readers and _minor(saved_v) != _minor(current_v):
+        if reads_it:
+            need = (f"the same {name} minor version ({_dotted(_minor(saved_v))}.x)"
+                    if saved_v is not None else f"{name} {saved} exactly (not a PEP 440 version)")
             findings.append(VersionFinding(name, saved, current, "error", (
                 f"{key!r} is a pickle saved with {name} {saved}, and {current} is installed; "
-                f"pickles need the same {name} minor version ({_dotted(_minor(saved_v))}.x). "
-                f"Install it (pip install '{name}=={saved}'), or re-save the model as a safe "
-                f"format with {name} {saved}; pass allow_version_mismatch=True to try anyway."
+                f"pickles need {need}. Install it (pip install '{name}=={saved}'), or re-save "
+                f"the model as a safe format with {name} {saved}; pass "
+                "allow_version_mismatch=True to try anyway."
+            ), allowed_message=(
+                f"{key!r} is a pickle saved with {name} {saved} and was loaded with {current} "
+                "because allow_version_mismatch=True: check its predictions, and re-save it "
+                f"as a safe format (or install {name}=={saved}) to load it without this warning."
             )))
-        elif _major(saved_v) != _major(current_v):
+        else:
             findings.append(VersionFinding(name, saved, current, "warning", (
                 f"{key!r} was saved with {name} {saved}; {current} is installed. The "
                 f"{fmt} format is meant to survive upgrades, but check its predictions "
@@ -93,18 +126,35 @@ def check_bundle_versions(
     return findings
 
 
+def _unrecorded(key: str, readers: list[str],
+                current_of: Callable[[str], str | None]) -> list[VersionFinding]:
+    findings = []
+    for reader in readers:
+        current = current_of(reader)
+        if current is None:
+            continue  # the adapter reports the missing library, with the extra to install
+        findings.append(VersionFinding(reader, "unknown", current, "warning", (
+            f"{key!r} is a pickle that does not record which {reader} version saved it, so "
+            f"alphazoo cannot check it against the installed {reader} {current}: check its "
+            "predictions, and re-save it here (as a safe format if the adapter has one)."
+        )))
+    return findings
+
+
 def _opset_findings(manifest: dict[str, Any], key: str, max_opset: int | None,
                     installed: dict[str, str | None] | None) -> list[VersionFinding]:
     opsets = (manifest.get("adapter_data") or {}).get("opset") or {}
-    wanted = opsets.get("ai.onnx", opsets.get(""))
-    if wanted is None:
-        return []
+    wanted = opsets.get("ai.onnx", opsets.get("")) if isinstance(opsets, dict) else None
+    try:
+        wanted = int(wanted)
+    except (TypeError, ValueError):
+        return []  # no opset recorded (or not a number): onnxruntime itself will say
     runtime = (installed or {}).get("onnxruntime") if installed is not None else _installed(
         "onnxruntime")
     if runtime is None:
         return []  # the adapter reports the missing runtime, with the extra to install
     limit = max_opset if max_opset is not None else onnxruntime_max_opset()
-    if limit is None or int(wanted) <= limit:
+    if limit is None or wanted <= limit:
         return []
     return [VersionFinding("onnxruntime", f"opset {wanted}", f"{runtime} (opset <= {limit})",
                            "fatal", (

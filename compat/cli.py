@@ -15,8 +15,10 @@ from typing import Any
 
 from .environment import (
     FAILING,
+    LOCK_DIFFERS,
     OK,
     CheckReport,
+    CheckRow,
     LockFileError,
     check_environment,
     lock_text,
@@ -103,13 +105,27 @@ def format_report(report: CheckReport, *, width: int | None = None) -> str:
     console = Console(width=width or 120, record=True, file=_Discard(),
                       force_terminal=sys.stdout.isatty())
     console.print(table)
-    failing = [row.library for row in report.rows if row.status in FAILING]
+    failing = [row for row in report.rows if row.status in FAILING]
     verdict = ("every installed library is in range" if not failing
-               else f"FAILED: {', '.join(failing)}")
+               else f"FAILED: {', '.join(row.library for row in failing)}")
     if report.unknown_in_lock:
         verdict += f" (lock entries outside the table, not checked: " \
                    f"{', '.join(report.unknown_in_lock)})"
-    return console.export_text(styles=sys.stdout.isatty()).rstrip() + "\n" + verdict
+    fixes = [f"  {row.library} ({row.status}): {_fix(row)}" for row in failing]
+    return "\n".join([console.export_text(styles=sys.stdout.isatty()).rstrip(), verdict,
+                      *fixes])
+
+
+def _fix(row: CheckRow) -> str:
+    """What to run for a failing row."""
+    if row.status == LOCK_DIFFERS:
+        if row.library == "python":
+            return f"use python {row.locked}, or lock this environment again"
+        return (f"pip install '{row.distribution or row.library}=={row.locked}', or lock this "
+                "environment again (alphazoo compat lock -o FILE)")
+    if row.library == "python":
+        return f"use a python {row.supported}"
+    return f"pip install '{row.distribution or row.library}{row.supported}'"
 
 
 def _names(text: str | None) -> list[str] | None:

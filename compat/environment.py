@@ -71,7 +71,8 @@ class CheckReport:
 
     def as_dict(self) -> dict[str, Any]:
         return {"ok": self.ok, "system": self.system, "lock": self.lock,
-                "rows": [asdict(row) for row in self.rows]}
+                "rows": [asdict(row) for row in self.rows],
+                "unknown_in_lock": list(self.unknown_in_lock)}
 
 
 def collect_system() -> dict[str, str]:
@@ -116,9 +117,16 @@ def check_environment(
     ``only`` limits the rows; ``require`` names libraries whose absence fails the check (by
     default a library that is not installed is reported, not failed). ``lock`` maps library
     (or distribution) names to exact versions, as :func:`read_lock` returns; a library whose
-    installed version differs from its locked one fails. ``versions`` replaces the collected
-    versions (for callers that already have them).
+    installed version differs from its locked one, or that is locked and not installed, fails.
+    ``versions`` replaces the collected versions (for callers that already have them).
     """
+    if only is not None:
+        only = list(only)
+        if not only:
+            # An empty --only (a CI variable that expanded to nothing) would check nothing and
+            # pass: refuse it rather than let a misconfigured job go green.
+            raise ValueError("--only names no library; known: "
+                             + ", ".join(row.library for row in SUPPORTED))
     required = [_library_name(name) for name in require]
     unknown = sorted(set(required) - {row.library for row in SUPPORTED})
     if unknown:
@@ -143,7 +151,8 @@ def check_environment(
 def _row(support: Support, distribution: str | None, version: str | None, required: bool,
          locked: str | None) -> CheckRow:
     if version is None:
-        status = MISSING if required else NOT_INSTALLED
+        # A lock pins what was installed: a locked library that is gone has drifted too.
+        status = MISSING if required else (LOCK_DIFFERS if locked is not None else NOT_INSTALLED)
     elif not support.contains(version):
         status = OUT_OF_RANGE
     elif locked is not None and not _same_version(version, locked):

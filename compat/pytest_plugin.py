@@ -3,7 +3,8 @@
 ``pytest --alphazoo-compat`` runs the ``alphazoo compat check`` before any test and ends the
 session with its table when the environment is outside the supported table (exit code 1, as
 the CLI's check, so a CI job fails the same way whichever it runs). ``--alphazoo-lock FILE``
-also compares with a lock file and ``--alphazoo-require LIB,...`` fails on missing libraries.
+also compares with a lock file and ``--alphazoo-require LIB,...`` fails on missing libraries;
+either one turns the check on by itself.
 
 Fixtures:
 
@@ -17,7 +18,8 @@ Fixtures:
     plugin is loaded, as in production.
 
 The module is imported by every pytest session in an environment where alphazoo is installed,
-so it imports nothing heavy: alphazoo itself only inside the fixtures.
+so it imports nothing heavy: as a submodule it brings in ``alphazoo``'s own package (which
+imports no ML framework), and the check and the fixtures' imports wait until they are used.
 """
 
 from __future__ import annotations
@@ -42,9 +44,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="fail the session at start when installed ML libraries are outside "
                     "alphazoo's supported-version table (see `alphazoo compat check`)")
     group.addoption("--alphazoo-lock", metavar="FILE", default=None,
-                    help="with --alphazoo-compat: also require the versions of this lock file")
+                    help="also require the versions of this lock file (implies "
+                    "--alphazoo-compat)")
     group.addoption("--alphazoo-require", metavar="LIB,...", default=None,
-                    help="with --alphazoo-compat: fail when one of these is not installed")
+                    help="fail when one of these is not installed (implies --alphazoo-compat)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -57,13 +60,14 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     config = session.config
-    if not config.getoption("--alphazoo-compat"):
+    lock_path = config.getoption("--alphazoo-lock")
+    require = config.getoption("--alphazoo-require")
+    # A lock or a requirement given alone asks for the check; ignoring it would pass silently.
+    if not (config.getoption("--alphazoo-compat") or lock_path or require):
         return
     from .cli import format_report
     from .environment import LockFileError, check_environment, read_lock
 
-    lock_path = config.getoption("--alphazoo-lock")
-    require = config.getoption("--alphazoo-require")
     try:
         report = check_environment(
             lock=read_lock(lock_path) if lock_path else None, lock_name=lock_path,
@@ -73,8 +77,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         raise pytest.UsageError(f"--alphazoo-compat: {exc}") from exc
     config.stash[_REPORT] = report
     if not report.ok:
-        pytest.exit("alphazoo compat check failed: the environment is outside the supported "
-                    "table\n" + format_report(report), returncode=pytest.ExitCode.TESTS_FAILED)
+        pytest.exit("alphazoo compat check failed (before any test ran)\n"
+                    + format_report(report), returncode=pytest.ExitCode.TESTS_FAILED)
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:
@@ -82,7 +86,8 @@ def pytest_report_header(config: pytest.Config) -> str | None:
     if report is None:
         return None
     checked = [row for row in report.rows if row.installed]
-    return f"alphazoo compat: {len(checked)} installed libraries in range"
+    lock = f", matching {report.lock}" if report.lock else ""
+    return f"alphazoo compat: {len(checked)} installed libraries in range{lock}"
 
 
 @pytest.fixture

@@ -60,7 +60,7 @@ class HostPlugin:
                 f"install or enable the {adapter!r} adapter"
             )
         _check_trust(request, spec.safe)
-        _check_versions(request, spec.load_requires)
+        _check_versions(request, spec.load_requires, pickled=not spec.safe)
         result = yield
         if result is None:
             raise UnsupportedModelError(
@@ -69,21 +69,22 @@ class HostPlugin:
         return result
 
 
-def _check_versions(request: LoadRequest, load_requires: tuple[str, ...]) -> None:
+def _check_versions(request: LoadRequest, load_requires: tuple[str, ...], *,
+                    pickled: bool) -> None:
     """Refuse (or note) a bundle saved with library versions that may not read back here.
 
-    The policy by format lives in :mod:`alphazoo.compat.bundles`; warnings go to
+    The policy by format lives in :mod:`alphazoo.compat.bundles`; ``pickled`` comes from the
+    loader's format table (an unsafe format holds pickles whatever its name). Warnings go to
     ``request.notices`` so the host shows them at the caller's ``Zoo.load`` line.
     """
     from alphazoo.compat.bundles import check_bundle_versions
 
-    for finding in check_bundle_versions(request.manifest, load_requires):
-        refused = finding.severity == "fatal" or (
-            finding.severity == "error" and not request.allow_version_mismatch)
-        if refused:
+    for finding in check_bundle_versions(request.manifest, load_requires, pickled=pickled):
+        if finding.severity == "fatal" or (
+                finding.severity == "error" and not request.allow_version_mismatch):
             raise IncompatibleVersionError(finding.message, finding.library, finding.saved,
                                            finding.installed)
-        request.notices.append(finding.message)
+        request.notices.append(finding.allowed_message or finding.message)
 
 
 def _check_trust(request: LoadRequest, safe: bool) -> None:

@@ -123,6 +123,26 @@ def test_statuses_of_a_described_environment():
     assert check_environment(only=["numpy", "torch"], versions=versions).ok
 
 
+def test_a_locked_library_that_is_not_installed_fails():
+    versions = {"numpy": ("numpy", "2.4.6"), "torch": None, "hmmlearn": None}
+    report = check_environment(only=["numpy", "torch", "hmmlearn"], versions=versions,
+                               lock={"numpy": "2.4.6", "torch": "2.13.0+cpu"})
+    status = {row.library: row.status for row in report.rows}
+    assert status == {"numpy": "ok", "torch": "differs from lock",
+                      "hmmlearn": "not installed"}
+    assert not report.ok
+
+
+@pytest.mark.parametrize("version,inside", [
+    ("2.13.0+cpu", True), ("2.13.0.post1", True), ("2.6.0", True),
+    ("2.14.0rc1", False),         # a pre-release of the excluded max is excluded too
+    ("2.14.0.dev20260101", False), ("2.6.0rc1", False), ("2.5.1", False),
+    ("not-a-version", False),
+])
+def test_range_edges(version, inside):
+    assert support_for("torch").contains(version) is inside
+
+
 def test_local_version_tags_are_in_range():
     assert support_for("torch").contains("2.13.0+cpu")
     assert not support_for("torch").contains("2.14.0+cpu")
@@ -157,10 +177,14 @@ def test_check_fails_on_an_out_of_range_library(old_skops_env):
                env=old_skops_env).returncode == 0
     table = cli("compat", "check", env=old_skops_env)
     assert "FAILED: skops" in table.stdout
+    # ...and says what to run.
+    assert "skops (out of range): pip install 'skops>=0.12,<0.17'" in table.stdout
 
 
 @pytest.mark.parametrize("args", [["--only", "numpy,notalib"], ["--require", "notalib"],
-                                  ["--lock", "no-such-file.lock"]])
+                                  ["--lock", "no-such-file.lock"],
+                                  # empty: a CI variable that expanded to nothing
+                                  ["--only", ""], ["--only", ","]])
 def test_usage_errors_exit_2(args):
     result = cli("compat", "check", *args)
     assert result.returncode == 2
@@ -186,6 +210,27 @@ def test_lock_round_trip_and_differences(tmp_path):
     numpy_row = next(r for r in json.loads(result.stdout)["rows"] if r["library"] == "numpy")
     assert numpy_row["status"] == "differs from lock"
     assert numpy_row["locked"] == "1.26.4"
+
+
+def test_only_and_require_combine():
+    versions = {"numpy": ("numpy", "2.4.6"), "torch": None}
+    report = check_environment(only=["numpy"], require=["torch"], versions=versions)
+    assert [(row.library, row.status) for row in report.rows] == [
+        ("numpy", "ok"), ("torch", "missing (required)")]
+    result = cli("compat", "check", "--only", "numpy", "--require", "scikit_learn", "--json")
+    assert result.returncode == 0, result.stderr
+    assert [row["library"] for row in json.loads(result.stdout)["rows"]] == [
+        "numpy", "scikit-learn"]
+
+
+def test_json_names_lock_entries_outside_the_table(tmp_path):
+    lock = tmp_path / "freeze.lock"
+    lock.write_text(lock_text() + "scipy==1.0.0\n")
+    result = cli("compat", "check", "--lock", str(lock), "--json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    data = json.loads(result.stdout)
+    assert data["unknown_in_lock"] == ["scipy"]
+    assert data["lock"] == str(lock)
 
 
 def test_lock_to_stdout_matches_the_collector():
@@ -250,6 +295,27 @@ def test_pytest_compat_gate_fails_the_session_at_start(tmp_path, old_skops_env):
     assert "passed" not in result.stdout  # no test ran
     # Without the option the same environment runs the tests.
     assert _pytest(tmp_path, env=old_skops_env).returncode == 0
+
+
+def test_pytest_lock_option_alone_turns_the_gate_on(tmp_path):
+    lock = tmp_path / "drifted.lock"
+    lock.write_text(lock_text().replace(f"numpy=={collect_versions()['numpy'][1]}",
+                                        "numpy==1.26.4"))
+    result = _pytest(tmp_path, "--alphazoo-lock", str(lock))
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "differs from lock" in result.stdout
+    assert "pip install 'numpy==1.26.4'" in result.stdout
+    assert "passed" not in result.stdout  # no test ran
+
+
+def test_pytest_marker_takes_module_objects(tmp_path):
+    (tmp_path / "test_modules.py").write_text(
+        "import pytest\nimport alphazoo.adapters.xgboost as xgb_adapter\n\n"
+        "@pytest.mark.alphazoo_plugins(xgb_adapter)\n"
+        "def test_x(alphazoo_zoo):\n"
+        "    assert {s.adapter for s in alphazoo_zoo.formats()} == {'xgboost'}\n")
+    result = run("-m", "pytest", "-p", "no:cacheprovider", "test_modules.py", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_pytest_marker_with_an_unknown_plugin_name_is_a_usage_error(tmp_path):

@@ -101,8 +101,12 @@ def test_allow_version_mismatch_loads_the_pickle_with_a_warning(old_env_bundles,
         # scikit-learn's own warning when unpickling another version's estimator.
         warnings.simplefilter("ignore", InconsistentVersionWarning)
         model = zoo.load("old/rf-pickle", trusted=True, allow_version_mismatch=True)
-    assert any(Path(w.filename).name == Path(__file__).name for w in caught
-               if issubclass(w.category, alphazoo.VersionMismatchWarning))
+    mismatches = [w for w in caught if issubclass(w.category, alphazoo.VersionMismatchWarning)]
+    assert any(Path(w.filename).name == Path(__file__).name for w in mismatches)
+    # The caller already passed the flag: the warning says what was done, not to pass it.
+    message = str(mismatches[0].message)
+    assert "allow_version_mismatch=True" in message and "to try anyway" not in message
+    assert OLD_SKLEARN in message
     np.testing.assert_array_equal(model.predict_proba(rows), old_env_bundles["expected"])
 
 
@@ -135,7 +139,7 @@ def _rewrite(zoo: alphazoo.Zoo, key: str, new_key: str, tmp_path: Path, **change
     manifest = dict(opened.manifest)
     for field, value in changes.items():
         if isinstance(value, dict):
-            manifest[field] = {**manifest.get(field, {}), **value}
+            manifest[field] = {**(manifest.get(field) or {}), **value}
         else:
             manifest[field] = value
     manifest["key"] = new_key
@@ -175,6 +179,14 @@ def test_numpy_minor_differences_do_not_stop_a_pickle(saved, tmp_path):
              libraries={"numpy": f"{major - 1}.26.4"})
     with pytest.warns(alphazoo.VersionMismatchWarning, match="numpy"):
         saved.load("rf/pickle-np1", trusted=True)
+
+
+def test_a_pickle_that_records_no_versions_warns(saved, tmp_path):
+    # A bundle from a plugin that does not fill SavedPayload.libraries: nothing to compare.
+    _rewrite(saved, "rf/pickle", "rf/pickle-unrecorded", tmp_path, libraries=None)
+    with pytest.warns(alphazoo.VersionMismatchWarning,
+                      match="does not record which scikit-learn version"):
+        saved.load("rf/pickle-unrecorded", trusted=True)
 
 
 def test_onnx_ignores_converter_versions(saved, tmp_path):
@@ -224,8 +236,69 @@ def test_onnxruntime_max_opset_is_what_onnxruntime_accepts():
     ("json", "0.3.2", "0.4.0", "warning"),   # 0.x: the minor is the major
     ("json", "0.3.2", "0.3.3", None),
     ("pickle", "0.3.2", "0.4.0", "error"),
+    ("pickle", "2.13.0+cpu", "2.13.1", None),   # local tags do not make another minor
+    ("pickle", "1.9.1.post1", "1.9.1", None),
+    ("pickle", "1.10.0rc1", "1.9.1", "error"),
+    # Not PEP 440: nothing to compare by, so a pickle is refused and other formats warn.
+    ("pickle", "custom-build", "1.9.1", "error"),
+    ("skops", "custom-build", "1.9.1", "warning"),
 ])
 def test_policy_by_format(fmt, saved_v, installed_v, severity):
     manifest = {"key": "k", "format": fmt, "libraries": {"lib": saved_v}}
     findings = check_bundle_versions(manifest, ("lib",), installed={"lib": installed_v})
     assert [f.severity for f in findings] == ([severity] if severity else [])
+    if severity == "error":
+        assert f"pip install 'lib=={saved_v}'" in findings[0].message
+
+
+def test_any_unsafe_format_gets_the_pickle_policy():
+    # A plugin's unsafe format need not be called "pickle" (joblib, cloudpickle...).
+    manifest = {"key": "k", "format": "joblib", "libraries": {"lib": "1.7.2"}}
+    assert check_bundle_versions(manifest, ("lib",), installed={"lib": "1.9.1"}) == []
+    findings = check_bundle_versions(manifest, ("lib",), pickled=True,
+                                     installed={"lib": "1.9.1"})
+    assert [f.severity for f in findings] == ["error"]
+
+
+def test_malformed_manifests_do_not_crash_the_check():
+    odd = [{"key": "k", "format": "skops", "libraries": ["scikit-learn"]},
+           {"key": "k", "format": "onnx", "adapter_data": {"opset": {"ai.onnx": "new"}}},
+           {"key": "k", "format": "onnx", "adapter_data": {"opset": 21}}]
+    for manifest in odd:
+        assert check_bundle_versions(manifest, ("onnxruntime",), installed={}) == []
+
+
+class _JoblibPlugin:
+    """A third-party adapter whose unsafe format is not named "pickle"."""
+
+    @alphazoo.hookimpl
+    def alphazoo_formats(self):
+        return [alphazoo.FormatSpec("joblib", "toy", False, "pickled with joblib", True,
+                                    ("scikit-learn",))]
+
+    @alphazoo.hookimpl
+    def alphazoo_save(self, request):
+        if not isinstance(request.model, dict):
+            return None
+        import pickle
+
+        (request.directory / "model.pkl").write_bytes(pickle.dumps(request.model))
+        return alphazoo.SavedPayload("toy", "joblib", ["model.pkl"], "dict",
+                                     libraries={"scikit-learn": "1.7.2"})
+
+    @alphazoo.hookimpl
+    def alphazoo_load(self, request):
+        if request.manifest.get("adapter") != "toy":
+            return None
+        import pickle
+
+        return pickle.loads(request.files["model.pkl"].read_bytes())
+
+
+def test_the_host_applies_the_pickle_policy_to_an_unsafe_plugin_format(tmp_path):
+    zoo = alphazoo.Zoo(tmp_path, plugins=[_JoblibPlugin()], discover=False)
+    zoo.save({"w": 1}, "toy/model")
+    with pytest.raises(alphazoo.IncompatibleVersionError, match="pickle saved with scikit-learn"):
+        zoo.load("toy/model", trusted=True)
+    with pytest.warns(alphazoo.VersionMismatchWarning, match="scikit-learn 1.7.2"):
+        assert zoo.load("toy/model", trusted=True, allow_version_mismatch=True) == {"w": 1}
