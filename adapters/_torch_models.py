@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
+import threading
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -27,9 +28,9 @@ from torch import nn
 from ._weights import Tensor
 
 __all__ = [
-    "MLP", "LSTMNet", "LabelHead", "activation", "as_input", "export_onnx", "fit", "input_dtype",
-    "load_state", "mlp_layers", "predict", "predict_proba", "seeded", "state_to_tensors",
-    "tensors_to_state",
+    "MLP", "LSTMNet", "LabelHead", "activation", "as_input", "buffer_dtypes", "export_onnx", "fit",
+    "input_dtype", "load_state", "mlp_layers", "predict", "predict_proba", "seeded",
+    "state_to_tensors", "tensors_to_state",
 ]
 
 _ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU, "silu": nn.SiLU,
@@ -307,18 +308,51 @@ def tensors_to_state(tensors: Sequence[Tensor], versions: Mapping[str, Any] | No
     return state
 
 
-def load_state(module: nn.Module, state: Mapping[str, torch.Tensor], source: str) -> nn.Module:
+def buffer_dtypes(module: nn.Module) -> dict[str, str]:
+    """The dtypes of ``module``'s non-persistent buffers, which its ``state_dict`` leaves out.
+
+    A rebuilt module makes them anew in its constructor's dtype; recording them lets
+    :func:`load_state` give back a module that was converted (``.double()``) after building.
+    """
+    persistent = set(module.state_dict(keep_vars=True))
+    return {name: str(buffer.dtype).removeprefix("torch.")
+            for name, buffer in module.named_buffers() if name not in persistent}
+
+
+def _cast_in_place(module: nn.Module, name: str, dtype: torch.dtype) -> None:
+    # Through .data, as Module.to() does: the Parameter (or buffer) object stays the same, so
+    # parameters shared between submodules (tied weights) stay shared and optimizers keep
+    # their references.
+    owner_name, _, attr = name.rpartition(".")
+    owner = module.get_submodule(owner_name)
+    tensor = owner._parameters.get(attr)
+    if tensor is None:
+        tensor = owner._buffers.get(attr)
+    if tensor is not None and tensor.dtype != dtype:
+        tensor.data = tensor.data.to(dtype)
+
+
+def load_state(module: nn.Module, state: Mapping[str, Any], source: str,
+               buffers: Mapping[str, str] | None = None) -> nn.Module:
     """Load ``state`` into ``module`` exactly: every key, every bit, every dtype.
 
     ``load_state_dict`` copies into the module's tensors, which would cast a float64 weight
-    into a rebuilt float32 layer; when any dtype differs the saved tensors are assigned
-    instead, so the loaded module holds what was saved.
+    into a rebuilt float32 layer; so each tensor whose saved dtype differs is converted first
+    (in place, keeping tied weights tied), then the saved bits are copied in. ``buffers`` are
+    the dtypes of non-persistent buffers (:func:`buffer_dtypes`), converted the same way.
     """
-    current = module.state_dict()
-    differs = any(k in current and current[k].dtype != v.dtype for k, v in state.items())
+    current = module.state_dict(keep_vars=True)
+    wanted = [(name, value.dtype) for name, value in state.items()
+              if isinstance(value, torch.Tensor) and isinstance(current.get(name), torch.Tensor)]
+    for name, text in (buffers or {}).items():
+        dtype = getattr(torch, str(text), None)
+        if isinstance(dtype, torch.dtype):
+            wanted.append((name, dtype))
     try:
-        module.load_state_dict(state, strict=True, assign=differs)
-    except RuntimeError as exc:
+        for name, dtype in wanted:
+            _cast_in_place(module, name, dtype)
+        module.load_state_dict(state, strict=True)
+    except (AttributeError, RuntimeError) as exc:
         raise UnsupportedModelError(
             f"the saved state_dict does not fit the {type(module).__name__} made by {source}: "
             f"{exc}"
@@ -342,6 +376,10 @@ class LabelHead(nn.Module):
 
 #: Ops that torch.onnx swaps for loop-based decompositions while exporting dynamic shapes.
 _RNN_OPS = ("lstm", "gru")
+#: One export at a time per process: torch.export traces through process-wide state (the
+#: RNN kernels above, the python dispatcher, logger levels, warning filters), and two
+#: threads exporting at once both fail.
+_EXPORT_LOCK = threading.Lock()
 
 
 def _clear_rnn_dispatch_cache() -> None:
@@ -386,16 +424,18 @@ def export_onnx(module: nn.Module, example: torch.Tensor, path: Path,
     outputs = ["label", "probabilities"] if classes is not None else ["value"]
     shapes = ({axis: torch.export.Dim(name) for axis, name in dynamic_axes.items()},)
     was_training = module.training
-    target.eval()
-    _clear_rnn_dispatch_cache()
-    try:
-        with _quiet_exporter():
-            torch.onnx.export(target, (example,), str(path), dynamo=True, external_data=False,
-                              input_names=["input"], output_names=outputs, opset_version=opset,
-                              dynamic_shapes=shapes, verbose=False)
-    finally:
+    with _EXPORT_LOCK:
+        target.eval()
         _clear_rnn_dispatch_cache()
-        module.train(was_training)
+        try:
+            with _quiet_exporter():
+                torch.onnx.export(target, (example,), str(path), dynamo=True,
+                                  external_data=False, input_names=["input"],
+                                  output_names=outputs, opset_version=opset,
+                                  dynamic_shapes=shapes, verbose=False)
+        finally:
+            _clear_rnn_dispatch_cache()
+            module.train(was_training)
     proto = onnx.load(str(path))
     dims = proto.graph.input[0].type.tensor_type.shape.dim
     fixed = {axis: dims[axis].dim_value for axis in dynamic_axes

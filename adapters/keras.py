@@ -54,11 +54,10 @@ model is handled; whether a model is ours is decided from ``sys.modules``.
 
 from __future__ import annotations
 
+import contextlib
 import json
-import shutil
 import sys
-import warnings
-from functools import cache
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -66,7 +65,6 @@ from alphazoo.compat.installed import installed_versions as _versions
 from alphazoo.contracts import FormatSpec, LoadRequest, SavedPayload, SaveRequest
 from alphazoo.errors import (
     BundleIntegrityError,
-    OnnxParityError,
     UnsupportedFormatError,
     UntrustedModelError,
     require,
@@ -114,7 +112,6 @@ ONE_BATCH_ROWS = 65_536
 SAFE_MODE_KERAS = (3, 14)
 _BACKEND_DISTRIBUTIONS = {"tensorflow": ("tensorflow", "tensorflow-cpu"), "torch": ("torch",),
                           "jax": ("jax",)}
-_SAMPLE_ROWS = 64
 
 
 def owns(model: Any) -> bool:
@@ -205,10 +202,13 @@ def alphazoo_save(request: SaveRequest) -> SavedPayload | None:
     elif fmt == "pickle":
         dump_pickle(model, path)
     else:
-        adapter_data.update(_save_onnx(model, request, path))
+        from ._keras_onnx import save_onnx
+
+        adapter_data.update(save_onnx(model, request, path))
         libraries.update(_versions("onnx", "onnxruntime"))
-        if adapter_data["exporter"] != "torch":
-            libraries.update(_versions("tf2onnx"))
+        # The converter that wrote the graph: tf2onnx, or torch's exporter (onnxscript).
+        libraries.update(_versions("onnxscript" if adapter_data["exporter"] == "torch"
+                                   else "tf2onnx"))
     return SavedPayload(
         adapter=ADAPTER,
         format=fmt,
@@ -231,26 +231,35 @@ def alphazoo_load(request: LoadRequest) -> Any:
     path = payload_path(request, _FILES)
     if fmt == "onnx":
         data = manifest.get("adapter_data", {})
-        return _predictor_class()(str(path), task=data.get("task") or "regression",
+        from ._keras_onnx import predictor_class
+
+        return predictor_class()(str(path), task=data.get("task") or "regression",
                                   output=data["outputs"]["value"],
                                   input_layout=data.get("input_layout"))
     keras: Any = require("keras", "keras", "loading a Keras model")
     if fmt == "pickle":  # the host's trust guard has already run
         return load_pickle(path)
-    trusted = request.trusted or request.signature_valid
+    # A signature vouches for the key it was saved under only (the host's rule for pickles):
+    # a signed bundle copied to another key does not switch safe mode off.
+    signed_here = request.signature_valid and manifest.get("key") == request.key
+    trusted = request.trusted or signed_here
     _check_safe_mode_version(keras, trusted)
     custom_objects = request.options.get("custom_objects")
     try:
-        if fmt == "keras":
-            return keras.saving.load_model(path, custom_objects=custom_objects,
-                                           safe_mode=not trusted)
-        return _load_json(keras, path, custom_objects, safe_mode=not trusted)
+        with _safe_mode_scope(not trusted):
+            if fmt == "keras":
+                return keras.saving.load_model(path, custom_objects=custom_objects,
+                                               safe_mode=not trusted)
+            return _load_json(keras, path, custom_objects, safe_mode=not trusted)
     except ValueError as exc:
         if "safe_mode" not in str(exc):
             raise
+        replayed = (f" Its signature is for key {manifest.get('key')!r}, not {request.key!r}: "
+                    f"save it again under {request.key!r}." if request.signature_valid else "")
         raise UntrustedModelError(
             f"Keras' safe mode refused this {fmt} bundle ({exc}). Its Lambda layers run "
-            "Python code: pass trusted=True (or load with the bundle's sign_key) if you trust it."
+            "Python code: pass trusted=True (or load with the bundle's sign_key) if you trust "
+            f"it.{replayed}"
         ) from exc
     except TypeError as exc:
         if "Could not locate" not in str(exc):
@@ -268,49 +277,10 @@ def __getattr__(name: str) -> Any:
     # It subclasses OnnxPredictor, whose module imports numpy; plugin discovery imports this
     # module and must stay cheap.
     if name == "KerasOnnxPredictor":
-        return _predictor_class()
+        from ._keras_onnx import predictor_class
+
+        return predictor_class()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-@cache
-def _predictor_class() -> type:
-    import numpy as np
-
-    from ._onnx import OnnxPredictor
-
-    class KerasOnnxPredictor(OnnxPredictor):
-        """A Keras model exported to ONNX, served by onnxruntime (no Keras, TensorFlow or torch).
-
-        ``predict(X)`` returns what the Keras model's ``predict`` returns, a float32
-        ``(batch, outputs)`` array; ``X`` is ``(batch, features)`` or, for sequence models,
-        ``(batch, timesteps, features)``; one sample without its batch axis is accepted too.
-        """
-
-        def __init__(self, model: str | bytes, *, task: str, output: str,
-                     input_layout: str | None = None) -> None:
-            super().__init__(model, task=task, outputs={"value": output})
-            self.input_layout = input_layout
-            self._rank = len(self.input_shape)
-
-        def _input(self, X: Any) -> dict[str, np.ndarray]:
-            array = np.asarray(X, dtype=np.float32)
-            if array.ndim == self._rank - 1:
-                array = array[np.newaxis]
-            if array.ndim != self._rank:
-                layout = self.input_layout or f"{self._rank} axes"
-                raise ValueError(f"expected input of layout {layout}, got shape {array.shape}")
-            return {self.input_name: array}
-
-        def predict(self, X: Any) -> np.ndarray:
-            """The model's outputs for ``X``: ``(batch, outputs)`` float32, as Keras gives them."""
-            return self.session.run(self._label, self._input(X))[0]
-
-        def __repr__(self) -> str:
-            return (f"KerasOnnxPredictor(task={self.task!r}, input={self.input_name!r}"
-                    f"{self.input_shape})")
-
-    KerasOnnxPredictor.__module__ = __name__
-    return KerasOnnxPredictor
 
 
 # -- zoo models ----------------------------------------------------------------------------------
@@ -418,6 +388,24 @@ def _lambda_layers(model: Any) -> list[str]:
     return found
 
 
+@contextlib.contextmanager
+def _safe_mode_scope(safe: bool) -> Iterator[None]:
+    """Hold Keras' safe mode at ``safe`` for the load, whatever the process set before.
+
+    ``load_model(safe_mode=True)`` gives way to a process-wide
+    ``keras.config.enable_unsafe_deserialization()`` (Keras reads its scope flag first), so a
+    notebook that once called it would run the Lambda code of an untrusted bundle. Keras'
+    own scope class pins the flag; it is private, so a Keras without it loads unpinned.
+    """
+    try:
+        from keras.src.saving.serialization_lib import SafeModeScope
+    except ImportError:  # pragma: no cover - a future Keras; _check_safe_mode_version applies
+        yield
+        return
+    with SafeModeScope(safe):
+        yield
+
+
 def _check_safe_mode_version(keras: Any, trusted: bool) -> None:
     version = tuple(int(part) for part in keras.__version__.split(".")[:2] if part.isdigit())
     if not trusted and version < SAFE_MODE_KERAS:
@@ -453,8 +441,6 @@ def _save_json(model: Any, path: Path) -> dict[str, Any]:
 
 
 def _load_json(keras: Any, path: Path, custom_objects: Any, *, safe_mode: bool) -> Any:
-    import numpy as np
-
     from ._weights import read_weights
 
     tensors, header = read_weights(path)
@@ -474,9 +460,7 @@ def _load_json(keras: Any, path: Path, custom_objects: Any, *, safe_mode: bool) 
     for variable, tensor in zip(variables, tensors):
         array = tensor.array
         if tensor.type is not None:
-            import ml_dtypes  # Keras' own dependency: the home of bfloat16 and friends
-
-            array = array.view(np.dtype(getattr(ml_dtypes, tensor.type)))
+            array = _view_as(tensor.name, array, tensor.type)
         if tuple(variable.shape) != array.shape:
             raise BundleIntegrityError(
                 f"weight {tensor.name!r} has shape {list(array.shape)}, but the architecture's "
@@ -485,6 +469,24 @@ def _load_json(keras: Any, path: Path, custom_objects: Any, *, safe_mode: bool) 
         arrays.append(array)
     model.set_weights(arrays)
     return model
+
+
+def _view_as(name: str, array: np.ndarray, type_name: str) -> np.ndarray:
+    """``array`` (same-width integers) seen as ml_dtypes' ``type_name`` (bfloat16...)."""
+    import ml_dtypes  # Keras' own dependency: the home of bfloat16 and friends
+    import numpy as np
+
+    kind = getattr(ml_dtypes, str(type_name), None)
+    try:
+        dtype = np.dtype(kind) if isinstance(kind, type) else None
+    except TypeError:
+        dtype = None
+    if dtype is None or dtype.itemsize != array.dtype.itemsize:
+        raise BundleIntegrityError(
+            f"weights entry {name!r} names type {type_name!r}, not an ml_dtypes number type "
+            f"{array.dtype.itemsize} bytes wide"
+        )
+    return array.view(dtype)
 
 
 def _signature(model: Any) -> dict[str, Any]:
@@ -510,138 +512,4 @@ def _layout(shape: tuple[Any, ...] | None) -> str | None:
     return {2: "(batch, features)", 3: "(batch, timesteps, features)"}.get(
         len(shape), f"(batch, {len(shape) - 1} axes)")
 
-
-def _onnx_sample(model: Any, sample: Any) -> tuple[np.ndarray, str]:
-    import numpy as np
-
-    if sample is not None:
-        array = np.asarray(sample, dtype=np.float32)
-        return array, "training rows"
-    shape = _input_shape(model)
-    if shape is None or any(d is None for d in shape[1:]):
-        raise UnsupportedFormatError(
-            "ONNX export of this Keras model needs input rows for the parity check: pass "
-            "sample= (its input shape is not fully known)"
-        )
-    rng = np.random.default_rng(0)
-    return (rng.normal(size=(_SAMPLE_ROWS, *shape[1:])).astype(np.float32),
-            "synthetic normal rows (no training rows were recorded)")
-
-
-def _save_onnx(model: Any, request: SaveRequest, path: Path) -> dict[str, Any]:
-    keras: Any = sys.modules["keras"]
-    options = request.options
-    exporter = options.get("exporter", "keras")
-    if exporter not in ("keras", "saved_model"):
-        raise ValueError(f"exporter must be 'keras' or 'saved_model', not {exporter!r}")
-    opset = options.get("opset")
-    if opset is not None and not isinstance(opset, int):
-        raise TypeError(f"opset must be an int, not {opset!r}")
-    for side in ("inputs", "outputs"):
-        try:
-            tensors = getattr(model, side, None)
-        except (AttributeError, ValueError):  # a subclassed model has no symbolic tensors
-            tensors = None
-        if tensors is not None and len(tensors) != 1:
-            raise UnsupportedFormatError(
-                f"the onnx format takes Keras models with one input and one output, this one "
-                f"has {len(tensors)} {side}; use format='keras' or 'json' for it"
-            )
-    sample, source = _onnx_sample(model, request.sample)
-    _native_predict(model, sample[:1])  # Keras exports only a model that has been called
-    backend = keras.backend.backend()
-    fallback_reason = None
-    if exporter == "keras":
-        try:
-            with warnings.catch_warnings():  # Keras' numpy 2 patch of tf2onnx: noise, not news
-                warnings.filterwarnings("ignore", "In the future `np.object`", FutureWarning)
-                model.export(str(path), format="onnx", verbose=False, opset_version=opset)
-        except Exception as exc:  # older Keras, or a graph Keras' own path cannot trace
-            if backend != "tensorflow":
-                raise
-            fallback_reason = f"{type(exc).__name__}: {exc}"[:300]
-            exporter = "saved_model"
-    if exporter == "saved_model":
-        _export_via_saved_model(model, request.directory / "saved-model", path, opset)
-
-    onnx: Any = require("onnx", "onnx", "the onnx format")
-    proto = onnx.load(str(path))
-    if len(proto.graph.output) != 1:  # a subclassed model's outputs show only now
-        raise UnsupportedFormatError("the onnx format takes single-output Keras models; use "
-                                     "format='keras' or 'json' for this one")
-    layout = _layout(_input_shape(model)) or f"(batch, {sample.ndim - 1} axes)"
-    task = _task(model, request)
-    predictor = _predictor_class()(str(path), task=task, output=proto.graph.output[0].name,
-                                   input_layout=layout)
-    parity = _check_parity(model, predictor, sample, request.parity_tolerance)
-    parity["sample"] = source
-    data: dict[str, Any] = {
-        "outputs": {"value": proto.graph.output[0].name},
-        "input_name": predictor.input_name,
-        "input_shape": [d if isinstance(d, int) else None for d in predictor.input_shape],
-        "input_layout": layout,
-        "opset": {d.domain or "ai.onnx": d.version for d in proto.opset_import},
-        "exporter": "torch" if backend == "torch" else exporter,
-        "parity": parity,
-    }
-    if fallback_reason:
-        data["fallback_reason"] = fallback_reason
-    return data
-
-
-def _export_via_saved_model(model: Any, folder: Path, target: Path, opset: int | None) -> None:
-    """SavedModel, then tf2onnx on its serving function (TensorFlow backend only)."""
-    tf: Any = require("tensorflow", "tensorflow", "the SavedModel route to ONNX")
-    tf2onnx: Any = require("tf2onnx", "onnx", "the onnx format")
-    try:
-        model.export(str(folder), format="tf_saved_model", verbose=False)
-        restored = tf.saved_model.load(str(folder))  # holds the variables: keep it alive
-        serve = restored.serve
-        try:  # tf2onnx predates numpy 2; Keras ships the patch its own export applies
-            from keras.src.export.tf2onnx_lib import patch_tf2onnx
-        except ImportError:
-            pass
-        else:
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", "In the future `np.object`", FutureWarning)
-                patch_tf2onnx()
-        tf2onnx.convert.from_function(serve, input_signature=list(serve.input_signature),
-                                      opset=opset, output_path=str(target))
-        del restored
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)  # not a payload file of the bundle
-
-
-def _check_parity(model: Any, predictor: Any, sample: np.ndarray,
-                  tolerance: float) -> dict[str, Any]:
-    """Compare the export with the native model on one row and on the whole sample.
-
-    Two batch sizes prove the batch axis is dynamic. Values must agree within ``tolerance``
-    times their scale (at least 1); raise OnnxParityError otherwise.
-    """
-    import numpy as np
-
-    worst, scale_seen = 0.0, 1.0
-    for batch in (sample[:1], sample):
-        native = np.asarray(_native_predict(model, batch), dtype=np.float64)
-        try:
-            exported = np.asarray(predictor.predict(batch), dtype=np.float64)
-        except Exception as exc:  # onnxruntime rejects a batch size the graph fixed
-            raise OnnxParityError(
-                f"the ONNX export does not run on a batch of {len(batch)} rows ({exc}); "
-                "not saved"
-            ) from exc
-        if native.shape != exported.shape:
-            raise OnnxParityError(f"ONNX output shape {exported.shape} differs from the native "
-                                  f"model's {native.shape}; not saved")
-        scale = max(1.0, float(np.abs(native).max(initial=0.0)))
-        diff = float(np.abs(native - exported).max(initial=0.0))
-        if diff > tolerance * scale:
-            raise OnnxParityError(
-                f"ONNX outputs differ from the native model by up to {diff:.3g} on a batch of "
-                f"{len(batch)} (tolerance {tolerance:g} x scale {scale:.3g}); not saved"
-            )
-        worst, scale_seen = max(worst, diff), max(scale_seen, scale)
-    return {"rows": len(sample), "batch_sizes": [1, len(sample)],
-            "tolerance": tolerance, "max_abs_diff": worst, "scale": scale_seen}
 

@@ -14,7 +14,8 @@ onnx       ``torch.onnx.export`` graph, parity-checked when saved     onnxruntim
 
 **Weights need an architecture.** ``json`` and ``pt`` hold tensors, never code: the module
 is rebuilt, then ``load_state_dict(strict=True)`` fills it (buffers such as BatchNorm's
-running statistics included; a dtype changed after building, float64 say, is kept). A module
+running statistics included; a dtype changed after building, float64 say, is kept, for the
+non-persistent buffers the state_dict leaves out too, and tied weights stay tied). A module
 made by ``zoo.build`` (``torch_mlp``, ``torch_lstm`` or a registered model) records its zoo
 model name and parameters and reloads by itself. Any other ``nn.Module`` records its class
 path, and loading needs a builder: ``zoo.load(key, builder=lambda: MyNet(20, 3))``, a
@@ -162,6 +163,9 @@ def alphazoo_save(request: SaveRequest) -> SavedPayload | None:
     libraries = _versions("torch", "numpy")
     if fmt in ("json", "pt"):
         adapter_data["builder"] = _builder_record(request)
+        buffers = models.buffer_dtypes(model)
+        if buffers:  # left out of the state_dict, but their dtype may have been changed
+            adapter_data["buffers"] = buffers
         if fmt == "json":
             from ._weights import write_weights
 
@@ -186,7 +190,8 @@ def alphazoo_save(request: SaveRequest) -> SavedPayload | None:
         model_class=class_path(model),
         libraries=libraries,
         adapter_data=adapter_data,
-        input_signature=_signature(model, request.sample),
+        input_signature=_signature(model, request.sample,
+                                   "float32" if fmt == "onnx" else models.input_dtype(model)),
     )
 
 
@@ -218,13 +223,12 @@ def alphazoo_load(request: LoadRequest) -> Any:
         tensors, header = read_weights(path)
         state = models.tensors_to_state(tensors, header.get("versions"))
     else:
+        # weights_only admits tensors and plain values (a module's extra state) only.
         state = torch.load(path, map_location="cpu", weights_only=True)
-        if not isinstance(state, Mapping) or not all(
-            isinstance(v, torch.Tensor) for v in state.values()
-        ):
-            raise BundleIntegrityError(f"{path.name} does not hold a state_dict of tensors")
+        if not isinstance(state, Mapping) or not all(isinstance(k, str) for k in state):
+            raise BundleIntegrityError(f"{path.name} does not hold a state_dict")
     module, source = _rebuild(request, data, manifest.get("model_class", "?"))
-    models.load_state(module, state, source)
+    models.load_state(module, state, source, data.get("buffers"))
     if data.get("classes") is not None:
         import numpy as np
 
@@ -375,7 +379,9 @@ def _dynamic_axes(requested: Any, ndim: int) -> dict[int, str]:
     return dict(requested)
 
 
-def _signature(model: Any, sample: Any) -> dict[str, Any]:
+def _signature(model: Any, sample: Any, dtype: Any) -> dict[str, Any]:
+    """Input shape and layout from the sample rows; ``dtype`` is what the model computes in
+    (the sample's own dtype, float64 from numpy say, is cast on the way in)."""
     if sample is None and callable(getattr(model, "example_input", None)):
         sample = model.example_input(1)
     shape = getattr(sample, "shape", None)
@@ -387,6 +393,5 @@ def _signature(model: Any, sample: Any) -> dict[str, Any]:
         width = getattr(model, "in_features", None)
         dims = [None, int(width) if isinstance(width, int) else None]
     layout = {2: "batch, features", 3: "batch, sequence, features"}.get(len(dims))
-    dtype = getattr(sample, "dtype", None)
-    return {"dtype": str(dtype).removeprefix("torch.") if dtype is not None else "float32",
-            "shape": dims, "layout": layout, "feature_names": None}
+    return {"dtype": str(dtype).removeprefix("torch."), "shape": dims, "layout": layout,
+            "feature_names": None}

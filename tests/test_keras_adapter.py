@@ -412,6 +412,8 @@ def test_the_same_bundles_load_under_the_torch_backend(saved, tmp_path):
         assert manifest["adapter_data"]["exporter"] == "torch"
         assert manifest["adapter_data"]["parity"]["max_abs_diff"] <= ONNX_TOL
         assert "torch" in manifest["libraries"]
+        assert "onnxscript" in manifest["libraries"]  # torch's exporter wrote the graph
+        assert "tf2onnx" not in manifest["libraries"]
         torch_onnx = zoo.load(f"torch/{name}/onnx")
         for batch in (1, 5, len(X)):
             np.testing.assert_allclose(torch_onnx.predict(X[:batch]), expected[:batch],
@@ -502,6 +504,51 @@ def test_signed_lambda_bundle_loads_with_its_key(zoo, lambda_model):
         zoo.save(lambda_model, "signed", sign_key="k" * 32)
     loaded = zoo.load("signed", sign_key="k" * 32)
     assert_same_weights(lambda_model.get_weights(), loaded.get_weights())
+
+
+@pytest.fixture
+def unsafe_process() -> Any:
+    """A process that called keras.config.enable_unsafe_deserialization() (restored after)."""
+    from keras.src.backend.common import global_state
+
+    before = global_state.get_global_attribute("safe_mode_saving")
+    keras.config.enable_unsafe_deserialization()
+    yield
+    global_state.set_global_attribute("safe_mode_saving", before)
+
+
+@pytest.mark.parametrize("fmt", ["keras", "json"])
+def test_process_wide_unsafe_deserialization_does_not_open_untrusted_bundles(
+        zoo, lambda_model, unsafe_process, fmt):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        zoo.save(lambda_model, "lambda", format=fmt)
+    with pytest.raises(alphazoo.UntrustedModelError, match="safe mode refused"):
+        zoo.load("lambda")  # Keras alone would run the Lambda's bytecode here
+    assert zoo.load("lambda", trusted=True) is not None
+
+
+def test_a_signed_bundle_copied_to_another_key_stays_in_safe_mode(zoo, lambda_model):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        zoo.save(lambda_model, "signed", format="json", sign_key="k" * 32)
+    zoo.store.save_bytes("replayed", zoo.store.read_bytes("signed"))
+    with pytest.raises(alphazoo.UntrustedModelError, match="signature is for key 'signed'"):
+        zoo.load("replayed", sign_key="k" * 32)
+    assert zoo.load("signed", sign_key="k" * 32) is not None
+    assert zoo.load("replayed", trusted=True) is not None
+
+
+def test_a_json_weight_type_must_be_a_number_type(tmp_path):
+    from alphazoo.adapters._weights import Tensor, write_weights
+    from alphazoo.adapters.keras import _load_json
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    weights = [Tensor(v.path, w.view(np.int32), "__loader__")
+               for v, w in zip(model.weights, model.get_weights())]
+    write_weights(tmp_path / "model.json", weights, architecture=json.loads(model.to_json()))
+    with pytest.raises(alphazoo.BundleIntegrityError, match="'__loader__'"):
+        _load_json(keras, tmp_path / "model.json", None, safe_mode=True)
 
 
 def test_unsafe_keras_versions_need_trust(monkeypatch, saved):

@@ -532,3 +532,97 @@ def test_an_object_no_adapter_owns_names_torch(zoo):
     for fmt in FORMATS:
         assert f"torch:{fmt}" in message
     assert not zoo.store.contains_key("x")
+
+
+# -- exactness corner cases ----------------------------------------------------------------------
+class TiedNet(nn.Module):
+    """Shares one weight between two layers; a non-persistent buffer that forward uses."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.encode = nn.Linear(4, 4)
+        self.decode = nn.Linear(4, 4)
+        self.decode.weight = self.encode.weight
+        self.register_buffer("mask", torch.tensor([1.0, 0.0, 1.0, 0.5]), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decode(self.encode(x) * self.mask)
+
+
+class StatefulNet(nn.Module):
+    """Keeps non-tensor extra state in its state_dict (which json cannot hold, pt can)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = nn.Linear(3, 1)
+        self.window = 0
+
+    def get_extra_state(self) -> dict[str, int]:
+        return {"window": self.window}
+
+    def set_extra_state(self, state: dict[str, int]) -> None:
+        self.window = state["window"]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x)
+
+
+@pytest.mark.parametrize("fmt", ["json", "pt"])
+def test_tied_weights_and_buffer_dtypes_survive_a_dtype_change(zoo, fmt):
+    model = TiedNet().double()  # converted after building: the builder makes float32
+    zoo.save(model, "tied", format=fmt)
+    loaded = zoo.load("tied", builder=TiedNet)
+    assert loaded.decode.weight is loaded.encode.weight  # still one parameter
+    assert len(list(loaded.parameters())) == len(list(model.parameters())) == 3
+    assert loaded.mask.dtype == torch.float64
+    assert state_bytes(loaded) == state_bytes(model)
+    X = np.linspace(-1.0, 1.0, 12).reshape(3, 4)
+    assert np.array_equal(zoo.predict(loaded, X), zoo.predict(model, X))
+    with torch.no_grad():  # training the reload moves both layers together, as in the original
+        loaded.encode.weight.add_(1.0)
+    assert torch.equal(loaded.decode.weight, loaded.encode.weight)
+
+
+def test_extra_state_refused_by_json_round_trips_through_pt(zoo):
+    model = StatefulNet()
+    model.window = 21
+    with pytest.raises(alphazoo.UnsupportedFormatError, match="'pt'"):
+        zoo.save(model, "stateful", format="json")
+    zoo.save(model, "stateful", format="pt")  # the format the error recommends must load
+    loaded = zoo.load("stateful", builder=StatefulNet)
+    assert loaded.window == 21
+    assert torch.equal(loaded.linear.weight, model.linear.weight)
+
+
+def test_input_signature_names_the_dtype_the_model_computes_in(saved):
+    manifests = saved["manifests"]
+    # Trained on float64 numpy rows, but these modules compute in float32 / float64.
+    assert manifests["mlp_clf", "json"]["input"]["dtype"] == "float32"
+    assert manifests["mlp_f64", "pt"]["input"]["dtype"] == "float64"
+    assert manifests["lstm", "onnx"]["input"]["dtype"] == "float32"
+
+
+def test_onnx_exports_from_two_threads(zoo, data):
+    import threading
+
+    models = [zoo.build("torch_lstm", in_features=3, out_features=1, hidden=4, seed=seed)
+              for seed in (0, 1)]
+    errors: list[BaseException] = []
+
+    def save(index: int) -> None:
+        try:
+            zoo.save(models[index], f"lstm{index}", format="onnx", sample=data["S"][:16])
+        except BaseException as exc:  # reported below, with the thread's exception
+            errors.append(exc)
+
+    threads = [threading.Thread(target=save, args=(i,)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    for index, model in enumerate(models):  # both keep a free sequence axis
+        loaded = zoo.load(f"lstm{index}")
+        assert zoo.inspect(f"lstm{index}")["adapter_data"]["dynamic_axes"]["1"] == "sequence"
+        np.testing.assert_allclose(loaded.predict(data["S_long"]),
+                                   native(model, data["S_long"])["predict"], atol=1e-5)
