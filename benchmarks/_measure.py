@@ -25,7 +25,7 @@ import numpy as np
 
 __all__ = [
     "COLUMNS", "DEFAULT_DATA", "FEATURES", "PAUSE", "after_pause", "benchmark_parser",
-    "blocked", "environment", "load_bars", "print_header",
+    "blocked", "environment", "load_bars", "paired_save_load", "print_header",
     "make_features", "med", "ms", "ratio", "table", "time_once", "x", "_fsync", "_loadavg",
 ]
 
@@ -234,3 +234,27 @@ def print_header(result: dict[str, Any], what: str, out: Any, *, details: str = 
           f"{'quick' if result['quick'] else 'full'} run, git {info['git']}", file=out)
     print("  " + ", ".join(f"{k} {v}" for k, v in info["versions"].items() if k != "alphazoo")
           + details, file=out)
+
+
+def paired_save_load(alphazoo: tuple[Callable[[], Any], Callable[[], Any]],
+                     direct: tuple[Callable[[], Any], Callable[[], Any]],
+                     repeats: int, warmup: int) -> dict[str, list[float]]:
+    """Seconds of each save and load, alphazoo's and the library's, run in turns.
+
+    After ``warmup`` untimed rounds, each of ``repeats`` rounds times both sides' save then
+    load, alternating which side goes first, so drift (caches, CPU clock) hits both equally.
+    Returns lists under ``az_save``, ``az_load``, ``direct_save``, ``direct_load``.
+    """
+    for _ in range(warmup):
+        for call in (*alphazoo, *direct):
+            call()
+    rows: dict[str, list[float]] = {"az_save": [], "az_load": [], "direct_save": [],
+                                    "direct_load": []}
+    order = (("az", *alphazoo), ("direct", *direct))
+    for i in range(repeats):
+        for side, save, load in (order if i % 2 == 0 else order[::-1]):
+            gc.collect()
+            rows[f"{side}_save"].append(time_once(save))
+            gc.collect()
+            rows[f"{side}_load"].append(time_once(load))
+    return rows

@@ -35,6 +35,7 @@ from typing import Any
 
 from _common import git_revision, write_json  # benchmarks/ is sys.path[0] when run as a script
 from _measure import (
+    paired_save_load,
     environment,
     print_header,
     benchmark_parser,
@@ -133,18 +134,8 @@ def bench_save_load(zoo: Any, name: str, model: Any, fmt: str, workdir: Path,
     def az_load() -> Any:
         return zoo.load(key, trusted=trusted)
 
-    for _ in range(cfg["io_warmup"]):
-        for step in (az_save, az_load, d_save, d_load):
-            step()
-    rows = {"az_save": [], "az_load": [], "direct_save": [], "direct_load": []}
-    for i in range(cfg["io_repeats"]):
-        # Alternate which side runs first so drift (caches, CPU clock) hits both equally.
-        order = (("az", az_save, az_load), ("direct", d_save, d_load))
-        for side, save, load in (order if i % 2 == 0 else order[::-1]):
-            gc.collect()
-            rows[f"{side}_save"].append(time_once(save))
-            gc.collect()
-            rows[f"{side}_load"].append(time_once(load))
+    rows = paired_save_load((az_save, az_load), (d_save, d_load), cfg["io_repeats"],
+                            cfg["io_warmup"])
     az_rt = [save + load for save, load in zip(rows["az_save"], rows["az_load"])]
     d_rt = [save + load for save, load in zip(rows["direct_save"], rows["direct_load"])]
     out = {k: med(v) for k, v in rows.items()}

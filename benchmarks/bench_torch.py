@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 from _common import git_revision, write_json
 from _measure import (
+    paired_save_load,
     environment,
     print_header,
     benchmark_parser,
@@ -132,19 +133,8 @@ def bench_save_load(zoo: Any, model: Any, fmt: str, workdir: Path, example: Any,
         return zoo.load(key, trusted=trusted)
 
     repeats = cfg["onnx_repeats"] if fmt == "onnx" else cfg["io_repeats"]
-    for _ in range(1 if fmt == "onnx" else cfg["io_warmup"]):
-        for call in (az_save, az_load, d_save, d_load):
-            call()
-    rows: dict[str, list[float]] = {"az_save": [], "az_load": [], "direct_save": [],
-                                    "direct_load": []}
-    for i in range(repeats):
-        # Alternate which side runs first so drift (caches, CPU clock) hits both equally.
-        order = (("az", az_save, az_load), ("direct", d_save, d_load))
-        for side, save, load in (order if i % 2 == 0 else order[::-1]):
-            gc.collect()
-            rows[f"{side}_save"].append(time_once(save))
-            gc.collect()
-            rows[f"{side}_load"].append(time_once(load))
+    rows = paired_save_load((az_save, az_load), (d_save, d_load), repeats,
+                            1 if fmt == "onnx" else cfg["io_warmup"])
     out: dict[str, Any] = {k: med(v) for k, v in rows.items()}
     out.update(
         format=fmt, repeats=repeats,
