@@ -18,8 +18,8 @@ Fixtures:
     plugin is loaded, as in production.
 
 The module is imported by every pytest session in an environment where alphazoo is installed,
-so it imports nothing heavy: as a submodule it brings in ``alphazoo``'s own package (which
-imports no ML framework), and the check and the fixtures' imports wait until they are used.
+so it imports nothing heavy: the ``alphazoo`` package loads its parts on first use, and the
+check and the fixtures import theirs only when they run.
 """
 
 from __future__ import annotations

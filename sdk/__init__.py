@@ -9,46 +9,81 @@ Importing alphazoo imports no ML framework; adapters import theirs on first use.
 
 from __future__ import annotations
 
-from importlib import metadata as _metadata
+from typing import TYPE_CHECKING
 
-from .contracts import FormatSpec, LoadRequest, ModelSpec, SavedPayload, SaveRequest
-from .discovery import PluginInfo, PluginLoadWarning
-from .errors import (
-    AlphazooError,
-    BundleIntegrityError,
-    IncompatibleVersionError,
-    InvalidKeyError,
-    MissingDependencyError,
-    ModelNotFoundError,
-    ObjectNotFoundError,
-    OnnxParityError,
-    StorageLimitError,
-    UnsupportedFormatError,
-    UnsupportedModelError,
-    UntrustedModelError,
-    VersionMismatchWarning,
-)
-from .hookspecs import hookimpl
-from .host import Zoo
-from .registry import register_model, unregister_model
-from .store import TIERS, ObjectStore, StoreUsage
+# Public names and the submodule each lives in. They are imported on first use (PEP 562), so
+# `import alphazoo` costs about a millisecond: entry-point plugins, the pytest plugin and
+# `alphazoo.compat` load only what they touch. `from alphazoo import Zoo` works as ever.
+_EXPORTS = {
+    "Zoo": "host",
+    "ObjectStore": "store", "StoreUsage": "store", "TIERS": "store",
+    "hookimpl": "hookspecs",
+    "register_model": "registry", "unregister_model": "registry",
+    "FormatSpec": "contracts", "ModelSpec": "contracts", "SaveRequest": "contracts",
+    "SavedPayload": "contracts", "LoadRequest": "contracts",
+    "PluginInfo": "discovery", "PluginLoadWarning": "discovery",
+    "AlphazooError": "errors", "InvalidKeyError": "errors", "ObjectNotFoundError": "errors",
+    "StorageLimitError": "errors", "BundleIntegrityError": "errors",
+    "UntrustedModelError": "errors", "UnsupportedModelError": "errors",
+    "UnsupportedFormatError": "errors", "ModelNotFoundError": "errors",
+    "OnnxParityError": "errors", "MissingDependencyError": "errors",
+    "IncompatibleVersionError": "errors", "VersionMismatchWarning": "errors",
+    "TrainingQuotaExceeded": "training.quota",
+}
+#: Submodules reachable as attributes (``alphazoo.errors``) before anything imported them.
+_SUBMODULES = frozenset({
+    "backends", "builtins", "bundle", "cli", "contracts", "datasets", "demo", "discovery",
+    "errors", "hookspecs", "host", "keys", "registry", "store", "training",
+})
 
+if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
+    from .contracts import FormatSpec, LoadRequest, ModelSpec, SavedPayload, SaveRequest
+    from .discovery import PluginInfo, PluginLoadWarning
+    from .errors import (
+        AlphazooError,
+        BundleIntegrityError,
+        IncompatibleVersionError,
+        InvalidKeyError,
+        MissingDependencyError,
+        ModelNotFoundError,
+        ObjectNotFoundError,
+        OnnxParityError,
+        StorageLimitError,
+        UnsupportedFormatError,
+        UnsupportedModelError,
+        UntrustedModelError,
+        VersionMismatchWarning,
+    )
+    from .hookspecs import hookimpl
+    from .host import Zoo
+    from .registry import register_model, unregister_model
+    from .store import TIERS, ObjectStore, StoreUsage
+    from .training.quota import TrainingQuotaExceeded
 
 
 def __getattr__(name: str) -> object:
-    # The training runtime (schedules, executors, multiprocessing) loads on first use, so
-    # `import alphazoo` stays cheap for code that only serves models.
-    if name == "TrainingQuotaExceeded":
-        from .training.quota import TrainingQuotaExceeded
+    import importlib
 
-        return TrainingQuotaExceeded
-    raise AttributeError(f"module 'alphazoo' has no attribute {name!r}")
+    if name == "__version__":
+        from importlib import metadata
+
+        try:
+            value: object = metadata.version("alphazoo")
+        except metadata.PackageNotFoundError:  # a source tree that is not installed
+            value = "0+unknown"
+    elif name in _EXPORTS:
+        value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f".{name}", __name__)
+    else:
+        raise AttributeError(f"module 'alphazoo' has no attribute {name!r}")
+    globals()[name] = value  # later lookups skip this function
+    return value
 
 
-try:
-    __version__ = _metadata.version("alphazoo")
-except _metadata.PackageNotFoundError:  # running from a source tree that is not installed
-    __version__ = "0+unknown"
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
 
 __all__ = [
     "Zoo",
