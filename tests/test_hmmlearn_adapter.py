@@ -12,9 +12,7 @@ from __future__ import annotations
 import base64
 import copy
 import json
-import os
 import pickle
-import subprocess
 import sys
 import textwrap
 import warnings
@@ -26,6 +24,7 @@ from typing import Any
 import alphazoo
 import numpy as np
 import pytest
+from _child import run_python
 from alphazoo.bundle import read_bundle, write_bundle
 from alphazoo.datasets import load_prices
 
@@ -128,14 +127,6 @@ def assert_bit_equal(a: Any, b: Any, path: str = "model") -> None:
         assert np.float64(a).tobytes() == np.float64(b).tobytes(), f"{path}: {a!r} != {b!r}"
     else:
         assert a == b, f"{path}: {a!r} != {b!r}"
-
-
-def run_python(code: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != "ALPHAZOO_SIGNING_KEY"}
-    result = subprocess.run([sys.executable, "-c", code, *args], cwd=cwd, env=env,
-                            capture_output=True, text=True, timeout=120, check=False)
-    assert result.returncode == 0, f"child failed:\n{result.stdout}\n{result.stderr}"
-    return result
 
 
 @pytest.fixture(scope="module")

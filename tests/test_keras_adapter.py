@@ -22,7 +22,7 @@ from typing import Any
 import alphazoo
 import numpy as np
 import pytest
-from _blocking import blocking_prelude
+from _child import blocking_prelude, run_python
 
 keras = pytest.importorskip("keras", reason="the keras adapter needs keras (alphazoo[tensorflow])")
 
@@ -88,16 +88,6 @@ def assert_same_weights(expected: list[np.ndarray], got: list[np.ndarray]) -> No
         a, b = np.asarray(a), np.asarray(b)
         assert (a.dtype, a.shape) == (b.dtype, b.shape), i
         assert a.tobytes() == b.tobytes(), f"weight {i} differs"
-
-
-def run_python(code: str, *args: str, cwd: Path, env: dict[str, str] | None = None) -> None:
-    base = {k: v for k, v in os.environ.items()
-            if k not in ("ALPHAZOO_SIGNING_KEY", "KERAS_BACKEND")}
-    result = subprocess.run(
-        [sys.executable, "-c", code, *args], cwd=cwd, env={**base, **(env or {})},
-        capture_output=True, text=True, timeout=300, check=False,
-    )
-    assert result.returncode == 0, f"child failed:\n{result.stdout}\n{result.stderr[-6000:]}"
 
 
 def save_inputs(saved: dict[str, Any], folder: Path) -> None:
@@ -366,7 +356,8 @@ def _child_results(folder: Path, name: str, fmt: str) -> tuple[np.ndarray, list[
 
 def test_every_bundle_loads_bit_exact_in_a_fresh_tensorflow_process(saved, tmp_path):
     save_inputs(saved, tmp_path)
-    run_python(LOAD_CHILD, str(saved["store_dir"]), str(tmp_path), "0", cwd=tmp_path)
+    run_python(LOAD_CHILD, str(saved["store_dir"]), str(tmp_path), "0", cwd=tmp_path,
+               unset=("KERAS_BACKEND",))
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["backend"] == "tensorflow"
     assert sorted(report["keys"]) == sorted(f"zoo/{n}/{f}" for n in MODELS for f in FORMATS)
@@ -455,7 +446,8 @@ BLOCKED_CHILD = blocking_prelude(*_UNUSED_HERE) + textwrap.dedent(
 
 def test_onnx_bundles_predict_without_keras_tensorflow_or_torch(saved, tmp_path):
     save_inputs(saved, tmp_path)
-    run_python(BLOCKED_CHILD, str(saved["store_dir"]), str(tmp_path), cwd=tmp_path)
+    run_python(BLOCKED_CHILD, str(saved["store_dir"]), str(tmp_path), cwd=tmp_path,
+               unset=("KERAS_BACKEND",))
     result = json.loads((tmp_path / "blocked.json").read_text())
     assert result.pop("loaded") == []
     assert "keras" in result.pop("keras_refused")

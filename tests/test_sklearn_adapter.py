@@ -8,16 +8,14 @@ skops cannot be imported.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from _blocking import blocking_prelude
+from _child import blocking_prelude, run_python
 
 import alphazoo
 from alphazoo.adapters._onnx import OnnxPredictor, check_parity
@@ -108,16 +106,6 @@ def assert_same(a: Any, b: Any, path: str = "model") -> None:
 
 def final_step(model: Any) -> Any:
     return model.steps[-1][1] if hasattr(model, "steps") else model
-
-
-def run_python(code: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != "ALPHAZOO_SIGNING_KEY"}
-    result = subprocess.run(
-        [sys.executable, "-c", code, *args], cwd=cwd, env=env, capture_output=True, text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, f"child failed:\n{result.stdout}\n{result.stderr}"
-    return result
 
 
 # -- registration --------------------------------------------------------------------------------

@@ -9,16 +9,13 @@ sequence lengths other than those they were exported with.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from _blocking import blocking_prelude
+from _child import blocking_prelude, run_python
 
 import alphazoo
 from alphazoo.adapters._onnx import OnnxPredictor
@@ -129,13 +126,6 @@ def native(model: Any, X: np.ndarray) -> dict[str, np.ndarray]:
     if getattr(model, "classes_", None) is not None:
         out["proba"] = adapter.predict_proba(model, X)
     return out
-
-
-def run_python(code: str, *args: str, cwd: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if k != "ALPHAZOO_SIGNING_KEY"}
-    result = subprocess.run([sys.executable, "-c", code, *args], cwd=cwd, env=env,
-                            capture_output=True, text=True, timeout=180)
-    assert result.returncode == 0, f"child failed:\n{result.stdout}\n{result.stderr}"
 
 
 # -- registration and building -------------------------------------------------------------------

@@ -11,17 +11,13 @@ direction and next-day return), GOOGL rows as unseen inputs.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import textwrap
-from pathlib import Path
 from typing import Any
 
 import alphazoo
 import numpy as np
 import pytest
-from _blocking import blocking_prelude
+from _child import blocking_prelude, run_python
 from alphazoo.adapters import xgboost as adapter
 from alphazoo.adapters._onnx import OnnxPredictor
 from alphazoo.bundle import read_bundle
@@ -108,16 +104,6 @@ def assert_same_model(original: Any, loaded: Any) -> None:
         if hasattr(original, "classes_"):
             assert np.array_equal(loaded.classes_, original.classes_)
             assert loaded.n_classes_ == original.n_classes_
-
-
-def run_python(code: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != "ALPHAZOO_SIGNING_KEY"}
-    result = subprocess.run(
-        [sys.executable, "-c", code, *args], cwd=cwd, env=env, capture_output=True, text=True,
-        timeout=120, check=False,
-    )
-    assert result.returncode == 0, f"child failed:\n{result.stdout}\n{result.stderr}"
-    return result
 
 
 # -- registration and ownership ------------------------------------------------------------------
