@@ -203,6 +203,16 @@ def _period_rule(
     return DateRule(name, generate)
 
 
+def _calendar_period_rule(
+    rule: str, periods: Callable[[date, date], Iterator[_Period]], high: int, forward: bool,
+    offset: int, market: str | None,
+) -> DateRule:
+    """A month or year rule: the offset checked against LEAN's range, the market resolved."""
+    _check_offset(rule, offset, high)
+    cal = None if market is None else market_calendar(market)
+    return _period_rule(_rule_name(rule, offset, market), periods, offset, forward, cal)
+
+
 class DateRules:
     """Factories of :class:`DateRule`, used as LEAN's ``self.date_rules`` (no instance needed).
 
@@ -280,33 +290,25 @@ class DateRules:
     def month_start(offset: int = 0, market: str | None = None) -> DateRule:
         """The first day of each month plus ``offset`` days (0-30); with ``market``, the
         first trading day plus ``offset`` trading days, never past the month's last one."""
-        _check_offset("month_start", offset, 30)
-        cal = None if market is None else market_calendar(market)
-        return _period_rule(_rule_name("month_start", offset, market), _months, offset, True, cal)
+        return _calendar_period_rule("month_start", _months, 30, True, offset, market)
 
     @staticmethod
     def month_end(offset: int = 0, market: str | None = None) -> DateRule:
         """The last day of each month minus ``offset`` days (0-30); with ``market``, the
         last trading day minus ``offset`` trading days, never before the month's first one."""
-        _check_offset("month_end", offset, 30)
-        cal = None if market is None else market_calendar(market)
-        return _period_rule(_rule_name("month_end", offset, market), _months, offset, False, cal)
+        return _calendar_period_rule("month_end", _months, 30, False, offset, market)
 
     @staticmethod
     def year_start(offset: int = 0, market: str | None = None) -> DateRule:
         """January 1st plus ``offset`` days (0-365); with ``market``, the year's first trading
         day plus ``offset`` trading days."""
-        _check_offset("year_start", offset, 365)
-        cal = None if market is None else market_calendar(market)
-        return _period_rule(_rule_name("year_start", offset, market), _years, offset, True, cal)
+        return _calendar_period_rule("year_start", _years, 365, True, offset, market)
 
     @staticmethod
     def year_end(offset: int = 0, market: str | None = None) -> DateRule:
         """December 31st minus ``offset`` days (0-365); with ``market``, the year's last
         trading day minus ``offset`` trading days."""
-        _check_offset("year_end", offset, 365)
-        cal = None if market is None else market_calendar(market)
-        return _period_rule(_rule_name("year_end", offset, market), _years, offset, False, cal)
+        return _calendar_period_rule("year_end", _years, 365, False, offset, market)
 
     @staticmethod
     def week_start(offset: int = 0, market: str | None = None) -> DateRule:
