@@ -489,10 +489,16 @@ class TimeRules:
             raise ValueError(f"TimeRules.every(): the interval must be at least one second, "
                              f"got {interval}")
         count = -(-_ONE_DAY // interval)  # ceil: offsets k * interval < one day
+        last_day: list[tuple[date, list[datetime]]] = []  # the latest day asked for, reused
 
         def times(day: date, tz: tzinfo) -> list[datetime]:
+            cached = last_day[0] if last_day else None
+            if cached is not None and cached[0] == day:
+                return cached[1]
             midnight = datetime.combine(day, time())
-            return [midnight + k * interval for k in range(count)]
+            moments = [midnight + k * interval for k in range(count)]
+            last_day[:] = [(day, moments)]
+            return moments
 
         return TimeRule(f"every({interval})", times, reach_days=0)
 
@@ -560,6 +566,17 @@ def _fire_times(date_rule: DateRule, time_rule: TimeRule, after: datetime, until
         return
     reach = max(time_rule.reach_days, 0)
     first, last = _shift(after.date(), -reach), _shift(until.date(), reach)
+    if reach == 0:
+        # Times stay on their own day, so days in order give times in order: yield straight
+        # from each day's sorted list, from the first time past `after`, with no heap. A live
+        # trainer asks only for the next fire time; every(1 s) lists 86,400 a day.
+        for day in date_rule.dates(first, last):
+            moments = time_rule.times(day, tz)
+            for index in range(bisect.bisect_right(moments, after), len(moments)):
+                if moments[index] > until:
+                    return
+                yield moments[index]
+        return
     # Times of a day can land up to `reach` days away from it once converted between zones,
     # so a heap holds them until no later day can produce anything earlier.
     pending: list[datetime] = []
