@@ -1,0 +1,187 @@
+"""The zoo's model interface, as in qlib: ``fit(dataset)`` / ``predict(dataset)``.
+
+Every zoo model (``gbdt``, ``alstm``, keras ``lstm``/``cnn``/``mlp``, ``hmm_regime``, the
+scikit-learn wrappers...) is a :class:`Model`. It learns from a
+:class:`~alphazoo.contrib.dataset.Dataset` (its ``train`` segment, and ``valid`` for early
+stopping) or from arrays, and predicts a score per row::
+
+    model = zoo.build("gbdt")
+    model.fit(dataset)                    # or model.fit(X, y)
+    scores = model.predict(dataset)       # a Series on (datetime, instrument); or predict(X)
+    zoo.save(model, "models/gbdt")        # through the xgboost adapter, any of its formats
+    again = zoo.load("models/gbdt")       # a gbdt Model again, fitted
+
+A model wraps one library object, :attr:`Model.estimator`, plus a little JSON state (input
+scaling, for one). Saving hands the estimator to its library's adapter, so every adapter format
+works, ONNX included; the state rides in the bundle's manifest. A model loaded as ONNX predicts
+through onnxruntime and cannot be trained further.
+
+Subclasses implement :meth:`Model._fit` and :meth:`Model._predict_native`; see
+``contrib/gbdt.py`` for a short one.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+
+from alphazoo.errors import AlphazooError
+
+__all__ = ["Model", "NotFittedError", "is_onnx_predictor"]
+
+
+class NotFittedError(AlphazooError, ValueError):
+    """The model was asked to predict (or be saved) before it was fitted."""
+
+
+def is_onnx_predictor(estimator: Any) -> bool:
+    """True for an estimator loaded from an ONNX bundle (predict only)."""
+    return type(estimator).__name__ == "OnnxPredictor" and hasattr(estimator, "session")
+
+
+class Model:
+    """Base of the zoo's models: qlib's ``fit``/``predict`` over datasets or arrays.
+
+    Class attributes a subclass sets: ``name`` (its zoo name), ``library`` (the library whose
+    adapter stores the estimator), ``sequential`` (True for models over time windows of
+    ``self.params["step_len"]`` rows) and ``classifier`` (True when the score is the
+    probability of label 1).
+    """
+
+    name: ClassVar[str] = ""
+    library: ClassVar[str] = ""
+    #: True when the model reads windows ``(rows, step_len, features)`` rather than rows.
+    sequential: ClassVar[bool] = False
+    #: True when predictions are class probabilities of "up" (label_direction models).
+    classifier: ClassVar[bool] = False
+
+    def __init__(self, **params: Any) -> None:
+        self.params: dict[str, Any] = params
+        self.estimator: Any = None
+        self.state: dict[str, Any] = {}
+        #: A few rows of the estimator's own input: the ONNX export's sample and parity check.
+        self.sample: np.ndarray | None = None
+        self.feature_names: list[str] | None = None
+
+    # -- the public interface ----------------------------------------------------------------
+    @property
+    def fitted(self) -> bool:
+        return self.estimator is not None
+
+    def fit(self, data: Any, y: Any = None, **fit_params: Any) -> Model:
+        """Fit on a Dataset (its ``train`` segment; ``valid`` when present) or on ``X, y``.
+
+        Returns the model itself, like scikit-learn.
+        """
+        X_valid = y_valid = None
+        if _is_dataset(data):
+            if y is not None:
+                raise TypeError("fit(dataset) takes the labels from the dataset; pass no y")
+            segment = "train" if data.has_segment("train") else None
+            X, y, _ = data.prepare(segment, sequence=self._step_len())
+            if data.has_segment("valid"):
+                X_valid, y_valid, _ = data.prepare("valid", sequence=self._step_len())
+            if y is None:
+                raise ValueError("the dataset has no labels to learn from")
+            self.feature_names = data.feature_names
+        else:
+            X = self._check_X(data)
+            if y is not None:
+                y = np.asarray(y, dtype=np.float32).reshape(-1)
+                if len(y) != len(X):
+                    raise ValueError(f"X has {len(X)} rows but y has {len(y)}")
+        if len(X) == 0:
+            raise ValueError("no rows to fit on (is the train segment empty?)")
+        self._fit(X, y, X_valid, y_valid, **fit_params)
+        self.sample = np.ascontiguousarray(self._transform(X[:16]))
+        return self
+
+    def predict(self, data: Any, segment: str | None = "test") -> Any:
+        """Scores for a Dataset segment (a Series on its index) or for an array ``X``.
+
+        For a Dataset, ``segment`` names the rows (None = all rows; a segment the dataset
+        does not have is an error). Classifiers score the probability that the label is 1.
+        """
+        if not self.fitted:
+            raise NotFittedError(
+                f"this {self.name or type(self).__name__} model is not fitted yet: call "
+                "fit(dataset) or fit(X, y) first, or load a fitted one with zoo.load(key)"
+            )
+        if _is_dataset(data):
+            import pandas as pd
+
+            X, _, index = data.prepare(segment if data.segments else None,
+                                       sequence=self._step_len(), labels=False)
+            scores = self._scores(X) if len(X) else np.empty(0, np.float32)
+            return pd.Series(scores, index=index, name="score")
+        return self._scores(self._check_X(data))
+
+    # -- what a subclass provides ------------------------------------------------------------
+    def _fit(self, X: np.ndarray, y: np.ndarray | None, X_valid: np.ndarray | None,
+             y_valid: np.ndarray | None, **fit_params: Any) -> None:
+        """Train ``self.estimator`` (set it) on arrays; validation arrays may be None."""
+        raise NotImplementedError
+
+    def _predict_native(self, X: np.ndarray) -> np.ndarray:
+        """Scores from the library's own estimator, on inputs already transformed."""
+        raise NotImplementedError
+
+    def _transform(self, X: np.ndarray) -> np.ndarray:
+        """Inputs as the estimator sees them (scaling and the like, from ``self.state``)."""
+        return X
+
+    def _predict_onnx(self, X: np.ndarray) -> np.ndarray:
+        """Scores from an ONNX predictor: the probability of class 1, or the value."""
+        if self.classifier:
+            proba = np.asarray(self.estimator.predict_proba(X))
+            return proba[:, -1] if proba.ndim == 2 else proba.reshape(-1)
+        return np.asarray(self.estimator.predict(X)).reshape(len(X), -1)[:, 0]
+
+    def _load_options(self, format: str) -> dict[str, Any]:
+        """Options the adapter needs to rebuild the estimator (torch's ``builder=``)."""
+        return {}
+
+    # -- helpers -----------------------------------------------------------------------------
+    def _scores(self, X: np.ndarray) -> np.ndarray:
+        inputs = np.ascontiguousarray(self._transform(X), dtype=np.float32)
+        if is_onnx_predictor(self.estimator):
+            return np.asarray(self._predict_onnx(inputs), dtype=np.float32)
+        return np.asarray(self._predict_native(inputs), dtype=np.float32).reshape(-1)
+
+    def _step_len(self) -> int | None:
+        return int(self.params.get("step_len", 20)) if self.sequential else None
+
+    def _check_X(self, X: Any) -> np.ndarray:
+        array = np.asarray(X, dtype=np.float32)
+        want = 3 if self.sequential else 2
+        if array.ndim != want:
+            shape = "(rows, step_len, features)" if self.sequential else "(rows, features)"
+            raise ValueError(f"{self.name or type(self).__name__} takes X of shape {shape}, "
+                             f"got an array of shape {array.shape}")
+        if not np.isfinite(array).all():
+            raise ValueError("X has NaN or infinite values; drop or fill them first")
+        return array
+
+    def record(self) -> dict[str, Any]:
+        """What the bundle stores besides the estimator: name, params and JSON state."""
+        return {"model": self.name, "params": self.params, "state": self.state,
+                "feature_names": self.feature_names}
+
+    def restore(self, estimator: Any, record: dict[str, Any]) -> Model:
+        """Attach a loaded estimator and the stored state (the inverse of :meth:`record`)."""
+        self.estimator = estimator
+        self.state = dict(record.get("state") or {})
+        self.feature_names = record.get("feature_names")
+        return self
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in self.params.items())
+        status = "fitted" if self.fitted else "not fitted"
+        if is_onnx_predictor(self.estimator):
+            status = "ONNX, predict only"
+        return f"{type(self).__name__}({params}) [{status}]"
+
+
+def _is_dataset(data: Any) -> bool:
+    return hasattr(data, "prepare") and hasattr(data, "segments")

@@ -1,0 +1,126 @@
+"""The zoo's plugin: registers the contrib models and stores them through the adapters.
+
+Published under the ``alphazoo`` entry-point group as ``contrib``. Importing it imports no ML
+framework (nor pandas): each builder imports its model module when a model is built.
+
+Saving a :class:`~alphazoo.contrib.model.Model` hands its library object to that library's
+adapter (a hook wrapper swaps it into the request), so the bundle is an ordinary xgboost, torch,
+keras, scikit-learn or hmmlearn bundle: the same formats, the same trust rules and version
+checks. The wrapper's name, parameters and JSON state go into the bundle's ``adapter_data``
+under ``"contrib"``; loading rebuilds the wrapper from them around the loaded estimator.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from alphazoo.contracts import LoadRequest, SavedPayload, SaveRequest
+from alphazoo.errors import UnsupportedModelError
+from alphazoo.hookspecs import hookimpl
+
+__all__ = ["MODELS", "model_class"]
+
+#: Zoo name -> (module, class, library, description). Built only through these names, so a
+#: bundle's record can never make the loader import an arbitrary class.
+MODELS: dict[str, tuple[str, str, str, str]] = {
+    "gbdt": ("gbdt", "GBDT", "xgboost",
+             "Gradient-boosted trees (xgboost) with early stopping on the valid segment"),
+    "alstm": ("alstm", "ALSTM", "torch", "qlib's ALSTM: LSTM with temporal attention (torch)"),
+    "lstm": ("keras_models", "KerasLSTM", "keras", "LSTM regressor, the LEAN docs' Keras model"),
+    "cnn": ("keras_models", "KerasCNN", "keras", "1-D CNN over windows (LEAN docs' Keras model)"),
+    "mlp": ("keras_models", "KerasMLP", "keras", "Dense network, the LEAN docs' Keras model"),
+    "hmm_regime": ("hmm_regime", "HMMRegime", "hmmlearn",
+                   "Market regimes from returns and volatility (Gaussian HMM)"),
+    "policy_gradient": ("policy_gradient", "PolicyGradient", "torch",
+                        "REINFORCE position policy on a price series (torch)"),
+    # Not a zoo name of its own: random_forest, svm and gradient_boosting stay the scikit-learn
+    # adapter's models; SklearnModel gives any of them the dataset interface.
+    "sklearn": ("sklearn_models", "SklearnModel", "scikit-learn", ""),
+}
+_NOT_REGISTERED = {"sklearn"}
+
+
+def model_class(name: str) -> type:
+    """The :class:`~alphazoo.contrib.model.Model` subclass behind zoo name ``name``."""
+    try:
+        module, cls, _, _ = MODELS[name]
+    except KeyError:
+        raise KeyError(f"no contrib model {name!r}; known: {', '.join(sorted(MODELS))}") from None
+    return getattr(importlib.import_module(f"alphazoo.contrib.{module}"), cls)
+
+
+def _builder(name: str) -> Any:
+    def build(**params: Any) -> Any:
+        return model_class(name)(**params)
+
+    build.__name__ = name
+    build.__doc__ = MODELS[name][3]
+    return build
+
+
+@hookimpl
+def alphazoo_register_models(register: Any) -> None:
+    for name, (_, _, library, description) in MODELS.items():
+        if name not in _NOT_REGISTERED:
+            register(name, _builder(name), library=library, description=description)
+
+
+@hookimpl
+def alphazoo_requirements() -> list[str]:
+    return ["pandas>=2.0", "scipy>=1.11"]
+
+
+def _is_model(obj: Any) -> bool:
+    # Only a contrib Model can be one, and contrib.model is loaded once one exists.
+    import sys
+
+    module = sys.modules.get("alphazoo.contrib.model")
+    return module is not None and isinstance(obj, module.Model)
+
+
+@hookimpl(wrapper=True)
+def alphazoo_save(request: SaveRequest) -> Any:
+    model = request.model
+    if not _is_model(model):
+        return (yield)
+    if not model.fitted:
+        from .model import NotFittedError
+
+        raise NotFittedError(f"cannot save an unfitted {model.name} model: fit it first")
+    original = (request.model, request.sample, request.zoo_model, request.params)
+    request.model, request.sample = model.estimator, model.sample
+    # The estimator is not itself a zoo model: adapters must not record the wrapper's name as
+    # the estimator's builder (torch's json format would rebuild the wrapper, not the module).
+    request.zoo_model, request.params = None, None
+    try:
+        payload: SavedPayload | None = yield
+    finally:
+        request.model, request.sample, request.zoo_model, request.params = original
+    if payload is not None:
+        payload.adapter_data = {**payload.adapter_data, "contrib": _jsonable(model.record())}
+    return payload
+
+
+@hookimpl(wrapper=True)
+def alphazoo_load(request: LoadRequest) -> Any:
+    record = (request.manifest.get("adapter_data") or {}).get("contrib")
+    if not isinstance(record, dict):
+        return (yield)
+    name, params = record.get("model"), record.get("params") or {}
+    if name not in MODELS or not isinstance(params, dict):
+        raise UnsupportedModelError(
+            f"the bundle holds a contrib model {name!r}, which this alphazoo does not have "
+            f"(known: {', '.join(sorted(MODELS))}); upgrade alphazoo"
+        )
+    model = model_class(name)(**params)
+    request.options = {**model._load_options(request.manifest.get("format")), **request.options}
+    estimator = yield
+    return model.restore(estimator, record)
+
+
+def _jsonable(value: Any) -> Any:
+    import json
+
+    return json.loads(json.dumps(value, default=lambda v: v.tolist() if hasattr(v, "tolist")
+                                 else repr(v)))
