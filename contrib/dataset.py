@@ -79,9 +79,14 @@ class Dataset:
         *,
         label: str = "label_direction",
         segments: Mapping[str, Segment] | None = None,
-        instrument: str = "symbol",
+        instrument: str | None = None,
     ) -> Dataset:
-        """The LEAN feature set and next-day labels of ``bars`` (one symbol or a panel)."""
+        """The LEAN feature set and next-day labels of ``bars`` (one symbol or a panel).
+
+        ``bars``: a one-symbol OHLCV frame (named by ``instrument``, else its
+        ``attrs["symbol"]``), a ``(datetime, instrument)`` panel, ``{symbol: frame}`` or
+        :class:`~alphazoo.datasets.Bars`; see :mod:`alphazoo.contrib.features`.
+        """
         from .features import compute_features, compute_labels
 
         features = compute_features(bars, instrument=instrument)

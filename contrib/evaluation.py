@@ -1,0 +1,314 @@
+"""Evaluate signals and strategies the way qlib reports them: IC, rank IC, and risk metrics of
+a weighted portfolio after trading costs.
+
+Signal metrics compare predictions with the returns that followed, both pandas Series on the
+``(datetime, instrument)`` MultiIndex (a one-column DataFrame is accepted too):
+
+* :func:`ic` -- per-date cross-sectional Pearson correlation across instruments;
+* :func:`rank_ic` -- the same on ranks (Spearman; ties get their average rank);
+* :func:`signal_metrics` -- ``ic``/``rank_ic`` (the mean of those series) and ``icir``/
+  ``rank_icir`` (mean / sample standard deviation of those series).
+
+For one instrument there is no cross-section: use ``by="month"`` (one time-series correlation
+per calendar month) or ``by="all"`` (one pooled correlation).
+
+Strategy metrics: :func:`backtest_weights` turns target weights into daily gross and net
+returns, turnover, costs and an equity curve; :func:`risk_metrics` annualises them.
+
+>>> from alphazoo.contrib.features import load_panel, compute_labels
+>>> realised = compute_labels(load_panel())["label_return"]
+>>> signal_metrics(realised, realised)["rank_ic"]
+1.0
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "BacktestResult",
+    "backtest_weights",
+    "ic",
+    "rank_ic",
+    "risk_metrics",
+    "signal_metrics",
+]
+
+By = Literal["date", "month", "all"]
+
+DEFAULT_COST = 0.0015
+"""Default trading cost: 0.15% of the value traded, on buys and sells alike (qlib's default
+``close_cost``; a conservative figure for liquid US equities including spread and slippage)."""
+
+
+# ------------------------------------------------------------------------------ signal metrics
+
+def ic(pred: pd.Series | pd.DataFrame, realised: pd.Series | pd.DataFrame, by: By = "date",
+       min_count: int = 2) -> pd.Series:
+    """Information coefficient: Pearson correlation of ``pred`` and ``realised`` per group.
+
+    ``by="date"`` (default) correlates across the instruments of each date (qlib's IC) and
+    returns a Series indexed by ``datetime``; ``by="month"`` pools every (date, instrument)
+    row of a calendar month -- with one instrument, a correlation over time -- indexed by the
+    month's first day (``month``); ``by="all"`` is one correlation over all rows, indexed
+    ``["all"]``.
+
+    Only rows where both values exist count. Groups with fewer than ``min_count`` such rows,
+    or where either side is constant (correlation undefined), are dropped.
+    """
+    return _grouped_correlation(pred, realised, by, min_count, rank=False)
+
+
+def rank_ic(pred: pd.Series | pd.DataFrame, realised: pd.Series | pd.DataFrame, by: By = "date",
+            min_count: int = 2) -> pd.Series:
+    """Rank IC: Spearman correlation per group (Pearson on ranks computed within each group,
+    ties averaged); groups as in :func:`ic`."""
+    return _grouped_correlation(pred, realised, by, min_count, rank=True)
+
+
+def signal_metrics(pred: pd.Series | pd.DataFrame, realised: pd.Series | pd.DataFrame,
+                   by: By = "date") -> dict[str, float]:
+    """``{"ic", "icir", "rank_ic", "rank_icir"}`` of ``pred`` against ``realised``.
+
+    ``ic = mean(IC_g)`` and ``icir = mean(IC_g) / std(IC_g)`` over the groups ``g`` of
+    :func:`ic` (sample std, ddof=1; not annualised, as qlib reports it); the same for rank IC.
+    A ratio is NaN when it is undefined: fewer than two groups, or no dispersion at all.
+    """
+    out: dict[str, float] = {}
+    for name, series in (("ic", ic(pred, realised, by)), ("rank_ic", rank_ic(pred, realised, by))):
+        out[name] = float(series.mean()) if len(series) else math.nan
+        out[f"{name}ir"] = _ratio(series)
+    return out
+
+
+def _ratio(series: pd.Series) -> float:
+    std = float(series.std(ddof=1)) if len(series) > 1 else math.nan
+    if not std > 1e-12:  # also catches NaN
+        return math.nan
+    return float(series.mean()) / std
+
+
+def _as_signal(values: Any, name: str) -> pd.Series:
+    if isinstance(values, pd.DataFrame):
+        if values.shape[1] != 1:
+            raise ValueError(f"{name}: expected a Series or a one-column DataFrame, "
+                             f"got columns {list(values.columns)}")
+        values = values.iloc[:, 0]
+    if not isinstance(values, pd.Series):
+        raise TypeError(f"{name}: expected a pandas Series, got {type(values).__name__}")
+    index = values.index
+    if not (isinstance(index, pd.MultiIndex) and "datetime" in index.names
+            and "instrument" in index.names):
+        raise ValueError(f"{name}: needs the (datetime, instrument) MultiIndex, got index "
+                         f"names {list(index.names)}")
+    return values.astype(float).rename(name)
+
+
+def _grouped_correlation(pred: Any, realised: Any, by: By, min_count: int,
+                         rank: bool) -> pd.Series:
+    pair = pd.concat([_as_signal(pred, "pred"), _as_signal(realised, "realised")],
+                     axis=1, join="inner").dropna()
+    dates = pd.DatetimeIndex(pair.index.get_level_values("datetime"))
+    if by == "date":
+        key, name = dates, "datetime"
+    elif by == "month":
+        key, name = dates.to_period("M").to_timestamp(), "month"
+    elif by == "all":
+        key, name = pd.Index(["all"] * len(pair)), None
+    else:
+        raise ValueError(f"by must be 'date', 'month' or 'all', got {by!r}")
+    key = pd.Index(key, name="group")
+    x, y = pair["pred"].set_axis(key), pair["realised"].set_axis(key)
+    if rank:
+        x, y = x.groupby(level=0).rank(), y.groupby(level=0).rank()
+    dx = x - x.groupby(level=0).transform("mean")
+    dy = y - y.groupby(level=0).transform("mean")
+    sxx = (dx * dx).groupby(level=0).sum()
+    syy = (dy * dy).groupby(level=0).sum()
+    sxy = (dx * dy).groupby(level=0).sum()
+    count = x.groupby(level=0).size()
+    # Constant groups leave rounding residue in the centred sums, not exact zeros: a variance
+    # below 1e-20 of the raw second moment counts as none.
+    varies = (sxx > 1e-20 * (x * x).groupby(level=0).sum()) & \
+             (syy > 1e-20 * (y * y).groupby(level=0).sum())
+    corr = (sxy / np.sqrt(sxx * syy)).clip(-1.0, 1.0)
+    corr = corr[(count >= min_count) & varies]
+    corr.index.name = name
+    return corr.rename("rank_ic" if rank else "ic")
+
+
+# ----------------------------------------------------------------------------------- backtest
+
+@dataclass(frozen=True)
+class BacktestResult:
+    """Outcome of :func:`backtest_weights`. All Series except ``equity`` are indexed by the
+    decision date ``t`` (return earned over ``t -> t+1``).
+
+    ``weights``: the weights actually evaluated (NaN -> 0); ``gross``: ``sum_i w[t,i] *
+    r[t,i]``; ``turnover``: ``sum_i |w[t,i] - w[t-1,i]|`` (``w`` before the first date is all
+    cash, so entering counts); ``costs``: the cost charged at ``t``; ``net``: ``gross - costs``;
+    ``equity``: capital at the close of each date, 1.0 at the first decision date and
+    ``prod(1 + net)`` at the date each holding period ends.
+    """
+
+    weights: pd.DataFrame
+    gross: pd.Series
+    net: pd.Series
+    turnover: pd.Series
+    costs: pd.Series
+    equity: pd.Series
+
+    def metrics(self, benchmark: pd.Series | None = None, periods: int = 252) -> dict[str, float]:
+        """:func:`risk_metrics` of the net returns, with the mean daily turnover."""
+        return risk_metrics(self.net, benchmark=benchmark, periods=periods,
+                            turnover=self.turnover)
+
+
+def backtest_weights(weights: pd.DataFrame | pd.Series, returns: pd.DataFrame | pd.Series,
+                     cost: float | tuple[float, float] = DEFAULT_COST) -> BacktestResult:
+    """Daily returns of a portfolio holding ``weights`` over ``returns``, net of trading costs.
+
+    ``weights`` is a date x instrument frame decided at each date's close and held to the next
+    date (NaN = 0; the rest of the capital is cash earning 0; negative weights are shorts).
+    A rebalancing less often than daily must be forward-filled to every date first; drift of
+    weights between rebalances is not modelled. ``returns`` is the date x instrument frame of
+    ``label_return`` (``close[t+1] / close[t] - 1``); a Series or the
+    :func:`~alphazoo.contrib.features.compute_labels` frame on the ``(datetime, instrument)``
+    index is unstacked (``label_return`` column).
+
+    Cost: ``cost`` per unit of value traded, so a date's cost is ``cost * turnover`` -- or a
+    pair ``(open_cost, close_cost)`` charging weight increases and decreases separately, as in
+    qlib (e.g. ``(0.0005, 0.0015)``). Costs are subtracted from that date's return. Positions
+    still open at the end are not liquidated.
+
+    Dates evaluated: the weights' dates that have at least one realised return (a final bar
+    without a next-day return is skipped). A date missing from ``returns``, an instrument
+    missing from it, or a missing return for a non-zero weight raises ValueError.
+    """
+    buy_rate, sell_rate = (cost, cost) if np.isscalar(cost) else tuple(cost)  # type: ignore[misc]
+    if min(buy_rate, sell_rate) < 0:
+        raise ValueError(f"cost must be >= 0, got {cost!r}")
+    weights = _wide(weights, "weights").fillna(0.0)
+    returns = _wide(returns, "returns")
+    if not np.isfinite(weights.to_numpy()).all():
+        raise ValueError("weights: contain infinite values")
+    held = weights.columns[(weights != 0).any()]
+    unknown = held.difference(returns.columns)
+    if len(unknown):
+        raise ValueError(f"returns: no column for held instrument(s) {list(unknown)}")
+    missing_dates = weights.index.difference(returns.index)
+    if len(missing_dates):
+        raise ValueError(f"returns: no row for weight date(s) {list(missing_dates[:3])}"
+                         f"{' ...' if len(missing_dates) > 3 else ''}")
+    rets = returns.reindex(index=weights.index, columns=weights.columns)
+    evaluated = rets.notna().any(axis=1)
+    weights, rets = weights.loc[evaluated], rets.loc[evaluated]
+    if weights.empty:
+        raise ValueError("no weight date has a realised return to evaluate")
+    gap = (weights != 0) & rets.isna()
+    if gap.to_numpy().any():
+        date, name = gap.stack().loc[lambda s: s].index[0]
+        raise ValueError(f"returns: missing return of held instrument {name!r} on {date!r}")
+
+    gross = (weights * rets.fillna(0.0)).sum(axis=1)
+    change = weights.diff()
+    change.iloc[0] = weights.iloc[0]  # the first date enters from cash
+    turnover = change.abs().sum(axis=1)
+    costs = buy_rate * change.clip(lower=0.0).sum(axis=1) + \
+        sell_rate * (-change).clip(lower=0.0).sum(axis=1)
+    net = gross - costs
+    return BacktestResult(weights=weights, gross=gross.rename("gross"), net=net.rename("net"),
+                          turnover=turnover.rename("turnover"), costs=costs.rename("costs"),
+                          equity=_equity(net, returns.index))
+
+
+def _equity(net: pd.Series, calendar: pd.Index) -> pd.Series:
+    # The period starting at t ends on the next date of the returns' calendar; a caller who cut
+    # the calendar at the last decision date gets the following business day instead.
+    calendar = pd.DatetimeIndex(calendar)
+    after = calendar.searchsorted(net.index, side="right")
+    ends = [calendar[i] if i < len(calendar) else net.index[-1] + pd.offsets.BDay(1)
+            for i in after]
+    values = np.concatenate([[1.0], np.cumprod(1.0 + net.to_numpy())])
+    index = pd.DatetimeIndex([net.index[0], *ends], name="datetime")
+    return pd.Series(values, index=index, name="equity")
+
+
+def _wide(values: Any, name: str) -> pd.DataFrame:
+    if isinstance(values, pd.DataFrame) and isinstance(values.index, pd.MultiIndex):
+        if "label_return" not in values.columns:
+            if values.shape[1] != 1:
+                raise ValueError(f"{name}: a (datetime, instrument) frame needs a "
+                                 f"'label_return' column or exactly one column")
+            values = values.iloc[:, 0]
+        else:
+            values = values["label_return"]
+    if isinstance(values, pd.Series):
+        if not isinstance(values.index, pd.MultiIndex):
+            raise ValueError(f"{name}: a Series needs the (datetime, instrument) MultiIndex")
+        values = values.unstack(level="instrument")
+    if not isinstance(values, pd.DataFrame):
+        raise TypeError(f"{name}: expected a DataFrame, got {type(values).__name__}")
+    if not isinstance(values.index, pd.DatetimeIndex):
+        raise ValueError(f"{name}: rows must be indexed by date (DatetimeIndex), got "
+                         f"{type(values.index).__name__}")
+    if values.index.has_duplicates or not values.index.is_monotonic_increasing:
+        raise ValueError(f"{name}: dates must be unique and ascending")
+    try:
+        return values.astype(float)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}: values must be numeric") from None
+
+
+# ------------------------------------------------------------------------------- risk metrics
+
+def risk_metrics(returns: pd.Series, benchmark: pd.Series | None = None, periods: int = 252,
+                 turnover: pd.Series | float | None = None) -> dict[str, float]:
+    """Annualised risk and return of a series of periodic (daily) simple returns ``r``.
+
+    With ``n = len(r)``, ``E_t = prod_{s<=t} (1 + r_s)`` the compounded equity and ``E_0 = 1``:
+
+    * ``total_return = E_n - 1``
+    * ``annualised_return = E_n ** (periods / n) - 1`` (geometric; -1 if wiped out)
+    * ``annualised_volatility = std(r, ddof=1) * sqrt(periods)``
+    * ``information_ratio = mean(r - b) / std(r - b, ddof=1) * sqrt(periods)``, ``b`` the
+      ``benchmark`` returns on the same dates (0 without one: then it is the Sharpe ratio at a
+      zero risk-free rate); NaN if the excess has no dispersion
+    * ``max_drawdown = min_t (E_t / max_{s<=t} E_s - 1)``, a number <= 0 (the start counts as a
+      peak, so a first-day loss is a drawdown)
+    * ``turnover``: the mean of ``turnover`` (a Series) or the value given, if any.
+
+    NaN returns raise ValueError: a missing day would silently shorten the compounding.
+    """
+    r = pd.Series(returns, dtype=float)
+    if r.empty:
+        raise ValueError("returns: empty series")
+    if r.isna().any():
+        raise ValueError(f"returns: NaN at {r.index[r.isna()][0]!r}")
+    if periods <= 0:
+        raise ValueError(f"periods must be > 0, got {periods}")
+    excess = r
+    if benchmark is not None:
+        bench = pd.Series(benchmark, dtype=float).reindex(r.index)
+        if bench.isna().any():
+            raise ValueError(f"benchmark: no return for {bench.index[bench.isna()][0]!r}")
+        excess = r - bench
+    equity = np.cumprod(np.concatenate([[1.0], 1.0 + r.to_numpy()]))
+    final = float(equity[-1])
+    drawdown = equity / np.maximum.accumulate(equity) - 1.0
+    out = {
+        "total_return": final - 1.0,
+        "annualised_return": final ** (periods / len(r)) - 1.0 if final > 0 else -1.0,
+        "annualised_volatility": float(r.std(ddof=1)) * math.sqrt(periods)
+        if len(r) > 1 else math.nan,
+        "information_ratio": _ratio(excess) * math.sqrt(periods),
+        "max_drawdown": float(drawdown.min()),
+    }
+    if turnover is not None:
+        out["turnover"] = float(np.mean(turnover))
+    return out
