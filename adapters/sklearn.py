@@ -295,7 +295,9 @@ def _save_onnx(model: Any, task: str, request: SaveRequest, path: Any) -> dict[s
         source = "synthetic normal rows (no training rows were recorded)"
     sample = np.asarray(sample, dtype=np.float32)
     classifier = task == "classification"
-    options = {"zipmap": False} if classifier else None
+    # Keyed by the model's id, not by name: skl2onnx resolves string keys by walking dir() of
+    # every sub-estimator (each tree of a forest), which cost ~0.2 s per 60-tree export.
+    options = {id(model): {"zipmap": False}} if classifier else None
     from skl2onnx.common.exceptions import MissingConverter, MissingShapeCalculator
 
     try:
