@@ -410,11 +410,18 @@ def _quiet_exporter() -> Iterator[None]:
         logger.setLevel(level)
 
 
+#: ONNX exporters: torch's default (dynamo, torch.export) and the older TorchScript tracer.
+EXPORTERS = ("dynamo", "torchscript")
+
+
 def export_onnx(module: nn.Module, example: torch.Tensor, path: Path,
                 classes: np.ndarray | None, dynamic_axes: Mapping[int, str],
-                opset: int | None) -> dict[str, int]:
+                opset: int | None, exporter: str = "dynamo") -> dict[str, int]:
     """Export ``module`` to ``path`` with ``dynamic_axes`` of its one input left free.
 
+    ``exporter="torchscript"`` traces with torch's older exporter: deprecated by torch, but
+    it exports an LSTM in tens of milliseconds where dynamo takes seconds, which matters when
+    every retrain is exported (the caller's parity check covers both).
     Returns the graph's opsets. Raises :class:`UnsupportedFormatError` when the exporter fixed
     an axis that was asked to stay dynamic (the module's code depends on that size).
     """
@@ -429,10 +436,16 @@ def export_onnx(module: nn.Module, example: torch.Tensor, path: Path,
         _clear_rnn_dispatch_cache()
         try:
             with _quiet_exporter():
-                torch.onnx.export(target, (example,), str(path), dynamo=True,
-                                  external_data=False, input_names=["input"],
-                                  output_names=outputs, opset_version=opset,
-                                  dynamic_shapes=shapes, verbose=False)
+                if exporter == "torchscript":
+                    torch.onnx.export(target, (example,), str(path), dynamo=False,
+                                      input_names=["input"], output_names=outputs,
+                                      opset_version=opset,
+                                      dynamic_axes={"input": dict(dynamic_axes)})
+                else:
+                    torch.onnx.export(target, (example,), str(path), dynamo=True,
+                                      external_data=False, input_names=["input"],
+                                      output_names=outputs, opset_version=opset,
+                                      dynamic_shapes=shapes, verbose=False)
         finally:
             _clear_rnn_dispatch_cache()
             module.train(was_training)

@@ -425,7 +425,8 @@ def test_onnx_bundles_predict_without_torch(saved, data, tmp_path):
     result = json.loads(out.read_text())
 
     assert result["loaded"] == []
-    assert result["models"] == ["torch_lstm", "torch_mlp"]  # listed without importing torch
+    # listed without importing torch: the adapter's models and the zoo's (contrib) torch models
+    assert result["models"] == ["alstm", "policy_gradient", "torch_lstm", "torch_mlp"]
     for attempt in ("load", "build"):
         assert "needs torch" in result[attempt] and "alphazoo[torch]" in result[attempt]
     clf = saved["models"]["mlp_clf"]
@@ -616,3 +617,24 @@ def test_onnx_exports_from_two_threads(zoo, data):
         assert zoo.inspect(f"lstm{index}")["adapter_data"]["dynamic_axes"]["1"] == "sequence"
         np.testing.assert_allclose(loaded.predict(data["S_long"]),
                                    native(model, data["S_long"])["predict"], atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["mlp_clf", "lstm"])
+def test_the_torchscript_exporter_writes_the_same_model(saved, data, tmp_path, name):
+    # The older exporter, chosen for speed, must give what the module computes, with the
+    # same free axes: classifier heads, and an LSTM over other window lengths.
+    zoo = alphazoo.Zoo(alphazoo.ObjectStore(tmp_path))
+    model = saved["models"][name]
+    manifest = zoo.save(model, "m", format="onnx", exporter="torchscript",
+                        sample=rows_for(name, data)[:16])
+    assert manifest["adapter_data"]["exporter"] == "torchscript"
+    loaded = zoo.load("m")
+    inputs = ["X_new"] if name == "mlp_clf" else ["S_new", "S_long", "S_short"]
+    for key in inputs:
+        expected = native(model, data[key])
+        np.testing.assert_allclose(loaded.predict(data[key]), expected["predict"], atol=1e-5)
+        if "proba" in expected:
+            np.testing.assert_allclose(loaded.predict_proba(data[key]), expected["proba"],
+                                       atol=1e-6)
+    with pytest.raises(ValueError, match="exporter must be one of dynamo, torchscript"):
+        zoo.save(model, "bad", format="onnx", exporter="jit")
