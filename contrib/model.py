@@ -37,7 +37,9 @@ class NotFittedError(AlphazooError, ValueError):
 
 def is_onnx_predictor(estimator: Any) -> bool:
     """True for an estimator loaded from an ONNX bundle (predict only)."""
-    return type(estimator).__name__ == "OnnxPredictor" and hasattr(estimator, "session")
+    # The keras adapter's predictor subclasses the shared one.
+    return (any(cls.__name__ == "OnnxPredictor" for cls in type(estimator).__mro__)
+            and hasattr(estimator, "session"))
 
 
 class Model:
@@ -91,6 +93,10 @@ class Model:
                 y = np.asarray(y, dtype=np.float32).reshape(-1)
                 if len(y) != len(X):
                     raise ValueError(f"X has {len(X)} rows but y has {len(y)}")
+                if not np.isfinite(y).all():
+                    # A NaN label (a symbol's last bar) would train as "down" in a classifier.
+                    raise ValueError(f"y has {int((~np.isfinite(y)).sum())} NaN or infinite "
+                                     "labels; drop those rows first")
         if len(X) == 0:
             raise ValueError("no rows to fit on (is the train segment empty?)")
         self._fit(X, y, X_valid, y_valid, **fit_params)
@@ -133,10 +139,15 @@ class Model:
 
     def _predict_onnx(self, X: np.ndarray) -> np.ndarray:
         """Scores from an ONNX predictor: the probability of class 1, or the value."""
-        if self.classifier:
+        if self.classifier and hasattr(self.estimator, "predict_proba"):
             proba = np.asarray(self.estimator.predict_proba(X))
             return proba[:, -1] if proba.ndim == 2 else proba.reshape(-1)
-        return np.asarray(self.estimator.predict(X)).reshape(len(X), -1)[:, 0]
+        # Regressors, and exports whose single output is already P(up) (a sigmoid head).
+        return np.asarray(self.estimator.predict(X)).reshape(len(X), -1)[:, -1]
+
+    def _save_options(self, format: str) -> dict[str, Any]:
+        """Adapter save options this model prefers for ``format`` (the caller's win)."""
+        return {}
 
     def _load_options(self, format: str) -> dict[str, Any]:
         """Options the adapter needs to rebuild the estimator (torch's ``builder=``)."""

@@ -88,15 +88,18 @@ def alphazoo_save(request: SaveRequest) -> Any:
         from .model import NotFittedError
 
         raise NotFittedError(f"cannot save an unfitted {model.name} model: fit it first")
-    original = (request.model, request.sample, request.zoo_model, request.params)
+    original = (request.model, request.sample, request.zoo_model, request.params,
+                request.options)
     request.model, request.sample = model.estimator, model.sample
+    request.options = {**model._save_options(request.format or ""), **request.options}
     # The estimator is not itself a zoo model: adapters must not record the wrapper's name as
     # the estimator's builder (torch's json format would rebuild the wrapper, not the module).
     request.zoo_model, request.params = None, None
     try:
         payload: SavedPayload | None = yield
     finally:
-        request.model, request.sample, request.zoo_model, request.params = original
+        (request.model, request.sample, request.zoo_model, request.params,
+         request.options) = original
     if payload is not None:
         payload.adapter_data = {**payload.adapter_data, "contrib": _jsonable(model.record())}
     return payload
@@ -120,7 +123,19 @@ def alphazoo_load(request: LoadRequest) -> Any:
 
 
 def _jsonable(value: Any) -> Any:
+    """``value`` in JSON types; NaN and infinities become None (a manifest is strict JSON)."""
     import json
+    import math
 
-    return json.loads(json.dumps(value, default=lambda v: v.tolist() if hasattr(v, "tolist")
-                                 else repr(v)))
+    def clean(item: Any) -> Any:
+        if isinstance(item, float):
+            return item if math.isfinite(item) else None
+        if isinstance(item, dict):
+            return {key: clean(v) for key, v in item.items()}
+        if isinstance(item, list):
+            return [clean(v) for v in item]
+        return item
+
+    plain = json.loads(json.dumps(value, default=lambda v: v.tolist() if hasattr(v, "tolist")
+                                  else repr(v)))
+    return clean(plain)

@@ -1,0 +1,157 @@
+"""The ``alstm`` zoo model: qlib's ALSTM (LSTM + temporal attention) on the bundled data."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+import alphazoo
+
+torch = pytest.importorskip("torch")
+pd = pytest.importorskip("pandas")
+
+from alphazoo.contrib.alstm import ALSTM, ALSTMNet  # noqa: E402
+from alphazoo.contrib.dataset import Dataset  # noqa: E402
+from alphazoo.contrib.features import FEATURES, load_panel  # noqa: E402
+from alphazoo.contrib.model import NotFittedError, is_onnx_predictor  # noqa: E402
+
+SEGMENTS = {"train": ("2016-01-01", "2016-09-30"), "valid": ("2016-10-01", "2016-12-31"),
+            "test": ("2017-01-01", "2017-03-31")}
+STEP = 10
+SMALL = {"d_feat": len(FEATURES), "hidden_size": 16, "step_len": STEP, "seed": 3}
+
+
+@pytest.fixture(scope="module")
+def dataset() -> Dataset:
+    """Two bundled symbols, the LEAN features, next-day returns; a year of training rows."""
+    return Dataset.from_bars(load_panel(["AAPL", "GOOGL"]), label="label_return",
+                             segments=SEGMENTS)
+
+
+@pytest.fixture(scope="module")
+def fitted(dataset: Dataset) -> ALSTM:
+    return ALSTM(n_epochs=4, **SMALL).fit(dataset)
+
+
+@pytest.fixture(scope="module")
+def zoo(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("ALPHAZOO_SIGNING_KEY", raising=False)
+        yield alphazoo.Zoo(alphazoo.ObjectStore(tmp_path_factory.mktemp("alstm-zoo")))
+
+
+def test_fit_and_predict_on_the_bundled_panel(dataset: Dataset, fitted: ALSTM) -> None:
+    scores = fitted.predict(dataset, "test")
+    _, _, expected_index = dataset.prepare("test", sequence=STEP, labels=False)
+    assert isinstance(scores, pd.Series)
+    assert scores.index.equals(expected_index)
+    assert set(scores.index.get_level_values("instrument")) == {"AAPL", "GOOGL"}
+    assert np.isfinite(scores.to_numpy()).all() and scores.std() > 0
+    # Training lowered the loss, and the scaling learnt from the train windows is kept.
+    history = fitted.history
+    assert [h["epoch"] for h in history] == [1, 2, 3, 4]
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+    X, _, _ = dataset.prepare("train", sequence=STEP)
+    np.testing.assert_allclose(fitted.state["mean"], X.reshape(-1, X.shape[-1]).mean(axis=0),
+                               rtol=1e-4, atol=1e-7)
+    # predict(X) on the windows gives the same scores as predict(dataset).
+    X_test, _, _ = dataset.prepare("test", sequence=STEP, labels=False)
+    np.testing.assert_array_equal(fitted.predict(X_test), scores.to_numpy())
+
+
+def test_predicting_before_fit_is_an_error(dataset: Dataset) -> None:
+    model = ALSTM(**SMALL)
+    with pytest.raises(NotFittedError, match="not fitted"):
+        model.predict(dataset)
+    with pytest.raises(NotFittedError):
+        model.predict(np.zeros((2, STEP, len(FEATURES)), np.float32))
+
+
+def test_d_feat_must_match_the_data(dataset: Dataset) -> None:
+    with pytest.raises(ValueError, match=r"d_feat=10"):
+        ALSTM(n_epochs=1).fit(dataset)  # qlib's default d_feat=6; the LEAN set has 10
+    with pytest.raises(ValueError, match=r"d_feat=4"):
+        ALSTM(d_feat=6, n_epochs=1).fit(np.zeros((8, 5, 4)), np.zeros(8))
+
+
+def test_the_same_seed_gives_the_same_model() -> None:
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(120, 6, 3)).astype(np.float32)
+    y = X[:, -1, 0] + 0.1 * rng.normal(size=120).astype(np.float32)
+    params = {"d_feat": 3, "hidden_size": 8, "n_epochs": 3, "dropout": 0.2, "seed": 5}
+    first, second = ALSTM(**params).fit(X, y), ALSTM(**params).fit(X, y)
+    other = ALSTM(**{**params, "seed": 6}).fit(X, y)
+    np.testing.assert_array_equal(first.predict(X), second.predict(X))
+    assert not np.allclose(first.predict(X), other.predict(X))
+
+
+def test_early_stopping_stops_and_restores_the_best_epoch() -> None:
+    # Pure noise, a wide net and a high learning rate: the training loss falls while the
+    # held-out loss does not, so the patience runs out long before n_epochs.
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(160, 5, 3)).astype(np.float32)
+    y = rng.normal(size=160).astype(np.float32)
+    model = ALSTM(d_feat=3, hidden_size=32, lr=1e-2, n_epochs=200, early_stop=3,
+                  valid_fraction=0.25, seed=0).fit(X, y)
+    history = model.history
+    losses = [h["valid_loss"] for h in history]
+    assert len(history) < 200
+    assert model.best_epoch == int(np.argmin(losses)) + 1
+    assert len(history) == model.best_epoch + 3  # stopped after exactly `early_stop` misses
+    assert 1 < model.best_epoch and losses[-1] > min(losses)  # restoring matters here
+    # The returned weights are the best epoch's: their held-out loss is the best recorded.
+    cut = int(len(X) * 0.75)
+    held_out = float(np.mean((model.predict(X[cut:]) - y[cut:]) ** 2))
+    assert held_out == pytest.approx(min(losses), rel=1e-5)
+    assert model.state["best_valid_loss"] == min(losses)
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+
+
+@pytest.mark.parametrize("fmt", ["json", "pt", "onnx", "pickle"])
+def test_round_trip_through_the_store(fmt: str, dataset: Dataset, fitted: ALSTM,
+                                      zoo: Any) -> None:
+    key = f"models/alstm-{fmt}"
+    manifest = zoo.save(fitted, key, format=fmt)
+    assert manifest["adapter"] == "torch" and manifest["format"] == fmt
+    loaded = zoo.load(key, trusted=fmt == "pickle")
+    assert isinstance(loaded, ALSTM) and loaded is not fitted
+    assert loaded.params == fitted.params and loaded.state == fitted.state
+    expected = fitted.predict(dataset, "test")
+    got = loaded.predict(dataset, "test")
+    assert got.index.equals(expected.index)
+    if fmt == "onnx":
+        assert is_onnx_predictor(loaded.estimator)
+        np.testing.assert_allclose(got.to_numpy(), expected.to_numpy(), rtol=0, atol=1e-5)
+        # The export leaves the window length free: longer windows answer like torch too.
+        X_long, _, _ = dataset.prepare("test", sequence=STEP + 7, labels=False)
+        np.testing.assert_allclose(loaded.predict(X_long), fitted.predict(X_long), atol=1e-5)
+    else:
+        np.testing.assert_array_equal(got.to_numpy(), expected.to_numpy())
+
+
+def test_built_by_name_through_the_plugin(zoo: Any) -> None:
+    model = zoo.build("alstm", d_feat=10, hidden_size=8)
+    assert isinstance(model, ALSTM) and model.params["hidden_size"] == 8
+    assert "alstm" in {spec.name for spec in zoo.models()}
+    with pytest.raises(ValueError, match="mse"):
+        ALSTM(loss="mae")
+
+
+def test_attention_weights_sum_to_one() -> None:
+    torch.manual_seed(0)
+    net = ALSTMNet(d_feat=4, hidden_size=8, num_layers=2).eval()
+    x = torch.randn(5, 7, 4)
+    with torch.no_grad():
+        weights = net.attention_weights(x)
+        out = net(x)
+    assert weights.shape == (5, 7) and out.shape == (5,)
+    torch.testing.assert_close(weights.sum(dim=1), torch.ones(5))
+    assert bool((weights > 0).all())
+    # The weights depend on the window (not a fixed average over time).
+    assert not torch.allclose(weights[0], weights[1])
+    # Any window length works: attention normalises over however many steps there are.
+    with torch.no_grad():
+        short = net.attention_weights(x[:, :3])
+    torch.testing.assert_close(short.sum(dim=1), torch.ones(5))
