@@ -1,0 +1,817 @@
+"""A small QuantConnect-style algorithm base for daily bars, with LEAN's Python API names.
+
+>>> class BuyAndHold(Algorithm):                                   # doctest: +SKIP
+...     def initialize(self):
+...         self.set_cash(100_000)
+...         self.spy = self.add_equity("AAPL")
+...     def on_data(self, data):
+...         if not self.portfolio.invested:
+...             self.set_holdings(self.spy, 1.0)
+>>> result = run_backtest(BuyAndHold, load_prices("AAPL"))          # doctest: +SKIP
+>>> result.statistics()["total_return"]                             # doctest: +SKIP
+
+Hooks: :meth:`Algorithm.initialize`, :meth:`Algorithm.on_data`, optional
+:meth:`Algorithm.on_end_of_algorithm`. Trainings (``self.train``) run on an
+:class:`alphazoo.training.Trainer` in backtest mode, so they draw on LEAN's leaky-bucket quota
+on the simulated clock.
+
+Time and fills (the model, chosen to be simple and free of look-ahead):
+
+- Bars are daily; the run steps through the bars of the symbols added in ``initialize``
+  (LEAN's subscriptions) and ``on_data`` gets those with a bar at that time. A bar labelled
+  ``D`` (midnight) closes at ``D + close_time`` (16:00 New York by default); a bar with a
+  time of day closes at that time. The simulated clock runs on those close moments.
+  ``self.time`` is the bar's label inside ``on_data`` and the fire time inside scheduled
+  events and trainings.
+- ``on_data`` for bar ``t`` runs after bar ``t`` closed: ``history`` includes ``t`` and never a
+  later bar. Scheduled trainings and events due in ``(close[t-1], close[t]]`` run, at their
+  own simulated times, before ``on_data`` of bar ``t``; they see the bars closed by then
+  (up to ``t-1``; ``t`` too for one at its close moment). At equal times trainings run
+  before ``schedule.on`` events.
+- Orders are market-on-close: they fill at once at the last close seen (bar ``t``'s close in
+  ``on_data``), with a fee of ``fee_rate`` times the traded notional. No slippage, no partial
+  fills: on daily bars nothing finer can be honest.
+- Quantities are whole shares unless ``fractional=True``. Buying power is a leverage-1
+  account: after an order the gross exposure ``sum |quantity| * price`` may not exceed the
+  portfolio value net of the fee, so cash never goes negative for long positions. Orders that
+  only reduce a position are always accepted. ``set_holdings`` scales an order down to what
+  buying power allows (LEAN computes its quantity from the total portfolio value the same
+  way); ``market_order`` beyond buying power is rejected (status ``"invalid"``, logged), as in
+  LEAN.
+- Shorts: ``set_holdings(symbol, -0.5)`` and negative ``market_order`` quantities sell short;
+  the proceeds are credited to cash and the position is valued at ``quantity * price``. There
+  are no margin calls, borrow fees or dividends.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import shutil
+import tempfile
+import weakref
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from alphazoo.store import ObjectStore
+from alphazoo.training import DateRule, DateRules, TimeRule, Trainer, TimeRules, TrainingRecord
+from alphazoo.training.rules import fire_times
+
+__all__ = [
+    "Algorithm", "run_backtest", "BacktestResult", "Order", "LogEntry", "Resolution", "Symbol",
+    "TradeBar", "Slice", "Security", "SecurityHolding", "Portfolio",
+]
+
+_COLUMNS = ("open", "high", "low", "close", "volume")
+_EPSILON = timedelta(microseconds=1)
+_TZ = "America/New_York"
+
+
+class Resolution:
+    """LEAN's resolutions; this engine runs daily bars only."""
+
+    DAILY = "daily"
+
+
+class Symbol(str):
+    """A ticker, as returned by :meth:`Algorithm.add_equity`. It is the ticker string itself;
+    ``.symbol`` and ``.value`` exist so LEAN code (``add_equity("SPY").symbol``) runs as is."""
+
+    @property
+    def symbol(self) -> Symbol:
+        return self
+
+    @property
+    def value(self) -> str:
+        return str(self)
+
+
+@dataclass(frozen=True)
+class TradeBar:
+    """One daily bar of one symbol; ``time`` is the bar's label, ``price`` its close."""
+
+    symbol: str
+    time: datetime
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+
+    @property
+    def price(self) -> float:
+        return self.close
+
+
+class Slice(dict):
+    """What ``on_data`` receives: ``{symbol: TradeBar}`` of the symbols with a bar now.
+    ``data[symbol]``, ``symbol in data`` and LEAN's ``data.bars[symbol]`` all work."""
+
+    def __init__(self, when: datetime, bars: dict[str, TradeBar]) -> None:
+        super().__init__(bars)
+        self.time = when
+
+    @property
+    def bars(self) -> Slice:
+        return self
+
+
+@dataclass
+class Security:
+    """An added symbol: ``price`` is its last close (NaN before its first bar), ``bar`` the
+    last :class:`TradeBar`."""
+
+    symbol: Symbol
+    price: float = math.nan
+    bar: TradeBar | None = None
+
+    @property
+    def has_data(self) -> bool:
+        return not math.isnan(self.price)
+
+
+@dataclass
+class SecurityHolding:
+    """A position: ``quantity`` (negative when short) and ``average_price``; values at the
+    security's price."""
+
+    security: Security
+    quantity: float = 0.0
+    average_price: float = 0.0
+
+    @property
+    def holdings_value(self) -> float:
+        return self.quantity * self.security.price if self.quantity else 0.0
+
+    @property
+    def unrealized_profit(self) -> float:
+        return self.quantity * (self.security.price - self.average_price) if self.quantity else 0.0
+
+    @property
+    def invested(self) -> bool:
+        return self.quantity != 0
+
+    @property
+    def is_long(self) -> bool:
+        return self.quantity > 0
+
+    @property
+    def is_short(self) -> bool:
+        return self.quantity < 0
+
+
+class Portfolio(dict):
+    """``{symbol: SecurityHolding}`` of the added symbols, plus cash and totals."""
+
+    def __init__(self, cash: float) -> None:
+        super().__init__()
+        self.cash = float(cash)
+        self.total_fees = 0.0
+
+    def __missing__(self, symbol: str) -> SecurityHolding:
+        raise KeyError(f"{symbol!r} is not in the portfolio: add it with add_equity({symbol!r})")
+
+    @property
+    def total_holdings_value(self) -> float:
+        return sum(h.holdings_value for h in self.values())
+
+    @property
+    def total_portfolio_value(self) -> float:
+        return self.cash + self.total_holdings_value
+
+    @property
+    def gross_exposure(self) -> float:
+        return sum(abs(h.holdings_value) for h in self.values())
+
+    @property
+    def invested(self) -> bool:
+        return any(h.invested for h in self.values())
+
+
+@dataclass(frozen=True)
+class Order:
+    """One order and its fill: ``status`` is ``"filled"`` or ``"invalid"`` (then ``message``
+    says why and nothing was traded). ``quantity`` is signed; ``fee`` in cash."""
+
+    id: int
+    time: datetime
+    symbol: str
+    quantity: float
+    price: float
+    fee: float
+    status: str = "filled"
+    tag: str = ""
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    """A line from ``self.log`` / ``self.debug`` / ``self.error``, stamped with the sim time."""
+
+    time: datetime
+    level: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.time:%Y-%m-%d %H:%M:%S} {self.level} {self.message}"
+
+
+@dataclass
+class BacktestResult:
+    """What :func:`run_backtest` returns.
+
+    ``equity``: the portfolio value after each bar's ``on_data`` (a Series on the bars'
+    datetimes, warm-up excluded); ``orders``: every order, ``fills``: the filled ones;
+    ``training``: the trainer's :class:`~alphazoo.training.TrainingRecord` s; ``algorithm``:
+    the algorithm instance after the run (its ``object_store`` stays readable while this
+    result is alive, even a temporary one).
+    """
+
+    equity: pd.Series
+    orders: list[Order]
+    logs: list[LogEntry]
+    training: list[TrainingRecord]
+    starting_cash: float
+    final_value: float
+    algorithm: Algorithm = field(repr=False)
+
+    @property
+    def fills(self) -> list[Order]:
+        return [o for o in self.orders if o.status == "filled"]
+
+    def statistics(self) -> dict[str, float]:
+        """Total and annualised return (252 bars a year), max drawdown (a negative fraction,
+        measured from the starting cash on), annualised Sharpe ratio of bar returns (risk-free
+        rate 0), number of trades (fills) and total fees."""
+        values = np.concatenate([[self.starting_cash], self.equity.to_numpy(dtype=float)])
+        total = values[-1] / values[0] - 1.0
+        years = max(len(values) - 1, 1) / 252.0
+        annual = (1.0 + total) ** (1.0 / years) - 1.0 if total > -1.0 else -1.0
+        drawdown = float(np.min(values / np.maximum.accumulate(values) - 1.0))
+        returns = values[1:] / values[:-1] - 1.0
+        spread = float(np.std(returns, ddof=1)) if len(returns) > 1 else 0.0
+        sharpe = float(np.mean(returns) / spread * math.sqrt(252)) if spread > 0 else math.nan
+        fills = self.fills
+        return {"total_return": float(total), "annualized_return": float(annual),
+                "max_drawdown": drawdown, "sharpe_ratio": sharpe, "trades": float(len(fills)),
+                "total_fees": float(sum(o.fee for o in fills)),
+                "final_value": float(self.final_value)}
+
+
+@dataclass(eq=False)
+class _Event:
+    date_rule: DateRule
+    time_rule: TimeRule
+    fn: Callable[[], Any]
+    order: int
+    cursor: datetime | None = None
+
+
+class _Schedule:
+    """``self.schedule``: LEAN's scheduled events (``schedule.on(date_rule, time_rule, fn)``)."""
+
+    def __init__(self, algorithm: Algorithm) -> None:
+        self._algorithm = algorithm
+
+    def on(self, date_rule: DateRule, time_rule: TimeRule, fn: Callable[[], Any]) -> None:
+        """Run ``fn()`` at each of the rules' times, in simulated time."""
+        _check_rules(date_rule, time_rule, fn)
+        algo = self._algorithm
+        algo._events.append(event := _Event(date_rule, time_rule, fn, len(algo._events)))
+        if algo._trainer is not None:  # registered while running: fires from now on
+            algo._bind(event)
+
+
+class Algorithm:
+    """Base class of a QC-style algorithm: override :meth:`initialize` and :meth:`on_data`.
+
+    Do not override ``__init__``; :func:`run_backtest` creates the instance and then calls
+    ``initialize()``. ``self.date_rules`` / ``self.time_rules`` are
+    :class:`~alphazoo.training.DateRules` / :class:`~alphazoo.training.TimeRules`.
+    """
+
+    date_rules = DateRules
+    time_rules = TimeRules
+
+    def __init__(self) -> None:
+        self.portfolio = Portfolio(100_000.0)
+        self.securities: dict[str, Security] = {}
+        self.schedule = _Schedule(self)
+        self.object_store: ObjectStore = None  # type: ignore[assignment]  # set by run_backtest
+        self.start_date: datetime | None = None
+        self.end_date: datetime | None = None
+        self.is_warming_up = False
+        self._frames: dict[str, _Bars] = {}
+        self._zoo: Any = None
+        self._parameters: dict[str, Any] = {}
+        self._fee_rate = 0.0
+        self._fractional = False
+        self._warm_up = 0
+        self._cash_set = self._start_fixed = False
+        self._time = self._now = datetime(1970, 1, 1)
+        self._trainer: Trainer | None = None
+        self._pending: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
+        self._events: list[_Event] = []
+        self._orders: list[Order] = []
+        self._logs: list[LogEntry] = []
+
+    # -- hooks -----------------------------------------------------------------------------------
+    def initialize(self) -> None:
+        """Set dates, cash and symbols, register trainings and events. Override this."""
+        raise NotImplementedError(f"{type(self).__name__} must define initialize(self)")
+
+    def on_data(self, data: Slice) -> None:
+        """Called once per bar after it closed, with the bars of the added symbols."""
+
+    def on_end_of_algorithm(self) -> None:
+        """Called once after the last bar."""
+
+    # -- set-up ----------------------------------------------------------------------------------
+    def set_start_date(self, year: int | date | str, month: int = 1, day: int = 1) -> None:
+        """The first day of the backtest (``run_backtest(start=...)`` overrides it)."""
+        self.start_date = _as_datetime(year, month, day)
+        if self._trainer is None and not self._start_fixed:  # history() in initialize
+            self._time = self._now = self.start_date
+
+    def set_end_date(self, year: int | date | str, month: int = 1, day: int = 1) -> None:
+        """The last day of the backtest, inclusive (``run_backtest(end=...)`` overrides it)."""
+        self.end_date = _as_datetime(year, month, day)
+
+    def set_cash(self, cash: float) -> None:
+        """The starting cash (``run_backtest(cash=...)`` overrides it)."""
+        if not (isinstance(cash, (int, float)) and math.isfinite(cash) and cash > 0):
+            raise ValueError(f"set_cash() needs a positive amount, got {cash!r}")
+        if not self._cash_set:
+            self.portfolio.cash = float(cash)
+
+    def set_warm_up(self, bars: int) -> None:
+        """Feed ``bars`` bars before the start to ``on_data`` with :attr:`is_warming_up` set;
+        orders are refused during warm-up and its bars are not in the equity curve."""
+        if isinstance(bars, bool) or not isinstance(bars, int) or bars < 0:
+            raise ValueError(f"set_warm_up() takes a number of bars >= 0, got {bars!r}")
+        self._warm_up = bars
+
+    def add_equity(self, ticker: str, resolution: str | None = None) -> Symbol:
+        """Subscribe to ``ticker``'s bars (the data must hold it); returns its :class:`Symbol`."""
+        if resolution not in (None, Resolution.DAILY):
+            raise ValueError(f"only daily bars are supported, got resolution {resolution!r}")
+        if ticker not in self._frames:
+            raise ValueError(f"no data for {ticker!r}; the data holds: "
+                             f"{', '.join(sorted(self._frames)) or 'nothing'}")
+        symbol = Symbol(ticker)
+        if symbol not in self.securities:
+            self.securities[symbol] = security = Security(symbol)
+            self.portfolio[symbol] = SecurityHolding(security)
+            self._sync_prices()  # added mid-run: its latest bar is already known
+        return symbol
+
+    def get_parameter(self, name: str, default: Any = None) -> Any:
+        """A ``run_backtest(parameters=...)`` value; converted to ``default``'s type."""
+        if name not in self._parameters:
+            return default
+        value = self._parameters[name]
+        if isinstance(default, bool) and isinstance(value, str):
+            return value.strip().lower() in ("1", "true", "yes", "on")
+        if default is not None and isinstance(value, str) and not isinstance(default, str):
+            return type(default)(value)
+        return value
+
+    # -- state -----------------------------------------------------------------------------------
+    @property
+    def time(self) -> datetime:
+        """The current bar's label in ``on_data``; the fire time in events and trainings."""
+        return self._time
+
+    @property
+    def zoo(self) -> Any:
+        """The :class:`~alphazoo.Zoo` over :attr:`object_store` (``Zoo.save`` writes there)."""
+        if self._zoo is None:
+            from alphazoo.host import Zoo
+
+            self._zoo = Zoo(self.object_store)
+        return self._zoo
+
+    @property
+    def trainer(self) -> Trainer | None:
+        """The backtest :class:`~alphazoo.training.Trainer` (None during ``initialize``)."""
+        return self._trainer
+
+    def log(self, message: Any) -> None:
+        self._logs.append(LogEntry(self._time, "LOG", str(message)))
+
+    def debug(self, message: Any) -> None:
+        self._logs.append(LogEntry(self._time, "DEBUG", str(message)))
+
+    def error(self, message: Any) -> None:
+        self._logs.append(LogEntry(self._time, "ERROR", str(message)))
+
+    # -- data ------------------------------------------------------------------------------------
+    def history(self, symbols: str | Sequence[str], periods: int,
+                resolution: str | None = None) -> pd.DataFrame:
+        """The last ``periods`` daily bars that closed by now (never a later one).
+
+        One symbol: a DataFrame on a ``datetime`` index with open/high/low/close/volume. A
+        list: a panel on a ``(datetime, instrument)`` MultiIndex, up to ``periods`` bars each.
+        """
+        if resolution not in (None, Resolution.DAILY):
+            raise ValueError(f"only daily bars are supported, got resolution {resolution!r}")
+        if isinstance(periods, bool) or not isinstance(periods, int) or periods <= 0:
+            raise ValueError(f"history() needs a positive number of bars, got {periods!r}")
+        single = isinstance(symbols, str)
+        names = [symbols] if single else list(symbols)
+        parts = {}
+        for name in names:
+            if name not in self._frames:
+                raise ValueError(f"no data for {name!r}; the data holds: "
+                                 f"{', '.join(sorted(self._frames))}")
+            bars = self._frames[name]
+            seen = bars.visible(self._now)
+            parts[str(name)] = bars.frame.iloc[max(0, seen - periods):seen].copy()
+        if single:
+            return parts[str(symbols)]
+        panel = pd.concat(parts, names=["instrument", "datetime"])
+        return panel.swaplevel().sort_index()
+
+    # -- training --------------------------------------------------------------------------------
+    def train(self, *args: Any, **options: Any) -> Any:
+        """LEAN's ``train(fn)`` (now) and ``train(date_rule, time_rule, fn)`` (scheduled).
+
+        Runs on :attr:`trainer` (see :meth:`alphazoo.training.Trainer.train` for the options:
+        ``name``, ``save_as``, ``format``, ...). Called in ``initialize``, the trainings are
+        registered when the clock starts (the start date at midnight) and ``train(fn)`` runs
+        then; returns None there, else what the trainer returns.
+        """
+        if len(args) == 1:
+            rules, fn = (), args[0]
+        elif len(args) == 3:
+            rules, fn = args[:2], args[2]
+            _check_rules(*rules, fn)
+        else:
+            raise TypeError("use train(fn) to train now or train(date_rule, time_rule, fn); "
+                            f"got {len(args)} positional argument(s)")
+        if not callable(fn):
+            raise TypeError(f"the training must be callable, got {fn!r}")
+        options.setdefault("name", getattr(fn, "__name__", None) or repr(fn))
+        call = (*rules, self._as_event(fn)), options
+        if self._trainer is None:
+            self._pending.append(call)
+            return None
+        return self._trainer.train(*call[0], **call[1])
+
+    def _as_event(self, fn: Callable[[], Any]) -> Callable[[], Any]:
+        @functools.wraps(fn)
+        def run() -> Any:
+            return self._run_at(self._trainer.now if self._trainer else self._now, fn)
+
+        return run
+
+    def _run_at(self, moment: datetime, fn: Callable[[], Any]) -> Any:
+        saved = self._time, self._now
+        self._time = self._now = moment
+        self._sync_prices()
+        try:
+            return fn()
+        finally:
+            self._time, self._now = saved
+
+    def _sync_prices(self) -> None:
+        for symbol, security in self.securities.items():
+            bars = self._frames[symbol]
+            seen = bars.visible(self._now)
+            if seen:
+                bars.update(security, seen - 1)
+
+    # -- orders ----------------------------------------------------------------------------------
+    def set_holdings(self, symbol: str, percentage: float,
+                     liquidate_existing_holdings: bool = False, tag: str = "") -> Order | None:
+        """Trade ``symbol`` to ``percentage`` of the total portfolio value (-1 to 1; negative is
+        short), scaled down to what buying power allows. Returns the order, or None."""
+        if isinstance(percentage, bool) or not isinstance(percentage, (int, float)) or not (
+                -1.0 <= percentage <= 1.0):
+            raise ValueError(f"set_holdings() takes a fraction between -1 and 1 (negative is "
+                             f"short; no leverage), got {percentage!r}")
+        security = self._security(symbol)
+        if liquidate_existing_holdings:
+            for other in [s for s, h in self.portfolio.items() if h.invested and s != symbol]:
+                self.liquidate(other)
+        target = percentage * self.portfolio.total_portfolio_value / security.price
+        delta = self._round(target) - self.portfolio[symbol].quantity
+        if delta == 0:
+            return None
+        allowed = self._round(self._max_quantity(symbol, delta))
+        return self._fill(symbol, math.copysign(allowed, delta), tag) if allowed else None
+
+    def market_order(self, symbol: str, quantity: float, tag: str = "") -> Order | None:
+        """Buy (positive) or sell (negative) ``quantity`` at the last close, now. An order
+        beyond buying power is rejected: an ``"invalid"`` :class:`Order`, logged."""
+        security = self._security(symbol)
+        if isinstance(quantity, bool) or not isinstance(quantity, (int, float, np.number)) or (
+                not math.isfinite(quantity)):
+            raise ValueError(f"market_order() needs a finite quantity, got {quantity!r}")
+        if not self._fractional and quantity != int(quantity):
+            raise ValueError(f"quantity {quantity} is not a whole number of shares; "
+                             "run_backtest(..., fractional=True) allows fractions")
+        if quantity == 0:
+            return None
+        if abs(quantity) > self._max_quantity(symbol, quantity) + 1e-9:
+            return self._reject(security, quantity, tag, "insufficient buying power")
+        return self._fill(symbol, float(quantity), tag)
+
+    def liquidate(self, symbol: str | None = None, tag: str = "Liquidated") -> list[Order]:
+        """Close the position in ``symbol``, or every position; returns the orders."""
+        symbols = [symbol] if symbol is not None else list(self.portfolio)
+        orders = []
+        for name in symbols:
+            self._security(name)
+            quantity = self.portfolio[name].quantity
+            if quantity:
+                orders.append(self._fill(name, -quantity, tag))
+        return orders
+
+    def _security(self, symbol: str) -> Security:
+        if symbol not in self.securities:
+            raise ValueError(f"{symbol!r} was not added: call self.add_equity({str(symbol)!r}) "
+                             "in initialize first")
+        security = self.securities[symbol]
+        if not security.has_data:
+            raise ValueError(f"{symbol!r} has no price yet at {self._time}: no bar has closed")
+        return security
+
+    def _round(self, quantity: float) -> float:
+        return float(quantity) if self._fractional else float(math.trunc(quantity))
+
+    def _max_quantity(self, symbol: str, delta: float) -> float:
+        # The largest |order| in delta's direction with gross exposure <= equity after the fee;
+        # the part of an order that only reduces the position is always allowed.
+        holding, price = self.portfolio[symbol], self.securities[symbol].price
+        quantity, size = holding.quantity, abs(delta)
+        reducing = quantity * delta < 0
+        free = abs(quantity) if reducing else 0.0
+        if size <= free:
+            return size
+        others = self.portfolio.gross_exposure - abs(holding.holdings_value)
+        held = -abs(quantity) if reducing else abs(quantity)
+        bound = (self.portfolio.total_portfolio_value - others - held * price) / (
+            price * (1.0 + self._fee_rate))
+        return min(size, max(bound, free))
+
+    def _fill(self, symbol: str, quantity: float, tag: str) -> Order:
+        security = self.securities[symbol]
+        if self.is_warming_up:
+            return self._reject(security, quantity, tag, "orders are not allowed during warm-up")
+        holding, price = self.portfolio[symbol], security.price
+        fee = self._fee_rate * abs(quantity) * price
+        before, after = holding.quantity, holding.quantity + quantity
+        if after == 0:
+            holding.average_price = 0.0
+        elif before == 0 or (before > 0) != (after > 0):
+            holding.average_price = price
+        elif abs(after) > abs(before):
+            holding.average_price = (holding.average_price * abs(before)
+                                     + price * abs(quantity)) / abs(after)
+        holding.quantity = after
+        self.portfolio.cash -= quantity * price + fee
+        self.portfolio.total_fees += fee
+        order = Order(len(self._orders) + 1, self._time, str(symbol), quantity, price, fee,
+                      tag=tag)
+        self._orders.append(order)
+        return order
+
+    def _reject(self, security: Security, quantity: float, tag: str, why: str) -> Order:
+        order = Order(len(self._orders) + 1, self._time, str(security.symbol), quantity,
+                      security.price, 0.0, "invalid", tag, why)
+        self._orders.append(order)
+        self.error(f"order {order.id} ({quantity:+g} {security.symbol}) is invalid: {why}")
+        return order
+
+    # -- the clock -------------------------------------------------------------------------------
+    def _start_clock(self, start: datetime) -> None:
+        self._time = self._now = start
+        self._trainer = Trainer(mode="backtest", start=start, zoo=self.zoo, tz=_TZ)
+        pending, self._pending = self._pending, []
+        for args, options in pending:
+            self._trainer.train(*args, **options)
+
+    def _bind(self, event: _Event) -> None:
+        # As the trainer does: today()/now fixed at registration, a fire time equal to it fires.
+        event.cursor = self._now - _EPSILON
+        event.date_rule = event.date_rule.bind(self._now)
+        event.time_rule = event.time_rule.bind(self._now)
+
+    def _advance(self, until: datetime) -> None:
+        """Run the trainings and events due up to ``until``, each at its own time."""
+        assert self._trainer is not None
+        due = []
+        for event in self._events:
+            if event.cursor is None:  # registered in initialize: fires from the start on
+                self._bind(event)
+            for when in fire_times(event.date_rule, event.time_rule, event.cursor, until, _TZ):
+                due.append((when, event.order, event))
+        for when, _, event in sorted(due, key=lambda item: item[:2]):
+            self._trainer.advance(when)
+            event.cursor = when
+            self._run_at(when, event.fn)
+        self._trainer.advance(until)
+
+
+class _Bars:
+    """One symbol's bars and the moments they close."""
+
+    def __init__(self, frame: pd.DataFrame, close_time: time) -> None:
+        self.frame, self.labels = frame, frame.index
+        self.closes = _close_moments(frame.index, close_time)
+        self._values = [frame[c].to_numpy(dtype=float) if c in frame else
+                        np.full(len(frame), math.nan) for c in _COLUMNS]
+
+    def visible(self, moment: datetime) -> int:
+        return int(np.searchsorted(self.closes, np.datetime64(moment, "ns"), side="right"))
+
+    def update(self, security: Security, row: int) -> TradeBar:
+        o, h, low, c, v = (float(column[row]) for column in self._values)
+        security.bar = TradeBar(security.symbol, self.labels[row].to_pydatetime(), o, h, low, c, v)
+        security.price = c
+        return security.bar
+
+
+def run_backtest(
+    algorithm: type[Algorithm],
+    data: Any,
+    cash: float | None = None,
+    *,
+    start: date | str | None = None,
+    end: date | str | None = None,
+    fee_rate: float = 0.0005,
+    fractional: bool = False,
+    close_time: time = time(16, 0),
+    object_store: ObjectStore | None = None,
+    zoo: Any = None,
+    parameters: Mapping[str, Any] | None = None,
+) -> BacktestResult:
+    """Run ``algorithm`` (an :class:`Algorithm` subclass) over daily bars.
+
+    ``data``: a panel DataFrame on a ``(datetime, instrument)`` MultiIndex,
+    ``{symbol: DataFrame}`` (one symbol's bars on a DatetimeIndex), or
+    :class:`alphazoo.datasets.Bars` (one, or a list). Columns open/high/low/close/volume
+    (close required). ``cash``, ``start`` and ``end`` override the algorithm's ``set_cash``,
+    ``set_start_date`` and ``set_end_date``; without either: 100,000 and the data's first and
+    last bar. ``fee_rate``: the fee per traded notional (0 allowed). ``object_store``: the
+    algorithm's store (default: a temporary folder, removed with the result); ``zoo``: the
+    :class:`~alphazoo.Zoo` trainings save through (default: one over the store).
+    ``parameters``: what ``get_parameter`` returns. See the module docstring for the fill model.
+    """
+    if not (isinstance(algorithm, type) and issubclass(algorithm, Algorithm)):
+        raise TypeError(f"run_backtest() takes an Algorithm subclass, got {algorithm!r}")
+    if not (isinstance(fee_rate, (int, float)) and 0 <= fee_rate < 1):
+        raise ValueError(f"fee_rate must be in [0, 1), got {fee_rate!r}")
+    frames = {name: _Bars(frame, close_time) for name, frame in _symbol_frames(data).items()}
+    temporary = None
+    if zoo is not None and object_store is not None and zoo.store is not object_store:
+        raise ValueError("zoo and object_store disagree: pass one, or a zoo over that store")
+    if object_store is None:
+        if zoo is not None:
+            object_store = zoo.store
+        else:
+            temporary = tempfile.mkdtemp(prefix="alphazoo-backtest-")
+            object_store = ObjectStore(temporary)
+    try:
+        result = _execute(algorithm(), frames, object_store, zoo, cash, start, end, fee_rate,
+                          fractional, close_time, parameters)
+    except BaseException:
+        if temporary is not None:  # nothing of a temporary store outlives a failed run
+            shutil.rmtree(temporary, ignore_errors=True)
+        raise
+    if temporary is not None:
+        weakref.finalize(result, shutil.rmtree, temporary, True)
+    return result
+
+
+def _execute(algo: Algorithm, frames: dict[str, _Bars], object_store: ObjectStore, zoo: Any,
+             cash: float | None, start: Any, end: Any, fee_rate: float, fractional: bool,
+             close_time: time, parameters: Mapping[str, Any] | None) -> BacktestResult:
+    algo._frames, algo.object_store, algo._zoo = frames, object_store, zoo
+    algo._fee_rate, algo._fractional = float(fee_rate), bool(fractional)
+    algo._parameters, algo._start_fixed = dict(parameters or {}), start is not None
+    first = (_as_datetime(start) if start is not None
+             else min(b.labels[0] for b in frames.values()).normalize().to_pydatetime())
+    algo._time = algo._now = first
+    if cash is not None:
+        algo.set_cash(cash)
+        algo._cash_set = True
+    algo.initialize()
+    if not algo.securities:
+        raise ValueError(f"{type(algo).__name__}.initialize() added no symbol: call "
+                         "self.add_equity(ticker) for the bars it trades")
+    # LEAN's timeline follows the subscriptions: the bars of the symbols added in initialize.
+    timeline = pd.DatetimeIndex(sorted(set().union(*(frames[s].labels
+                                                     for s in algo.securities))))
+
+    begin = first if start is not None else (algo.start_date or first)
+    last = _as_datetime(end) if end is not None else algo.end_date
+    stop = len(timeline) if last is None else int(timeline.searchsorted(
+        pd.Timestamp(last) + pd.Timedelta(days=1), side="left"))
+    lo = int(timeline.searchsorted(pd.Timestamp(begin), side="left"))
+    if lo >= stop:
+        raise ValueError(f"no bars between {begin:%Y-%m-%d} and "
+                         f"{(last or timeline[-1]):%Y-%m-%d}; the data runs from "
+                         f"{timeline[0]:%Y-%m-%d} to {timeline[-1]:%Y-%m-%d}")
+    warm = max(lo - algo._warm_up, 0)
+    starting_cash = algo.portfolio.cash
+    algo._start_clock(timeline[warm].normalize().to_pydatetime() if warm < lo else begin)
+    rows = {name: b.labels.get_indexer(timeline) for name, b in frames.items()}
+    moments = pd.DatetimeIndex(_close_moments(timeline, close_time)).to_pydatetime()
+    equity = []
+    for i in range(warm, stop):
+        label = timeline[i].to_pydatetime()
+        algo._advance(moments[i])
+        algo._time, algo._now, algo.is_warming_up = label, moments[i], i < lo
+        bars = {}
+        for symbol, security in algo.securities.items():
+            row = rows[symbol][i]
+            if row >= 0:
+                bars[symbol] = frames[symbol].update(security, row)
+        if bars:
+            algo.on_data(Slice(label, bars))
+        if i >= lo:
+            equity.append(algo.portfolio.total_portfolio_value)
+    algo.is_warming_up = False
+    algo.on_end_of_algorithm()
+    object_store.sync()
+    assert algo._trainer is not None
+    return BacktestResult(
+        pd.Series(equity, index=timeline[lo:stop].rename("datetime"), name="equity"),
+        list(algo._orders), list(algo._logs), list(algo._trainer.history), starting_cash,
+        algo.portfolio.total_portfolio_value, algo)
+
+
+def _close_moments(index: pd.DatetimeIndex, close_time: time) -> np.ndarray:
+    offset = pd.Timedelta(hours=close_time.hour, minutes=close_time.minute,
+                          seconds=close_time.second)
+    return np.where(index == index.normalize(), index + offset, index).astype("datetime64[ns]")
+
+
+def _check_rules(date_rule: Any, time_rule: Any, fn: Any) -> None:
+    if not isinstance(date_rule, DateRule):
+        raise TypeError(f"date_rule must come from self.date_rules.*, got {date_rule!r}")
+    if not isinstance(time_rule, TimeRule):
+        raise TypeError(f"time_rule must come from self.time_rules.*, got {time_rule!r}")
+    if not callable(fn):
+        raise TypeError(f"the scheduled function must be callable, got {fn!r}")
+
+
+def _as_datetime(year: int | date | str, month: int = 1, day: int = 1) -> datetime:
+    if isinstance(year, (date, str, pd.Timestamp)):
+        return pd.Timestamp(year).to_pydatetime().replace(tzinfo=None)
+    return datetime(year, month, day)
+
+
+def _symbol_frames(data: Any) -> dict[str, pd.DataFrame]:
+    """``{symbol: bars}`` from a panel, a mapping or Bars; each cleaned and checked."""
+    from alphazoo.datasets import Bars
+
+    if isinstance(data, Bars):
+        data = [data]
+    if isinstance(data, Sequence) and not isinstance(data, str) and all(
+            isinstance(b, Bars) for b in data):
+        data = {b.symbol: b for b in data}
+    if isinstance(data, pd.DataFrame):
+        if not (isinstance(data.index, pd.MultiIndex) and data.index.nlevels == 2):
+            raise ValueError("a DataFrame must be a panel on a (datetime, instrument) "
+                             "MultiIndex; pass one symbol's bars as {'AAPL': frame}")
+        names = list(data.index.names)
+        level = names.index("instrument") if "instrument" in names else 1
+        data = {str(k): g.droplevel(level) for k, g in data.groupby(level=level, sort=True)}
+    if not isinstance(data, Mapping) or not data:
+        raise TypeError("data must be a (datetime, instrument) panel DataFrame, a non-empty "
+                        f"{{symbol: DataFrame}} mapping or Bars, got {type(data).__name__}")
+    return {str(name): _clean(str(name), frame) for name, frame in data.items()}
+
+
+def _clean(name: str, frame: Any) -> pd.DataFrame:
+    from alphazoo.datasets import Bars
+
+    if isinstance(frame, Bars):
+        frame = pd.DataFrame({c: getattr(frame, c) for c in _COLUMNS},
+                             index=pd.DatetimeIndex(frame.dates.astype("datetime64[ns]")))
+    if not isinstance(frame, pd.DataFrame):
+        raise TypeError(f"{name}: bars must be a DataFrame or Bars, got {type(frame).__name__}")
+    frame = frame.rename(columns=str.lower)
+    if "close" not in frame:
+        raise ValueError(f"{name}: the bars have no 'close' column (columns: {list(frame)})")
+    index = pd.DatetimeIndex(frame.index)
+    if index.tz is not None:
+        index = index.tz_localize(None)
+    frame = frame[[c for c in _COLUMNS if c in frame]].astype(float).set_axis(
+        index.rename("datetime")).sort_index()
+    if frame.index.has_duplicates:
+        twice = frame.index[frame.index.duplicated()][0]
+        raise ValueError(f"{name}: more than one bar at {twice}")
+    frame = frame[np.isfinite(frame["close"].to_numpy())]
+    if frame.empty:
+        raise ValueError(f"{name}: no bars with a close price")
+    return frame
+
