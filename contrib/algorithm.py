@@ -46,12 +46,13 @@ Time and fills (the model, chosen to be simple and free of look-ahead):
 from __future__ import annotations
 
 import functools
+import heapq
 import math
 import shutil
 import tempfile
 import weakref
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
@@ -59,208 +60,34 @@ import numpy as np
 import pandas as pd
 
 from alphazoo.store import ObjectStore
-from alphazoo.training import DateRule, DateRules, TimeRule, Trainer, TimeRules, TrainingRecord
+from alphazoo.training import DateRule, DateRules, TimeRule, Trainer, TimeRules
 from alphazoo.training.rules import fire_times
+
+# The data objects live in _lean_types; they are imported here so that this module stays the
+# one place to import the whole API from.
+from ._lean_types import (
+    BacktestResult,
+    LogEntry,
+    Order,
+    Portfolio,
+    Resolution,
+    Security,
+    SecurityHolding,
+    Slice,
+    Symbol,
+    TradeBar,
+    _Bars,
+    _close_moments,
+    _symbol_frames,
+)
 
 __all__ = [
     "Algorithm", "run_backtest", "BacktestResult", "Order", "LogEntry", "Resolution", "Symbol",
     "TradeBar", "Slice", "Security", "SecurityHolding", "Portfolio",
 ]
 
-_COLUMNS = ("open", "high", "low", "close", "volume")
 _EPSILON = timedelta(microseconds=1)
 _TZ = "America/New_York"
-
-
-class Resolution:
-    """LEAN's resolutions; this engine runs daily bars only."""
-
-    DAILY = "daily"
-
-
-class Symbol(str):
-    """A ticker, as returned by :meth:`Algorithm.add_equity`. It is the ticker string itself;
-    ``.symbol`` and ``.value`` exist so LEAN code (``add_equity("SPY").symbol``) runs as is."""
-
-    @property
-    def symbol(self) -> Symbol:
-        return self
-
-    @property
-    def value(self) -> str:
-        return str(self)
-
-
-@dataclass(frozen=True)
-class TradeBar:
-    """One daily bar of one symbol; ``time`` is the bar's label, ``price`` its close."""
-
-    symbol: str
-    time: datetime
-    open: float
-    high: float
-    low: float
-    close: float
-    volume: float
-
-    @property
-    def price(self) -> float:
-        return self.close
-
-
-class Slice(dict):
-    """What ``on_data`` receives: ``{symbol: TradeBar}`` of the symbols with a bar now.
-    ``data[symbol]``, ``symbol in data`` and LEAN's ``data.bars[symbol]`` all work."""
-
-    def __init__(self, when: datetime, bars: dict[str, TradeBar]) -> None:
-        super().__init__(bars)
-        self.time = when
-
-    @property
-    def bars(self) -> Slice:
-        return self
-
-
-@dataclass
-class Security:
-    """An added symbol: ``price`` is its last close (NaN before its first bar), ``bar`` the
-    last :class:`TradeBar`."""
-
-    symbol: Symbol
-    price: float = math.nan
-    bar: TradeBar | None = None
-
-    @property
-    def has_data(self) -> bool:
-        return not math.isnan(self.price)
-
-
-@dataclass
-class SecurityHolding:
-    """A position: ``quantity`` (negative when short) and ``average_price``; values at the
-    security's price."""
-
-    security: Security
-    quantity: float = 0.0
-    average_price: float = 0.0
-
-    @property
-    def holdings_value(self) -> float:
-        return self.quantity * self.security.price if self.quantity else 0.0
-
-    @property
-    def unrealized_profit(self) -> float:
-        return self.quantity * (self.security.price - self.average_price) if self.quantity else 0.0
-
-    @property
-    def invested(self) -> bool:
-        return self.quantity != 0
-
-    @property
-    def is_long(self) -> bool:
-        return self.quantity > 0
-
-    @property
-    def is_short(self) -> bool:
-        return self.quantity < 0
-
-
-class Portfolio(dict):
-    """``{symbol: SecurityHolding}`` of the added symbols, plus cash and totals."""
-
-    def __init__(self, cash: float) -> None:
-        super().__init__()
-        self.cash = float(cash)
-        self.total_fees = 0.0
-
-    def __missing__(self, symbol: str) -> SecurityHolding:
-        raise KeyError(f"{symbol!r} is not in the portfolio: add it with add_equity({symbol!r})")
-
-    @property
-    def total_holdings_value(self) -> float:
-        return sum(h.holdings_value for h in self.values())
-
-    @property
-    def total_portfolio_value(self) -> float:
-        return self.cash + self.total_holdings_value
-
-    @property
-    def gross_exposure(self) -> float:
-        return sum(abs(h.holdings_value) for h in self.values())
-
-    @property
-    def invested(self) -> bool:
-        return any(h.invested for h in self.values())
-
-
-@dataclass(frozen=True)
-class Order:
-    """One order and its fill: ``status`` is ``"filled"`` or ``"invalid"`` (then ``message``
-    says why and nothing was traded). ``quantity`` is signed; ``fee`` in cash."""
-
-    id: int
-    time: datetime
-    symbol: str
-    quantity: float
-    price: float
-    fee: float
-    status: str = "filled"
-    tag: str = ""
-    message: str = ""
-
-
-@dataclass(frozen=True)
-class LogEntry:
-    """A line from ``self.log`` / ``self.debug`` / ``self.error``, stamped with the sim time."""
-
-    time: datetime
-    level: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.time:%Y-%m-%d %H:%M:%S} {self.level} {self.message}"
-
-
-@dataclass
-class BacktestResult:
-    """What :func:`run_backtest` returns.
-
-    ``equity``: the portfolio value after each bar's ``on_data`` (a Series on the bars'
-    datetimes, warm-up excluded); ``orders``: every order, ``fills``: the filled ones;
-    ``training``: the trainer's :class:`~alphazoo.training.TrainingRecord` s; ``algorithm``:
-    the algorithm instance after the run (its ``object_store`` stays readable while this
-    result is alive, even a temporary one).
-    """
-
-    equity: pd.Series
-    orders: list[Order]
-    logs: list[LogEntry]
-    training: list[TrainingRecord]
-    starting_cash: float
-    final_value: float
-    algorithm: Algorithm = field(repr=False)
-
-    @property
-    def fills(self) -> list[Order]:
-        return [o for o in self.orders if o.status == "filled"]
-
-    def statistics(self) -> dict[str, float]:
-        """Total and annualised return (252 bars a year), max drawdown (a negative fraction,
-        measured from the starting cash on), annualised Sharpe ratio of bar returns (risk-free
-        rate 0), number of trades (fills) and total fees."""
-        values = np.concatenate([[self.starting_cash], self.equity.to_numpy(dtype=float)])
-        total = values[-1] / values[0] - 1.0
-        years = max(len(values) - 1, 1) / 252.0
-        annual = (1.0 + total) ** (1.0 / years) - 1.0 if total > -1.0 else -1.0
-        drawdown = float(np.min(values / np.maximum.accumulate(values) - 1.0))
-        returns = values[1:] / values[:-1] - 1.0
-        spread = float(np.std(returns, ddof=1)) if len(returns) > 1 else 0.0
-        sharpe = float(np.mean(returns) / spread * math.sqrt(252)) if spread > 0 else math.nan
-        fills = self.fills
-        return {"total_return": float(total), "annualized_return": float(annual),
-                "max_drawdown": drawdown, "sharpe_ratio": sharpe, "trades": float(len(fills)),
-                "total_fees": float(sum(o.fee for o in fills)),
-                "final_value": float(self.final_value)}
 
 
 @dataclass(eq=False)
@@ -306,6 +133,7 @@ class Algorithm:
         self.start_date: datetime | None = None
         self.end_date: datetime | None = None
         self.is_warming_up = False
+        self._live_from = datetime.min  # events and trainings before this are warm-up
         self._frames: dict[str, _Bars] = {}
         self._zoo: Any = None
         self._parameters: dict[str, Any] = {}
@@ -351,7 +179,8 @@ class Algorithm:
 
     def set_warm_up(self, bars: int) -> None:
         """Feed ``bars`` bars before the start to ``on_data`` with :attr:`is_warming_up` set;
-        orders are refused during warm-up and its bars are not in the equity curve."""
+        orders are refused during warm-up and its bars are not in the equity curve. Scheduled
+        events and trainings are warm-up when they fire before the start."""
         if isinstance(bars, bool) or not isinstance(bars, int) or bars < 0:
             raise ValueError(f"set_warm_up() takes a number of bars >= 0, got {bars!r}")
         self._warm_up = bars
@@ -471,13 +300,16 @@ class Algorithm:
         return run
 
     def _run_at(self, moment: datetime, fn: Callable[[], Any]) -> Any:
-        saved = self._time, self._now
+        saved = self._time, self._now, self.is_warming_up
         self._time = self._now = moment
+        # By its own time, not by the bar around it: an event at 09:30 on the start day trades,
+        # one on the first warm-up day does not.
+        self.is_warming_up = moment < self._live_from
         self._sync_prices()
         try:
             return fn()
         finally:
-            self._time, self._now = saved
+            self._time, self._now, self.is_warming_up = saved
 
     def _sync_prices(self) -> None:
         for symbol, security in self.securities.items():
@@ -527,7 +359,10 @@ class Algorithm:
         symbols = [symbol] if symbol is not None else list(self.portfolio)
         orders = []
         for name in symbols:
-            self._security(name)
+            if name not in self.securities:
+                self._security(name)  # raises: not added
+            # Only a position needs a price, and it has one: a symbol whose first bar has not
+            # closed yet holds nothing to close.
             quantity = self.portfolio[name].quantity
             if quantity:
                 orders.append(self._fill(name, -quantity, tag))
@@ -606,36 +441,33 @@ class Algorithm:
     def _advance(self, until: datetime) -> None:
         """Run the trainings and events due up to ``until``, each at its own time."""
         assert self._trainer is not None
-        due = []
-        for event in self._events:
-            if event.cursor is None:  # registered in initialize: fires from the start on
-                self._bind(event)
-            for when in fire_times(event.date_rule, event.time_rule, event.cursor, until, _TZ):
-                due.append((when, event.order, event))
-        for when, _, event in sorted(due, key=lambda item: item[:2]):
+        due: list[tuple[datetime, int, Iterator[datetime], _Event]] = []
+        started = 0
+        while True:
+            # Events registered by an event that just ran join here, so their fire times later
+            # in this window run in time order instead of after the trainer's clock passed them.
+            for event in self._events[started:]:
+                if event.cursor is None:  # registered in initialize: fires from the start on
+                    self._bind(event)
+                _push(due, event, iter(fire_times(event.date_rule, event.time_rule,
+                                                  event.cursor, until, _TZ)))
+            started = len(self._events)
+            if not due:
+                break
+            when, _, times, event = heapq.heappop(due)
             self._trainer.advance(when)
             event.cursor = when
             self._run_at(when, event.fn)
+            _push(due, event, times)
         self._trainer.advance(until)
 
 
-class _Bars:
-    """One symbol's bars and the moments they close."""
-
-    def __init__(self, frame: pd.DataFrame, close_time: time) -> None:
-        self.frame, self.labels = frame, frame.index
-        self.closes = _close_moments(frame.index, close_time)
-        self._values = [frame[c].to_numpy(dtype=float) if c in frame else
-                        np.full(len(frame), math.nan) for c in _COLUMNS]
-
-    def visible(self, moment: datetime) -> int:
-        return int(np.searchsorted(self.closes, np.datetime64(moment, "ns"), side="right"))
-
-    def update(self, security: Security, row: int) -> TradeBar:
-        o, h, low, c, v = (float(column[row]) for column in self._values)
-        security.bar = TradeBar(security.symbol, self.labels[row].to_pydatetime(), o, h, low, c, v)
-        security.price = c
-        return security.bar
+def _push(due: list[tuple[datetime, int, Iterator[datetime], _Event]], event: _Event,
+          times: Iterator[datetime]) -> None:
+    # (time, registration order) is unique per event, so the heap never compares iterators.
+    when = next(times, None)
+    if when is not None:
+        heapq.heappush(due, (when, event.order, times, event))
 
 
 def run_backtest(
@@ -721,6 +553,7 @@ def _execute(algo: Algorithm, frames: dict[str, _Bars], object_store: ObjectStor
                          f"{timeline[0]:%Y-%m-%d} to {timeline[-1]:%Y-%m-%d}")
     warm = max(lo - algo._warm_up, 0)
     starting_cash = algo.portfolio.cash
+    algo._live_from = begin
     algo._start_clock(timeline[warm].normalize().to_pydatetime() if warm < lo else begin)
     rows = {name: b.labels.get_indexer(timeline) for name, b in frames.items()}
     moments = pd.DatetimeIndex(_close_moments(timeline, close_time)).to_pydatetime()
@@ -748,12 +581,6 @@ def _execute(algo: Algorithm, frames: dict[str, _Bars], object_store: ObjectStor
         algo.portfolio.total_portfolio_value, algo)
 
 
-def _close_moments(index: pd.DatetimeIndex, close_time: time) -> np.ndarray:
-    offset = pd.Timedelta(hours=close_time.hour, minutes=close_time.minute,
-                          seconds=close_time.second)
-    return np.where(index == index.normalize(), index + offset, index).astype("datetime64[ns]")
-
-
 def _check_rules(date_rule: Any, time_rule: Any, fn: Any) -> None:
     if not isinstance(date_rule, DateRule):
         raise TypeError(f"date_rule must come from self.date_rules.*, got {date_rule!r}")
@@ -767,51 +594,3 @@ def _as_datetime(year: int | date | str, month: int = 1, day: int = 1) -> dateti
     if isinstance(year, (date, str, pd.Timestamp)):
         return pd.Timestamp(year).to_pydatetime().replace(tzinfo=None)
     return datetime(year, month, day)
-
-
-def _symbol_frames(data: Any) -> dict[str, pd.DataFrame]:
-    """``{symbol: bars}`` from a panel, a mapping or Bars; each cleaned and checked."""
-    from alphazoo.datasets import Bars
-
-    if isinstance(data, Bars):
-        data = [data]
-    if isinstance(data, Sequence) and not isinstance(data, str) and all(
-            isinstance(b, Bars) for b in data):
-        data = {b.symbol: b for b in data}
-    if isinstance(data, pd.DataFrame):
-        if not (isinstance(data.index, pd.MultiIndex) and data.index.nlevels == 2):
-            raise ValueError("a DataFrame must be a panel on a (datetime, instrument) "
-                             "MultiIndex; pass one symbol's bars as {'AAPL': frame}")
-        names = list(data.index.names)
-        level = names.index("instrument") if "instrument" in names else 1
-        data = {str(k): g.droplevel(level) for k, g in data.groupby(level=level, sort=True)}
-    if not isinstance(data, Mapping) or not data:
-        raise TypeError("data must be a (datetime, instrument) panel DataFrame, a non-empty "
-                        f"{{symbol: DataFrame}} mapping or Bars, got {type(data).__name__}")
-    return {str(name): _clean(str(name), frame) for name, frame in data.items()}
-
-
-def _clean(name: str, frame: Any) -> pd.DataFrame:
-    from alphazoo.datasets import Bars
-
-    if isinstance(frame, Bars):
-        frame = pd.DataFrame({c: getattr(frame, c) for c in _COLUMNS},
-                             index=pd.DatetimeIndex(frame.dates.astype("datetime64[ns]")))
-    if not isinstance(frame, pd.DataFrame):
-        raise TypeError(f"{name}: bars must be a DataFrame or Bars, got {type(frame).__name__}")
-    frame = frame.rename(columns=str.lower)
-    if "close" not in frame:
-        raise ValueError(f"{name}: the bars have no 'close' column (columns: {list(frame)})")
-    index = pd.DatetimeIndex(frame.index)
-    if index.tz is not None:
-        index = index.tz_localize(None)
-    frame = frame[[c for c in _COLUMNS if c in frame]].astype(float).set_axis(
-        index.rename("datetime")).sort_index()
-    if frame.index.has_duplicates:
-        twice = frame.index[frame.index.duplicated()][0]
-        raise ValueError(f"{name}: more than one bar at {twice}")
-    frame = frame[np.isfinite(frame["close"].to_numpy())]
-    if frame.empty:
-        raise ValueError(f"{name}: no bars with a close price")
-    return frame
-

@@ -432,3 +432,61 @@ def test_bad_runs_raise_clear_errors(aapl, tmp_path, monkeypatch):
     with pytest.raises(ArithmeticError, match="diverged"):  # as an exception in a LEAN backtest
         run_backtest(Failing, aapl)
     assert list(scratch.iterdir()) == []  # the temporary store went with the failed run
+
+
+def test_scheduled_orders_are_warm_up_by_their_own_time(aapl):
+    class WarmEvents(Algorithm):
+        def initialize(self):
+            self.set_start_date(START)
+            self.set_end_date(datetime(2016, 1, 31))
+            self.sym = self.add_equity("AAPL")
+            self.set_warm_up(5)
+            self.flags = []
+            self.schedule.on(self.date_rules.every_day(), self.time_rules.at(9, 30), self.buy)
+
+        def buy(self):
+            self.flags.append((self.time, self.is_warming_up))
+            self.market_order(self.sym, 1)
+
+    result = run_backtest(WarmEvents, aapl, CASH)
+    assert result.fills and all(o.time >= START for o in result.fills)
+    assert any(o.time < START for o in result.orders)
+    assert all(o.status == "invalid" for o in result.orders if o.time < START)
+    assert all(warm == (when < START) for when, warm in result.algorithm.flags)
+
+
+def test_an_event_can_schedule_another_event(aapl):
+    class Nested(Algorithm):
+        def initialize(self):
+            self.set_start_date(START)
+            self.set_end_date(datetime(2016, 3, 31))
+            self.add_equity("AAPL")
+            self.noons = []
+            self.schedule.on(self.date_rules.on("2016-03-01"), self.time_rules.at(8, 0),
+                             self.arm)
+
+        def arm(self):
+            self.schedule.on(self.date_rules.every_day(), self.time_rules.at(12, 0),
+                             lambda: self.noons.append(self.time))
+
+    noons = run_backtest(Nested, aapl, CASH).algorithm.noons
+    assert noons[0] == datetime(2016, 3, 1, 12) and noons == sorted(noons)
+
+
+def test_liquidate_all_skips_a_symbol_without_a_price_yet(aapl):
+    frame = _frame(aapl)
+    later = frame[frame.index >= "2016-06-01"]
+
+    class Two(Algorithm):
+        def initialize(self):
+            self.set_start_date(START)
+            self.a, self.b = self.add_equity("A"), self.add_equity("B")
+
+        def on_data(self, data):
+            if self.time.month == 1:
+                self.set_holdings(self.a, 0.5)
+            elif self.time.month == 2:
+                self.liquidate()
+
+    result = run_backtest(Two, {"A": frame, "B": later}, CASH)
+    assert result.fills and not result.algorithm.portfolio.invested
