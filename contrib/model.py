@@ -72,7 +72,8 @@ class Model:
         return self.estimator is not None
 
     def fit(self, data: Any, y: Any = None, **fit_params: Any) -> Model:
-        """Fit on a Dataset (its ``train`` segment; ``valid`` when present) or on ``X, y``.
+        """Fit on a Dataset (its ``train`` segment, or every row of a dataset without segments;
+        ``valid`` for early stopping when present) or on ``X, y``.
 
         Returns the model itself, like scikit-learn.
         """
@@ -80,7 +81,10 @@ class Model:
         if _is_dataset(data):
             if y is not None:
                 raise TypeError("fit(dataset) takes the labels from the dataset; pass no y")
-            segment = "train" if data.has_segment("train") else None
+            if data.segments and not data.has_segment("train"):
+                raise KeyError(f"the dataset has segments {', '.join(data.segments)} but no "
+                               "'train' segment to fit on")
+            segment = "train" if data.segments else None
             X, y, _ = data.prepare(segment, sequence=self._step_len())
             if data.has_segment("valid"):
                 X_valid, y_valid, _ = data.prepare("valid", sequence=self._step_len())
@@ -156,6 +160,12 @@ class Model:
     # -- helpers -----------------------------------------------------------------------------
     def _scores(self, X: np.ndarray) -> np.ndarray:
         inputs = np.ascontiguousarray(self._transform(X), dtype=np.float32)
+        # Checked here, on what the estimator receives, so a native and an ONNX load of the
+        # same model refuse a wrong width alike (onnxruntime's own error is no ValueError).
+        expected = _input_width(self.estimator)
+        if expected is not None and inputs.shape[-1] != expected:
+            raise ValueError(f"this {self.name or type(self).__name__} model takes {expected} "
+                             f"features per row; X has {inputs.shape[-1]}")
         if is_onnx_predictor(self.estimator):
             return np.asarray(self._predict_onnx(inputs), dtype=np.float32)
         return np.asarray(self._predict_native(inputs), dtype=np.float32).reshape(-1)
@@ -192,6 +202,16 @@ class Model:
         if is_onnx_predictor(self.estimator):
             status = "ONNX, predict only"
         return f"{type(self).__name__}({params}) [{status}]"
+
+
+def _input_width(estimator: Any) -> int | None:
+    """Features per row the estimator was fitted on, when it says (None otherwise)."""
+    if is_onnx_predictor(estimator):
+        shape = getattr(estimator, "input_shape", None)
+        width = shape[-1] if shape else None
+    else:
+        width = getattr(estimator, "n_features_in_", None)
+    return width if isinstance(width, int) else None
 
 
 def _is_dataset(data: Any) -> bool:

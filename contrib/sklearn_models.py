@@ -30,9 +30,9 @@ class SklearnModel(Model):
     """A scikit-learn zoo model (``random_forest``, ``svm``, ...) with qlib's interface.
 
     ``model`` names the scikit-learn adapter's zoo model; other keyword arguments go to its
-    builder (``task="regression"`` for a regressor). Classifiers are trained on
-    ``label > 0.5`` (``label_direction``) and score P(up). Inputs are scaled where the model
-    needs it (``svm``): the builder's pipeline does that.
+    builder (``task="regression"`` for a regressor). Classifiers are trained on ``label > 0``
+    (``label_direction`` and ``label_return`` alike) and score P(up). Inputs are scaled where
+    the model needs it (``svm``): the builder's pipeline does that.
     """
 
     name = "sklearn"
@@ -55,7 +55,7 @@ class SklearnModel(Model):
             raise ValueError(f"{self.params['model']} learns a label: pass y or a labelled dataset")
         params = {k: v for k, v in self.params.items() if k != "model"}
         estimator = getattr(adapter, self.params["model"])(**params)
-        target = (y > 0.5).astype(np.int32) if self.classifier else y
+        target = (y > 0).astype(np.int32) if self.classifier else y
         estimator.fit(X, target, **fit_params)
         self.estimator = estimator
 
