@@ -210,7 +210,7 @@ def _walk_forward_one(zoo: Zoo, series: str, factory: Factory, inputs: np.ndarra
     from alphazoo.training import save_version, walk_forward
 
     run: dict[str, Any] = {"train": 0.0, "save_load": 0.0, "keys": [], "parity": 0.0,
-                           "scores": np.full(len(inputs), np.nan)}
+                           "scores": np.full(len(inputs), np.nan), "trained": {}}
 
     def fit(rows: pd.DataFrame, y: pd.Series) -> Any:
         labelled = np.isfinite(y.to_numpy())  # a delisted symbol's last bar has no label
@@ -225,7 +225,10 @@ def _walk_forward_one(zoo: Zoo, series: str, factory: Factory, inputs: np.ndarra
         run["train"] += trained - began
         run["save_load"] += time.perf_counter() - trained
         run["keys"].append(key)
-        run["trained"], run["served"] = model, served
+        # walk_forward fits every fold before it predicts any: pair each served model with
+        # the one it was trained as, for the parity check in predict().
+        run["trained"][id(served)] = model
+        run["served"] = served
         progress(len(run["keys"]), f"{series}: version {len(run['keys'])} saved")
         return served
 
@@ -234,7 +237,7 @@ def _walk_forward_one(zoo: Zoo, series: str, factory: Factory, inputs: np.ndarra
         scores = served.predict(inputs[at])
         run["scores"][at] = scores
         # What the store serves must score what was trained (float32 rounding aside).
-        trained = run["trained"].predict(inputs[at])
+        trained = run["trained"].pop(id(served)).predict(inputs[at])
         run["parity"] = max(run["parity"], float(np.max(np.abs(trained - scores), initial=0)))
         return scores
 

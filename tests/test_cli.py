@@ -84,34 +84,6 @@ def test_errors_exit_1_with_a_message(tmp_path: Path) -> None:
     assert corrupt.returncode == 1 and "not an alphazoo model bundle" in corrupt.stderr
 
 
-def test_demo_round_trips_every_format(tmp_path: Path) -> None:
-    result = cli("demo", "--store", str(tmp_path / "store"), "--json", cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
-    report = json.loads(result.stdout)
-    assert report["all_agree"] is True
-    assert [row["format"] for row in report["rows"]] == ["skops", "pickle", "onnx"]
-    for row in report["rows"]:
-        assert row["agree"] == row["rows"] == report["test_rows"] > 1000
-        assert row["max_proba_diff"] <= 1e-4
-    assert report["rows"][1]["how_trusted"] == "HMAC signature"
-    assert report["rows"][2]["loaded_as"] == "OnnxPredictor"
-    assert "training random_forest" in result.stderr  # progress goes to stderr with --json
-    store = alphazoo.ObjectStore(tmp_path / "store")
-    assert store.keys() == ["demo/random_forest-onnx", "demo/random_forest-pickle",
-                            "demo/random_forest-skops"]
-    manifest = json.loads(cli("inspect", "demo/random_forest-onnx", "--store",
-                              str(tmp_path / "store")).stdout)
-    assert manifest["format"] == "onnx" and manifest["training"]["rows"] == report["train_rows"]
-
-
-def test_demo_table_for_people(tmp_path: Path) -> None:
-    result = cli("demo", "--store", str(tmp_path))
-    assert result.returncode == 0, result.stderr
-    assert "Every format reloads to the same predictions" in result.stdout
-    agreements = re.findall(r"([\d,]+)/([\d,]+)", result.stdout)
-    assert len(agreements) == 3 and all(same == total for same, total in agreements)
-
-
 def test_unusable_store_url_is_one_line_not_a_traceback() -> None:
     result = cli("store", "info", "--store", "nosuchprotocol://x")
     assert result.returncode == 1
