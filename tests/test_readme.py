@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import os
 import re
 import subprocess
@@ -46,7 +47,21 @@ def test_ci_runs_the_readme_test_command() -> None:
 def test_demo_command_is_documented() -> None:
     demo = next(line for block in _blocks("bash") for line in block.splitlines()
                 if "alphazoo demo" in line)
-    assert demo.startswith("python -m pip install -e ")
+    # torch pinned first (an unpinned one pulls CUDA), then the demo extra, then the demo.
+    assert demo == ('python -m pip install torch==2.13.0 && python -m pip install -e ".[demo]" '
+                    '&& alphazoo demo')
+    assert "\ndemo = [" in (ROOT / "pyproject.toml").read_text()
+
+
+def test_zoo_example_runs(tmp_path: Path) -> None:
+    example = next(block for block in _blocks("python") if "alphazoo.contrib" in block)
+    result = subprocess.run([sys.executable, "-c", example], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=300, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    assert result.returncode == 0, result.stderr
+    assert "[ONNX, predict only]" in result.stdout and "'rank_ic'" in result.stdout
+    weights = ast.literal_eval(result.stdout.strip().splitlines()[-1])  # the optimizer's dict
+    assert abs(sum(weights.values()) - 1) < 1e-6 and min(weights.values()) >= 0
+    assert (tmp_path / "storage" / "zoo" / "gbdt").is_file()
 
 
 def test_plugin_example_works_as_a_plugin(tmp_path: Path) -> None:
