@@ -79,8 +79,9 @@ class GBDT(Model):
                         colsample_bytree=p["colsample_bytree"], random_state=p["random_state"],
                         n_jobs=p["n_jobs"], early_stopping_rounds=stop or None)
         if self.classifier:
-            y = (y > 0.5).astype(np.int32)
-            y_valid = None if y_valid is None else (y_valid > 0.5).astype(np.int32)
+            # Up or not: the same target from label_direction (0/1) or label_return.
+            y = (y > 0).astype(np.int32)
+            y_valid = None if y_valid is None else (y_valid > 0).astype(np.int32)
         eval_set = [(X_valid, y_valid)] if stop else None
         estimator.fit(X, y, eval_set=eval_set, verbose=False, **fit_params)
         self.estimator = estimator

@@ -237,13 +237,21 @@ def _demo(args: argparse.Namespace) -> int:
     console = _console(stderr=True)
     store = ObjectStore(args.store)
     models = [name.strip() for name in args.models.split(",") if name.strip()]
-    columns = ("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn())
-    with Progress(*columns, console=console, transient=not console.is_terminal) as bar:
-        task = bar.add_task("building features", total=None)
-        result = run_demo(store, models=models, chart=args.chart or None,
-                          progress=lambda done, total, message: bar.update(
-                              task, completed=done, total=total, description=message))
+    if console.is_terminal:
+        columns = ("[progress.description]{task.description}", BarColumn(),
+                   MofNCompleteColumn(), TimeElapsedColumn())
+        with Progress(*columns, console=console) as bar:
+            task = bar.add_task("building features", total=None)
+            result = run_demo(store, models=models, chart=args.chart or None,
+                              progress=lambda done, total, message: bar.update(
+                                  task, completed=done, total=total, description=message))
+    else:
+        # Logs and pipes get a line per milestone instead of a redrawn bar.
+        def log(done: int, total: int, message: str) -> None:
+            if "versions saved" in message or done % 10 == 0:
+                console.log(f"[{done}/{total}] {message}")
+
+        result = run_demo(store, models=models, chart=args.chart or None, progress=log)
     comparison = result.comparison
     if args.json:
         payload = asdict(comparison)
