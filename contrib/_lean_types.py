@@ -22,6 +22,8 @@ import pandas as pd
 import alphazoo
 from alphazoo.training import TrainingRecord
 
+from .evaluation import risk_metrics
+
 __all__ = [
     "BacktestResult", "LogEntry", "Order", "Portfolio", "Resolution", "Security",
     "SecurityHolding", "Slice", "Symbol", "TradeBar",
@@ -205,22 +207,23 @@ class BacktestResult:
         return [o for o in self.orders if o.status == "filled"]
 
     def statistics(self) -> dict[str, float]:
-        """Total and annualised return (252 bars a year), max drawdown (a negative fraction,
-        measured from the starting cash on), annualised Sharpe ratio of bar returns (risk-free
-        rate 0), number of trades (fills) and total fees."""
+        """The run's figures, with the names :func:`alphazoo.contrib.evaluation.risk_metrics`
+        uses, computed by it on the bar-to-bar returns of the equity curve (the first measured
+        from the starting cash, so a loss on the first bar counts; 252 bars a year):
+
+        ``total_return``, ``annualised_return``, ``annualised_volatility``,
+        ``information_ratio`` (against no benchmark: the Sharpe ratio at a zero risk-free
+        rate), ``max_drawdown`` (a fraction <= 0); and LEAN's ``sharpe_ratio`` (the same value
+        as ``information_ratio``), ``trades`` (the number of fills), ``total_fees`` and
+        ``final_value``.
+        """
         values = np.concatenate([[self.starting_cash], self.equity.to_numpy(dtype=float)])
-        total = values[-1] / values[0] - 1.0
-        years = max(len(values) - 1, 1) / 252.0
-        annual = (1.0 + total) ** (1.0 / years) - 1.0 if total > -1.0 else -1.0
-        drawdown = float(np.min(values / np.maximum.accumulate(values) - 1.0))
-        returns = values[1:] / values[:-1] - 1.0
-        spread = float(np.std(returns, ddof=1)) if len(returns) > 1 else 0.0
-        sharpe = float(np.mean(returns) / spread * math.sqrt(252)) if spread > 0 else math.nan
+        out = risk_metrics(pd.Series(values[1:] / values[:-1] - 1.0), periods=252)
         fills = self.fills
-        return {"total_return": float(total), "annualized_return": float(annual),
-                "max_drawdown": drawdown, "sharpe_ratio": sharpe, "trades": float(len(fills)),
-                "total_fees": float(sum(o.fee for o in fills)),
-                "final_value": float(self.final_value)}
+        out.update(sharpe_ratio=out["information_ratio"], trades=float(len(fills)),
+                   total_fees=float(sum(o.fee for o in fills)),
+                   final_value=float(self.final_value))
+        return out
 
 
 # -- the bars a run reads ---------------------------------------------------------------------

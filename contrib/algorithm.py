@@ -30,7 +30,8 @@ Time and fills (the model, chosen to be simple and free of look-ahead):
   before ``schedule.on`` events.
 - Orders are market-on-close: they fill at once at the last close seen (bar ``t``'s close in
   ``on_data``), with a fee of ``fee_rate`` times the traded notional. No slippage, no partial
-  fills: on daily bars nothing finer can be honest.
+  fills: on daily bars nothing finer can be honest. Orders placed in ``initialize`` (or
+  during warm-up) are refused, as in LEAN: status ``"invalid"``, logged.
 - Quantities are whole shares unless ``fractional=True``. Buying power is a leverage-1
   account: after an order the gross exposure ``sum |quantity| * price`` may not exceed the
   portfolio value net of the fee, so cash never goes negative for long positions. Orders that
@@ -48,6 +49,7 @@ from __future__ import annotations
 import functools
 import heapq
 import math
+import numbers
 import shutil
 import tempfile
 import weakref
@@ -133,6 +135,7 @@ class Algorithm:
         self.start_date: datetime | None = None
         self.end_date: datetime | None = None
         self.is_warming_up = False
+        self._initializing = False
         self._live_from = datetime.min  # events and trainings before this are warm-up
         self._frames: dict[str, _Bars] = {}
         self._zoo: Any = None
@@ -172,7 +175,7 @@ class Algorithm:
 
     def set_cash(self, cash: float) -> None:
         """The starting cash (``run_backtest(cash=...)`` overrides it)."""
-        if not (isinstance(cash, (int, float)) and math.isfinite(cash) and cash > 0):
+        if not (_is_number(cash) and math.isfinite(cash) and cash > 0):
             raise ValueError(f"set_cash() needs a positive amount, got {cash!r}")
         if not self._cash_set:
             self.portfolio.cash = float(cash)
@@ -323,15 +326,14 @@ class Algorithm:
                      liquidate_existing_holdings: bool = False, tag: str = "") -> Order | None:
         """Trade ``symbol`` to ``percentage`` of the total portfolio value (-1 to 1; negative is
         short), scaled down to what buying power allows. Returns the order, or None."""
-        if isinstance(percentage, bool) or not isinstance(percentage, (int, float)) or not (
-                -1.0 <= percentage <= 1.0):
+        if not _is_number(percentage) or not -1.0 <= percentage <= 1.0:
             raise ValueError(f"set_holdings() takes a fraction between -1 and 1 (negative is "
                              f"short; no leverage), got {percentage!r}")
         security = self._security(symbol)
         if liquidate_existing_holdings:
             for other in [s for s, h in self.portfolio.items() if h.invested and s != symbol]:
                 self.liquidate(other)
-        target = percentage * self.portfolio.total_portfolio_value / security.price
+        target = float(percentage) * self.portfolio.total_portfolio_value / security.price
         delta = self._round(target) - self.portfolio[symbol].quantity
         if delta == 0:
             return None
@@ -342,8 +344,7 @@ class Algorithm:
         """Buy (positive) or sell (negative) ``quantity`` at the last close, now. An order
         beyond buying power is rejected: an ``"invalid"`` :class:`Order`, logged."""
         security = self._security(symbol)
-        if isinstance(quantity, bool) or not isinstance(quantity, (int, float, np.number)) or (
-                not math.isfinite(quantity)):
+        if not _is_number(quantity) or not math.isfinite(quantity):
             raise ValueError(f"market_order() needs a finite quantity, got {quantity!r}")
         if not self._fractional and quantity != int(quantity):
             raise ValueError(f"quantity {quantity} is not a whole number of shares; "
@@ -397,8 +398,10 @@ class Algorithm:
 
     def _fill(self, symbol: str, quantity: float, tag: str) -> Order:
         security = self.securities[symbol]
-        if self.is_warming_up:
-            return self._reject(security, quantity, tag, "orders are not allowed during warm-up")
+        # As in LEAN: an order in initialize would fill before the start, out of the backtest.
+        if self._initializing or self.is_warming_up:
+            return self._reject(security, quantity, tag, "orders are not allowed in initialize()"
+                                if self._initializing else "orders are not allowed during warm-up")
         holding, price = self.portfolio[symbol], security.price
         fee = self._fee_rate * abs(quantity) * price
         before, after = holding.quantity, holding.quantity + quantity
@@ -498,7 +501,7 @@ def run_backtest(
     """
     if not (isinstance(algorithm, type) and issubclass(algorithm, Algorithm)):
         raise TypeError(f"run_backtest() takes an Algorithm subclass, got {algorithm!r}")
-    if not (isinstance(fee_rate, (int, float)) and 0 <= fee_rate < 1):
+    if not (_is_number(fee_rate) and 0 <= fee_rate < 1):
         raise ValueError(f"fee_rate must be in [0, 1), got {fee_rate!r}")
     frames = {name: _Bars(frame, close_time) for name, frame in _symbol_frames(data).items()}
     temporary = None
@@ -534,7 +537,9 @@ def _execute(algo: Algorithm, frames: dict[str, _Bars], object_store: ObjectStor
     if cash is not None:
         algo.set_cash(cash)
         algo._cash_set = True
+    algo._initializing = True
     algo.initialize()
+    algo._initializing = False
     if not algo.securities:
         raise ValueError(f"{type(algo).__name__}.initialize() added no symbol: call "
                          "self.add_equity(ticker) for the bars it trades")
@@ -579,6 +584,11 @@ def _execute(algo: Algorithm, frames: dict[str, _Bars], object_store: ObjectStor
         pd.Series(equity, index=timeline[lo:stop].rename("datetime"), name="equity"),
         list(algo._orders), list(algo._logs), list(algo._trainer.history), starting_cash,
         algo.portfolio.total_portfolio_value, algo)
+
+
+def _is_number(value: Any) -> bool:
+    # numpy scalars count (a model's float32 prediction sizes a position); booleans do not.
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
 
 
 def _check_rules(date_rule: Any, time_rule: Any, fn: Any) -> None:

@@ -2,7 +2,8 @@
 a weighted portfolio after trading costs.
 
 Signal metrics compare predictions with the returns that followed, both pandas Series on the
-``(datetime, instrument)`` MultiIndex (a one-column DataFrame is accepted too):
+``(datetime, instrument)`` MultiIndex (a one-column DataFrame is accepted too, and so is
+the ``(instrument, datetime)`` level order):
 
 * :func:`ic` -- per-date cross-sectional Pearson correlation across instruments;
 * :func:`rank_ic` -- the same on ranks (Spearman; ties get their average rank);
@@ -102,10 +103,13 @@ def _as_signal(values: Any, name: str) -> pd.Series:
     if not isinstance(values, pd.Series):
         raise TypeError(f"{name}: expected a pandas Series, got {type(values).__name__}")
     index = values.index
-    if not (isinstance(index, pd.MultiIndex) and "datetime" in index.names
-            and "instrument" in index.names):
+    if not (isinstance(index, pd.MultiIndex) and index.nlevels == 2
+            and set(index.names) == {"datetime", "instrument"}):
         raise ValueError(f"{name}: needs the (datetime, instrument) MultiIndex, got index "
                          f"names {list(index.names)}")
+    if list(index.names) != ["datetime", "instrument"]:
+        # Aligning with the other side goes by level position, so the order must agree.
+        values = values.reorder_levels(["datetime", "instrument"]).sort_index()
     return values.astype(float).rename(name)
 
 

@@ -8,7 +8,9 @@ The feature set is the one the LEAN documentation's ML examples use, on adjusted
 ``ma_ratio_5``  ``close[t] / mean(close[t-4..t]) - 1``; also ``ma_ratio_20``
 ``rsi_14``      Wilder's RSI(14) scaled to 0..1: ``avg_gain / (avg_gain + avg_loss)``; the
                 averages are seeded with the simple mean of the first 14 changes, then
-                ``avg = (13 * avg + change) / 14``; 0.5 when price did not move over the window
+                ``avg = (13 * avg + change) / 14``; 0.5 while the price has not moved since the
+                first bar (the averages decay but never forget a move: a flat stretch after a
+                fall stays at 0)
 ``macd``        ``(EMA12(close) - EMA26(close)) / close``; EMAs with ``alpha = 2 / (span + 1)``
                 seeded at the first bar. Divided by close so it is comparable across symbols
                 and decades. The signal line (EMA9 of MACD) is left out: the LEAN set names

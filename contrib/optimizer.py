@@ -145,9 +145,11 @@ class PortfolioOptimizer:
         if self.method == "inv":
             inverse_vol = 1.0 / np.sqrt(variances)
             return inverse_vol / inverse_vol.sum()
+        turnover = w0 if (w0 is not None and self.delta > 0) else None
+        if turnover is not None:
+            self._check_reachable(turnover)
         if n == 1:
             return np.ones(1)
-        turnover = w0 if (w0 is not None and self.delta > 0) else None
 
         if self.method == "rp":
             parity = _risk_parity(S / variances.mean())
@@ -180,6 +182,22 @@ class PortfolioOptimizer:
             weights = _polish(quad, linear, weights)
             self._check_optimal(quad, linear, weights)
         return weights
+
+    def _check_reachable(self, w0: np.ndarray) -> None:
+        """Refuse a turnover limit no long-only, fully invested portfolio meets.
+
+        The nearest such portfolio is ``max(|1 - sum(w0)|, 2 * short + sum(w0) - 1)`` away
+        from ``w0`` in ``sum |w - w0|`` (``short``: the sum of ``w0``'s negative parts), so
+        SLSQP would only fail with a message about its line search.
+        """
+        total, short = float(w0.sum()), float(-w0[w0 < 0].sum())
+        reach = max(abs(1.0 - total), 2.0 * short + total - 1.0)
+        if reach > self.delta + _FEASIBILITY_TOL:
+            raise OptimizationError(
+                f"{self.method} optimisation: the turnover limit delta = {self.delta:g} cannot "
+                f"be met; every long-only, fully invested portfolio is at least {reach:.6g} "
+                f"away from w0 (sum(w0) = {total:.6g}); raise delta to {reach:.6g} or more"
+            )
 
     def _check_optimal(self, Q: np.ndarray, c: np.ndarray, w: np.ndarray) -> None:
         """First-order optimality on the simplex: held assets share the smallest gradient."""

@@ -49,10 +49,10 @@ class TopkDropout:
     2. ``today``: the candidates to buy, at most ``n_drop + topk - len(last)`` names not held.
        ``method_buy="top"`` takes the best-scored ones; ``"random"`` draws them at random from
        the names among today's top ``topk`` that are not held.
-    3. ``comb``: ``last`` and ``today`` together, ranked by score.
+    3. ``comb``: ``last`` and ``today`` together, ranked by score (holdings first at a tie).
     4. ``sell``: ``method_sell="bottom"`` sells the held names that fall among the worst
-       ``n_drop`` of ``comb`` -- so a held name is never sold to buy a worse one;
-       ``"random"`` sells ``n_drop`` held names drawn at random.
+       ``n_drop`` of ``comb`` -- so a held name is never sold to buy a worse or an equally
+       scored one; ``"random"`` sells ``n_drop`` held names drawn at random.
     5. ``buy``: the first ``len(sell) + topk - len(last)`` names of ``today``.
 
     A held name is only sold once it has been held for ``hold_thresh`` bars (qlib's
@@ -71,7 +71,8 @@ class TopkDropout:
     * Missing scores: an instrument with no score (NaN or absent) that day cannot be bought; a
       held instrument without a score ranks below every scored one, so it is the first to be
       sold (within the ``n_drop`` budget) and is not kept back for lack of a replacement.
-      Ties in score keep the order of the scores' index.
+      Ties in score keep the order of the scores' index, except that a holding is never sold
+      for a name with the same score (qlib's order among ties is arbitrary).
     * Tradability checks (qlib's ``only_tradable``) are left out: every scored name trades.
 
     Parameters
@@ -201,7 +202,11 @@ class TopkDropout:
                 today = candidates
 
         if self.method_sell == "bottom":
-            comb = ranked(last + today)
+            # At equal scores a holding ranks ahead of a newcomer: swapping one for the other
+            # gains nothing and costs two trades (discrete scores tie all the time).
+            score = {names[i]: -values[i] for i in scored}
+            comb = sorted(last + today, key=lambda name: (
+                score.get(name, math.inf), name not in held, rank.get(name, math.inf)))
             worst = set(comb[len(comb) - self.n_drop :]) if self.n_drop else set()
             sell = [name for name in last if name in worst]
         elif len(last) > self.n_drop:

@@ -15,6 +15,7 @@ import pytest
 
 from alphazoo import ObjectStore, Zoo
 from alphazoo.contrib.algorithm import Algorithm, BacktestResult, run_backtest
+from alphazoo.contrib.evaluation import risk_metrics
 from alphazoo.datasets import load_prices
 from alphazoo.training import DayOfWeek
 
@@ -85,8 +86,26 @@ def test_buy_and_hold_equity_is_the_price_path_minus_the_fee(aapl, closes, fee_r
     assert stats["total_return"] == pytest.approx(expected.iloc[-1] / CASH - 1)
     path = pd.concat([pd.Series([CASH]), expected])
     assert stats["max_drawdown"] == pytest.approx((path / path.cummax() - 1).min())
-    assert stats["annualized_return"] == pytest.approx(
+    assert stats["annualised_return"] == pytest.approx(
         (expected.iloc[-1] / CASH) ** (252 / len(expected)) - 1)
+
+
+def test_statistics_use_the_evaluation_metrics_and_their_names(aapl, closes):
+    class Half(_Once):
+        action, undo_at = ("set_holdings", 0.5), 120
+
+    result = _run(Half, aapl, fee_rate=0.001)
+    stats = result.statistics()
+    returns = pd.concat([pd.Series([CASH]), result.equity]).pct_change().iloc[1:]
+    metrics = risk_metrics(returns, periods=252)
+    assert set(metrics) <= set(stats)  # one vocabulary: "annualised_return", not "annualized"
+    for name, value in metrics.items():
+        assert stats[name] == pytest.approx(value, rel=1e-12), name
+    daily = returns.to_numpy()
+    assert stats["sharpe_ratio"] == stats["information_ratio"] == pytest.approx(
+        daily.mean() / daily.std(ddof=1) * math.sqrt(252))
+    assert stats["annualised_volatility"] == pytest.approx(daily.std(ddof=1) * math.sqrt(252))
+    assert stats["trades"] == 2 and stats["final_value"] == result.final_value
 
 
 def test_fractional_shares_without_fees_track_the_price_exactly(aapl, closes):
@@ -371,6 +390,28 @@ def test_parameters_reach_get_parameter(aapl):
     assert fill.quantity == math.trunc(0.25 * 100_000 / fill.price)  # the default cash
 
 
+@pytest.mark.parametrize("fraction", [np.float32(0.5), np.float64(0.5), np.int64(1)])
+def test_numpy_numbers_are_accepted_as_targets_and_cash(aapl, closes, fraction):
+    # A model's prediction is a numpy scalar (float32 from torch or keras): it must size a
+    # position the way the same Python number does.
+    class FromModel(_Once):
+        action = ("set_holdings", fraction)
+
+        def initialize(self):
+            super().initialize()
+            self.set_cash(np.float32(50_000))
+
+    class Plain(FromModel):
+        action = ("set_holdings", float(fraction))
+
+    result = run_backtest(FromModel, aapl)
+    (got,), (want,) = result.fills, run_backtest(Plain, aapl).fills
+    assert result.starting_cash == 50_000 and got.price == closes.iloc[0]
+    assert got.quantity == want.quantity == min(
+        math.trunc(50_000 * float(fraction) / got.price),
+        math.floor(50_000 / (got.price * 1.0005)))
+
+
 # -- bad input -------------------------------------------------------------------------------
 def _failing(body):
     class Bad(Algorithm):
@@ -432,6 +473,26 @@ def test_bad_runs_raise_clear_errors(aapl, tmp_path, monkeypatch):
     with pytest.raises(ArithmeticError, match="diverged"):  # as an exception in a LEAN backtest
         run_backtest(Failing, aapl)
     assert list(scratch.iterdir()) == []  # the temporary store went with the failed run
+
+
+def test_orders_in_initialize_are_refused_and_statistics_start_from_the_cash(aapl, closes):
+    # An order in initialize would fill at the close before the start and leave
+    # starting_cash as the change: a +100,000% "total return" on a buy and hold.
+    class Early(_Once):
+        def initialize(self):
+            super().initialize()
+            self.early = self.set_holdings(self.aapl, 1.0)
+
+    result = _run(Early, aapl)
+    algo = result.algorithm
+    assert algo.early.status == "invalid" and "initialize" in algo.early.message
+    assert any("initialize" in entry.message for entry in result.logs)
+    assert result.starting_cash == CASH
+    (fill,) = result.fills  # the on_data order of the first bar, as without the early one
+    assert fill.time == closes.index[0].to_pydatetime()
+    stats = result.statistics()
+    assert stats["total_return"] == pytest.approx(result.final_value / CASH - 1)
+    assert -0.5 < stats["total_return"] < 1.0
 
 
 def test_scheduled_orders_are_warm_up_by_their_own_time(aapl):

@@ -115,6 +115,17 @@ def test_signal_inputs_are_checked():
     assert (ic(good.to_frame("score"), good) == 1.0).all()
 
 
+def test_instrument_first_index_order_is_aligned_by_level_name(data):
+    features, labels = data
+    pred, realised = features["ret_1d"], labels["label_return"]
+    expected = signal_metrics(pred, realised)
+    swapped = pred.swaplevel().sort_index()  # (instrument, datetime), as some tools store it
+    for a, b in ((swapped, realised), (pred, realised.swaplevel()),
+                 (swapped, realised.swaplevel())):
+        assert signal_metrics(a, b) == pytest.approx(expected, rel=1e-12)
+    pd.testing.assert_series_equal(rank_ic(swapped, realised), rank_ic(pred, realised))
+
+
 # ----------------------------------------------------------------------------------- backtest
 
 def test_two_asset_turnover_costs_and_equity():

@@ -194,6 +194,9 @@ def test_rsi_extremes_and_flat_prices():
     assert np.isnan(rising.iloc[:14]).all()
     assert (rising.iloc[14:] == 1.0).all() and (falling.iloc[14:] == 0.0).all()
     assert (flat.iloc[14:] == 0.5).all()
+    # Wilder's averages never forget a move: flat after a fall is 0, not the flat 0.5.
+    after_fall = compute_features(frame_of(np.r_[np.full(20, 9.0), 8.0, np.full(100, 8.0)]))
+    assert (after_fall["rsi_14"].iloc[20:] == 0.0).all()
 
 
 def test_rsi_matches_wilders_recursion_by_hand():

@@ -96,6 +96,6 @@ def test_the_model_is_stored_and_a_later_run_reads_it(first, store_path):
 def test_main_prints_the_statistics(tmp_path, capsys):
     assert lean_sklearn.main(["--store", str(tmp_path / "store"), "--n-estimators", "5"]) == 0
     out = capsys.readouterr().out
-    for name in ("total_return", "annualized_return", "max_drawdown", "trades"):
+    for name in ("total_return", "annualised_return", "max_drawdown", "trades"):
         assert name in out
     assert "25 trainings" in out and ObjectStore(tmp_path / "store").contains_key(KEY)

@@ -284,12 +284,27 @@ def test_unused_inputs_warn():
 
 
 def test_solver_failure_raises_with_scipys_message():
-    # w0 holds only 60% of the capital: every fully invested portfolio is at least 0.4 away,
-    # so a turnover limit of 0.1 cannot be met.
+    # A tolerance far below machine precision: SLSQP gives up, and says why.
     S = _correlated_3x3()
-    w0 = np.array([0.2, 0.2, 0.2])
     with pytest.raises(OptimizationError, match=r"gmv optimisation failed: .+\(status \d+\)"):
-        PortfolioOptimizer("gmv", delta=0.1)(S, w0=w0)
+        PortfolioOptimizer("gmv", delta=0.3, tol=1e-30)(S, w0=np.array([0.0, 0.0, 1.0]))
+
+
+@pytest.mark.parametrize("method", ["gmv", "mvo", "rp"])
+@pytest.mark.parametrize("w0, reach", [
+    ([0.2, 0.2, 0.2], 0.4),    # 60% invested: every fully invested portfolio is 0.4 away
+    ([0.0, 0.0, 0.0], 1.0),    # all cash, e.g. before the first rebalance
+    ([1.1, -0.1, 0.0], 0.2),   # a short: w >= 0 and w1 <= 1 are 0.1 + 0.1 away
+])
+def test_unreachable_turnover_limit_is_named(method, w0, reach):
+    S, r = _correlated_3x3(), np.array([0.02, 0.05, 0.08])
+    with pytest.raises(OptimizationError, match=rf"delta = 0\.1 .*at least {reach:g} "):
+        PortfolioOptimizer(method, delta=0.1)(S, r if method == "mvo" else None, w0=np.array(w0))
+    # At exactly that distance the limit is met.
+    w = PortfolioOptimizer(method, delta=reach)(S, r if method == "mvo" else None,
+                                                w0=np.array(w0))
+    _assert_long_only(w)
+    assert np.abs(w - np.array(w0)).sum() <= reach + 1e-6
 
 
 def test_single_asset_is_fully_invested():

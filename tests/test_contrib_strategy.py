@@ -155,6 +155,20 @@ def test_wide_and_long_signals_give_the_same_weights():
     )
 
 
+def test_ties_never_swap_a_holding_for_an_equally_scored_name():
+    # Discrete scores (a direction classifier's 0/1) tie all the time; swapping a held name
+    # for one with the same score changes nothing but costs two trades.
+    strategy = TopkDropout(topk=2, n_drop=1)
+    ones = pd.Series({"A": 1.0, "B": 1.0, "C": 1.0, "D": 1.0, "E": 0.0})
+    assert strategy.step(ones, ["C", "D"]) == ["C", "D"]
+    # A strictly worse holding still makes way for the tied newcomer.
+    assert strategy.step(pd.Series({"A": 1.0, "B": 0.0, "X": 1.0}), ["A", "B"]) == ["A", "X"]
+    # Held C and D stay while their score ties the names ahead of them in the index.
+    days = [{"A": 0, "B": 0, "C": 1, "D": 1}] + [{"A": 1, "B": 1, "C": 1, "D": 1}] * 3
+    weights = TopkDropout(topk=2, n_drop=2).generate_weights(_signal(days))
+    assert _held(weights) == [{"C", "D"}] * 4
+
+
 # -- missing scores, small universes ----------------------------------------------------------
 
 

@@ -143,7 +143,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"LeanSklearnAlgorithm on {args.symbol}, {result.equity.index[0]:%Y-%m-%d} to "
           f"{result.equity.index[-1]:%Y-%m-%d}: {len(result.training)} trainings")
     for name, value in result.statistics().items():
-        print(f"  {name:<18} {value:,.4f}")
+        print(f"  {name:<22} {value:,.4f}")
     print(f"model saved in {store.url} under {result.algorithm.model_key!r}")
     return 0
 
