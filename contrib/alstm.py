@@ -192,12 +192,13 @@ class ALSTM(Model):
             raise ValueError("y has NaN or infinite values; drop those rows first")
         self._check_width(X)
         p = self.params
+        if X_valid is not None and len(X_valid) == 0:
+            # An empty valid segment is no validation: hold windows out as without one.
+            X_valid = y_valid = None
         if X_valid is None and p["valid_fraction"] > 0:
             cut = int(len(X) * (1 - p["valid_fraction"]))
             if 0 < cut < len(X):
                 X, X_valid, y, y_valid = X[:cut], X[cut:], y[:cut], y[cut:]
-        if X_valid is not None and len(X_valid) == 0:
-            X_valid = y_valid = None
 
         flat = X.reshape(-1, X.shape[-1]).astype(np.float64)
         mean, std = flat.mean(axis=0), flat.std(axis=0)
@@ -250,6 +251,12 @@ class ALSTM(Model):
                     best_state = copy.deepcopy(net.state_dict())
                 elif p["early_stop"] and epoch - best_epoch >= p["early_stop"]:
                     break
+        if best_epoch == 0:
+            # Every loss was inf or NaN: the untrained weights must not pass for a fit.
+            raise ValueError(
+                "alstm training diverged: no epoch had a finite loss (labels far from unit "
+                f"scale? |y| reaches {float(y.abs().max()):.3g}); rescale the labels or lower lr"
+            )
         net.load_state_dict(best_state)
         return net.eval(), history, best_epoch
 

@@ -91,7 +91,7 @@ class HMMRegime(Model):
             if y is not None or lengths is not None:
                 raise TypeError("fit(dataset) takes labels and sequences from the dataset")
             columns = _observation_columns(data.feature_names)
-            segment = "train" if data.has_segment("train") else None
+            segment = _train_segment(data)
             X, _, index = data.prepare(segment, labels=False)
             obs, seq = X[:, columns], _sequences(index)
             # Training rows' regimes are filtered from each instrument's first row, as
@@ -259,17 +259,30 @@ def filtered_probabilities(estimator: Any, obs: np.ndarray) -> np.ndarray:
     out = np.empty_like(log_b)
     out[0] = log_alpha - _logsumexp(log_alpha)
     for t in range(1, len(log_b)):
-        step = out[t - 1][:, None] + log_a
-        top = step.max(axis=0)
-        predicted = top + np.log(np.exp(step - top).sum(axis=0))
+        # A state no held state can move to (a zero column of transmat_, or zero start
+        # probability and no way in) has a column of -inf: its prediction is -inf, not NaN.
+        predicted = _logsumexp(out[t - 1][:, None] + log_a, axis=0)
         log_alpha = predicted + log_b[t]
         out[t] = log_alpha - _logsumexp(log_alpha)
     return np.exp(out)
 
 
-def _logsumexp(values: np.ndarray) -> float:
-    top = values.max()
-    return float(top + np.log(np.exp(values - top).sum()))
+def _logsumexp(values: np.ndarray, axis: int | None = None) -> Any:
+    """``log(sum(exp(values)))`` along ``axis``; -inf where every term is -inf (no NaN)."""
+    top = values.max(axis=axis, keepdims=True)
+    top = np.where(np.isfinite(top), top, 0.0)
+    with np.errstate(divide="ignore"):  # log(0) = -inf is the answer for an empty column
+        total = np.log(np.exp(values - top).sum(axis=axis, keepdims=True)) + top
+    return total.item() if axis is None else np.squeeze(total, axis=axis)
+
+
+def _train_segment(data: Any) -> str | None:
+    """``"train"``, or None (every row) for a dataset without segments."""
+    # Fitting on every row of a segmented dataset would fit on its test rows.
+    if data.segments and not data.has_segment("train"):
+        raise KeyError(f"the dataset has segments {', '.join(data.segments)} but no 'train' "
+                       "segment to fit on")
+    return "train" if data.segments else None
 
 
 def _observation_columns(feature_names: list[str]) -> list[int]:

@@ -34,6 +34,10 @@ restores the best epoch's weights. Keras is imported when a model is fitted, nev
 
 from __future__ import annotations
 
+import contextlib
+import random
+import sys
+from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import numpy as np
@@ -91,7 +95,14 @@ class _KerasModel(Model):
              y_valid: np.ndarray | None, **fit_params: Any) -> None:
         if y is None:
             raise ValueError(f"{self.name} learns a label: pass y or a dataset with labels")
-        self._check_width(X)
+        self._check_width(X, fitting=True)
+        if self.classifier:
+            for labels in (y, y_valid):
+                if labels is not None and not np.isin(labels, (0.0, 1.0)).all():
+                    raise ValueError(
+                        f"{self.name} with loss='binary' learns 0/1 labels (label_direction); "
+                        "these labels have other values (returns?): use loss='mse' for them"
+                    )
         keras: Any = _keras()
         p = self.params
         axes = tuple(range(X.ndim - 1))
@@ -109,18 +120,18 @@ class _KerasModel(Model):
         if X_valid is not None and y_valid is not None and len(X_valid):
             validation = (_scale(X_valid, mean, std),
                           _target(y_valid, self.classifier, y_mean, y_std))
-        keras.utils.set_random_seed(p["seed"])  # weights, dropout masks and shuffling
-        network = self.build(X.shape[1:])
-        network.compile(optimizer=keras.optimizers.Adam(p["learning_rate"]),
-                        loss="binary_crossentropy" if self.classifier else "mse")
         monitor = "val_loss" if validation is not None else "loss"
         callbacks = list(fit_params.pop("callbacks", []))
-        if p["patience"]:
-            callbacks.append(keras.callbacks.EarlyStopping(
-                monitor=monitor, patience=p["patience"], restore_best_weights=True))
-        history = network.fit(_scale(X, mean, std), target, epochs=p["epochs"],
-                              batch_size=p["batch_size"], validation_data=validation,
-                              callbacks=callbacks, verbose=p["verbose"], **fit_params)
+        with _seeded(keras, p["seed"]):  # weights, dropout masks and shuffling
+            network = self.build(X.shape[1:])
+            network.compile(optimizer=keras.optimizers.Adam(p["learning_rate"]),
+                            loss="binary_crossentropy" if self.classifier else "mse")
+            if p["patience"]:
+                callbacks.append(keras.callbacks.EarlyStopping(
+                    monitor=monitor, patience=p["patience"], restore_best_weights=True))
+            history = network.fit(_scale(X, mean, std), target, epochs=p["epochs"],
+                                  batch_size=p["batch_size"], validation_data=validation,
+                                  callbacks=callbacks, verbose=p["verbose"], **fit_params)
         losses = [float(v) for v in history.history.get(monitor, [])]
         # EarlyStopping restores the best epoch's weights; without it the last epoch's stay.
         kept = (int(np.argmin(losses)) if p["patience"] else len(losses) - 1) if losses else None
@@ -160,12 +171,13 @@ class _KerasModel(Model):
         return (out * self.state.get("y_std", 1.0) + self.state.get("y_mean", 0.0)).astype(
             np.float32)
 
-    def _check_width(self, X: np.ndarray) -> None:
+    def _check_width(self, X: np.ndarray, fitting: bool = False) -> None:
         want = self._step_len()
         if want is not None and X.ndim == 3 and X.shape[1] != want:
             raise ValueError(f"{self.name} was set up for windows of step_len={want} rows, got "
                              f"windows of {X.shape[1]}; build it with step_len={X.shape[1]}")
-        mean = self.state.get("mean") if self.fitted else None
+        # A refit may change the features: only a fitted model's inputs are held to its own.
+        mean = self.state.get("mean") if self.fitted and not fitting else None
         if mean is not None and X.shape[-1] != len(mean):
             raise ValueError(f"{self.name} was fitted on {len(mean)} features, X has "
                              f"{X.shape[-1]}")
@@ -186,7 +198,8 @@ class KerasMLP(_KerasModel):
     patience:
         Early stopping on the ``valid`` segment's loss, restoring the best weights (0 = off).
     seed, verbose:
-        ``keras.utils.set_random_seed(seed)`` before building; Keras' fit verbosity.
+        ``keras.utils.set_random_seed(seed)`` while building and training (the caller's
+        Python, NumPy, TensorFlow and Keras random state is put back after); Keras' verbosity.
     """
 
     name = "mlp"
@@ -308,6 +321,84 @@ class KerasCNN(_KerasModel):
         merged = layers.Concatenate(axis=1)(parts) if len(parts) > 1 else parts[0]
         outputs = layers.Dense(1, activation=head)(layers.Flatten()(merged))
         return keras.Model(inputs, outputs, name="cnn")
+
+
+@contextlib.contextmanager
+def _seeded(keras: Any, seed: int) -> Iterator[None]:
+    """Run the block under ``keras.utils.set_random_seed(seed)``, then put back what it set.
+
+    ``set_random_seed`` reseeds Python's ``random``, NumPy's global generator, TensorFlow's
+    global seed (when TF is installed), torch's (torch backend) and Keras' own; fitting a zoo
+    model must not reset the caller's random streams.
+    """
+    py_state, np_state = random.getstate(), np.random.get_state()
+    keras_state = _keras_seed_state()
+    tf_state = _tf_seed_state()
+    torch_rng = contextlib.nullcontext()
+    if keras.backend.backend() == "torch":
+        import torch
+
+        torch_rng = torch.random.fork_rng(devices=[])
+    try:
+        with torch_rng:
+            keras.utils.set_random_seed(seed)
+            yield
+    finally:
+        random.setstate(py_state)
+        np.random.set_state(np_state)
+        _restore_keras_seed_state(keras_state)
+        _restore_tf_seed_state(tf_state)
+
+
+def _keras_seed_state() -> tuple[Any, ...] | None:
+    # Keras keeps the seed and its global SeedGenerator in (private) thread-local state.
+    try:
+        from keras.src.backend.common import global_state
+        from keras.src.random import seed_generator
+        from keras.src.utils import rng_utils
+    except ImportError:  # pragma: no cover - another Keras layout: nothing to restore
+        return None
+    names = (rng_utils.GLOBAL_RANDOM_SEED, seed_generator.GLOBAL_SEED_GENERATOR)
+    return global_state, [(name, global_state.get_global_attribute(name)) for name in names]
+
+
+def _restore_keras_seed_state(saved: tuple[Any, ...] | None) -> None:
+    if saved is not None:
+        global_state, values = saved
+        for name, value in values:
+            global_state.set_global_attribute(name, value)
+
+
+def _tf_seed_state() -> tuple[Any, Any, Any]:
+    """TF's eager global seed, its op-seed generator and that generator's state."""
+    # tf.random.set_seed sets these on the eager context; TF has no public getter.
+    context = _tf_context()
+    if context is None:
+        return None, None, None  # TF is not loaded yet: it would start unseeded
+    rng = getattr(context, "_rng", None)
+    return getattr(context, "_seed", None), rng, None if rng is None else rng.getstate()
+
+
+def _restore_tf_seed_state(saved: tuple[Any, Any, Any]) -> None:
+    context = _tf_context()
+    if context is None:
+        return
+    seed, rng, state = saved
+    context._seed = seed
+    if rng is not None:
+        rng.setstate(state)
+    # Unseeded TF never reads the op-seed generator; None leaves it as found.
+    context._rng = rng
+
+
+def _tf_context() -> Any:
+    if "tensorflow" not in sys.modules:  # never import TF just to look
+        return None
+    try:
+        from tensorflow.python.eager import context
+    except ImportError:  # pragma: no cover - a TF without the eager context module
+        return None
+    return context.context()
 
 
 def _is_onnx(estimator: Any) -> bool:

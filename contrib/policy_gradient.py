@@ -170,14 +170,21 @@ class PolicyGradient(Model):
                 raise TypeError("fit(dataset) takes the labels from the dataset; pass no y")
             if data.label_name == "label_direction":
                 raise ValueError(_BAD_LABEL + " (this dataset's label is label_direction)")
-            X, y, index = data.prepare("train" if data.has_segment("train") else None)
+            if data.segments and not data.has_segment("train"):
+                # Every row of a segmented dataset would include its test rows.
+                raise KeyError(f"the dataset has segments {', '.join(data.segments)} but no "
+                               "'train' segment to fit on")
+            X, y, index = data.prepare("train" if data.segments else None)
             if y is None:
                 raise ValueError("the dataset has no labels: " + _BAD_LABEL)
             train = _episodes(index)
-            if data.has_segment("valid"):
-                X_valid, y_valid, valid_index = data.prepare("valid")
+            valid_rows = data.prepare("valid") if data.has_segment("valid") else None
+            if valid_rows is not None and len(valid_rows[0]):
+                X_valid, y_valid, valid_index = valid_rows
                 valid = _episodes(valid_index)
             else:
+                # No (or an empty) valid segment: hold the latest training dates out, rather
+                # than early-stop on a reward that is 0 for every policy.
                 X, y, train, X_valid, y_valid, valid = self._hold_out(X, y, index)
             feature_names = data.feature_names
         else:
@@ -191,13 +198,14 @@ class PolicyGradient(Model):
         if len(X) == 0:
             raise ValueError("no rows to fit on (is the train segment empty?)")
         saved = (dict(self.params), self.estimator, self.state, self.sample, self.feature_names)
+        # Set before training: the checkpoints saved along the way record them too.
+        self.feature_names = feature_names
         try:
             self._train(X, y, train, X_valid, y_valid, valid, checkpoint, checkpoint_key,
                         verbose)
         except BaseException:
             self.params, self.estimator, self.state, self.sample, self.feature_names = saved
             raise
-        self.feature_names = feature_names
         return self
 
     def predict(self, data: Any, segment: str | None = "test") -> Any:

@@ -155,3 +155,49 @@ def test_attention_weights_sum_to_one() -> None:
     with torch.no_grad():
         short = net.attention_weights(x[:, :3])
     torch.testing.assert_close(short.sum(dim=1), torch.ones(5))
+
+
+def test_an_empty_valid_segment_holds_training_windows_out(dataset: Dataset) -> None:
+    # A walk-forward fold whose valid dates have no rows must early-stop as a dataset without
+    # a valid segment does (on the latest training windows), not on the training loss.
+    train = SEGMENTS["train"]
+    empty = dataset.with_segments(train=train, valid=("2030-01-01", "2030-03-31"))
+    params = {**SMALL, "n_epochs": 2}
+    model = ALSTM(**params).fit(empty)
+    assert all(h["valid_loss"] is not None for h in model.history)
+    without = ALSTM(**params).fit(dataset.with_segments(train=train))
+    assert model.history == without.history
+
+
+def test_a_fit_without_any_finite_loss_is_an_error_not_an_untrained_model() -> None:
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 5, 3)).astype(np.float32)
+    y = (3e19 * rng.choice([-1.0, 1.0], 60)).astype(np.float32)  # squared: inf in float32
+    model = ALSTM(d_feat=3, hidden_size=8, n_epochs=5, early_stop=2)
+    with pytest.raises(ValueError, match="diverged"):
+        model.fit(X, y)
+    assert not model.fitted and model.state == {}  # nothing half-fitted is left behind
+
+
+def test_torch_threads_are_restored_when_fit_or_predict_fails(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 5, 3)).astype(np.float32)
+    y = rng.normal(size=40).astype(np.float32)
+    model = ALSTM(d_feat=3, hidden_size=8, n_epochs=1, num_threads=1).fit(X, y)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        def boom(self: ALSTMNet, x: torch.Tensor) -> torch.Tensor:
+            assert torch.get_num_threads() == 1  # the model's setting applies inside
+            raise RuntimeError("boom")
+
+        monkeypatch.setattr(ALSTMNet, "forward", boom)
+        with pytest.raises(RuntimeError, match="boom"):
+            ALSTM(d_feat=3, hidden_size=8, n_epochs=1, num_threads=1).fit(X, y)
+        assert torch.get_num_threads() == 2
+        with pytest.raises(RuntimeError, match="boom"):
+            model.predict(X)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

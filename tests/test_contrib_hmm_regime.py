@@ -223,3 +223,26 @@ def test_onnx_is_refused_with_the_formats_that_work(real, tmp_path):
     zoo = alphazoo.Zoo(alphazoo.ObjectStore(tmp_path))
     with pytest.raises(Exception, match="json"):
         zoo.save(real["model"], "zoo/hmm", format="onnx")
+
+
+def test_filtering_survives_a_state_nothing_moves_to():
+    # A fitted HMM may hold zeros in startprob_ and transmat_ (EM keeps zeros at zero). For a
+    # state nothing can move to, log-space filtering met -inf - -inf and returned NaN rows.
+    model = HMMRegime(n_regimes=3).fit(np.random.default_rng(0).normal(size=(300, 2)))
+    estimator = model.estimator
+    estimator.startprob_ = np.array([0.5, 0.5, 0.0])
+    estimator.transmat_ = np.array([[0.9, 0.1, 0.0], [0.2, 0.8, 0.0], [0.3, 0.3, 0.4]])
+    obs = np.random.default_rng(1).normal(size=(40, 2))
+    filtered = filtered_probabilities(estimator, obs)
+    assert np.isfinite(filtered).all()
+    np.testing.assert_allclose(filtered.sum(axis=1), 1.0, atol=1e-12)
+    assert (filtered[:, 2] == 0).all() and (filtered[:, :2] > 0).all()
+    # hmmlearn's smoothed posterior agrees at the last row, where it is the filtered one.
+    np.testing.assert_allclose(filtered[-1], estimator.predict_proba(obs)[-1], atol=1e-8)
+
+
+def test_a_segmented_dataset_needs_a_train_segment(real):
+    ds = real["ds"]
+    # Without this check "every row" was fitted on: the test segment's too.
+    with pytest.raises(KeyError, match="no 'train' segment"):
+        HMMRegime(n_regimes=2).fit(ds.with_segments(test=ds.segments["test"]))

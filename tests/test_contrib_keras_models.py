@@ -50,9 +50,9 @@ def fitted(dataset) -> dict:
 
 @pytest.fixture(scope="module")
 def saved(fitted, zoo) -> dict:
-    """Each fitted model saved as keras and onnx (and the mlp as json), then loaded again."""
-    formats = {"mlp": ("keras", "onnx", "json"), "lstm": ("keras", "onnx"),
-               "cnn": ("keras", "onnx")}
+    """Each fitted model saved as keras, onnx and json, then loaded again."""
+    formats = {"mlp": ("keras", "onnx", "json"), "lstm": ("keras", "onnx", "json"),
+               "cnn": ("keras", "onnx", "json")}
     loaded = {}
     for name, fmts in formats.items():
         for fmt in fmts:
@@ -180,8 +180,8 @@ def test_same_seed_gives_the_same_model(dataset, fitted):
 
 # -- the store -----------------------------------------------------------------------------------
 @pytest.mark.parametrize("name,fmt", [("mlp", "keras"), ("mlp", "onnx"), ("mlp", "json"),
-                                      ("lstm", "keras"), ("lstm", "onnx"),
-                                      ("cnn", "keras"), ("cnn", "onnx")])
+                                      ("lstm", "keras"), ("lstm", "onnx"), ("lstm", "json"),
+                                      ("cnn", "keras"), ("cnn", "onnx"), ("cnn", "json")])
 def test_round_trip_through_the_store(fitted, saved, dataset, name, fmt):
     original, loaded = fitted[name], saved[name, fmt]
     assert type(loaded) is type(original) and loaded.params == original.params
@@ -207,3 +207,53 @@ def test_zoo_builds_the_contrib_names(zoo):
     assert type(zoo.build("lstm")) is KerasLSTM
     assert type(zoo.build("cnn", filters=8)) is KerasCNN
     assert type(zoo.build("mlp")) is KerasMLP
+
+
+def test_fit_leaves_the_callers_random_state_as_found():
+    import random
+
+    from keras.src.utils import rng_utils
+    from tensorflow.python.framework import random_seed
+
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(64, 4)).astype(np.float32), rng.normal(size=64).astype(np.float32)
+
+    def draws():
+        return np.random.random(), random.random()
+
+    np.random.seed(11)
+    random.seed(12)
+    expected = draws()
+    np.random.seed(11)
+    random.seed(12)
+    seed_before, tf_before = rng_utils.get_random_seed(), random_seed.get_seed(None)
+    KerasMLP(hidden=(4,), epochs=1, seed=5).fit(X, y)
+    assert draws() == expected
+    assert rng_utils.get_random_seed() == seed_before
+    assert random_seed.get_seed(None) == tf_before
+    # A caller's own TF seed and its stream of op seeds carry on as if no fit happened.
+    import tensorflow as tf
+
+    tf.random.set_seed(21)
+    first = random_seed.get_seed(None)
+    tf.random.set_seed(21)
+    KerasMLP(hidden=(4,), epochs=1, seed=5).fit(X, y)
+    assert random_seed.get_seed(None) == first
+    tf.random.set_seed(None)
+
+
+def test_binary_loss_refuses_labels_that_are_not_0_or_1(dataset):
+    # label_return under loss="binary" used to be thresholded at 0.5: every label became 0.
+    with pytest.raises(ValueError, match="0/1 labels"):
+        KerasMLP(hidden=(4,), loss="binary", epochs=1).fit(dataset)
+
+
+def test_a_fitted_model_can_be_refitted_on_other_features():
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(64, 5)).astype(np.float32)
+    y = X[:, 0].copy()
+    model = KerasMLP(hidden=(4,), epochs=1).fit(X, y)
+    model.fit(X[:, :3], y)  # another feature set: the old width must not be enforced
+    assert len(model.state["mean"]) == 3 and model.predict(X[:, :3]).shape == (64,)
+    with pytest.raises(ValueError, match="fitted on 3 features"):
+        model.predict(X)

@@ -95,6 +95,8 @@ def test_checkpoints_are_saved_on_improvement(data: Dataset, trained: PolicyGrad
     # The last checkpoint is the restored policy: it predicts what the model predicts.
     last = zoo.load(expected[-1])
     assert isinstance(last, PolicyGradient) and last.best_epoch == trained.best_epoch
+    # Checkpoints are saved mid-fit; they still name the features the policy reads.
+    assert last.feature_names == data.feature_names == ["a", "b", "c"]
     np.testing.assert_array_equal(last.predict(data, "test").to_numpy(),
                                   trained.predict(data, "test").to_numpy())
     # An earlier checkpoint is a different (worse on valid) policy.
@@ -140,9 +142,9 @@ def test_runs_on_the_bundled_panel(panel: Dataset, zoo: Any) -> None:
                    for name in ("AAPL", "GOOGL"))
     assert model.state["best_reward"] == pytest.approx(expected, rel=1e-9, abs=1e-12)
     assert model.feature_names == panel.feature_names
-    for fmt in ("json", "onnx"):
+    for fmt in ("json", "onnx", "pickle"):
         zoo.save(model, f"pg/panel-{fmt}", format=fmt)
-        loaded = zoo.load(f"pg/panel-{fmt}")
+        loaded = zoo.load(f"pg/panel-{fmt}", trusted=fmt == "pickle")
         assert isinstance(loaded, PolicyGradient)
         assert is_onnx_predictor(loaded.estimator) == (fmt == "onnx")
         np.testing.assert_allclose(loaded.predict(panel, "test").to_numpy(), score.to_numpy(),
@@ -224,3 +226,24 @@ def test_predicting_before_fit_is_an_error(data: Dataset) -> None:
         model.predict(data)
     with pytest.raises(NotFittedError):
         model.positions(np.zeros((3, 3)))
+
+
+def test_an_empty_valid_segment_holds_training_dates_out() -> None:
+    # Every policy earns 0 on a valid segment without rows, so early stopping on it would keep
+    # the first epoch's policy; the model holds the latest training dates out instead, exactly
+    # as for a dataset without a valid segment.
+    data = synthetic()
+    train = data.segments["train"]
+    params = {"hidden_size": 8, "n_epochs": 3, "steps_per_epoch": 2, "seed": 0}
+    empty = PolicyGradient(**params).fit(
+        data.with_segments(train=train, valid=("2030-01-01", "2030-02-01")))
+    without = PolicyGradient(**params).fit(data.with_segments(train=train))
+    assert any(h["valid_reward"] != 0 for h in empty.history)
+    assert empty.history == without.history
+
+
+def test_a_segmented_dataset_needs_a_train_segment(data: Dataset) -> None:
+    # Fitting on "every row" of a dataset with valid and test segments would train on the test.
+    no_train = data.with_segments(valid=data.segments["valid"], test=data.segments["test"])
+    with pytest.raises(KeyError, match="no 'train' segment"):
+        PolicyGradient(n_epochs=1).fit(no_train)
