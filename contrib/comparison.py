@@ -11,11 +11,18 @@
    loaded back, and the loaded model scores the rows up to the next retrain;
 4. the scores drive a top-k-with-dropout portfolio with trading costs
    (:class:`~alphazoo.contrib.strategy.TopkDropout`,
-   :func:`~alphazoo.contrib.evaluation.backtest_weights`), next to an equal-weight benchmark;
+   :func:`~alphazoo.contrib.evaluation.backtest_weights`), next to an equal-weight benchmark
+   of the symbols listed that day, both from the first date the models scored;
 5. IC and rank IC of the scores, annualised return, information ratio and max drawdown of the
    portfolio, training time, save+load time and single-row latency of the served model.
 
 Every model sees the same rows (those with a full ALSTM window), so the figures compare.
+
+Portfolios earn close-to-next-close returns on the panel's calendar. A symbol's day missing
+inside its listed span (AAPL has one in 2017) carries its last close, so the return after it
+spans the gap and no day counts twice. The strategy decides on every scored row, knowing
+nothing of the future: a position still held on a symbol's last bar (a delisting: YHOO ends
+in June 2017) exits at that close and earns nothing after it.
 """
 
 from __future__ import annotations
@@ -103,7 +110,7 @@ def compare_models(
     models: Sequence[str] | Mapping[str, Factory] = ("random_forest", "gbdt", "alstm"),
     start: Any,
     end: Any = None,
-    every: str = "W-MON",
+    every: Any = "W-MON",
     window: int = 252,
     topk: int = 2,
     n_drop: int = 1,
@@ -115,27 +122,32 @@ def compare_models(
     """Walk-forward every model over ``panel`` from ``start``; see the module documentation.
 
     ``models``: names from :func:`default_models`, or ``{name: factory(n_features)}``;
-    a factory's model is sequential (reads windows) when its class says so. ``window``:
-    training dates per retrain. ``format``: how versions are stored and served.
+    a factory's model is sequential (reads windows) when its class says so. ``every``: the
+    retrain schedule, anything :func:`alphazoo.training.walk_forward` takes (a pandas
+    frequency, a ``DateRule``, a list of dates). ``window``: training dates per retrain.
+    ``format``: how versions are stored and served.
     """
     from .dataset import Dataset
     from .evaluation import backtest_weights, risk_metrics, signal_metrics
-    from .features import compute_features, compute_labels
+    from .features import compute_features, compute_labels, to_panel
     from .strategy import TopkDropout
 
     started = time.perf_counter()
     factories = _factories(models)
+    panel = to_panel(panel)
     labels = compute_labels(panel)["label_return"]
     features = compute_features(panel)
+    forward, listed = _forward_returns(panel)
     if end is not None:  # rows after `end` are never scored, so never built
         keep = features.index.get_level_values(0) <= pd.Timestamp(end)
         features, labels = features[keep], labels[keep]
     windows, _, index = Dataset(features, labels).prepare(None, sequence=STEP_LEN, labels=False)
     rows = np.ascontiguousarray(windows[:, -1, :])  # a window's last row is the row itself
     realised = labels.reindex(index)
-    # A date with no next-day return (the data's last, a delisted symbol's last) earns nothing
-    # that can be measured: those rows are scored by no model.
-    returns = realised.unstack("instrument").dropna(how="all")
+    # The dates a portfolio can be measured on: a row to decide on, and a next close to earn
+    # over (the data's last date has none).
+    decided = pd.DatetimeIndex(index.get_level_values(0).unique())
+    returns = forward.reindex(decided).dropna(how="all")
     # walk_forward schedules on dates; the "row" column says which row each one is.
     positions = pd.DataFrame({"row": np.arange(len(index))},
                              index=pd.DatetimeIndex(index.get_level_values(0)))
@@ -143,10 +155,11 @@ def compare_models(
     if len(test_dates) == 0:
         raise ValueError(f"no rows on or after start={start!r}; the panel ends "
                          f"{positions.index[-1].date()}")
-    per_model = len(pd.date_range(test_dates[0], test_dates[-1], freq=every)) + 1
+    per_model = _schedule_length(every, test_dates) + 1
     total = per_model * len(factories)
 
     results = []
+    first_scored = test_dates[-1]
     for number, (name, factory) in enumerate(factories.items()):
         sequential = bool(getattr(factory(rows.shape[1]), "sequential", False))
         base = number * per_model
@@ -157,10 +170,17 @@ def compare_models(
                 min(base + done, total), total, message))
         progress(base + per_model, total, f"{name}: {len(run['keys'])} versions saved")
         scores = pd.Series(run["scores"], index=index)
-        scores = scores[np.isfinite(scores.to_numpy()) & realised.notna().to_numpy()]
-        signal = signal_metrics(scores, realised.reindex(scores.index))
+        scores = scores[np.isfinite(scores.to_numpy())]
+        # IC over the scored rows whose next-day return is known (signal_metrics pairs them).
+        signal = signal_metrics(scores, realised)
+        # The strategy sees every scored row: leaving out those without a next return would
+        # tell it which symbol is about to be delisted.
         weights = TopkDropout(topk=topk, n_drop=n_drop).generate_weights(scores)
-        outcome = backtest_weights(weights, returns.reindex(weights.index), cost=cost)
+        weights = weights.loc[weights.index.isin(returns.index)]
+        # NaN: a held symbol past its last bar, out at its last close (cash).
+        outcome = backtest_weights(weights, returns.reindex(weights.index).fillna(0.0),
+                                   cost=cost)
+        first_scored = min(first_scored, outcome.weights.index[0])
         risk = risk_metrics(outcome.net)
         inputs = windows if sequential else rows
         results.append(ModelResult(
@@ -173,9 +193,13 @@ def compare_models(
             served_vs_trained=run["parity"], versions=run["keys"], equity=outcome.equity,
         ))
 
-    held = returns.loc[returns.index >= pd.Timestamp(start)]
-    listed = held.notna().astype(float)  # equal weight across the symbols still trading
-    outcome = backtest_weights(listed.div(listed.sum(axis=1), axis=0), held, cost=cost)
+    # Equal weight across the symbols listed that day, over the dates the models traded (a
+    # start between two retrains leaves days no model scored).
+    held = returns.loc[returns.index >= first_scored]
+    trading = listed.reindex(index=held.index, columns=held.columns, fill_value=False)
+    trading = trading.astype(float)
+    outcome = backtest_weights(trading.div(trading.sum(axis=1), axis=0), held.fillna(0.0),
+                               cost=cost)
     risk = risk_metrics(outcome.net)
     benchmark = ModelResult(
         model="equal weight", ic=float("nan"), rank_ic=float("nan"),
@@ -185,10 +209,35 @@ def compare_models(
         served_vs_trained=0.0, equity=outcome.equity,
     )
     return Comparison(
-        symbols=[str(s) for s in returns.columns], start=str(test_dates[0].date()),
-        end=str(test_dates[-1].date()), rows=int((positions.index >= test_dates[0]).sum()),
+        symbols=[str(s) for s in returns.columns], start=str(first_scored.date()),
+        end=str(test_dates[-1].date()), rows=int((positions.index >= first_scored).sum()),
         models=results, benchmark=benchmark, seconds=time.perf_counter() - started,
     )
+
+
+def _schedule_length(every: Any, dates: pd.DatetimeIndex) -> int:
+    """About how many retrains ``every`` makes over ``dates`` (the progress bar's total)."""
+    if isinstance(every, (list, tuple)) or hasattr(every, "__array__"):
+        return len(every)
+    try:
+        return len(pd.date_range(dates[0], dates[-1], freq=every))
+    except (TypeError, ValueError):  # a DateRule: at most one retrain a day
+        return len(dates)
+
+
+def _forward_returns(panel: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Close-to-next-close returns (date x symbol) on the panel's calendar, and which symbols
+    were listed each date (from their first bar to their last).
+
+    A date missing inside a symbol's listed span carries its last close: the return of the
+    bar before the gap is 0 and the one after spans the gap, as a holder would see it. A
+    symbol's last bar has no next close: NaN.
+    """
+    close = panel["close"].unstack("instrument")
+    carried = close.ffill()
+    listed = carried.notna() & close.bfill().notna()
+    prices = carried.where(listed)
+    return prices.shift(-1) / prices - 1.0, listed
 
 
 def _factories(models: Sequence[str] | Mapping[str, Factory]) -> dict[str, Factory]:
@@ -203,7 +252,7 @@ def _factories(models: Sequence[str] | Mapping[str, Factory]) -> dict[str, Facto
 
 
 def _walk_forward_one(zoo: Zoo, series: str, factory: Factory, inputs: np.ndarray,
-                      positions: pd.DataFrame, realised: pd.Series, *, every: str, window: int,
+                      positions: pd.DataFrame, realised: pd.Series, *, every: Any, window: int,
                       start: Any, format: str,
                       progress: Callable[[int, str], None]) -> dict[str, Any]:
     """Retrain -> save the version -> load it -> score the rows up to the next retrain."""

@@ -26,6 +26,8 @@ __all__ = ["Dataset", "Segment"]
 #: A segment: inclusive first and last date (strings or timestamps; None = open end).
 Segment = tuple[Any, Any]
 
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
 
 class Dataset:
     """Features (and optionally labels) of one symbol or a panel, with named date segments.
@@ -34,7 +36,7 @@ class Dataset:
     ----------
     features:
         DataFrame on a ``(datetime, instrument)`` MultiIndex, one column per feature. Rows with
-        a missing feature (indicator warm-up) are dropped.
+        a missing feature (indicator warm-up) or an infinite one are dropped.
     labels:
         DataFrame or Series on the same index; ``label`` picks the column to learn. Rows with a
         missing label stay for prediction and are dropped only when labels are asked for.
@@ -61,7 +63,10 @@ class Dataset:
         features = features.sort_index()
         if features.index.has_duplicates:
             raise ValueError("features have duplicate (datetime, instrument) rows")
-        self.features = features[features.notna().all(axis=1)].astype("float32")
+        values = features.to_numpy(dtype="float64", na_value=np.nan)
+        # Infinite values (a zero price, or beyond float32) are as unusable as missing ones.
+        usable = np.isfinite(values).all(axis=1) & (np.abs(values) <= _FLOAT32_MAX).all(axis=1)
+        self.features = features[usable].astype("float32")
         self.label_name: str | None = None
         self.labels: pd.Series | None = None
         if labels is not None:
@@ -70,7 +75,7 @@ class Dataset:
                 raise KeyError(f"no label column {label!r}; columns: {list(frame.columns)}")
             self.label_name = str(label if label is not None else frame.columns[0])
             self.labels = frame[self.label_name].reindex(self.features.index)
-        self.segments: dict[str, Segment] = dict(segments or {})
+        self.segments: dict[str, Segment] = _checked_segments(segments or {})
 
     @classmethod
     def from_bars(
@@ -106,7 +111,7 @@ class Dataset:
         return len(self.features)
 
     def __repr__(self) -> str:
-        segments = ", ".join(f"{k}={v[0]}..{v[1]}" for k, v in self.segments.items())
+        segments = ", ".join(f"{k}={_day(v[0])}..{_day(v[1])}" for k, v in self.segments.items())
         return (f"Dataset({len(self)} rows, {len(self.instruments)} instruments, "
                 f"{len(self.feature_names)} features, label={self.label_name!r}, {segments})")
 
@@ -118,7 +123,7 @@ class Dataset:
         """A copy sharing the data, with ``segments`` replaced (``walk-forward`` folds)."""
         copy = object.__new__(Dataset)
         copy.__dict__.update(self.__dict__)
-        copy.segments = dict(segments)
+        copy.segments = _checked_segments(segments)
         return copy
 
     def has_segment(self, name: str) -> bool:
@@ -157,9 +162,9 @@ class Dataset:
         dates = index.get_level_values(0)
         keep = np.ones(len(index), dtype=bool)
         if first is not None:
-            keep &= dates >= pd.Timestamp(first)
+            keep &= dates >= first
         if last is not None:
-            keep &= dates <= pd.Timestamp(last)
+            keep &= dates <= last
         return index[keep]
 
     def _windows(self, index: pd.MultiIndex, n: int) -> tuple[np.ndarray, pd.MultiIndex]:
@@ -180,3 +185,48 @@ class Dataset:
         slot = group_start[positions] + rank[positions]
         take = order[slot[:, None] - (n - 1) + np.arange(n)[None, :]]
         return values[take], index[enough]
+
+
+def _checked_segments(segments: Mapping[str, Segment]) -> dict[str, Segment]:
+    """``segments`` with their ends as Timestamps (or None), refused early when malformed.
+
+    Checked here rather than when a segment is first used: a typo should not surface as an
+    unpacking error in the middle of a walk-forward.
+    """
+    if not isinstance(segments, Mapping):
+        raise TypeError(f"segments must be a mapping of name -> (first, last), "
+                        f"not {type(segments).__name__}")
+    checked: dict[str, Segment] = {}
+    for name, bounds in segments.items():
+        if isinstance(bounds, (str, bytes)) or not isinstance(bounds, (tuple, list)) \
+                or len(bounds) != 2:
+            raise ValueError(f"segment {name!r} must be a (first, last) pair of dates (None for "
+                             f"an open end), got {bounds!r}")
+        ends = []
+        for end in bounds:
+            if end is None:
+                ends.append(None)
+                continue
+            try:
+                stamp = pd.Timestamp(end)
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"segment {name!r}: {end!r} is not a date ({exc})") from None
+            if stamp is pd.NaT:
+                raise ValueError(f"segment {name!r}: {end!r} is not a date (use None for an "
+                                 "open end)")
+            if stamp.tz is not None:
+                raise ValueError(f"segment {name!r}: {end!r} must be a tz-naive date, as the "
+                                 "dataset's dates are")
+            ends.append(stamp)
+        first, last = ends
+        if first is not None and last is not None and first > last:
+            raise ValueError(f"segment {name!r} starts after it ends: {bounds[0]!r} > "
+                             f"{bounds[1]!r}")
+        checked[str(name)] = (first, last)
+    return checked
+
+
+def _day(stamp: pd.Timestamp | None) -> str:
+    if stamp is None:
+        return ""
+    return str(stamp.date()) if stamp == stamp.normalize() else str(stamp)

@@ -11,6 +11,8 @@ table. Needs ``alphazoo[demo]``.
 
 from __future__ import annotations
 
+import importlib.util
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,9 +20,9 @@ from pathlib import Path
 from alphazoo.host import Zoo
 from alphazoo.store import ObjectStore
 
-from .comparison import Comparison, Progress, compare_models
+from .comparison import Comparison, Progress, _factories, compare_models
 
-__all__ = ["DEMO_MODELS", "DemoResult", "run_demo"]
+__all__ = ["DEMO_MODELS", "DemoResult", "check_chart_path", "draw_equity", "run_demo"]
 
 #: The models ``alphazoo demo`` runs, in table order.
 DEMO_MODELS = ("random_forest", "gbdt", "alstm")
@@ -28,11 +30,16 @@ DEMO_MODELS = ("random_forest", "gbdt", "alstm")
 
 @dataclass
 class DemoResult:
-    """The comparison, where the chart went and where the versions are."""
+    """The comparison, where the chart went and where the versions are.
+
+    ``chart_error`` says why no chart was drawn when drawing failed after the run (the
+    figures are kept all the same).
+    """
 
     comparison: Comparison
     chart: str | None
     store: str
+    chart_error: str | None = None
 
 
 def run_demo(
@@ -42,26 +49,62 @@ def run_demo(
     chart: str | Path | None = "alphazoo-demo.png",
     progress: Progress = lambda done, total, message: None,
 ) -> DemoResult:
-    """Run the demo's walk-forward into ``store`` (its ``demo/`` objects are replaced)."""
+    """Run the demo's walk-forward into ``store`` (its ``demo/`` objects are replaced).
+
+    Bad ``models`` or a ``chart`` that cannot be written are refused before anything runs or
+    any earlier demo object is deleted. Should drawing still fail after the run, the result
+    says why in ``chart_error`` rather than losing the run.
+    """
     from .features import load_panel
 
+    _factories(models)  # a typo must not cost the previous run's versions
+    path = Path(chart) if chart else None
+    if path is not None:
+        check_chart_path(path)
     for key in [k for k in store.keys() if k.startswith("demo/")]:
         store.delete(key)  # each run writes fresh version series
     comparison = compare_models(load_panel(), Zoo(store), models=models, start="2017-01-01",
                                 every="W-MON", window=252, topk=2, n_drop=1, prefix="demo",
                                 progress=progress)
-    path = draw_equity(comparison, Path(chart)) if chart else None
-    return DemoResult(comparison, path, store.url)
+    drawn, error = None, None
+    if path is not None:
+        try:
+            drawn = draw_equity(comparison, path)
+        except (OSError, ImportError, ValueError) as exc:  # a full disk, a vanished folder
+            error = f"could not write the chart {str(path)!r}: {type(exc).__name__}: {exc}"
+    return DemoResult(comparison, drawn, store.url, error)
+
+
+def check_chart_path(path: Path) -> None:
+    """Refuse a chart ``path`` that cannot be written (or drawn), before a long run."""
+    if importlib.util.find_spec("matplotlib") is None:
+        raise ImportError("the demo's chart needs matplotlib: pip install 'alphazoo[demo]', "
+                          "or pass no chart (--chart '')")
+    if path.is_dir():
+        raise IsADirectoryError(f"the chart {str(path)!r} is a folder; give a .png file path")
+    if path.exists():
+        if not os.access(path, os.W_OK):
+            raise PermissionError(f"the chart {str(path)!r} exists and cannot be overwritten")
+        return
+    folder = path.parent
+    while not folder.exists():  # draw_equity creates the missing folders
+        folder = folder.parent
+    if not folder.is_dir():
+        raise NotADirectoryError(f"cannot write the chart {str(path)!r}: {str(folder)!r} is a "
+                                 "file, not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise PermissionError(f"cannot write the chart {str(path)!r}: the folder "
+                              f"{str(folder)!r} is not writable")
 
 
 def draw_equity(comparison: Comparison, path: Path) -> str:
     """Equity curves of every model and the benchmark, as a PNG at ``path``."""
-    import matplotlib
+    # A bare Figure, not pyplot: no backend switch and no global figure left behind in the
+    # caller's session (a notebook keeps its inline backend).
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")  # files only: no display on servers and CI
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(figsize=(9, 4.8), dpi=110)
+    figure = Figure(figsize=(9, 4.8), dpi=110)
+    axes = figure.subplots()
     for result in [*comparison.models, comparison.benchmark]:
         style = ({"color": "0.4", "linestyle": "--"} if result is comparison.benchmark else {})
         axes.plot(result.equity.index, result.equity.to_numpy(), label=result.model, **style)
@@ -73,6 +116,7 @@ def draw_equity(comparison: Comparison, path: Path) -> str:
     figure.autofmt_xdate()
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path)
-    plt.close(figure)
+    # PNG whatever the name says, at exactly that path: from the name alone matplotlib would
+    # write "eq" as "eq.png", "eq.svg" as SVG, and refuse "eq.xyz" after the whole run.
+    figure.savefig(path, format="png")
     return str(path)

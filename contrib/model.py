@@ -14,7 +14,7 @@ stopping) or from arrays, and predicts a score per row::
 A model wraps one library object, :attr:`Model.estimator`, plus a little JSON state (input
 scaling, for one). Saving hands the estimator to its library's adapter, so every adapter format
 works, ONNX included; the state rides in the bundle's manifest. A model loaded as ONNX predicts
-through onnxruntime and cannot be trained further.
+through onnxruntime and cannot be saved again; ``fit`` trains it anew, as a native model.
 
 Subclasses implement :meth:`Model._fit` and :meth:`Model._predict_native`; see
 ``contrib/gbdt.py`` for a short one.
@@ -90,8 +90,9 @@ class Model:
                 X_valid, y_valid, _ = data.prepare("valid", sequence=self._step_len())
             if y is None:
                 raise ValueError("the dataset has no labels to learn from")
-            self.feature_names = data.feature_names
+            feature_names: list[str] | None = data.feature_names
         else:
+            feature_names = None  # arrays have no column names: forget a previous dataset's
             X = self._check_X(data)
             if y is not None:
                 y = np.asarray(y, dtype=np.float32).reshape(-1)
@@ -104,6 +105,8 @@ class Model:
         if len(X) == 0:
             raise ValueError("no rows to fit on (is the train segment empty?)")
         self._fit(X, y, X_valid, y_valid, **fit_params)
+        # Only once training worked: a failed fit leaves the fitted model as it was.
+        self.feature_names = feature_names
         self.sample = np.ascontiguousarray(self._transform(X[:16]))
         return self
 
@@ -111,7 +114,9 @@ class Model:
         """Scores for a Dataset segment (a Series on its index) or for an array ``X``.
 
         For a Dataset, ``segment`` names the rows (None = all rows; a segment the dataset
-        does not have is an error). Classifiers score the probability that the label is 1.
+        does not have is an error), and its feature columns must be those the model was
+        fitted on, in the same order. Classifiers score the probability that the label is 1.
+        No rows give an empty result.
         """
         if not self.fitted:
             raise NotFittedError(
@@ -121,10 +126,10 @@ class Model:
         if _is_dataset(data):
             import pandas as pd
 
+            self._check_feature_names(data.feature_names)
             X, _, index = data.prepare(segment if data.segments else None,
                                        sequence=self._step_len(), labels=False)
-            scores = self._scores(X) if len(X) else np.empty(0, np.float32)
-            return pd.Series(scores, index=index, name="score")
+            return pd.Series(self._scores(X), index=index, name="score")
         return self._scores(self._check_X(data))
 
     # -- what a subclass provides ------------------------------------------------------------
@@ -166,9 +171,20 @@ class Model:
         if expected is not None and inputs.shape[-1] != expected:
             raise ValueError(f"this {self.name or type(self).__name__} model takes {expected} "
                              f"features per row; X has {inputs.shape[-1]}")
+        if len(inputs) == 0:  # libraries disagree on empty input; no rows, no scores
+            return np.empty(0, np.float32)
         if is_onnx_predictor(self.estimator):
             return np.asarray(self._predict_onnx(inputs), dtype=np.float32)
         return np.asarray(self._predict_native(inputs), dtype=np.float32).reshape(-1)
+
+    def _check_feature_names(self, names: list[str]) -> None:
+        # Same width, other columns (or order): the estimator would score garbage silently.
+        if self.feature_names is not None and list(names) != list(self.feature_names):
+            raise ValueError(
+                f"this {self.name or type(self).__name__} model was fitted on features "
+                f"{self.feature_names}, but the dataset has {list(names)}; build the dataset "
+                "with the same feature columns, in the same order"
+            )
 
     def _step_len(self) -> int | None:
         return int(self.params.get("step_len", 20)) if self.sequential else None

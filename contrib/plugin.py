@@ -88,6 +88,16 @@ def alphazoo_save(request: SaveRequest) -> Any:
         from .model import NotFittedError
 
         raise NotFittedError(f"cannot save an unfitted {model.name} model: fit it first")
+    from .model import is_onnx_predictor
+
+    if is_onnx_predictor(model.estimator):
+        # No adapter writes an onnxruntime session back; without this the user would read
+        # "no loaded adapter handles ... GBDT objects", which the model plainly is.
+        raise UnsupportedModelError(
+            f"this {model.name} model was loaded from an ONNX bundle and only predicts: it "
+            "cannot be saved again. Save the model as trained (or load a native bundle of it "
+            "and save that), or fit it again first"
+        )
     original = (request.model, request.sample, request.zoo_model, request.params,
                 request.options)
     request.model, request.sample = model.estimator, model.sample
@@ -100,8 +110,16 @@ def alphazoo_save(request: SaveRequest) -> Any:
     finally:
         (request.model, request.sample, request.zoo_model, request.params,
          request.options) = original
-    if payload is not None:
-        payload.adapter_data = {**payload.adapter_data, "contrib": _jsonable(model.record())}
+    if payload is None:
+        # The host would name the wrapper's class, which no adapter is meant to take.
+        kind = type(model.estimator)
+        raise UnsupportedModelError(
+            f"no loaded adapter saves this {model.name or type(model).__name__} model's "
+            f"estimator, a {kind.__module__}.{kind.__qualname__} (library "
+            f"{model.library or 'unknown'!r}); install or enable that library's adapter "
+            "(see `alphazoo plugins`)"
+        )
+    payload.adapter_data = {**payload.adapter_data, "contrib": _jsonable(model.record())}
     return payload
 
 
@@ -116,9 +134,17 @@ def alphazoo_load(request: LoadRequest) -> Any:
             f"the bundle holds a contrib model {name!r}, which this alphazoo does not have "
             f"(known: {', '.join(sorted(MODELS))}); upgrade alphazoo"
         )
-    model = model_class(name)(**params)
+    try:
+        model = model_class(name)(**params)
+    except (TypeError, ValueError) as exc:  # a parameter (or value) added by a newer alphazoo
+        raise UnsupportedModelError(
+            f"the bundle's {name} model has parameters this alphazoo does not take ({exc}); "
+            "upgrade alphazoo"
+        ) from exc
     request.options = {**model._load_options(request.manifest.get("format")), **request.options}
     estimator = yield
+    if estimator is None:  # no adapter loaded it: let the host say so, not return an empty model
+        return None
     return model.restore(estimator, record)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from dataclasses import asdict
 from typing import Any, Sequence
@@ -257,8 +258,9 @@ def _demo(args: argparse.Namespace) -> int:
         payload = asdict(comparison)
         for row in [*payload["models"], payload["benchmark"]]:
             row["equity"] = {str(day.date()): value for day, value in row["equity"].items()}
-        payload.update(chart=result.chart, store=result.store)
-        return _print_json(_finite(payload))
+        payload.update(chart=result.chart, store=result.store, chart_error=result.chart_error)
+        _print_json(_finite(payload))
+        return _chart_failed(result.chart_error)
     out = _console()
     out.print(
         f"\nWeekly walk-forward {comparison.start} .. {comparison.end} on "
@@ -286,13 +288,21 @@ def _demo(args: argparse.Namespace) -> int:
         out.print(f"Every version is in the store: alphazoo store ls demo/{where}  |  "
                   f"alphazoo inspect {comparison.models[0].versions[-1]}{where}")
     out.print(f"Finished in {comparison.seconds:.0f} s.")
-    return EXIT_OK
+    return _chart_failed(result.chart_error)
+
+
+def _chart_failed(error: str | None) -> int:
+    # The figures are printed first: a chart that could not be written loses nothing else.
+    if error is None:
+        return EXIT_OK
+    print(f"alphazoo: error: {error}", file=sys.stderr)
+    return EXIT_FAILURE
 
 
 def _finite(value: Any) -> Any:
-    """``value`` with NaN floats as None: strict JSON for other tools."""
+    """``value`` with NaN and infinite floats as None: strict JSON for other tools."""
     if isinstance(value, float):
-        return None if value != value else value
+        return value if math.isfinite(value) else None
     if isinstance(value, dict):
         return {key: _finite(item) for key, item in value.items()}
     if isinstance(value, list):

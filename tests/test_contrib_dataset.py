@@ -86,3 +86,48 @@ def test_bad_input_is_refused_with_a_reason():
         Dataset(features, labels, {"train": (None, None)}).prepare("valid")
     with pytest.raises(ValueError, match="sequence"):
         Dataset(features, labels).prepare(sequence=0)
+
+
+@pytest.mark.parametrize("bounds, message", [
+    ("2020-01-03", "must be a .first, last. pair"),           # a date, not a pair
+    (("2020-01-03",), "must be a .first, last. pair"),
+    (("2020-01-01", "2020-01-04", "2020-01-06"), "must be a .first, last. pair"),
+    (("2020-13-01", None), "'2020-13-01' is not a date"),
+    ((None, "soon"), "'soon' is not a date"),
+    (("NaT", None), "is not a date .use None for an open end"),
+    (("2020-01-04", "2020-01-02"), "starts after it ends"),
+    ((pd.Timestamp("2020-01-02", tz="UTC"), None), "tz-naive"),
+])
+def test_malformed_segments_are_refused_when_given(bounds, message):
+    # Refused at construction, naming the segment: not as an unpacking error (or an empty
+    # training set) the first time a model asks for the rows.
+    features, labels = _panel()
+    with pytest.raises(ValueError, match=f"segment 'train'.*{message}"):
+        Dataset(features, labels, {"train": bounds})
+    ds = Dataset(features, labels, {"train": (None, "2020-01-03")})
+    with pytest.raises(ValueError, match=f"segment 'train'.*{message}"):
+        ds.with_segments(train=bounds)
+    assert list(ds.dates("train").day) == [1, 2, 3]  # the original is untouched
+
+
+def test_segment_ends_may_be_strings_dates_or_timestamps():
+    import datetime
+
+    features, labels = _panel()
+    ways = [("2020-01-02", "2020-01-04"), (datetime.date(2020, 1, 2), pd.Timestamp("2020-01-04")),
+            [np.datetime64("2020-01-02"), "2020-01-04"]]
+    for bounds in ways:
+        ds = Dataset(features, labels, {"valid": bounds})
+        assert list(ds.dates("valid").day) == [2, 3, 4]
+    assert "valid=2020-01-02..2020-01-04" in repr(ds)
+
+
+def test_rows_with_infinite_features_are_dropped_like_missing_ones():
+    features, labels = _panel()
+    features.iloc[3, 1] = np.inf   # a zero price's return, say
+    features.iloc[5, 0] = 1e39     # finite in float64, infinite as float32
+    ds = Dataset(features, labels)
+    assert len(ds) == 10 and np.isfinite(ds.features.to_numpy()).all()
+    X, y, index = ds.prepare()
+    assert np.isfinite(X).all() and len(X) == len(y) == 10
+    assert features.index[3] not in index and features.index[5] not in index

@@ -174,6 +174,64 @@ def test_bad_predict_shapes_are_value_errors_native_and_onnx(ds, fitted, zoo, na
             candidate.predict(X[:4, :3])
 
 
+@pytest.mark.parametrize("name", ["gbdt", "random_forest"])
+def test_no_rows_give_no_scores_native_and_onnx(ds, fitted, zoo, name):
+    # xgboost, scikit-learn and onnxruntime each treat an empty batch their own way (an
+    # empty array, "0 samples", a reshape error); a model answers alike whichever serves it.
+    model = fitted[name]
+    zoo.save(model, f"models/{name}", format="onnx")
+    X = ds.prepare("test", labels=False)[0]
+    for candidate in (model, zoo.load(f"models/{name}")):
+        empty = candidate.predict(X[:0])
+        assert isinstance(empty, np.ndarray) and empty.shape == (0,)
+        assert empty.dtype == np.float32
+        with pytest.raises(ValueError, match=r"(?s)(3.*10|10.*3)"):
+            candidate.predict(X[:0, :3])  # an empty batch of the wrong width is still wrong
+        none = candidate.predict(ds.with_segments(test=("2030-01-01", None)))
+        assert isinstance(none, pd.Series) and none.empty and none.name == "score"
+
+
+@pytest.mark.parametrize("name", ["gbdt", "random_forest"])
+def test_a_dataset_with_other_feature_columns_is_refused(ds, fitted, zoo, name):
+    model = fitted[name]
+    # The same ten columns in another order: same width, so only the names can tell.
+    swapped = Dataset(ds.features[ds.feature_names[::-1]], ds.labels, ds.segments)
+    zoo.save(model, f"models/{name}", format="onnx")
+    for candidate in (model, zoo.load(f"models/{name}")):
+        with pytest.raises(ValueError, match="fitted on features .* but the dataset has"):
+            candidate.predict(swapped)
+        pd.testing.assert_series_equal(candidate.predict(ds), model.predict(ds), atol=1e-5)
+
+
+def test_feature_names_belong_to_the_last_successful_fit(ds):
+    X, y, _ = ds.prepare("train")
+    model = GBDT(n_estimators=5).fit(ds)
+    assert model.feature_names == ds.feature_names
+    model.fit(X[:, ::-1], y)  # arrays carry no names: the dataset's are no longer true
+    assert model.feature_names is None
+    with pytest.raises(TypeError):
+        model.fit(ds, no_such_option=1)  # refused by xgboost: the array-fitted model stays
+    assert model.feature_names is None
+    swapped = Dataset(ds.features[ds.feature_names[::-1]], ds.labels, ds.segments)
+    np.testing.assert_array_equal(model.predict(swapped).to_numpy(),
+                                  model.predict(swapped.prepare("test", labels=False)[0]))
+
+
+def test_an_onnx_loaded_model_cannot_be_saved_again_and_says_why(ds, fitted, zoo):
+    zoo.save(fitted["gbdt"], "zoo/served", format="onnx")
+    served = zoo.load("zoo/served")
+    before = zoo.store.keys()
+    for fmt in ("onnx", "json", None):
+        with pytest.raises(UnsupportedModelError, match="loaded from an ONNX bundle"):
+            zoo.save(served, "zoo/again", format=fmt)
+    assert zoo.store.keys() == before  # nothing half-written
+    # Fitting it again gives a native model, which saves like any other.
+    served.fit(ds)
+    assert not is_onnx_predictor(served.estimator)
+    zoo.save(served, "zoo/again", format="json")
+    pd.testing.assert_series_equal(zoo.load("zoo/again").predict(ds), served.predict(ds))
+
+
 # -- gbdt: early stopping and the binary loss ----------------------------------------------------
 def test_early_stopping_keeps_the_best_round_and_predicts_with_it(ds, fitted):
     gbdt = fitted["gbdt"]
@@ -313,7 +371,9 @@ def test_a_bundle_naming_an_unknown_contrib_model_is_refused(fitted, zoo, tmp_pa
     zoo.save(fitted["gbdt"], "zoo/today", format="json")
     opened = read_bundle(zoo.store, "zoo/today", tmp_path)
     for key, record in [("zoo/future", {"model": "from_the_future"}),
-                        ("zoo/garbled", {"model": "gbdt", "params": ["not", "a", "dict"]})]:
+                        ("zoo/garbled", {"model": "gbdt", "params": ["not", "a", "dict"]}),
+                        ("zoo/newer", {"model": "gbdt", "params": {"loss": "mse", "grow": 1}}),
+                        ("zoo/value", {"model": "gbdt", "params": {"loss": "quantile"}})]:
         manifest = {k: v for k, v in opened.manifest.items()
                     if k not in ("protocol", "files", "signature")}
         contrib = {**manifest["adapter_data"]["contrib"], **record}
@@ -323,6 +383,31 @@ def test_a_bundle_naming_an_unknown_contrib_model_is_refused(fitted, zoo, tmp_pa
         with pytest.raises(UnsupportedModelError, match="upgrade alphazoo"):
             zoo.load(key)
     assert type(zoo.load("zoo/today")) is GBDT  # the untouched bundle still loads
+
+
+class _Plain:
+    """An estimator of a library no adapter serves."""
+
+    n_features_in_ = 10
+
+
+def test_a_model_whose_estimator_no_adapter_takes_names_the_estimator(ds, zoo):
+    from alphazoo.contrib.model import Model
+
+    class Unserved(Model):
+        name, library = "unserved", "lightgbm"
+
+        def _fit(self, X, y, X_valid, y_valid, **fit_params):
+            self.estimator = _Plain()
+
+        def _predict_native(self, X):
+            return np.zeros(len(X))
+
+    model = Unserved().fit(ds)
+    with pytest.raises(UnsupportedModelError, match=r"unserved model's estimator, a "
+                                                     r"test_contrib_model\._Plain.*'lightgbm'"):
+        zoo.save(model, "zoo/unserved")
+    assert zoo.store.keys() == []
 
 
 def test_non_finite_state_is_stored_as_null(ds, fitted, zoo):
