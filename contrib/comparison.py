@@ -56,7 +56,10 @@ class ModelResult:
     rank_ic: float
     annualised_return: float
     max_drawdown: float
+    #: Against the equal-weight benchmark's daily net returns (NaN for the benchmark itself).
     information_ratio: float
+    #: Mean over std of daily net returns, annualised (risk-free rate 0).
+    sharpe_ratio: float
     turnover: float
     retrains: int
     train_seconds: float
@@ -158,7 +161,7 @@ def compare_models(
     per_model = _schedule_length(every, test_dates) + 1
     total = per_model * len(factories)
 
-    results = []
+    results, nets = [], []
     first_scored = test_dates[-1]
     for number, (name, factory) in enumerate(factories.items()):
         sequential = bool(getattr(factory(rows.shape[1]), "sequential", False))
@@ -186,12 +189,13 @@ def compare_models(
         results.append(ModelResult(
             model=name, ic=signal["ic"], rank_ic=signal["rank_ic"],
             annualised_return=risk["annualised_return"], max_drawdown=risk["max_drawdown"],
-            information_ratio=risk["information_ratio"],
+            information_ratio=float("nan"), sharpe_ratio=risk["information_ratio"],
             turnover=float(outcome.turnover.mean()), retrains=len(run["keys"]),
             train_seconds=run["train"], save_load_seconds=run["save_load"],
             predict_latency_us=_latency_us(run["served"], inputs[-1:]),
             served_vs_trained=run["parity"], versions=run["keys"], equity=outcome.equity,
         ))
+        nets.append(outcome.net)
 
     # Equal weight across the symbols listed that day, over the dates the models traded (a
     # start between two retrains leaves days no model scored).
@@ -204,10 +208,14 @@ def compare_models(
     benchmark = ModelResult(
         model="equal weight", ic=float("nan"), rank_ic=float("nan"),
         annualised_return=risk["annualised_return"], max_drawdown=risk["max_drawdown"],
-        information_ratio=risk["information_ratio"], turnover=float(outcome.turnover.mean()),
-        retrains=0, train_seconds=0.0, save_load_seconds=0.0, predict_latency_us=float("nan"),
+        information_ratio=float("nan"), sharpe_ratio=risk["information_ratio"],
+        turnover=float(outcome.turnover.mean()), retrains=0, train_seconds=0.0,
+        save_load_seconds=0.0, predict_latency_us=float("nan"),
         served_vs_trained=0.0, equity=outcome.equity,
     )
+    for result, net in zip(results, nets):
+        versus = risk_metrics(net, benchmark=outcome.net.reindex(net.index).fillna(0.0))
+        result.information_ratio = versus["information_ratio"]
     return Comparison(
         symbols=[str(s) for s in returns.columns], start=str(first_scored.date()),
         end=str(test_dates[-1].date()), rows=int((positions.index >= first_scored).sum()),

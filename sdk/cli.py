@@ -269,18 +269,19 @@ def _demo(args: argparse.Namespace) -> int:
         "portfolio with dropout trades on its scores, 0.15% cost per unit traded.\n"
     )
     table = _table("Out-of-sample, 2017", "model", "IC", "rank IC", "ann. return", "max DD",
-                   "info ratio", "retrains", "train s", "save+load s", "predict µs/row")
+                   "IR vs EW", "retrains", "train s", "save+load s", "predict µs/row")
     for row in [*comparison.models, comparison.benchmark]:
         table.add_row(row.model, _fmt(row.ic, ".3f"), _fmt(row.rank_ic, ".3f"),
                       f"{row.annualised_return:+.1%}", f"{row.max_drawdown:.1%}",
-                      f"{row.information_ratio:.2f}", str(row.retrains or ""),
+                      _fmt(row.information_ratio, ".2f"), str(row.retrains or ""),
                       _fmt(row.train_seconds, ".1f", blank_zero=True),
                       _fmt(row.save_load_seconds, ".1f", blank_zero=True),
                       _fmt(row.predict_latency_us, ".0f"))
     out.print(table)
     out.print("IC: the mean daily correlation of scores with next-day returns across the "
-              "symbols; rank IC the same on ranks. Five stocks over one year show the workflow, "
-              "not an edge: read the figures as a worked example.")
+              "symbols; rank IC the same on ranks. IR vs EW: the information ratio of the "
+              "portfolio's daily net returns over the equal-weight benchmark's. Five stocks over "
+              "one year show the workflow, not an edge: read the figures as a worked example.")
     if result.chart:
         out.print(f"Equity curves: [cyan]{result.chart}[/]")
     if comparison.models:

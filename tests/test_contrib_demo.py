@@ -256,3 +256,23 @@ def test_compare_models_takes_every_schedule_walk_forward_takes(tmp_path: Path) 
         (row,) = result.models
         assert row.retrains == 2 and result.start == "2017-10-02"
     assert all(0 <= done <= total for done, total in seen) and seen
+
+
+def test_information_ratio_is_measured_against_the_benchmark(tmp_path: Path) -> None:
+    from alphazoo.contrib.gbdt import GBDT
+
+    zoo = alphazoo.Zoo(alphazoo.ObjectStore(tmp_path))
+    result = compare_models(
+        load_panel(["AAPL", "GOOGL", "TSLA"]), zoo,
+        models={"tiny": lambda d: GBDT(n_estimators=10, max_depth=2)},
+        start="2017-06-01", end="2017-09-29", every="MS", window=120, topk=1, n_drop=1,
+        format="json", prefix="ir")
+    (row,) = result.models
+    model_net = row.equity.pct_change().dropna()
+    bench_net = result.benchmark.equity.pct_change().dropna().reindex(model_net.index)
+    excess = model_net - bench_net
+    expected = excess.mean() / excess.std(ddof=1) * np.sqrt(252)
+    assert row.information_ratio == pytest.approx(expected, rel=1e-6)
+    assert row.sharpe_ratio == pytest.approx(
+        model_net.mean() / model_net.std(ddof=1) * np.sqrt(252), rel=1e-6)
+    assert np.isnan(result.benchmark.information_ratio)
