@@ -288,7 +288,7 @@ class ALSTM(Model):
 
     def _save_options(self, format: str) -> dict[str, Any]:
         # torch's TorchScript exporter writes this LSTM in ~0.1 s against ~4 s for dynamo (see
-        # benchmarks/bench_torch.py); a weekly retrain exports every version. Parity-checked.
+        # benchmarks/bench_export.py); a weekly retrain exports every version. Parity-checked.
         return {"exporter": "torchscript"} if format == "onnx" else {}
 
     def _load_options(self, format: str) -> dict[str, Any]:
