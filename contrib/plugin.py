@@ -119,7 +119,9 @@ def alphazoo_save(request: SaveRequest) -> Any:
             f"{model.library or 'unknown'!r}); install or enable that library's adapter "
             "(see `alphazoo plugins`)"
         )
-    payload.adapter_data = {**payload.adapter_data, "contrib": _jsonable(model.record())}
+    from alphazoo.host import strict_jsonable
+
+    payload.adapter_data = {**payload.adapter_data, "contrib": strict_jsonable(model.record())}
     return payload
 
 
@@ -146,22 +148,3 @@ def alphazoo_load(request: LoadRequest) -> Any:
     if estimator is None:  # no adapter loaded it: let the host say so, not return an empty model
         return None
     return model.restore(estimator, record)
-
-
-def _jsonable(value: Any) -> Any:
-    """``value`` in JSON types; NaN and infinities become None (a manifest is strict JSON)."""
-    import json
-    import math
-
-    def clean(item: Any) -> Any:
-        if isinstance(item, float):
-            return item if math.isfinite(item) else None
-        if isinstance(item, dict):
-            return {key: clean(v) for key, v in item.items()}
-        if isinstance(item, list):
-            return [clean(v) for v in item]
-        return item
-
-    plain = json.loads(json.dumps(value, default=lambda v: v.tolist() if hasattr(v, "tolist")
-                                  else repr(v)))
-    return clean(plain)

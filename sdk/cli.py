@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from dataclasses import asdict
 from typing import Any, Sequence
@@ -259,7 +258,9 @@ def _demo(args: argparse.Namespace) -> int:
         for row in [*payload["models"], payload["benchmark"]]:
             row["equity"] = {str(day.date()): value for day, value in row["equity"].items()}
         payload.update(chart=result.chart, store=result.store, chart_error=result.chart_error)
-        _print_json(_finite(payload))
+        from .host import strict_jsonable
+
+        _print_json(strict_jsonable(payload))
         return _chart_failed(result.chart_error)
     out = _console()
     out.print(
@@ -298,17 +299,6 @@ def _chart_failed(error: str | None) -> int:
         return EXIT_OK
     print(f"alphazoo: error: {error}", file=sys.stderr)
     return EXIT_FAILURE
-
-
-def _finite(value: Any) -> Any:
-    """``value`` with NaN and infinite floats as None: strict JSON for other tools."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {key: _finite(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_finite(item) for item in value]
-    return value
 
 
 def _fmt(value: float, spec: str, blank_zero: bool = False) -> str:

@@ -390,6 +390,23 @@ def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value, default=_json_default))
 
 
+def strict_jsonable(value: Any) -> Any:
+    """``value`` reduced to JSON types, with NaN and infinities as None: strict JSON, which a
+    bundle manifest must be and other tools' parsers expect."""
+    import math
+
+    def finite(item: Any) -> Any:
+        if isinstance(item, float):
+            return item if math.isfinite(item) else None
+        if isinstance(item, dict):
+            return {key: finite(inner) for key, inner in item.items()}
+        if isinstance(item, list):
+            return [finite(inner) for inner in item]
+        return item
+
+    return finite(_jsonable(value))
+
+
 def _json_default(value: Any) -> Any:
     if hasattr(value, "tolist"):
         return value.tolist()

@@ -137,7 +137,8 @@ def _refuse(constant: str) -> None:
 
 
 def test_demo_json_is_strict_even_for_infinities() -> None:
-    from alphazoo.cli import _finite
+    # The demo's --json and the contrib state in manifests both go through this.
+    from alphazoo.host import strict_jsonable as _finite
 
     value = {"a": [1.5, float("inf"), -float("inf"), float("nan")], "b": {"c": np.float64("inf")},
              "d": "text", "e": 2}

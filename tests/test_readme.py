@@ -19,20 +19,23 @@ def _blocks(language: str) -> list[str]:
     return re.findall(rf"```{language}\n(.*?)```", README, flags=re.S)
 
 
-def test_python_api_example_runs(tmp_path: Path) -> None:
-    example = next(block for block in _blocks("python") if "from alphazoo import Zoo" in block)
-    result = subprocess.run([sys.executable, "-c", example], cwd=tmp_path, capture_output=True,
+def _run_example(marker: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Run the README's python block containing ``marker`` in a fresh interpreter in ``cwd``."""
+    example = next(block for block in _blocks("python") if marker in block)
+    result = subprocess.run([sys.executable, "-c", example], cwd=cwd, capture_output=True,
                             text=True, timeout=300, env={**os.environ, "PYTHONWARNINGS": "ignore"})
     assert result.returncode == 0, result.stderr
+    return result
+
+
+def test_python_api_example_runs(tmp_path: Path) -> None:
+    result = _run_example("from alphazoo import Zoo", tmp_path)
     assert "aapl/config" in result.stdout and "'rows': " in result.stdout
     assert (tmp_path / "storage" / "aapl" / "rf-onnx").is_file()
 
 
 def test_training_example_runs(tmp_path: Path) -> None:
-    example = next(block for block in _blocks("python") if "from alphazoo.training" in block)
-    result = subprocess.run([sys.executable, "-c", example], cwd=tmp_path, capture_output=True,
-                            text=True, timeout=300, env={**os.environ, "PYTHONWARNINGS": "ignore"})
-    assert result.returncode == 0, result.stderr
+    result = _run_example("from alphazoo.training", tmp_path)
     assert "8 trainings; model version 9 in service" in result.stdout
     assert "monthly folds" in result.stdout
     assert (tmp_path / "storage" / "aapl" / "rf-weekly" / "latest.json").is_file()
@@ -54,10 +57,7 @@ def test_demo_command_is_documented() -> None:
 
 
 def test_zoo_example_runs(tmp_path: Path) -> None:
-    example = next(block for block in _blocks("python") if "alphazoo.contrib" in block)
-    result = subprocess.run([sys.executable, "-c", example], cwd=tmp_path, capture_output=True,
-                            text=True, timeout=300, env={**os.environ, "PYTHONWARNINGS": "ignore"})
-    assert result.returncode == 0, result.stderr
+    result = _run_example("alphazoo.contrib", tmp_path)
     assert "[ONNX, predict only]" in result.stdout and "'rank_ic'" in result.stdout
     weights = ast.literal_eval(result.stdout.strip().splitlines()[-1])  # the optimizer's dict
     assert abs(sum(weights.values()) - 1) < 1e-6 and min(weights.values()) >= 0
