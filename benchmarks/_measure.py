@@ -26,7 +26,8 @@ import numpy as np
 __all__ = [
     "COLUMNS", "DEFAULT_DATA", "FEATURES", "PAUSE", "after_pause", "benchmark_parser",
     "blocked", "environment", "load_bars", "paired_save_load", "print_header",
-    "make_features", "med", "ms", "ratio", "table", "time_once", "x", "_fsync", "_loadavg",
+    "make_features", "med", "ms", "ratio", "table", "time_once", "versions", "x", "_fsync",
+    "_loadavg",
 ]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -214,6 +215,13 @@ def _loadavg() -> list[float] | None:
         return [round(v, 2) for v in os.getloadavg()]
     except (AttributeError, OSError):
         return None
+
+
+def versions(*distributions: str) -> dict[str, str]:
+    """``{distribution: version}`` for the report header; ``"missing"`` where not installed."""
+    from alphazoo.compat.installed import installed_version
+
+    return {name: installed_version(name) or "missing" for name in distributions}
 
 
 def environment(versions: dict[str, str], git: str | None, **extra: Any) -> dict[str, Any]:

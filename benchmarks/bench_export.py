@@ -23,7 +23,6 @@ import sys
 import tempfile
 import time
 import warnings
-from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable
 
@@ -31,6 +30,7 @@ import numpy as np
 
 from _common import git_revision, write_json  # benchmarks/ is sys.path[0] when run as a script
 from _measure import (
+    versions,
     _loadavg,
     benchmark_parser,
     environment,
@@ -120,15 +120,12 @@ def bench_sklearn(X: np.ndarray, y: np.ndarray, repeats: int) -> list[dict]:
              "slow": "options by name", "fast_s": med(fast), "slow_s": med(slow)}]
 
 
-def versions() -> dict[str, str]:
-    found = {}
-    for dist in ("alphazoo", "torch", "onnx", "onnxscript", "onnxruntime", "scikit-learn",
-                 "skl2onnx", "numpy"):
-        try:
-            found[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            pass
-    return found
+
+#: The distributions whose versions head the report.
+REPORTED = (
+    "alphazoo", "torch", "onnx", "onnxscript", "onnxruntime", "scikit-learn", "skl2onnx",
+    "numpy",
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -144,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     X, y = make_features(close)
     X = ((X - X.mean(axis=0)) / X.std(axis=0)).astype(np.float32)
     result: dict[str, Any] = {"quick": args.quick, "config": cfg,
-                              "environment": environment(versions(), git_revision())}
+                              "environment": environment(versions(*REPORTED), git_revision())}
     with tempfile.TemporaryDirectory(prefix="alphazoo-bench-") as tmp:
         print("  torch exporters (the ALSTM)...", file=sys.stderr, flush=True)
         rows = bench_torch(X, y, Path(tmp), cfg["repeats"])

@@ -45,12 +45,12 @@ import pickle
 import sys
 import tempfile
 import time
-from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable
 
 from _common import git_revision, write_json  # benchmarks/ is sys.path[0] when run as a script
 from _measure import (
+    versions,
     environment,
     print_header,
     _fsync,
@@ -69,8 +69,6 @@ import numpy as np
 
 from alphazoo.compat.installed import installed_versions
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "nvda-1999-2014.csv"
 TARGET_RATIO = 1.15
 FORMATS = ("json", "pickle")
 _VERSION_LOOKUPS = ("hmmlearn", "numpy", "scipy", "scikit-learn", "alphazoo")
@@ -319,14 +317,9 @@ def report(result: dict[str, Any], out: Any) -> None:
               "absolute times, but rerun on an idle machine for figures to quote", file=out)
 
 
-def versions() -> dict[str, str]:
-    found = {}
-    for dist in ("alphazoo", "hmmlearn", "scikit-learn", "scipy", "numpy"):
-        try:
-            found[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            found[dist] = "missing"
-    return found
+
+#: The distributions whose versions head the report.
+REPORTED = ("alphazoo", "hmmlearn", "scikit-learn", "scipy", "numpy")
 
 
 # -- main ----------------------------------------------------------------------------------------
@@ -354,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
     threads = threadpool_limits(1)  # held for the whole run; see the module docstring
     result: dict[str, Any] = {
         "quick": args.quick, "config": cfg, "target_ratio": TARGET_RATIO,
-        "environment": environment(versions(), git_revision(), threads=1),
+        "environment": environment(versions(*REPORTED), git_revision(), threads=1),
         "data": {"file": str(args.data), "rows": len(close), "first": dates[0],
                  "last": dates[-1], "train_rows": split},
         "models": [], "save_load": [], "breakdown": [], "codec": [],

@@ -38,12 +38,12 @@ import pickle
 import sys
 import tempfile
 import time
-from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable
 
 from _common import git_revision, write_json  # benchmarks/ is sys.path[0] when run as a script
 from _measure import (  # the same data, timing and table helpers as the sklearn figures
+    versions,
     paired_save_load,
     environment,
     print_header,
@@ -359,16 +359,6 @@ def report(result: dict[str, Any], out: Any) -> None:
               "absolute times, but rerun on an idle machine for figures to quote", file=out)
 
 
-def versions() -> dict[str, str]:
-    found = {}
-    for dist in ("alphazoo", "keras", "tensorflow-cpu", "tensorflow", "torch", "tf2onnx",
-                 "onnx", "onnxruntime", "numpy"):
-        try:
-            found[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            pass
-    return found
-
 
 def progress(message: str, started: float) -> None:
     print(f"  [{time.perf_counter() - started:5.0f} s] {message}...", file=sys.stderr, flush=True)
@@ -380,6 +370,13 @@ def windows(X: np.ndarray, y: np.ndarray, length: int) -> tuple[np.ndarray, np.n
 
     stacked = sliding_window_view(X, length, axis=0).transpose(0, 2, 1)
     return np.ascontiguousarray(stacked), y[length - 1:]
+
+
+#: The distributions whose versions head the report.
+REPORTED = (
+    "alphazoo", "keras", "tensorflow-cpu", "tensorflow", "torch", "tf2onnx", "onnx",
+    "onnxruntime", "numpy",
+)
 
 
 # -- main ----------------------------------------------------------------------------------------
@@ -412,7 +409,7 @@ def main(argv: list[str] | None = None) -> int:
     result: dict[str, Any] = {
         "quick": args.quick, "config": cfg, "target_ratio": TARGET_RATIO,
         "backend": keras.backend.backend(),
-        "environment": environment(versions(), git_revision()),
+        "environment": environment(versions(*REPORTED), git_revision()),
         "data": {"file": str(args.data), "rows": len(close), "first": dates[0],
                  "last": dates[-1], "train_rows": split, "test_rows": len(X) - split},
         "models": [], "save_load": [], "predict": [], "codec": [],

@@ -29,12 +29,12 @@ import pickle
 import sys
 import tempfile
 import time
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from _common import git_revision, write_json  # benchmarks/ is sys.path[0] when run as a script
 from _measure import (
+    versions,
     paired_save_load,
     environment,
     print_header,
@@ -59,7 +59,6 @@ import numpy as np
 
 from alphazoo.compat.installed import installed_versions
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 FORMATS = ("skops", "pickle", "onnx")
 TARGET_RATIO = 1.15
 BATCH_ROWS = 10_000
@@ -329,14 +328,9 @@ def report(result: dict[str, Any], out: Any) -> None:
               "absolute times, but rerun on an idle machine for figures to quote", file=out)
 
 
-def versions() -> dict[str, str]:
-    found = {}
-    for dist in ("alphazoo", "scikit-learn", "skops", "skl2onnx", "onnx", "onnxruntime", "numpy"):
-        try:
-            found[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            found[dist] = "missing"
-    return found
+
+#: The distributions whose versions head the report.
+REPORTED = ("alphazoo", "scikit-learn", "skops", "skl2onnx", "onnx", "onnxruntime", "numpy")
 
 
 # -- main ----------------------------------------------------------------------------------------
@@ -367,7 +361,7 @@ def main(argv: list[str] | None = None) -> int:
         "quick": args.quick,
         "config": cfg,
         "target_ratio": TARGET_RATIO,
-        "environment": environment(versions(), git_revision()),
+        "environment": environment(versions(*REPORTED), git_revision()),
         "data": {"file": str(args.data), "rows": len(close), "first": dates[0],
                  "last": dates[-1], "features": list(FEATURES), "train_rows": len(X_train),
                  "test_rows": len(X_test)},

@@ -35,7 +35,6 @@ import os
 import sys
 import tempfile
 import time
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +43,7 @@ from typing import Any
 import numpy as np
 from _common import git_revision, write_json
 from _measure import (
+    versions,
     paired_save_load,
     environment,
     print_header,
@@ -62,8 +62,6 @@ from _measure import (
     x,
 )
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "nvda-1999-2014.csv"
 FORMATS = ("pt", "pickle", "json", "onnx")
 TARGET_RATIO = 1.15
 BATCH_ROWS = 10_000
@@ -375,15 +373,6 @@ def _loadavg() -> list[float] | None:
         return None
 
 
-def versions() -> dict[str, str]:
-    found = {}
-    for dist in ("alphazoo", "torch", "onnx", "onnxscript", "onnxruntime", "numpy"):
-        try:
-            found[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            found[dist] = "missing"
-    return found
-
 
 def windows(X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(rows - WINDOW + 1, WINDOW, features) windows, oldest day first; the last day's label."""
@@ -391,6 +380,10 @@ def windows(X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
     seq = sliding_window_view(X, WINDOW, axis=0).transpose(0, 2, 1)
     return np.ascontiguousarray(seq), y[WINDOW - 1:]
+
+
+#: The distributions whose versions head the report.
+REPORTED = ("alphazoo", "torch", "onnx", "onnxscript", "onnxruntime", "numpy")
 
 
 # -- main ----------------------------------------------------------------------------------------
@@ -425,7 +418,7 @@ def main(argv: list[str] | None = None) -> int:
         "quick": args.quick,
         "config": cfg,
         "target_ratio": TARGET_RATIO,
-        "environment": environment(versions(), git_revision(),
+        "environment": environment(versions(*REPORTED), git_revision(),
                                    torch_threads=torch.get_num_threads()),
         "data": {"file": str(args.data), "rows": len(close), "first": dates[0],
                  "last": dates[-1], "features": list(FEATURES), "train_rows": len(X_train),

@@ -36,12 +36,12 @@ import math
 import sys
 import tempfile
 import time
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from _common import git_revision, write_json  # benchmarks/ is sys.path[0] when run as a script
 from _measure import (
+    versions,
     PAUSE,
     _loadavg,
     after_pause,
@@ -286,26 +286,12 @@ def report(result: dict[str, Any], out: Any) -> None:
               "absolute times", file=out)
 
 
-def versions() -> dict[str, str]:
-    found = {}
-    for dist in ("alphazoo", "numpy", "pandas", "scikit-learn", "skl2onnx", "xgboost",
-                 "onnxmltools", "torch", "onnx", "onnxruntime"):
-        try:
-            found[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            found[dist] = "missing"
-    return found
 
-
-def plain(value: Any) -> Any:
-    """JSON-safe: NaN becomes null (the benchmark has no IC)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [plain(v) for v in value]
-    return value
+#: The distributions whose versions head the report.
+REPORTED = (
+    "alphazoo", "numpy", "pandas", "scikit-learn", "skl2onnx", "xgboost", "onnxmltools",
+    "torch", "onnx", "onnxruntime",
+)
 
 
 # -- main ----------------------------------------------------------------------------------------
@@ -350,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
         "quick": args.quick,
         "config": {**cfg, "start": args.start, "end": args.end, "every": args.every,
                    "window": args.window, "models": args.models},
-        "environment": environment(versions(), git_revision()),
+        "environment": environment(versions(*REPORTED), git_revision()),
         "data": describe(panel, args.data),
     }
     with tempfile.TemporaryDirectory(prefix="alphazoo-bench-") as tmp:
@@ -359,7 +345,9 @@ def main(argv: list[str] | None = None) -> int:
     result["environment"]["loadavg_end"] = _loadavg()
     report(result, out)
     if args.json:
-        write_json(plain(result), args.json, out)
+        from alphazoo.host import strict_jsonable  # NaN (the benchmark has no IC) -> null
+
+        write_json(strict_jsonable(result), args.json, out)
     return 0
 
 

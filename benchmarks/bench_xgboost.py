@@ -39,7 +39,6 @@ import pickle
 import sys
 import tempfile
 import time
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +47,7 @@ from typing import Any
 import numpy as np
 from _common import git_revision, write_json
 from _measure import (
+    versions,
     environment,
     print_header,
     benchmark_parser,
@@ -68,8 +68,6 @@ from _measure import (
 from alphazoo.adapters import xgboost as xgb_adapter
 from alphazoo.contracts import LoadRequest, SaveRequest
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data" / "nvda-1999-2014.csv"
 FORMATS = ("json", "ubj", "pickle", "onnx")
 TARGET_RATIO = 1.15
 BATCH_ROWS = 10_000
@@ -371,16 +369,6 @@ def _loadavg() -> list[float] | None:
         return None
 
 
-def versions() -> dict[str, str]:
-    found = {}
-    for dist in ("alphazoo", "xgboost", "scikit-learn", "onnxmltools", "onnx", "onnxruntime",
-                 "numpy"):
-        try:
-            found[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            found[dist] = "missing"
-    return found
-
 
 # -- main ----------------------------------------------------------------------------------------
 def build(kind: str, trees: int, depth: int, X: np.ndarray, y: np.ndarray, zoo: Any) -> Any:
@@ -393,6 +381,10 @@ def build(kind: str, trees: int, depth: int, X: np.ndarray, y: np.ndarray, zoo: 
                              "nthread": 1, "seed": 0}, xgboost.DMatrix(X, label=y), trees - 1)
     # The last round through Zoo.train, so that Zoo.save has training rows for the parity check.
     return zoo.train(booster, X, y, num_boost_round=1)
+
+
+#: The distributions whose versions head the report.
+REPORTED = ("alphazoo", "xgboost", "scikit-learn", "onnxmltools", "onnx", "onnxruntime", "numpy")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -419,7 +411,7 @@ def main(argv: list[str] | None = None) -> int:
         "quick": args.quick,
         "config": cfg,
         "target_ratio": TARGET_RATIO,
-        "environment": environment(versions(), git_revision()),
+        "environment": environment(versions(*REPORTED), git_revision()),
         "data": {"file": str(args.data), "rows": len(close), "first": dates[0],
                  "last": dates[-1], "features": list(FEATURES), "train_rows": len(X_train),
                  "test_rows": len(X_test)},
