@@ -257,6 +257,8 @@ def _symbol_frames(data: Any) -> dict[str, pd.DataFrame]:
     """``{symbol: bars}`` from a panel, a mapping or Bars; each cleaned and checked."""
     from alphazoo.datasets import Bars
 
+    from .features import split_panel
+
     if isinstance(data, Bars):
         data = [data]
     if isinstance(data, Sequence) and not isinstance(data, str) and all(
@@ -266,9 +268,7 @@ def _symbol_frames(data: Any) -> dict[str, pd.DataFrame]:
         if not (isinstance(data.index, pd.MultiIndex) and data.index.nlevels == 2):
             raise ValueError("a DataFrame must be a panel on a (datetime, instrument) "
                              "MultiIndex; pass one symbol's bars as {'AAPL': frame}")
-        names = list(data.index.names)
-        level = names.index("instrument") if "instrument" in names else 1
-        data = {str(k): g.droplevel(level) for k, g in data.groupby(level=level, sort=True)}
+        data = split_panel(data)
     if not isinstance(data, Mapping) or not data:
         raise TypeError("data must be a (datetime, instrument) panel DataFrame, a non-empty "
                         f"{{symbol: DataFrame}} mapping or Bars, got {type(data).__name__}")
@@ -278,9 +278,10 @@ def _symbol_frames(data: Any) -> dict[str, pd.DataFrame]:
 def _clean(name: str, frame: Any) -> pd.DataFrame:
     from alphazoo.datasets import Bars
 
+    from .features import bars_frame
+
     if isinstance(frame, Bars):
-        frame = pd.DataFrame({c: getattr(frame, c) for c in _COLUMNS},
-                             index=pd.DatetimeIndex(frame.dates.astype("datetime64[ns]")))
+        frame = bars_frame(frame)
     if not isinstance(frame, pd.DataFrame):
         raise TypeError(f"{name}: bars must be a DataFrame or Bars, got {type(frame).__name__}")
     frame = frame.rename(columns=str.lower)
