@@ -38,7 +38,7 @@ from torch import nn
 
 from alphazoo.adapters._torch_models import seeded
 
-from .model import Model
+from .model import Model, fit_scaling, scale
 
 __all__ = ["ALSTM", "ALSTMNet"]
 
@@ -200,10 +200,7 @@ class ALSTM(Model):
             if 0 < cut < len(X):
                 X, X_valid, y, y_valid = X[:cut], X[cut:], y[:cut], y[cut:]
 
-        flat = X.reshape(-1, X.shape[-1]).astype(np.float64)
-        mean, std = flat.mean(axis=0), flat.std(axis=0)
-        std[std < 1e-12] = 1.0  # a constant feature: centre it, do not blow it up
-        state = {"mean": mean.tolist(), "std": std.tolist()}
+        state: dict[str, Any] = fit_scaling(X)
         previous_state, self.state = self.state, state
         try:
             net, history, best = self._train(self._tensor(X), torch.as_tensor(y),
@@ -275,11 +272,7 @@ class ALSTM(Model):
 
     def _transform(self, X: np.ndarray) -> np.ndarray:
         self._check_width(X)
-        if "mean" not in self.state:
-            return X
-        mean = np.asarray(self.state["mean"], dtype=np.float32)
-        std = np.asarray(self.state["std"], dtype=np.float32)
-        return ((X - mean) / std).astype(np.float32)
+        return scale(X, self.state) if "mean" in self.state else X
 
     def _predict_native(self, X: np.ndarray) -> np.ndarray:
         self.estimator.eval()

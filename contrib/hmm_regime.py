@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from .model import Model, NotFittedError, _is_dataset
+from .model import Model, NotFittedError, _is_dataset, fit_scaling
 
 __all__ = ["OBSERVATIONS", "HMMRegime", "filtered_probabilities"]
 
@@ -128,9 +128,9 @@ class HMMRegime(Model):
 
         hmm: Any = require("hmmlearn.hmm", "hmmlearn", "the hmm_regime model")
         p = self.params
-        mean = obs.astype(np.float64).mean(axis=0)
-        std = obs.astype(np.float64).std(axis=0)
-        std[~(std > 1e-12)] = 1.0
+        scaling = fit_scaling(obs)
+        # float64 on purpose (not scale()'s float32): EM on daily returns needs the precision.
+        mean, std = np.asarray(scaling["mean"]), np.asarray(scaling["std"])
         scaled = (obs - mean) / std
         order = np.concatenate(seq)
         estimator = hmm.GaussianHMM(n_components=p["n_regimes"],
@@ -157,8 +157,7 @@ class HMMRegime(Model):
                 binary = bool(np.isin(labels[known], (0.0, 1.0)).all())
         # Assigned only now: a failed fit leaves a fitted model as it was.
         self.estimator = estimator
-        self.state = {"observations": list(OBSERVATIONS), "mean": mean.tolist(),
-                      "std": std.tolist(), "states": states.tolist(),
+        self.state = {"observations": list(OBSERVATIONS), **scaling, "states": states.tolist(),
                       "regime_label": regime_label, "binary_label": binary,
                       "converged": bool(estimator.monitor_.converged)}
 

@@ -42,7 +42,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from .model import Model
+from .model import Model, fit_scaling, scale
 
 __all__ = ["KerasCNN", "KerasLSTM", "KerasMLP"]
 
@@ -105,10 +105,7 @@ class _KerasModel(Model):
                     )
         keras: Any = _keras()
         p = self.params
-        axes = tuple(range(X.ndim - 1))
-        mean = X.astype(np.float64).mean(axis=axes)
-        std = X.astype(np.float64).std(axis=axes)
-        std[~(std > 1e-12)] = 1.0  # a constant feature: centre it, do not blow it up
+        scaling = fit_scaling(X)
         # A regressor learns the label standardised too: daily returns are ~0.01 wide, and
         # a freshly initialised network outputs ~1, so raw targets waste the first epochs.
         y_mean, y_std = 0.0, 1.0
@@ -118,7 +115,7 @@ class _KerasModel(Model):
         target = _target(y, self.classifier, y_mean, y_std)
         validation = None
         if X_valid is not None and y_valid is not None and len(X_valid):
-            validation = (_scale(X_valid, mean, std),
+            validation = (scale(X_valid, scaling),
                           _target(y_valid, self.classifier, y_mean, y_std))
         monitor = "val_loss" if validation is not None else "loss"
         callbacks = list(fit_params.pop("callbacks", []))
@@ -129,7 +126,7 @@ class _KerasModel(Model):
             if p["patience"]:
                 callbacks.append(keras.callbacks.EarlyStopping(
                     monitor=monitor, patience=p["patience"], restore_best_weights=True))
-            history = network.fit(_scale(X, mean, std), target, epochs=p["epochs"],
+            history = network.fit(scale(X, scaling), target, epochs=p["epochs"],
                                   batch_size=p["batch_size"], validation_data=validation,
                                   callbacks=callbacks, verbose=p["verbose"], **fit_params)
         losses = [float(v) for v in history.history.get(monitor, [])]
@@ -137,7 +134,7 @@ class _KerasModel(Model):
         kept = (int(np.argmin(losses)) if p["patience"] else len(losses) - 1) if losses else None
         # Only now, once training worked: a failed fit leaves a fitted model as it was.
         self.estimator = network
-        self.state = {"mean": mean.tolist(), "std": std.tolist(), "y_mean": y_mean,
+        self.state = {**scaling, "y_mean": y_mean,
                       "y_std": y_std, "monitor": monitor,
                       "epochs_run": len(losses),
                       "best_epoch": None if kept is None else kept + 1,
@@ -145,7 +142,7 @@ class _KerasModel(Model):
 
     def _transform(self, X: np.ndarray) -> np.ndarray:
         self._check_width(X)
-        return _scale(X, np.asarray(self.state["mean"]), np.asarray(self.state["std"]))
+        return scale(X, self.state)
 
     def _predict_native(self, X: np.ndarray) -> np.ndarray:
         if _is_onnx(self.estimator):
@@ -409,10 +406,6 @@ def _keras() -> Any:
     from alphazoo.errors import require
 
     return require("keras", "keras", "the keras zoo models (lstm, cnn, mlp)")
-
-
-def _scale(X: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
-    return ((np.asarray(X, dtype=np.float64) - mean) / std).astype(np.float32)
 
 
 def _target(y: np.ndarray, classifier: bool, mean: float, std: float) -> np.ndarray:

@@ -28,7 +28,7 @@ import numpy as np
 
 from alphazoo.errors import AlphazooError
 
-__all__ = ["Model", "NotFittedError", "is_onnx_predictor"]
+__all__ = ["Model", "NotFittedError", "is_onnx_predictor", "fit_scaling", "scale"]
 
 
 class NotFittedError(AlphazooError, ValueError):
@@ -40,6 +40,24 @@ def is_onnx_predictor(estimator: Any) -> bool:
     # The keras adapter's predictor subclasses the shared one.
     return (any(cls.__name__ == "OnnxPredictor" for cls in type(estimator).__mro__)
             and hasattr(estimator, "session"))
+
+
+def fit_scaling(X: np.ndarray) -> dict[str, list[float]]:
+    """Per-feature mean and standard deviation over every axis but the last (rows, and the
+    steps of windows), as JSON lists for a model's ``state``.
+
+    A constant feature keeps a deviation of 1: centred, not blown up.
+    """
+    flat = np.asarray(X, dtype=np.float64).reshape(-1, np.shape(X)[-1])
+    mean, std = flat.mean(axis=0), flat.std(axis=0)
+    std[~(std > 1e-12)] = 1.0
+    return {"mean": mean.tolist(), "std": std.tolist()}
+
+
+def scale(X: np.ndarray, scaling: dict[str, Any]) -> np.ndarray:
+    """``X`` standardised with :func:`fit_scaling`'s ``mean`` and ``std``, as float32."""
+    return ((np.asarray(X, dtype=np.float64) - scaling["mean"]) / scaling["std"]).astype(
+        np.float32)
 
 
 class Model:

@@ -37,7 +37,7 @@ from torch import nn
 from alphazoo.adapters._torch_models import mlp_layers, seeded
 
 from .alstm import _torch_threads
-from .model import Model, NotFittedError, _is_dataset, is_onnx_predictor
+from .model import Model, NotFittedError, _is_dataset, fit_scaling, is_onnx_predictor, scale
 
 __all__ = ["PolicyGradient", "PolicyNet"]
 
@@ -243,9 +243,7 @@ class PolicyGradient(Model):
             raise ValueError(f"the policy was built for n_features={p['n_features']} but the "
                              f"data has {X.shape[1]} features")
         self.params = {**p, "n_features": int(X.shape[1])}
-        mean, std = X.astype(np.float64).mean(axis=0), X.astype(np.float64).std(axis=0)
-        std[std < 1e-12] = 1.0
-        self.state = {"mean": mean.tolist(), "std": std.tolist(), "history": []}
+        self.state = {**fit_scaling(X), "history": []}
         net = self.build_net()
         self.estimator = net  # checkpoints save the policy being trained
         self.sample = self._inputs(self._transform(X[:16]))[:, 0]
@@ -404,11 +402,7 @@ class PolicyGradient(Model):
         width = self.params["n_features"]
         if width is not None and X.shape[-1] != width:
             raise ValueError(f"the policy takes {width} features per row; X has {X.shape[-1]}")
-        if "mean" not in self.state:
-            return X
-        mean = np.asarray(self.state["mean"], dtype=np.float32)
-        std = np.asarray(self.state["std"], dtype=np.float32)
-        return ((X - mean) / std).astype(np.float32)
+        return scale(X, self.state) if "mean" in self.state else X
 
     def _load_options(self, format: str) -> dict[str, Any]:
         return {"builder": self.build_net} if format in ("json", "pt") else {}
