@@ -38,7 +38,7 @@ from torch import nn
 
 from alphazoo.adapters._torch_models import seeded
 
-from .model import Model, fit_scaling, scale
+from .model import Model, fit_scaling, hold_out_tail, scale
 
 __all__ = ["ALSTM", "ALSTMNet"]
 
@@ -192,13 +192,7 @@ class ALSTM(Model):
             raise ValueError("y has NaN or infinite values; drop those rows first")
         self._check_width(X)
         p = self.params
-        if X_valid is not None and len(X_valid) == 0:
-            # An empty valid segment is no validation: hold windows out as without one.
-            X_valid = y_valid = None
-        if X_valid is None and p["valid_fraction"] > 0:
-            cut = int(len(X) * (1 - p["valid_fraction"]))
-            if 0 < cut < len(X):
-                X, X_valid, y, y_valid = X[:cut], X[cut:], y[:cut], y[cut:]
+        X, y, X_valid, y_valid = hold_out_tail(X, y, X_valid, y_valid, p["valid_fraction"])
 
         state: dict[str, Any] = fit_scaling(X)
         previous_state, self.state = self.state, state

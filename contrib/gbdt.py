@@ -3,7 +3,7 @@
 qlib's ``LGBModel`` uses LightGBM; here the trees come from xgboost, which the zoo already
 serves (JSON, UBJ, ONNX). ``loss="mse"`` regresses the label (qlib's default, for
 ``label_return``); ``loss="binary"`` classifies ``label_direction`` and scores P(up).
-Early stopping watches the dataset's ``valid`` segment; without one, the last
+Early stopping watches the dataset's ``valid`` segment; without one (or with an empty one), the last
 ``valid_fraction`` of the training rows (in date order: no shuffling, so no look-ahead) is held
 out for it.
 """
@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .model import Model
+from .model import Model, hold_out_tail
 
 __all__ = ["GBDT"]
 
@@ -68,10 +68,8 @@ class GBDT(Model):
         if y is None:
             raise ValueError("gbdt learns a label: pass y or a dataset with labels")
         p = self.params
-        if X_valid is None and p["valid_fraction"] > 0 and p["early_stopping_rounds"]:
-            cut = int(len(X) * (1 - p["valid_fraction"]))
-            if 0 < cut < len(X):
-                X, X_valid, y, y_valid = X[:cut], X[cut:], y[:cut], y[cut:]
+        fraction = p["valid_fraction"] if p["early_stopping_rounds"] else 0.0
+        X, y, X_valid, y_valid = hold_out_tail(X, y, X_valid, y_valid, fraction)
         stop = p["early_stopping_rounds"] if X_valid is not None and len(X_valid) else None
         cls = xgboost.XGBClassifier if self.classifier else xgboost.XGBRegressor
         estimator = cls(n_estimators=p["n_estimators"], max_depth=p["max_depth"],

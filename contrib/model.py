@@ -28,7 +28,7 @@ import numpy as np
 
 from alphazoo.errors import AlphazooError
 
-__all__ = ["Model", "NotFittedError", "is_onnx_predictor", "fit_scaling", "scale"]
+__all__ = ["Model", "NotFittedError", "is_onnx_predictor", "fit_scaling", "scale", "hold_out_tail"]
 
 
 class NotFittedError(AlphazooError, ValueError):
@@ -58,6 +58,23 @@ def scale(X: np.ndarray, scaling: dict[str, Any]) -> np.ndarray:
     """``X`` standardised with :func:`fit_scaling`'s ``mean`` and ``std``, as float32."""
     return ((np.asarray(X, dtype=np.float64) - scaling["mean"]) / scaling["std"]).astype(
         np.float32)
+
+
+def hold_out_tail(X: np.ndarray, y: np.ndarray, X_valid: np.ndarray | None,
+                  y_valid: np.ndarray | None, fraction: float) -> tuple[Any, Any, Any, Any]:
+    """``(X, y, X_valid, y_valid)`` with validation rows for early stopping.
+
+    Rows given (a dataset's ``valid`` segment) are kept; when there are none (or none in the
+    segment) the last ``fraction`` of the training rows is held out. Rows are in date order, so
+    the held-out rows are the latest: nothing later trains on anything earlier's future.
+    """
+    if X_valid is not None and len(X_valid) == 0:
+        X_valid = y_valid = None
+    if X_valid is None and fraction > 0:
+        cut = int(len(X) * (1 - fraction))
+        if 0 < cut < len(X):
+            return X[:cut], y[:cut], X[cut:], y[cut:]
+    return X, y, X_valid, y_valid
 
 
 class Model:
