@@ -265,6 +265,12 @@ def test_without_valid_the_date_ordered_tail_of_train_is_held_out(ds):
     # valid_fraction=0: every row trains, no stopping.
     full = GBDT(n_estimators=15, valid_fraction=0.0).fit(X, y)
     assert full.best_iteration is None and full.state["rounds"] == 15
+    # A valid segment with no rows (a walk-forward fold's) counts as none: the tail is held out.
+    empty_valid = ds.with_segments(train=SEGMENTS["train"], valid=("2030-01-01", "2030-12-31"),
+                                   test=SEGMENTS["test"])
+    held = GBDT(n_estimators=80, learning_rate=0.1, valid_fraction=0.25).fit(empty_valid)
+    assert held.best_iteration == model.best_iteration
+    np.testing.assert_array_equal(held.predict(Xt), model.predict(Xt))
 
 
 def test_binary_loss_scores_p_up_for_return_and_direction_labels(panel, ds, fitted):
