@@ -21,6 +21,7 @@ from .environment import (
     CheckRow,
     LockFileError,
     check_environment,
+    closure_lock_text,
     lock_text,
     read_lock,
 )
@@ -53,7 +54,12 @@ def add_parser(commands: Any) -> None:
         "lock", help="write the exact versions in use (pip constraints)",
         description="Write the installed versions of the table's libraries as pip constraints "
         "(name==version); `pip install -c FILE ...` reproduces them and `alphazoo compat check "
-        "--lock FILE` compares against them.")
+        "--lock FILE` compares against them. With --all, the full closure of the environment "
+        "(every installed distribution alphazoo and its extras require), which a CI can "
+        "check with `compat check --lock FILE`.")
+    lock.add_argument("--all", action="store_true",
+                      help="lock the full closure: every distribution alphazoo and its "
+                      "installed extras require, transitively, not only the table's libraries")
     lock.add_argument("-o", "--output", metavar="FILE",
                       help="write to FILE instead of standard output")
 
@@ -61,11 +67,12 @@ def add_parser(commands: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run ``alphazoo compat ...``; returns the exit code."""
     if args.compat_command == "lock":
-        text = lock_text()
+        text = closure_lock_text() if args.all else lock_text()
         if args.output:
             Path(args.output).write_text(text, encoding="utf-8")
             pins = [line for line in text.splitlines() if line and not line.startswith("#")]
-            print(f"locked {len(pins)} libraries in {args.output}", file=sys.stderr)
+            what = "distributions" if args.all else "libraries"
+            print(f"locked {len(pins)} {what} in {args.output}", file=sys.stderr)
         else:
             sys.stdout.write(text)
         return EXIT_OK
@@ -105,12 +112,13 @@ def format_report(report: CheckReport, *, width: int | None = None) -> str:
     console = Console(width=width or 120, record=True, file=_Discard(),
                       force_terminal=sys.stdout.isatty())
     console.print(table)
-    failing = [row for row in report.rows if row.status in FAILING]
+    failing = [row for row in [*report.rows, *report.other_pins] if row.status in FAILING]
     verdict = ("every installed library is in range" if not failing
                else f"FAILED: {', '.join(row.library for row in failing)}")
-    if report.unknown_in_lock:
-        verdict += f" (lock entries outside the table, not checked: " \
-                   f"{', '.join(report.unknown_in_lock)})"
+    if report.other_pins:
+        same = sum(row.status == OK for row in report.other_pins)
+        verdict += (f"; {same} of {len(report.other_pins)} other locked distributions "
+                    "installed as locked")
     fixes = [f"  {row.library} ({row.status}): {_fix(row)}" for row in failing]
     return "\n".join([console.export_text(styles=sys.stdout.isatty()).rstrip(), verdict,
                       *fixes])

@@ -15,9 +15,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
 
+from packaging.specifiers import InvalidSpecifier, Specifier
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
+from .closure import Closure, collect_closure
 from .installed import installed_version
 from .table import SUPPORTED, Support, distributions_of
 
@@ -28,6 +30,7 @@ __all__ = [
     "collect_versions",
     "check_environment",
     "lock_text",
+    "closure_lock_text",
     "read_lock",
     "LockFileError",
 ]
@@ -63,16 +66,18 @@ class CheckReport:
     rows: list[CheckRow]
     system: dict[str, str]
     lock: str | None = None
-    unknown_in_lock: list[str] = field(default_factory=list)
+    #: The lock's pins of distributions outside the table (a full closure's), each compared
+    #: with what is installed: status "ok" or "differs from lock".
+    other_pins: list[CheckRow] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return not any(row.status in FAILING for row in self.rows)
+        return not any(row.status in FAILING for row in [*self.rows, *self.other_pins])
 
     def as_dict(self) -> dict[str, Any]:
         return {"ok": self.ok, "system": self.system, "lock": self.lock,
                 "rows": [asdict(row) for row in self.rows],
-                "unknown_in_lock": list(self.unknown_in_lock)}
+                "other_pins": [asdict(row) for row in self.other_pins]}
 
 
 def collect_system() -> dict[str, str]:
@@ -144,8 +149,16 @@ def check_environment(
         rows.append(_row(support, distribution, version, support.library in required,
                          locked.get(support.library)))
     table_names = {row.library for row in SUPPORTED}
-    return CheckReport(rows, collect_system(), lock_name,
-                       sorted(name for name in locked if name not in table_names))
+    others = [_pin_row(name, version) for name, version in sorted(locked.items())
+              if name not in table_names]
+    return CheckReport(rows, collect_system(), lock_name, others)
+
+
+def _pin_row(distribution: str, locked: str) -> CheckRow:
+    installed = installed_version(distribution)
+    same = installed is not None and _same_version(installed, locked)
+    return CheckRow(distribution, installed, "", "", OK if same else LOCK_DIFFERS, locked,
+                    distribution)
 
 
 def _row(support: Support, distribution: str | None, version: str | None, required: bool,
@@ -185,9 +198,11 @@ def _library_name(name: str) -> str:
 
 
 def _same_version(installed: str, locked: str) -> bool:
+    """Whether ``installed`` satisfies the pin ``==locked`` (PEP 440: a pin without a local
+    label, ``torch==2.13.0``, accepts the installed ``2.13.0+cpu``, as pip does)."""
     try:
-        return Version(installed) == Version(locked)
-    except InvalidVersion:
+        return Specifier(f"=={locked}").contains(Version(installed), prereleases=True)
+    except (InvalidSpecifier, InvalidVersion):
         return installed == locked
 
 
@@ -216,6 +231,28 @@ def lock_text(versions: dict[str, tuple[str, str] | None] | None = None,
             continue
         distribution, version = found
         lines.append(f"{distribution}=={version}")
+    return "\n".join(lines) + "\n"
+
+
+def closure_lock_text(closure: Closure | None = None,
+                      system: dict[str, str] | None = None) -> str:
+    """A lock of the whole environment alphazoo runs in: every installed distribution that
+    alphazoo and its installed extras require, transitively (:func:`collect_closure`).
+
+    Same format as :func:`lock_text`, so ``check --lock`` and ``pip install -c`` read it; a
+    requirement that is not installed is named in a comment, since such a lock cannot
+    reproduce the environment it describes.
+    """
+    closure = collect_closure() if closure is None else closure
+    system = collect_system() if system is None else system
+    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [
+        "# alphazoo compat lock --all: the full closure in use; pip reads it as constraints (-c).",
+        f"# written {stamp} on {system['platform']}",
+        f"# python=={system['python']}",
+        *(f"# not installed, though required: {gap}" for gap in closure.missing),
+        *(f"{name}=={version}" for name, version in closure.pins.items()),
+    ]
     return "\n".join(lines) + "\n"
 
 

@@ -14,11 +14,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-__all__ = ["blocking_prelude", "run_python"]
+__all__ = ["HANG_TIMEOUT", "blocking_prelude", "run_python"]
+
+#: Seconds before a child process counts as hung. A limit against hangs, not a performance
+#: claim: on a busy 2-core machine a child that trains and exports can take minutes.
+HANG_TIMEOUT = 1800
 
 
 def run_python(code: str, *args: str, cwd: Path, env: dict[str, str] | None = None,
-               unset: tuple[str, ...] = (), timeout: float = 300,
+               unset: tuple[str, ...] = (), timeout: float = HANG_TIMEOUT,
                ) -> subprocess.CompletedProcess:
     """Run ``code`` with ``args`` in a fresh interpreter; fail the test if it fails.
 

@@ -17,6 +17,8 @@ from alphazoo.adapters._common import check_options, choose_format
 from alphazoo.adapters._weights import Tensor, decode_tensors, encode_tensors, read_weights, \
     write_weights
 
+from _child import HANG_TIMEOUT
+
 ADAPTERS = {
     # adapter: (its library's distribution, the formats the issue names)
     "sklearn": ("scikit-learn", {"skops", "pickle", "onnx"}),
@@ -40,7 +42,7 @@ def test_plugins_lists_every_adapter_with_its_library_version_without_importing_
         "print(json.dumps({'rows': rows, 'formats': formats, 'heavy': heavy}))\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            timeout=120)
+                            timeout=HANG_TIMEOUT)
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout)
     assert out["heavy"] == []

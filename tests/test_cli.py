@@ -13,6 +13,8 @@ from pathlib import Path
 
 import alphazoo
 
+from _child import HANG_TIMEOUT
+
 SCRIPT = shutil.which("alphazoo")
 
 
@@ -20,7 +22,7 @@ def cli(*args: str, cwd: Path | None = None, **env: str) -> subprocess.Completed
     # The installed console script when there is one (as a user runs it), else the module.
     command = [SCRIPT] if SCRIPT else [sys.executable, "-m", "alphazoo.cli"]
     return subprocess.run([*command, *args], capture_output=True, text=True, cwd=cwd,
-                          env={**os.environ, **env}, timeout=300)
+                          env={**os.environ, **env}, timeout=HANG_TIMEOUT)
 
 
 def test_help_lists_every_command() -> None:

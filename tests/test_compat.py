@@ -25,7 +25,10 @@ from alphazoo.compat.environment import (
     lock_text,
     read_lock,
 )
+from alphazoo.compat.installed import installed_version
 from alphazoo.compat.table import SUPPORTED, support_for
+
+from _child import HANG_TIMEOUT
 
 ROOT = Path(__file__).resolve().parent.parent
 #: An skops release below the table's minimum (0.12): small and pure Python.
@@ -34,8 +37,8 @@ OLD_SKOPS = "0.11.0"
 
 def run(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
         ) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=300,
-                          env=env, cwd=cwd)
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True,
+                          timeout=HANG_TIMEOUT, env=env, cwd=cwd)
 
 
 def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
@@ -223,14 +226,21 @@ def test_only_and_require_combine():
         "numpy", "scikit-learn"]
 
 
-def test_json_names_lock_entries_outside_the_table(tmp_path):
+def test_lock_entries_outside_the_table_are_checked_too(tmp_path):
+    # A full-closure lock pins scipy; a scipy that differs from it fails like a table row.
     lock = tmp_path / "freeze.lock"
     lock.write_text(lock_text() + "scipy==1.0.0\n")
     result = cli("compat", "check", "--lock", str(lock), "--json")
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.returncode == 1, result.stdout + result.stderr
     data = json.loads(result.stdout)
-    assert data["unknown_in_lock"] == ["scipy"]
+    assert [(row["library"], row["locked"], row["status"]) for row in data["other_pins"]] == [
+        ("scipy", "1.0.0", "differs from lock")]
     assert data["lock"] == str(lock)
+    installed = installed_version("scipy")
+    lock.write_text(lock_text() + f"scipy=={installed}\n")
+    result = cli("compat", "check", "--lock", str(lock), "--json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert json.loads(result.stdout)["other_pins"][0]["status"] == "ok"
 
 
 def test_lock_to_stdout_matches_the_collector():

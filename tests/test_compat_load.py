@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import sysconfig
 import warnings
 from pathlib import Path
 
@@ -43,25 +44,44 @@ print(json.dumps({"sklearn": sklearn.__version__}))
 '''
 
 
+def sharing_venv(root: Path, *packages: str) -> str:
+    """A new virtual environment that has ``packages`` of its own and, behind them, every
+    package of the environment running the tests; returns its python.
+
+    ``--system-site-packages`` would expose the base interpreter's packages, not this one's,
+    and in a venv (as CI runs) the base has none of the project's dependencies. So the new
+    venv gets its own packages first, then a ``.pth`` that adds this environment's site
+    folders after its own: its packages win, everything else (numpy, skops, alphazoo) is this
+    environment's, as after a partial upgrade.
+    """
+    venv = root / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
+    python = str(venv / "bin" / "python")
+    install = subprocess.run(
+        [python, "-m", "pip", "install", "--quiet", "--no-deps", "--disable-pip-version-check",
+         *packages], capture_output=True, text=True, timeout=1800)
+    assert install.returncode == 0, install.stderr
+    own = subprocess.run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True, text=True, check=True, timeout=300).stdout.strip()
+    shared = dict.fromkeys([sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]])
+    # Processed after the venv's own packages; addsitedir also runs this environment's .pth
+    # files, which is how an editable alphazoo is found.
+    Path(own, "zz_shared_with_tests.pth").write_text(
+        "".join(f"import site; site.addsitedir({path!r})\n" for path in shared))
+    return python
+
+
 @pytest.fixture(scope="module")
 def old_env_bundles(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """Bundles saved by a real second virtual environment with scikit-learn 1.7."""
     root = tmp_path_factory.mktemp("old-sklearn")
-    venv = root / "venv"
-    # --system-site-packages: the venv shares this environment's numpy, skops, alphazoo...
-    # and only its own scikit-learn differs, as after a partial upgrade.
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)],
-                   check=True, timeout=120)
-    python = str(venv / "bin" / "python")
-    install = subprocess.run(
-        [python, "-m", "pip", "install", "--quiet", "--no-deps", "--disable-pip-version-check",
-         f"scikit-learn=={OLD_SKLEARN}"], capture_output=True, text=True, timeout=600)
-    assert install.returncode == 0, install.stderr
+    python = sharing_venv(root, f"scikit-learn=={OLD_SKLEARN}")
     script = root / "save.py"
     script.write_text(SAVE_IN_OLD_ENV)
     store, expected = root / "store", root / "expected.npy"
     saved = subprocess.run([python, str(script), str(store), str(expected)],
-                           capture_output=True, text=True, timeout=600)
+                           capture_output=True, text=True, timeout=1800)
     assert saved.returncode == 0, saved.stderr
     assert json.loads(saved.stdout.splitlines()[-1])["sklearn"] == OLD_SKLEARN
     return {"store": store, "expected": np.load(expected)}

@@ -22,7 +22,7 @@ from typing import Any
 import alphazoo
 import numpy as np
 import pytest
-from _child import blocking_prelude, run_python
+from _child import HANG_TIMEOUT, blocking_prelude, run_python
 
 keras = pytest.importorskip("keras", reason="the keras adapter needs keras (alphazoo[tensorflow])")
 
@@ -127,7 +127,7 @@ def test_discovery_and_owns_import_no_framework(tmp_path):
     # Only this adapter: the other adapters' own imports are test_plugins.py's business.
     env = {**os.environ, "ALPHAZOO_DISABLE_PLUGINS": "sklearn,xgboost,torch,hmmlearn"}
     result = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True,
-                            text=True, timeout=120, check=False, env=env)
+                            text=True, timeout=HANG_TIMEOUT, check=False, env=env)
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout)
     assert out["formats"] == FORMATS

@@ -8,6 +8,8 @@ import sys
 
 import alphazoo
 
+from _child import HANG_TIMEOUT
+
 
 def test_every_public_name_resolves_to_what_its_module_defines():
     import importlib
@@ -31,7 +33,7 @@ def test_import_alphazoo_loads_no_submodule_until_a_name_is_used():
         "print(json.dumps([before, after]))\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            timeout=120)
+                            timeout=HANG_TIMEOUT)
     assert result.returncode == 0, result.stderr
     before, after = json.loads(result.stdout)
     assert before == []

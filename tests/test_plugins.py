@@ -16,6 +16,8 @@ import pytest
 import alphazoo
 from alphazoo import FormatSpec, ModelNotFoundError, SavedPayload, UnsupportedModelError, Zoo
 
+from _child import HANG_TIMEOUT
+
 HEAVY = ("torch", "tensorflow", "keras", "sklearn", "xgboost", "hmmlearn", "onnxruntime", "skops")
 EXAMPLE_DIST = Path(__file__).parent / "plugins" / "alphazoo-example"
 
@@ -44,7 +46,7 @@ def run_python(
         paths = [str(site), environment.get("PYTHONPATH")]
         environment["PYTHONPATH"] = os.pathsep.join(filter(None, paths))
     return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
-                          env=environment, timeout=120)
+                          env=environment, timeout=HANG_TIMEOUT)
 
 
 def run_alphazoo(

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from _child import HANG_TIMEOUT
+
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
 
@@ -23,7 +25,8 @@ def _run_example(marker: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     """Run the README's python block containing ``marker`` in a fresh interpreter in ``cwd``."""
     example = next(block for block in _blocks("python") if marker in block)
     result = subprocess.run([sys.executable, "-c", example], cwd=cwd, capture_output=True,
-                            text=True, timeout=300, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+                            text=True, timeout=HANG_TIMEOUT,
+                            env={**os.environ, "PYTHONWARNINGS": "ignore"})
     assert result.returncode == 0, result.stderr
     return result
 

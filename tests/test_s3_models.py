@@ -14,6 +14,8 @@ import pytest
 
 import alphazoo
 
+from _child import HANG_TIMEOUT
+
 pytestmark = pytest.mark.s3
 
 
@@ -43,7 +45,7 @@ print(json.dumps(out))
     result = subprocess.run(
         [sys.executable, "-c", child, url, json.dumps(moto_s3.storage_options),
          str(tmp_path / "rows.npy")],
-        capture_output=True, text=True, timeout=180, env=dict(os.environ),
+        capture_output=True, text=True, timeout=HANG_TIMEOUT, env=dict(os.environ),
     )
     assert result.returncode == 0, result.stderr
     probabilities = json.loads(result.stdout)

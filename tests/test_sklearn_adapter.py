@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from _child import blocking_prelude, run_python
+from _child import HANG_TIMEOUT, blocking_prelude, run_python
 
 import alphazoo
 from alphazoo.adapters._onnx import OnnxPredictor, check_parity
@@ -522,7 +522,7 @@ except alphazoo.MissingDependencyError as exc:
     print(isinstance(exc, ImportError), exc)
 """
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            timeout=120)
+                            timeout=HANG_TIMEOUT)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("True the onnx format needs skl2onnx")
     assert "pip install 'alphazoo[onnx]'" in result.stdout

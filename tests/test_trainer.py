@@ -29,6 +29,8 @@ from alphazoo.training import (
 )
 from alphazoo.training.versions import LATEST, latest_version, versions
 
+from _child import HANG_TIMEOUT
+
 
 @pytest.fixture(scope="module")
 def data() -> tuple[np.ndarray, np.ndarray]:
@@ -417,7 +419,7 @@ def test_importing_the_training_package_imports_no_ml_framework():
             " 'onnxruntime', 'pandas', 'exchange_calendars'}\n"
             "print(sorted(heavy & {m.split('.')[0] for m in sys.modules}))\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=120, check=True)
+                          timeout=HANG_TIMEOUT, check=True)
     assert done.stdout.strip() == "[]"
 
 

@@ -24,6 +24,8 @@ from alphazoo.training.rules import (
     resolve_market,
 )
 
+from _child import HANG_TIMEOUT
+
 NY = ZoneInfo("America/New_York")
 xcals = pytest.importorskip("exchange_calendars")
 
@@ -416,7 +418,7 @@ def test_fire_times_rejects_things_that_are_not_rules():
 
 def run_python(code: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=120, check=False)
+                          timeout=HANG_TIMEOUT, check=False)
 
 
 def test_calendar_free_rules_do_not_import_pandas_or_exchange_calendars():
