@@ -197,3 +197,11 @@ def store(tmp_path: Path) -> alphazoo.ObjectStore:
 @pytest.fixture
 def zoo(store: alphazoo.ObjectStore) -> alphazoo.Zoo:
     return alphazoo.Zoo(store)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # A test against moto's real S3 server is slow by nature (a server round trip per call),
+    # whichever module it lives in: the fast lane (-m "not slow") leaves every one out.
+    for item in items:
+        if item.get_closest_marker("s3") is not None:
+            item.add_marker(pytest.mark.slow)

@@ -197,6 +197,7 @@ def test_objects_that_are_not_bundles_are_refused(zoo, store, blob):
 
 
 # -- manifest contents ---------------------------------------------------------------------------
+@pytest.mark.slow
 def test_manifest_records_everything_the_issue_lists(zoo, store, data, tmp_path):
     import sklearn
 
@@ -264,6 +265,7 @@ def _flip_every_byte(zoo, store, key, positions, mask, load_kwargs):
     return undetected
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signed", [False, True], ids=["unsigned", "signed"])
 def test_flipping_any_single_byte_is_detected(zoo, store, tiny_model, signed):
     sign_key = "flip-key" if signed else None
@@ -280,6 +282,7 @@ def test_flipping_any_single_byte_is_detected(zoo, store, tiny_model, signed):
     assert np.array_equal(zoo.load("flip", **kwargs).coef_, tiny_model.coef_)
 
 
+@pytest.mark.slow
 def test_flipping_bytes_of_a_skops_bundle_on_a_dense_stride(zoo, store, tiny_model):
     zoo.save(tiny_model, "flip-skops")  # skops: a zip payload, larger than the pickle one
     raw = store.read_bytes("flip-skops")
@@ -295,6 +298,7 @@ def test_flipping_bytes_of_a_skops_bundle_on_a_dense_stride(zoo, store, tiny_mod
 
 
 # -- corruption: missing and extra bytes ---------------------------------------------------------
+@pytest.mark.slow
 def test_truncation_at_every_length_is_detected(zoo, store, tiny_model):
     zoo.save(tiny_model, "trunc", format="pickle")
     pristine = store.read_bytes("trunc")

@@ -8,6 +8,8 @@ import re
 import shutil
 import subprocess
 import sys
+
+import pytest
 from pathlib import Path
 
 
@@ -53,6 +55,7 @@ def test_formats_json_marks_pickle_unsafe() -> None:
     assert by_name[("sklearn", "onnx")]["load_requires"] == ["onnxruntime"]
 
 
+@pytest.mark.slow
 def test_store_commands(tmp_path: Path) -> None:
     store = alphazoo.ObjectStore(tmp_path, max_files=10)
     store.save("notes/a.txt", "alpha")
@@ -76,6 +79,7 @@ def test_store_uses_environment_variable(tmp_path: Path) -> None:
     assert listed == [{"key": "k", "bytes": 1}]
 
 
+@pytest.mark.slow
 def test_errors_exit_1_with_a_message(tmp_path: Path) -> None:
     missing = cli("store", "cat", "nope", "--store", str(tmp_path))
     assert missing.returncode == 1 and "contains_key" in missing.stderr

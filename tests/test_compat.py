@@ -168,6 +168,7 @@ def test_check_json_lists_every_library():
     assert {"library", "installed", "supported", "tested", "status"} <= set(data["rows"][0])
 
 
+@pytest.mark.slow
 def test_check_fails_on_an_out_of_range_library(old_skops_env):
     result = cli("compat", "check", "--json", env=old_skops_env)
     assert result.returncode == 1, result.stdout + result.stderr
@@ -194,6 +195,7 @@ def test_usage_errors_exit_2(args):
     assert "error:" in result.stderr
 
 
+@pytest.mark.slow
 def test_lock_round_trip_and_differences(tmp_path):
     lock = tmp_path / "alphazoo.lock"
     assert cli("compat", "lock", "-o", str(lock)).returncode == 0
@@ -290,6 +292,7 @@ def _pytest(tmp_path: Path, *args: str, env: dict[str, str] | None = None,
                cwd=tmp_path)
 
 
+@pytest.mark.slow
 def test_pytest_plugin_fixtures_and_compat_gate_pass_here(tmp_path):
     result = _pytest(tmp_path, "--alphazoo-compat", "-v")
     assert result.returncode == 0, result.stdout + result.stderr
@@ -297,6 +300,7 @@ def test_pytest_plugin_fixtures_and_compat_gate_pass_here(tmp_path):
     assert "alphazoo compat:" in result.stdout  # the report header
 
 
+@pytest.mark.slow
 def test_pytest_compat_gate_fails_the_session_at_start(tmp_path, old_skops_env):
     result = _pytest(tmp_path, "--alphazoo-compat", env=old_skops_env)
     assert result.returncode == 1, result.stdout + result.stderr
@@ -307,6 +311,7 @@ def test_pytest_compat_gate_fails_the_session_at_start(tmp_path, old_skops_env):
     assert _pytest(tmp_path, env=old_skops_env).returncode == 0
 
 
+@pytest.mark.slow
 def test_pytest_lock_option_alone_turns_the_gate_on(tmp_path):
     lock = tmp_path / "drifted.lock"
     lock.write_text(lock_text().replace(f"numpy=={collect_versions()['numpy'][1]}",
@@ -318,6 +323,7 @@ def test_pytest_lock_option_alone_turns_the_gate_on(tmp_path):
     assert "passed" not in result.stdout  # no test ran
 
 
+@pytest.mark.slow
 def test_pytest_marker_takes_module_objects(tmp_path):
     (tmp_path / "test_modules.py").write_text(
         "import pytest\nimport alphazoo.adapters.xgboost as xgb_adapter\n\n"

@@ -23,6 +23,9 @@ from alphazoo.bundle import read_bundle, write_bundle
 from alphazoo.compat.bundles import check_bundle_versions, onnxruntime_max_opset
 from alphazoo.compat.installed import installed_version
 
+# Trains real models or starts real processes and servers: deselect with -m 'not slow'.
+pytestmark = pytest.mark.slow
+
 OLD_SKLEARN = "1.7.2"
 
 SAVE_IN_OLD_ENV = '''

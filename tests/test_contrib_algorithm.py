@@ -176,6 +176,7 @@ def test_orders_beyond_buying_power_are_rejected_or_scaled(aapl, closes):
 
 
 # -- time ------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_history_never_includes_a_future_bar(aapl):
     class Peek(Algorithm):
         def initialize(self):
@@ -232,6 +233,7 @@ def test_an_event_at_the_close_sees_that_bar_and_fills_at_its_close(aapl, closes
     assert (sell.time, sell.price) == (datetime(2016, 3, 2, 9, 30), buy.price)
 
 
+@pytest.mark.slow
 def test_scheduled_training_fires_at_month_starts_and_serves_on_data_afterwards(
         aapl, closes, tmp_path):
     class Monthly(Algorithm):

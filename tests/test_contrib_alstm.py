@@ -42,6 +42,7 @@ def zoo(tmp_path_factory: pytest.TempPathFactory) -> Any:
         yield alphazoo.Zoo(alphazoo.ObjectStore(tmp_path_factory.mktemp("alstm-zoo")))
 
 
+@pytest.mark.slow
 def test_fit_and_predict_on_the_bundled_panel(dataset: Dataset, fitted: ALSTM) -> None:
     scores = fitted.predict(dataset, "test")
     _, _, expected_index = dataset.prepare("test", sequence=STEP, labels=False)
@@ -109,6 +110,7 @@ def test_early_stopping_stops_and_restores_the_best_epoch() -> None:
     assert history[-1]["train_loss"] < history[0]["train_loss"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["json", "pt", "onnx", "pickle"])
 def test_round_trip_through_the_store(fmt: str, dataset: Dataset, fitted: ALSTM,
                                       zoo: Any) -> None:

@@ -16,6 +16,9 @@ from alphazoo.contrib.features import load_panel
 
 from test_cli import cli
 
+# Trains real models or starts real processes and servers: deselect with -m 'not slow'.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> dict:

@@ -97,6 +97,7 @@ def test_panel_equals_each_symbol_alone(panel):
 
 # ----------------------------------------------------------------------------- no look-ahead
 
+@pytest.mark.slow
 def test_every_truncation_reproduces_the_full_history_features(aapl):
     full = compute_features(aapl).to_numpy()
     for t in range(len(aapl)):
@@ -104,6 +105,7 @@ def test_every_truncation_reproduces_the_full_history_features(aapl):
         np.testing.assert_array_equal(cut[t], full[t], err_msg=f"row {t}")
 
 
+@pytest.mark.slow
 @needs_shared
 def test_truncations_of_twenty_years_of_nvda_reproduce_the_features():
     bars = read_bars_csv(SHARED / "nvda-1999-2014.csv")

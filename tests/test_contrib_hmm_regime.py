@@ -21,6 +21,9 @@ pytest.importorskip("hmmlearn", reason="hmm_regime needs hmmlearn")
 
 from alphazoo.contrib.hmm_regime import HMMRegime, filtered_probabilities  # noqa: E402
 
+# Trains real models or starts real processes and servers: deselect with -m 'not slow'.
+pytestmark = pytest.mark.slow
+
 SIGMA = (0.006, 0.03)  # calm, volatile
 STAY = 0.99
 

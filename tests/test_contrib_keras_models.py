@@ -20,6 +20,9 @@ pytest.importorskip("onnxruntime", reason="the onnx round trip needs onnxruntime
 
 from alphazoo.contrib.keras_models import KerasCNN, KerasLSTM, KerasMLP  # noqa: E402
 
+# Trains real models or starts real processes and servers: deselect with -m 'not slow'.
+pytestmark = pytest.mark.slow
+
 SEGMENTS = {"train": ("2015-01-01", "2016-06-30"), "valid": ("2016-07-01", "2016-12-31"),
             "test": ("2017-01-01", "2017-12-31")}
 SMALL = {

@@ -15,6 +15,9 @@ from alphazoo.contrib.examples import lean_sklearn
 from alphazoo.contrib.examples.lean_sklearn import LeanSklearnAlgorithm
 from alphazoo.datasets import load_prices
 
+# Trains real models or starts real processes and servers: deselect with -m 'not slow'.
+pytestmark = pytest.mark.slow
+
 KEY = "lean_sklearn/random_forest"
 SMALL = {"n_estimators": 10}  # a small forest keeps the run to seconds
 

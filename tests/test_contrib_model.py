@@ -65,6 +65,7 @@ def _same_xgb(model: GBDT) -> object:
 
 
 # -- the qlib interface --------------------------------------------------------------------------
+@pytest.mark.slow
 def test_fit_dataset_learns_train_and_stops_on_valid(ds, fitted):
     X, y, _ = ds.prepare("train")
     Xv, yv, _ = ds.prepare("valid")
@@ -431,6 +432,7 @@ def test_non_finite_state_is_stored_as_null(ds, fitted, zoo):
     pd.testing.assert_series_equal(loaded.predict(ds), model.predict(ds))
 
 
+@pytest.mark.slow
 def test_discovery_imports_no_ml_library_or_pandas(tmp_path):
     code = """
 import json, sys

@@ -67,6 +67,7 @@ def panel() -> Dataset:
                              segments=PANEL_SEGMENTS)
 
 
+@pytest.mark.slow
 def test_learns_an_obvious_pattern(data: Dataset, trained: PolicyGradient) -> None:
     X, y, _ = data.prepare("test")
     held = trained.positions(data, "test").to_numpy()[: len(y)]
@@ -117,6 +118,7 @@ def test_early_stopping_when_the_valid_reward_stalls(caplog: pytest.LogCaptureFi
     assert "epoch 4/50" in lines[-1]
 
 
+@pytest.mark.slow
 def test_the_same_seed_gives_the_same_policy(data: Dataset) -> None:
     params = {"hidden_size": 8, "n_epochs": 2, "steps_per_epoch": 3, "seed": 4}
     first, second = PolicyGradient(**params).fit(data), PolicyGradient(**params).fit(data)
@@ -124,6 +126,7 @@ def test_the_same_seed_gives_the_same_policy(data: Dataset) -> None:
     np.testing.assert_array_equal(first.predict(data).to_numpy(), second.predict(data).to_numpy())
 
 
+@pytest.mark.slow
 def test_runs_on_the_bundled_panel(panel: Dataset, zoo: Any) -> None:
     model = PolicyGradient(n_epochs=4, steps_per_epoch=4, cost=0.0005, seed=0).fit(panel)
     score, held = model.predict(panel, "test"), model.positions(panel, "test")
@@ -153,6 +156,7 @@ def test_runs_on_the_bundled_panel(panel: Dataset, zoo: Any) -> None:
                                       held.to_numpy())
 
 
+@pytest.mark.slow
 def test_position_aware_policy_follows_each_instrument(panel: Dataset, zoo: Any) -> None:
     # With the held position in the state, each instrument's greedy path is its own: the
     # panel's positions for AAPL are those of a dataset holding AAPL alone.

@@ -60,6 +60,7 @@ def _check(results, store_path, datasets, reference, prefix):
     return {r.worker for r in results}
 
 
+@pytest.mark.slow
 def test_thread_pool(datasets, reference, tmp_path):
     progress = []
     with ThreadPoolExecutor(2) as pool:
@@ -70,6 +71,7 @@ def test_thread_pool(datasets, reference, tmp_path):
     assert progress == [(k, len(datasets)) for k in range(1, len(datasets) + 1)]
 
 
+@pytest.mark.slow
 def test_process_pool(datasets, reference, tmp_path):
     with ProcessPoolExecutor(2) as pool:
         results = map_train(_jobs(datasets, "procs", "pickle"), pool,
@@ -78,6 +80,7 @@ def test_process_pool(datasets, reference, tmp_path):
     assert all(w.split(":")[1] != str(os.getpid()) for w in workers)
 
 
+@pytest.mark.slow
 def test_dask_local_cluster(datasets, reference, tmp_path):
     distributed = pytest.importorskip("distributed")
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
@@ -129,6 +132,7 @@ def test_trainer_map_train_uses_its_store_and_guards_memory_stores(tmp_path):
         map_train([_constant])
 
 
+@pytest.mark.slow
 def test_s3_store_with_client_kwargs(moto_s3):
     # S3 storage options hold a dict (client_kwargs): the worker must still open the store.
     url = f"s3://{moto_s3.bucket}/fanout-{uuid.uuid4().hex[:8]}"
@@ -154,6 +158,7 @@ def _raise_two_part():
     raise _TwoPartError("close", "has gaps")
 
 
+@pytest.mark.slow
 def test_an_exception_that_cannot_travel_back_fails_only_its_job():
     jobs = [TrainJob(_constant, (1,)), TrainJob(_raise_two_part, name="odd"),
             TrainJob(_constant, (3,)), TrainJob(_constant, (4,))]

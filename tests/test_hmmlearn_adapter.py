@@ -232,11 +232,13 @@ def fresh(saved, data, tmp_path_factory) -> dict[str, Any]:
         return pickle.load(handle)
 
 
+@pytest.mark.slow
 def test_the_fresh_process_loaded_every_bundle(fresh):
     assert sorted(fresh["keys"]) == sorted(f"hmm/{c}/{f}" for c in ALL_CASES for f in FORMATS)
     assert fresh["hmmlearn_imported_by_load"] is True
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt", FORMATS)
 @pytest.mark.parametrize("case", ALL_CASES)
 def test_round_trip_in_a_fresh_process_is_exact(saved, fresh, data, case, fmt):

@@ -145,6 +145,7 @@ def test_owns_only_keras_models():
 
 
 # -- zoo models ----------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_zoo_models_have_the_promised_shape_and_heads(zoo, saved):
     assert saved["models"]["lstm"].input_shape == (None, 8, 3)  # batch axis left open
     assert saved["models"]["mlp"].input_shape == (None, 6)
@@ -163,6 +164,7 @@ def test_zoo_models_have_the_promised_shape_and_heads(zoo, saved):
         zoo.build("keras_mlp", in_features=4, task="ranking")
 
 
+@pytest.mark.slow
 def test_train_is_quiet_and_predict_handles_large_batches(saved, data, capsys):
     from alphazoo.adapters.keras import ONE_BATCH_ROWS
 
@@ -183,6 +185,7 @@ def test_train_is_quiet_and_predict_handles_large_batches(saved, data, capsys):
 
 
 # -- round trips in this process -----------------------------------------------------------------
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["keras", "json", "pickle"])
 @pytest.mark.parametrize("name", MODELS)
 def test_native_round_trip_is_bit_exact(saved, name, fmt):
@@ -201,6 +204,7 @@ def test_native_round_trip_is_bit_exact(saved, name, fmt):
     assert np.array_equal(loaded.predict(X, verbose=0), original.predict(X, verbose=0))
 
 
+@pytest.mark.slow
 def test_keras_format_keeps_optimizer_state_and_json_does_not(saved):
     zoo, original = saved["zoo"], saved["models"]["mlp"]
     steps = int(original.optimizer.iterations.numpy())
@@ -214,6 +218,7 @@ def test_keras_format_keeps_optimizer_state_and_json_does_not(saved):
     assert int(from_json.optimizer.iterations.numpy()) == 0
 
 
+@pytest.mark.slow
 def test_json_bundle_is_the_documented_lean_pattern(saved, tmp_path):
     from alphazoo.adapters._weights import read_weights
     from alphazoo.bundle import read_bundle
@@ -229,6 +234,7 @@ def test_json_bundle_is_the_documented_lean_pattern(saved, tmp_path):
     assert manifest["adapter_data"]["weights"]["tensors"] == len(tensors)
 
 
+@pytest.mark.slow
 def test_default_format_is_keras(zoo, saved):
     manifest = zoo.save(saved["models"]["mlp"], "default")
     assert manifest["format"] == "keras"
@@ -248,6 +254,7 @@ def test_bfloat16_weights_round_trip_through_json(zoo):
 
 
 # -- ONNX ----------------------------------------------------------------------------------------
+@pytest.mark.slow
 @pytest.mark.parametrize("name", MODELS)
 def test_onnx_round_trip_matches_the_native_model(saved, name):
     from alphazoo.adapters.keras import KerasOnnxPredictor
@@ -275,6 +282,7 @@ def test_onnx_round_trip_matches_the_native_model(saved, name):
     np.testing.assert_allclose(loaded.predict(X[0]), want[:1], rtol=ONNX_TOL, atol=ONNX_TOL)
 
 
+@pytest.mark.slow
 def test_lstm_onnx_accepts_any_batch_size(saved, data):
     zoo, lstm = saved["zoo"], saved["models"]["lstm"]
     predictor = zoo.load("zoo/lstm/onnx")
@@ -290,6 +298,7 @@ def test_lstm_onnx_accepts_any_batch_size(saved, data):
         predictor.predict(windows[0, 0])  # one step is not a window
 
 
+@pytest.mark.slow
 def test_saved_model_fallback_exporter_and_opset(zoo, saved):
     mlp = saved["models"]["mlp"]
     manifest = zoo.save(mlp, "fallback", format="onnx", exporter="saved_model", opset=13,
@@ -302,6 +311,7 @@ def test_saved_model_fallback_exporter_and_opset(zoo, saved):
                                rtol=ONNX_TOL, atol=ONNX_TOL)
 
 
+@pytest.mark.slow
 def test_failed_parity_check_saves_nothing(zoo, saved):
     mlp = saved["models"]["mlp"]
     with pytest.raises(alphazoo.OnnxParityError, match="not saved"):
@@ -354,6 +364,7 @@ def _child_results(folder: Path, name: str, fmt: str) -> tuple[np.ndarray, list[
         return npz["prediction"], weights
 
 
+@pytest.mark.slow
 def test_every_bundle_loads_bit_exact_in_a_fresh_tensorflow_process(saved, tmp_path):
     save_inputs(saved, tmp_path)
     run_python(LOAD_CHILD, str(saved["store_dir"]), str(tmp_path), "0", cwd=tmp_path,
@@ -374,6 +385,7 @@ def test_every_bundle_loads_bit_exact_in_a_fresh_tensorflow_process(saved, tmp_p
             assert np.array_equal(prediction, expected), (name, fmt)
 
 
+@pytest.mark.slow
 def test_the_same_bundles_load_under_the_torch_backend(saved, tmp_path):
     pytest.importorskip("torch", reason="the torch backend needs torch")
     save_inputs(saved, tmp_path)
@@ -444,6 +456,7 @@ BLOCKED_CHILD = blocking_prelude(*_UNUSED_HERE) + textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_onnx_bundles_predict_without_keras_tensorflow_or_torch(saved, tmp_path):
     save_inputs(saved, tmp_path)
     run_python(BLOCKED_CHILD, str(saved["store_dir"]), str(tmp_path), cwd=tmp_path,
@@ -465,6 +478,7 @@ def test_onnx_bundles_predict_without_keras_tensorflow_or_torch(saved, tmp_path)
 
 
 # -- safety --------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_pickle_needs_trust(saved):
     zoo = saved["zoo"]
     with pytest.raises(alphazoo.UntrustedModelError):
@@ -543,6 +557,7 @@ def test_a_json_weight_type_must_be_a_number_type(tmp_path):
         _load_json(keras, tmp_path / "model.json", None, safe_mode=True)
 
 
+@pytest.mark.slow
 def test_unsafe_keras_versions_need_trust(monkeypatch, saved):
     monkeypatch.setattr(keras, "__version__", "3.13.0")
     with pytest.raises(alphazoo.UntrustedModelError, match="safe_mode"):
@@ -600,6 +615,7 @@ def test_unregistered_class_needs_custom_objects(zoo, data):
 
 
 # -- errors --------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_unknown_format_names_the_keras_formats(zoo, saved):
     with pytest.raises(alphazoo.UnsupportedFormatError) as error:
         zoo.save(saved["models"]["mlp"], "x", format="skops")
@@ -610,6 +626,7 @@ def test_unknown_format_names_the_keras_formats(zoo, saved):
     assert zoo.store.keys() == []
 
 
+@pytest.mark.slow
 def test_unknown_options_raise_type_error(zoo, saved):
     mlp = saved["models"]["mlp"]
     with pytest.raises(TypeError, match=r"\['opset'\]"):

@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 import alphazoo
 
 from _child import HANG_TIMEOUT
@@ -24,6 +26,7 @@ def test_every_public_name_resolves_to_what_its_module_defines():
     assert set(alphazoo._EXPORTS) | {"__version__"} == set(alphazoo.__all__)
 
 
+@pytest.mark.slow
 def test_import_alphazoo_loads_no_submodule_until_a_name_is_used():
     code = (
         "import json, sys, alphazoo\n"

@@ -58,6 +58,7 @@ def run_alphazoo(
 
 
 # -- discovery through entry points --------------------------------------------------------------
+@pytest.mark.slow
 def test_installed_plugin_is_discovered_and_broken_one_is_reported(example_site: Path) -> None:
     result = run_alphazoo(["plugins", "--json"], example_site)
     assert result.returncode == 0, result.stderr
@@ -74,6 +75,7 @@ def test_installed_plugin_is_discovered_and_broken_one_is_reported(example_site:
     assert rows["sklearn"]["status"] == "loaded"  # one broken plugin does not stop the others
 
 
+@pytest.mark.slow
 def test_third_party_adapter_round_trip(example_site: Path, tmp_path: Path) -> None:
     code = f"""
 import warnings; warnings.simplefilter("ignore")
@@ -89,6 +91,7 @@ print(manifest["adapter"], manifest["format"], manifest["name"], loaded.predict(
     assert result.stdout.split() == ["example", "mean-json", "example_mean", "[6.0,", "6.0]"]
 
 
+@pytest.mark.slow
 def test_models_command_lists_plugin_models(example_site: Path) -> None:
     result = run_alphazoo(["models", "--json"], example_site)
     assert result.returncode == 0, result.stderr
@@ -97,6 +100,7 @@ def test_models_command_lists_plugin_models(example_site: Path) -> None:
     assert {"random_forest", "svm", "gradient_boosting", "logistic_regression"} <= set(models)
 
 
+@pytest.mark.slow
 def test_disabled_plugins_are_blocked(example_site: Path) -> None:
     result = run_alphazoo(["plugins", "--json"], example_site,
                           ALPHAZOO_DISABLE_PLUGINS="example, sklearn")
@@ -111,6 +115,7 @@ def test_disabled_plugins_are_blocked(example_site: Path) -> None:
     assert not any(row["plugin"] in ("example", "sklearn") for row in json.loads(models.stdout))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("work", [
     "zoo = alphazoo.Zoo(); zoo.plugins(); zoo.models(); zoo.formats()",
     "from alphazoo.cli import main\n"

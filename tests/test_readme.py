@@ -31,12 +31,14 @@ def _run_example(marker: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return result
 
 
+@pytest.mark.slow
 def test_python_api_example_runs(tmp_path: Path) -> None:
     result = _run_example("from alphazoo import Zoo", tmp_path)
     assert "aapl/config" in result.stdout and "'rows': " in result.stdout
     assert (tmp_path / "storage" / "aapl" / "rf-onnx").is_file()
 
 
+@pytest.mark.slow
 def test_training_example_runs(tmp_path: Path) -> None:
     result = _run_example("from alphazoo.training", tmp_path)
     assert "8 trainings; model version 9 in service" in result.stdout
@@ -44,21 +46,30 @@ def test_training_example_runs(tmp_path: Path) -> None:
     assert (tmp_path / "storage" / "aapl" / "rf-weekly" / "latest.json").is_file()
 
 
-def test_ci_runs_the_readme_test_command() -> None:
+def test_ci_runs_the_readme_test_command_in_a_new_venv() -> None:
     test_command = next(line for block in _blocks("bash") for line in block.splitlines()
                         if "pytest" in line)
-    assert test_command in (ROOT / ".ci" / "run").read_text()
+    ci = (ROOT / ".ci" / "run").read_text()
+    # .ci/run times the install and the tests apart: the two halves, joined, are the command.
+    halves = dict(re.findall(r"^(INSTALL|TESTS)='(.*)'$", ci, flags=re.MULTILINE))
+    assert f"{halves['INSTALL']} && {halves['TESTS']}" == test_command
+    assert 'eval "$INSTALL"' in ci and 'eval "$TESTS"' in ci
+    # ...inside a virtual environment it creates anew, not on packages left on the machine.
+    assert re.search(r'rm -rf "\$VENV"\npython3? -m venv "\$VENV"', ci)
+    assert "requirements/test.txt" in test_command
 
 
 def test_demo_command_is_documented() -> None:
     demo = next(line for block in _blocks("bash") for line in block.splitlines()
                 if "alphazoo demo" in line)
-    # torch pinned first (an unpinned one pulls CUDA), then the demo extra, then the demo.
-    assert demo == ('python -m pip install torch==2.13.0 && python -m pip install -e ".[demo]" '
-                    '&& alphazoo demo')
+    # torch pinned first (an unpinned one pulls CUDA), then the demo extra through its lock,
+    # then the demo.
+    assert demo == ('python -m pip install torch==2.13.0 && python -m pip install '
+                    '-c requirements/demo.txt -e ".[demo]" && alphazoo demo')
     assert "\ndemo = [" in (ROOT / "pyproject.toml").read_text()
 
 
+@pytest.mark.slow
 def test_zoo_example_runs(tmp_path: Path) -> None:
     result = _run_example("alphazoo.contrib", tmp_path)
     assert "[ONNX, predict only]" in result.stdout and "'rank_ic'" in result.stdout

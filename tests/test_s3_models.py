@@ -16,7 +16,7 @@ import alphazoo
 
 from _child import HANG_TIMEOUT
 
-pytestmark = pytest.mark.s3
+pytestmark = [pytest.mark.s3, pytest.mark.slow]
 
 
 def test_models_round_trip_through_s3_in_another_process(moto_s3, tmp_path) -> None:

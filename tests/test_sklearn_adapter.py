@@ -136,6 +136,7 @@ def test_built_models_are_what_the_zoo_promises(zoo):
 
 
 # -- round trips ---------------------------------------------------------------------------------
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["skops", "pickle"])
 @pytest.mark.parametrize("name", ZOO_MODELS)
 def test_native_round_trip_is_exact(saved, data, name, fmt):
@@ -242,6 +243,7 @@ FRESH_CHILD = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_every_bundle_loads_in_a_fresh_process(saved, data, tmp_path):
     rows = tmp_path / "rows.npy"
     np.save(rows, data["X_new"])
@@ -299,6 +301,7 @@ BLOCKED_CHILD = blocking_prelude("sklearn", "skl2onnx", "skops") + textwrap.dede
 )
 
 
+@pytest.mark.slow
 def test_onnx_bundles_predict_without_scikit_learn(saved, data, tmp_path):
     rows = tmp_path / "rows.npy"
     np.save(rows, data["X_new"])
@@ -469,6 +472,7 @@ def test_check_parity_forgives_labels_only_on_probability_ties(predictors, data)
         check_parity(flip([tie, clear]), same_proba, onnx_clf, X, tolerance)
 
 
+@pytest.mark.slow
 def test_failed_parity_check_saves_nothing(zoo, data):
     model = zoo.train(zoo.build("logistic_regression"), data["X"], data["y"])
     with pytest.raises(alphazoo.OnnxParityError, match="not saved"):
@@ -509,6 +513,7 @@ def test_onnx_predictor_reorders_dataframe_columns_by_name(zoo, data):
         onnx.predict(frame[["a", "b", "d"]])
 
 
+@pytest.mark.slow
 def test_missing_onnx_converter_names_the_extra(tmp_path):
     code = f"""
 import sys

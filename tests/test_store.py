@@ -95,6 +95,7 @@ def test_write_stream_joins_many_chunks(object_store: ObjectStore) -> None:
         assert handle.read(1000) == b"\x01" * 1000
 
 
+@pytest.mark.slow
 def test_contains_key_in_len_and_iteration(object_store: ObjectStore) -> None:
     assert len(object_store) == 0
     assert list(object_store) == []
@@ -113,6 +114,7 @@ def test_contains_key_in_len_and_iteration(object_store: ObjectStore) -> None:
     assert not object_store.contains_key("<random>")  # invalid keys are never stored
 
 
+@pytest.mark.slow
 def test_delete(object_store: ObjectStore) -> None:
     object_store.save("a/b/c", "x")
     object_store.save("keep", "y")
@@ -133,6 +135,7 @@ def test_delete_of_a_folder_is_false_and_keeps_its_objects(object_store: ObjectS
     assert object_store.read("dir/obj") == "x"
 
 
+@pytest.mark.slow
 def test_clear(store_target) -> None:
     store = store_target.make()
     for i in range(5):
@@ -231,6 +234,7 @@ def test_save_xml_string_round_trip(object_store: ObjectStore) -> None:
     assert loaded.find("item").text == "alpha & beta"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("bad", ["<a><b></a>", "not xml at all", "", "<a>"])
 def test_malformed_xml_is_refused_before_anything_is_stored(
     store_target, bad: str
@@ -276,6 +280,7 @@ def test_folder_cannot_become_an_object(object_store: ObjectStore) -> None:
     assert object_store.read("a/b") == "inside"
 
 
+@pytest.mark.slow
 def test_get_file_path_refuses_conflicting_keys(object_store: ObjectStore) -> None:
     object_store.save("a", "object")
     object_store.save("d/e", "inside")
@@ -329,6 +334,7 @@ def test_negative_limits_are_refused(tmp_path: Path, limits: dict[str, int]) -> 
         ObjectStore(tmp_path, **limits)
 
 
+@pytest.mark.slow
 def test_max_files_limit(store_target) -> None:
     store = store_target.make(max_files=2)
     store.save("a", "1")
@@ -354,6 +360,7 @@ def test_max_files_limit(store_target) -> None:
     assert store.keys() == ["a", "new/deep/c"]
 
 
+@pytest.mark.slow
 def test_max_files_one_allows_overwriting_the_one_key(store_target) -> None:
     store = store_target.make(max_files=1)
     for version in range(3):
@@ -435,6 +442,7 @@ def _failing_chunks(total: int) -> Iterator[bytes]:
     raise RuntimeError("producer failed half way")
 
 
+@pytest.mark.slow
 def test_failed_write_keeps_the_old_object(store_target) -> None:
     store = store_target.make()
     store.save("models/m.bin", "old contents")
@@ -447,6 +455,7 @@ def test_failed_write_keeps_the_old_object(store_target) -> None:
     assert_no_stray_files(store_target, store)
 
 
+@pytest.mark.slow
 def test_failed_write_of_a_new_key_leaves_nothing(store_target) -> None:
     store = store_target.make()
     store.save("existing", "x")
@@ -524,6 +533,7 @@ def test_get_file_path_changes_reach_other_stores_after_sync(store_target) -> No
         assert path == Path(store_target.location, "lib", "out.txt")  # the object itself
 
 
+@pytest.mark.slow
 def test_deleted_object_does_not_come_back_through_get_file_path(
     object_store: ObjectStore,
 ) -> None:
@@ -650,6 +660,7 @@ def test_staged_copy_whose_key_became_a_folder_warns_instead_of_breaking_reads()
         store.sync()
 
 
+@pytest.mark.slow
 def test_close_uploads_staged_copies_and_a_dropped_store_warns() -> None:
     import gc
 

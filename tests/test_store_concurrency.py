@@ -22,6 +22,9 @@ import pytest
 
 import alphazoo
 
+# Trains real models or starts real processes and servers: deselect with -m 'not slow'.
+pytestmark = pytest.mark.slow
+
 CTX = multiprocessing.get_context("spawn")
 STARTUP_TIMEOUT = 60.0  # spawning imports alphazoo afresh in every worker
 WRITE_SECONDS = 1.0

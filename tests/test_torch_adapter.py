@@ -154,6 +154,7 @@ def test_zoo_models_are_seeded_and_shaped(zoo):
 
 
 # -- training and prediction ---------------------------------------------------------------------
+@pytest.mark.slow
 def test_training_is_deterministic_and_picks_the_loss_from_y(zoo, data):
     X, y = data["X"], data["y_clf"]
 
@@ -197,6 +198,7 @@ def test_predict_restores_the_training_mode(zoo, data):
 
 
 # -- round trips in this process -----------------------------------------------------------------
+@pytest.mark.slow
 @pytest.mark.parametrize(("name", "fmt"), [(n, f) for n, fs in SAVED.items() for f in fs
                                            if f != "onnx"])
 def test_round_trip_is_bit_exact(saved, data, name, fmt):
@@ -214,6 +216,7 @@ def test_round_trip_is_bit_exact(saved, data, name, fmt):
         assert {t.dtype for t in loaded.parameters()} == {torch.float64}
 
 
+@pytest.mark.slow
 def test_manifests_record_builder_task_and_input(saved):
     import onnx
     import onnxruntime
@@ -250,6 +253,7 @@ def test_manifests_record_builder_task_and_input(saved):
     assert manifests["mlp_clf", "onnx"]["adapter_data"]["parity"]["label_agreement"] == 1.0
 
 
+@pytest.mark.slow
 def test_json_document_is_self_describing(saved, tmp_path):
     from alphazoo.adapters._weights import read_weights
     from alphazoo.bundle import read_bundle
@@ -266,6 +270,7 @@ def test_json_document_is_self_describing(saved, tmp_path):
     assert np.isnan(special[0]) and np.signbit(special[1]) and special[3] > 0
 
 
+@pytest.mark.slow
 def test_a_reloaded_module_is_saved_again_with_the_same_builder(saved, data):
     zoo = saved["zoo"]
     zoo.save(zoo.load("mlp_clf/pt"), "again/mlp", format="json")
@@ -276,6 +281,7 @@ def test_a_reloaded_module_is_saved_again_with_the_same_builder(saved, data):
     assert state_bytes(again) == state_bytes(saved["models"]["mlp_clf"])
 
 
+@pytest.mark.slow
 def test_json_round_trip_on_every_backend(object_store, data):
     zoo = alphazoo.Zoo(object_store)
     model = zoo.train(zoo.build("torch_mlp", in_features=6, out_features=1, hidden=[4]),
@@ -287,6 +293,7 @@ def test_json_round_trip_on_every_backend(object_store, data):
 
 
 # -- builders ------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_user_module_weights_need_a_builder(saved, data):
     zoo = saved["zoo"]
     for fmt in ("json", "pt"):
@@ -298,6 +305,7 @@ def test_user_module_weights_need_a_builder(saved, data):
         assert state_bytes(loaded) == state_bytes(saved["models"]["user"])
 
 
+@pytest.mark.slow
 def test_a_builder_of_another_architecture_is_refused(saved):
     zoo = saved["zoo"]
     with pytest.raises(alphazoo.UnsupportedModelError, match="does not fit the UserNet"):
@@ -352,6 +360,7 @@ FRESH_CHILD = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_every_bundle_loads_exactly_in_a_fresh_process(saved, data, tmp_path):
     rows, seqs, out = tmp_path / "rows.npy", tmp_path / "seqs.npy", tmp_path / "out.json"
     np.save(rows, data["X_new"])
@@ -417,6 +426,7 @@ BLOCKED_CHILD = blocking_prelude("torch") + textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_onnx_bundles_predict_without_torch(saved, data, tmp_path):
     inputs, out = tmp_path / "inputs.npz", tmp_path / "out.json"
     names = ("X_new", "S_new", "S_long", "S_short", "S_one")
@@ -445,6 +455,7 @@ def test_onnx_bundles_predict_without_torch(saved, data, tmp_path):
 
 
 # -- ONNX export ---------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_onnx_parity_is_checked_before_saving(zoo, data):
     model = zoo.train(zoo.build("torch_mlp", in_features=6, out_features=1, hidden=[4]),
                       data["X"], data["y_reg"], epochs=1)
@@ -453,6 +464,7 @@ def test_onnx_parity_is_checked_before_saving(zoo, data):
     assert zoo.store.keys() == []
 
 
+@pytest.mark.slow
 def test_onnx_sample_comes_from_example_input_or_sample(zoo, data):
     model = zoo.build("torch_mlp", in_features=6, out_features=1, hidden=[4])  # not trained
     manifest = zoo.save(model, "untrained", format="onnx")
@@ -469,6 +481,7 @@ def test_onnx_sample_comes_from_example_input_or_sample(zoo, data):
     assert zoo.store.keys() == ["untrained"]
 
 
+@pytest.mark.slow
 def test_onnx_export_refuses_to_freeze_a_dynamic_axis(zoo, data):
     model = FlatSequenceNet()
     window = data["S"][:, :5]
@@ -485,6 +498,7 @@ def test_onnx_export_refuses_to_freeze_a_dynamic_axis(zoo, data):
 
 
 # -- errors --------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_pickle_needs_trust(saved):
     with pytest.raises(alphazoo.UntrustedModelError, match="trusted=True"):
         saved["zoo"].load("user/pickle")
@@ -501,6 +515,7 @@ def test_a_torch_module_in_a_foreign_format_is_refused(zoo):
     assert zoo.store.keys() == []
 
 
+@pytest.mark.slow
 def test_unknown_options_are_refused(saved):
     zoo = saved["zoo"]
     model = saved["models"]["mlp_clf"]
@@ -585,6 +600,7 @@ def test_extra_state_refused_by_json_round_trips_through_pt(zoo):
     assert torch.equal(loaded.linear.weight, model.linear.weight)
 
 
+@pytest.mark.slow
 def test_input_signature_names_the_dtype_the_model_computes_in(saved):
     manifests = saved["manifests"]
     # Trained on float64 numpy rows, but these modules compute in float32 / float64.
@@ -593,6 +609,7 @@ def test_input_signature_names_the_dtype_the_model_computes_in(saved):
     assert manifests["lstm", "onnx"]["input"]["dtype"] == "float32"
 
 
+@pytest.mark.slow
 def test_onnx_exports_from_two_threads(zoo, data):
     import threading
 
@@ -619,6 +636,7 @@ def test_onnx_exports_from_two_threads(zoo, data):
                                    native(model, data["S_long"])["predict"], atol=1e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["mlp_clf", "lstm"])
 def test_the_torchscript_exporter_writes_the_same_model(saved, data, tmp_path, name):
     # The older exporter, chosen for speed, must give what the module computes, with the

@@ -39,6 +39,7 @@ def data() -> tuple[np.ndarray, np.ndarray]:
 
 
 # -- the issue's snippet, as written ------------------------------------------------------------
+@pytest.mark.slow
 def test_issue_snippet_as_written(data, tmp_path, monkeypatch):
     monkeypatch.setenv("ALPHAZOO_STORE", str(tmp_path / "storage"))
     X, y = data
@@ -307,6 +308,7 @@ def _raise_in_child() -> None:
     raise KeyError("no such column 'close'")
 
 
+@pytest.mark.slow
 def test_child_process_training_is_stopped_at_the_limit():
     trainer = Trainer(start=datetime(2024, 1, 1), quota_unit=timedelta(seconds=0.5),
                       isolate=True)
@@ -325,6 +327,7 @@ def test_child_process_training_is_stopped_at_the_limit():
     assert str(restored) == str(caught.value)
 
 
+@pytest.mark.slow
 def test_child_process_training_returns_a_real_model(data):
     X, y = data
     trainer = Trainer(start=datetime(2024, 1, 1), isolate=True)
@@ -334,6 +337,7 @@ def test_child_process_training_returns_a_real_model(data):
     np.testing.assert_array_equal(trainer.model.predict(X[-50:]), here.predict(X[-50:]))
 
 
+@pytest.mark.slow
 def test_an_unpicklable_isolated_training_is_refused_before_it_costs_anything():
     import os
 
@@ -350,6 +354,7 @@ def test_an_unpicklable_isolated_training_is_refused_before_it_costs_anything():
     assert forked.status == "served"
 
 
+@pytest.mark.slow
 def test_child_process_error_carries_its_traceback():
     trainer = Trainer(start=datetime(2024, 1, 1), isolate="spawn", raise_errors=False)
     record = trainer.train(_raise_in_child)
@@ -361,6 +366,7 @@ def test_child_process_error_carries_its_traceback():
 
 
 # -- persistence ---------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_save_as_writes_versions_with_their_window_and_latest(data, tmp_path):
     X, y = data
     zoo = Zoo(tmp_path / "store")
@@ -410,6 +416,7 @@ def test_a_new_version_never_overwrites_one_the_pointer_missed(tmp_path):
     assert latest_version(zoo.store, "s") == 3
 
 
+@pytest.mark.slow
 def test_importing_the_training_package_imports_no_ml_framework():
     import subprocess
     import sys

@@ -66,6 +66,7 @@ def test_train_now_runs_in_a_worker_and_model_wait():
         assert record.status == "served" and ran_in and ran_in[0] != caller
 
 
+@pytest.mark.slow
 def test_schedule_fires_on_the_wall_clock():
     fired = []
     with Trainer(mode="live") as trainer:
@@ -125,6 +126,7 @@ def test_predictions_never_see_a_half_built_model():
     assert trainer.model.version == versions
 
 
+@pytest.mark.slow
 def test_a_real_forest_is_swapped_while_predicting():
     from alphazoo import Zoo
     from alphazoo.datasets import load_prices
@@ -202,6 +204,7 @@ def test_stop_ends_the_threads_and_refuses_new_work():
         trainer.train(lambda: None)
 
 
+@pytest.mark.slow
 def test_a_schedule_whose_rule_raises_is_dropped_and_the_others_keep_firing(caplog):
     def broken_days(start, end):
         raise LookupError("no calendar for that year")
@@ -222,6 +225,7 @@ def test_a_schedule_whose_rule_raises_is_dropped_and_the_others_keep_firing(capl
     assert {r.name for r in trainer.history} == {"good"}
 
 
+@pytest.mark.slow
 def test_train_racing_stop_never_leaves_a_future_pending():
     # stop() runs exactly while train() is between its stopped-check and its enqueue: the
     # job must then be run or cancelled, never queued behind the worker's end-of-work mark.

@@ -66,6 +66,7 @@ def test_month_start_with_market_skips_new_years_day():
     assert rule.name == "month_start(NYSE)"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("offset", [0, 1, 2, 10, 30])
 def test_month_start_offsets_count_trading_days(xnys, offset):
     rule = DateRules.month_start(offset, market="NYSE")
@@ -169,6 +170,7 @@ def test_year_rules():
         date(2012, 1, 1), date(2013, 1, 1), date(2014, 1, 1)]
 
 
+@pytest.mark.slow
 def test_market_calendar_grows_back_before_its_default_range():
     # exchange_calendars builds twenty years back by default; 1999 needs a wider calendar.
     days = list(DateRules.month_start(market="NYSE").dates(date(1999, 1, 1), date(1999, 2, 28)))
@@ -339,6 +341,7 @@ def test_market_hours_in_another_zone_follow_both_dst_calendars():
     assert rule.times(date(2014, 3, 31), london) == [datetime(2014, 3, 31, 14, 30)]
 
 
+@pytest.mark.slow
 def test_a_tokyo_session_opens_the_evening_before_in_new_york():
     fires = all_fires(DateRules.every_day("XTKS"), TimeRules.after_market_open("XTKS"),
                       datetime(2013, 11, 1), datetime(2013, 11, 6))
@@ -421,6 +424,7 @@ def run_python(code: str) -> subprocess.CompletedProcess[str]:
                           timeout=HANG_TIMEOUT, check=False)
 
 
+@pytest.mark.slow
 def test_calendar_free_rules_do_not_import_pandas_or_exchange_calendars():
     done = run_python(
         "import sys\n"
@@ -434,6 +438,7 @@ def test_calendar_free_rules_do_not_import_pandas_or_exchange_calendars():
     assert done.returncode == 0, done.stderr
 
 
+@pytest.mark.slow
 def test_a_market_rule_without_exchange_calendars_names_the_extra():
     done = run_python(
         "import sys\n"

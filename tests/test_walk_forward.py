@@ -45,6 +45,7 @@ class _Spy:
         return _forest(X, y)
 
 
+@pytest.mark.slow
 def test_expanding_monthly_has_no_look_ahead_and_no_label_leak(frame):
     X, y, known = frame
     spy = _Spy()
@@ -131,6 +132,7 @@ def test_proba_predictions_and_a_date_rule_schedule(frame):
     assert result.folds[0].cutoff == pd.Timestamp("2017-01-01")
 
 
+@pytest.mark.slow
 def test_executor_matches_sequential_and_folds_are_versioned(frame, tmp_path):
     X, y, _ = frame
     zoo = Zoo(tmp_path / "store")

@@ -129,6 +129,7 @@ def test_built_models_have_the_documented_defaults(zoo):
     assert (reg.max_depth, reg.subsample, reg.tree_method) == (2, 0.8, "hist")
 
 
+@pytest.mark.slow
 def test_ownership(saved):
     for model in saved["models"].values():
         assert adapter.owns(model)
@@ -261,6 +262,7 @@ FRESH_CHILD = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_every_bundle_loads_exactly_in_a_fresh_process(saved, data, tmp_path):
     rows = tmp_path / "rows.npy"
     np.save(rows, data["X_new"])
@@ -324,6 +326,7 @@ BLOCKED_CHILD = blocking_prelude("xgboost", "sklearn", "onnxmltools", "skl2onnx"
 )
 
 
+@pytest.mark.slow
 def test_onnx_bundles_predict_without_xgboost_or_scikit_learn(saved, data, tmp_path):
     rows = tmp_path / "rows.npy"
     np.save(rows, data["X_new"])
@@ -352,6 +355,7 @@ def test_onnx_bundles_predict_without_xgboost_or_scikit_learn(saved, data, tmp_p
 
 
 # -- object stores -------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_default_format_round_trips_through_every_backend(object_store, data):
     zoo = alphazoo.Zoo(object_store)
     model = zoo.train(zoo.build("xgboost_classifier", n_estimators=10), data["X"], data["y"])
@@ -403,6 +407,7 @@ def mean_abs_error(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     return float(np.mean(np.abs(y_true - y_pred)))
 
 
+@pytest.mark.slow
 def test_parameters_that_are_code_are_named_when_left_out(zoo, data):
     model = xgboost.XGBRegressor(n_estimators=5, eval_metric=mean_abs_error).fit(data["X_reg"],
                                                                        data["y_reg"])
@@ -419,6 +424,7 @@ class MyClassifier(xgboost.XGBClassifier):
     """A user's subclass: json and ubj bring it back as the xgboost class."""
 
 
+@pytest.mark.slow
 def test_a_subclass_loads_as_its_xgboost_class(zoo, data):
     model = MyClassifier(n_estimators=5).fit(data["X"], data["y"])
     with pytest.warns(UserWarning, match="loads as that class"):
@@ -428,6 +434,7 @@ def test_a_subclass_loads_as_its_xgboost_class(zoo, data):
     assert np.array_equal(loaded.predict_proba(data["X_new"]), model.predict_proba(data["X_new"]))
 
 
+@pytest.mark.slow
 def test_booster_training_continues_and_predicts_by_position(zoo, data):
     pandas = pytest.importorskip("pandas")
     frame = pandas.DataFrame(data["X"], columns=FEATURES)
@@ -609,6 +616,7 @@ def test_failed_parity_check_saves_nothing(zoo, saved):
     assert zoo.store.keys() == ["strict"]
 
 
+@pytest.mark.slow
 def test_an_export_that_disagrees_is_never_stored(zoo, data):
     # onnxmltools 1.16 exports reg:logistic as raw margins; whatever a converter does, an
     # ONNX bundle that exists must predict what the native model predicts.
@@ -624,6 +632,7 @@ def test_an_export_that_disagrees_is_never_stored(zoo, data):
                                    model.predict(data["X_new"]), atol=1e-5)
 
 
+@pytest.mark.slow
 def test_unexportable_booster_objective_is_refused(zoo, data):
     booster = xgboost.train({"objective": "binary:logitraw"},
                             xgboost.DMatrix(data["X"], label=data["y"]), num_boost_round=3)
@@ -634,6 +643,7 @@ def test_unexportable_booster_objective_is_refused(zoo, data):
     assert zoo.load("raw").save_raw("ubj") == booster.save_raw("ubj")
 
 
+@pytest.mark.slow
 def test_loader_builds_only_listed_estimators(tmp_path):
     payload = tmp_path / "model.json"
     payload.write_text("{}")
