@@ -27,10 +27,11 @@ format (ONNX included) scales its inputs the same way::
 classes (``pytorch_alstm.ALSTM``, ``pytorch_alstm_ts.ALSTM``) never pass another, so the ALSTM
 of qlib's benchmarks runs a GRU: 52,609 parameters at ``d_feat=6, hidden_size=64,
 num_layers=2``, against 69,249 for the LSTM (both checked against qlib 0.9.7's own class, and
-the scores equal on shared weights). alphazoo keeps the LSTM the model's name and the original
-ALSTM paper describe, and every bundle saved so far holds; ``rnn_type="GRU"`` or
+the scores equal on shared weights). alphazoo keeps the LSTM the model's name describes, and
+every bundle saved before ``rnn_type`` holds; ``rnn_type="GRU"`` or
 ``ALSTM.from_preset("qlib", d_feat=...)`` (``zoo.build("alstm", preset="qlib", ...)``) gives
-qlib's network and training loop.
+qlib's network and training defaults (qlib's loop itself also skips a last incomplete batch;
+alphazoo's trains on it).
 
 This module imports torch: it is loaded only when an ``alstm`` model is built or loaded.
 """
@@ -129,14 +130,15 @@ class ALSTM(Model):
     qlib's: GRU, 200 epochs, batch 2000, patience 20; as in qlib 0.9.7's
     ``pytorch_alstm.ALSTM``):
 
-    * ``rnn_type="LSTM"``: the network the name and the ALSTM paper describe, and the one
+    * ``rnn_type="LSTM"``: the network the name (attentive LSTM) describes, and the one
       every alphazoo bundle saved before ``rnn_type`` existed holds (a bundle without it loads
       as an LSTM).
     * ``n_epochs=50``, ``batch_size=256``, ``early_stop=10``: sized for daily bars of a few
       symbols (hundreds to a few thousand windows) retrained weekly on a CPU. At batch 2000
       such a set is one or two updates per epoch -- and qlib's loop skips the last incomplete
       batch, so under 2000 windows it would not train at all; alphazoo trains on every batch.
-      With 8 updates or more per epoch, 50 epochs and a patience of 10 converge in seconds.
+      With several updates per epoch, 50 epochs and a patience of 10 keep each of the demo's
+    52 weekly retrains short (the whole demo, three models, runs in about a minute).
 
     Parameters
     ----------
