@@ -1,9 +1,11 @@
-"""``alstm``: qlib's ALSTM, an LSTM with temporal attention over windows of daily features.
+"""``alstm``: qlib's ALSTM, a recurrent net with temporal attention over windows of daily
+features.
 
 The network (:class:`ALSTMNet`) reads windows ``(batch, step_len, d_feat)``, oldest row first:
 
 1. each step's features go through ``Linear(d_feat, hidden) + Tanh``;
-2. an LSTM (``num_layers`` layers, ``hidden`` wide) runs over the steps;
+2. a recurrent layer -- an LSTM by default, a GRU with ``rnn_type="GRU"`` -- (``num_layers``
+   layers, ``hidden`` wide) runs over the steps;
 3. temporal attention scores every step's LSTM output with ``Linear(hidden, hidden // 2)``,
    Dropout, Tanh and ``Linear(hidden // 2, 1)``, and a softmax over time turns the scores into
    weights that sum to 1;
@@ -20,6 +22,16 @@ format (ONNX included) scales its inputs the same way::
     model.fit(dataset)                              # windows of step_len=20 rows
     scores = model.predict(dataset, "test")
     zoo.save(model, "models/alstm", format="onnx")
+
+**qlib's ALSTM is a GRU.** qlib's ``ALSTMModel`` takes ``rnn_type="GRU"`` by default and its zoo
+classes (``pytorch_alstm.ALSTM``, ``pytorch_alstm_ts.ALSTM``) never pass another, so the ALSTM
+of qlib's benchmarks runs a GRU: 52,609 parameters at ``d_feat=6, hidden_size=64,
+num_layers=2``, against 69,249 for the LSTM (both checked against qlib 0.9.7's own class, and
+the scores equal on shared weights). alphazoo keeps the LSTM the model's name describes, and
+every bundle saved before ``rnn_type`` holds; ``rnn_type="GRU"`` or
+``ALSTM.from_preset("qlib", d_feat=...)`` (``zoo.build("alstm", preset="qlib", ...)``) gives
+qlib's network and training defaults (qlib's loop itself also skips a last incomplete batch;
+alphazoo's trains on it).
 
 This module imports torch: it is loaded only when an ``alstm`` model is built or loaded.
 """
@@ -40,7 +52,7 @@ from alphazoo.adapters._torch_models import seeded
 
 from .model import Model, fit_scaling, hold_out_tail, scale
 
-__all__ = ["ALSTM", "ALSTMNet"]
+__all__ = ["ALSTM", "ALSTMNet", "RNN_TYPES"]
 
 log = logging.getLogger(__name__)
 
@@ -64,17 +76,26 @@ def _torch_threads(count: int | None) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
+RNN_TYPES = ("LSTM", "GRU")
+
+
 class ALSTMNet(nn.Module):
-    """LSTM with temporal attention over ``(batch, steps, d_feat)``; one score per window."""
+    """LSTM (or GRU) with temporal attention over ``(batch, steps, d_feat)``; one score per
+    window. ``rnn_type="GRU"`` is qlib's ``ALSTMModel`` default; the layers match it one for
+    one (``input_layer`` is qlib's ``net.fc_in``, ``attention`` its ``att_net``,
+    ``output_layer`` its ``fc_out``)."""
 
     def __init__(self, d_feat: int = 6, hidden_size: int = 64, num_layers: int = 2,
-                 dropout: float = 0.0) -> None:
+                 dropout: float = 0.0, rnn_type: str = "LSTM") -> None:
         super().__init__()
+        if rnn_type not in RNN_TYPES:
+            raise ValueError(f"rnn_type must be 'LSTM' or 'GRU', got {rnn_type!r}")
         self.d_feat, self.hidden_size = int(d_feat), int(hidden_size)
         self.input_layer = nn.Sequential(nn.Linear(self.d_feat, self.hidden_size), nn.Tanh())
-        # torch applies LSTM dropout between layers only, and warns when there is one layer.
-        self.rnn = nn.LSTM(self.hidden_size, self.hidden_size, int(num_layers),
-                           batch_first=True, dropout=float(dropout) if num_layers > 1 else 0.0)
+        # torch applies recurrent dropout between layers only, and warns when there is one.
+        rnn = nn.LSTM if rnn_type == "LSTM" else nn.GRU
+        self.rnn = rnn(self.hidden_size, self.hidden_size, int(num_layers),
+                       batch_first=True, dropout=float(dropout) if num_layers > 1 else 0.0)
         self.attention = nn.Sequential(
             nn.Linear(self.hidden_size, self.hidden_size // 2),
             nn.Dropout(float(dropout)),
@@ -103,7 +124,21 @@ class ALSTMNet(nn.Module):
 
 
 class ALSTM(Model):
-    """qlib's ALSTM: LSTM + temporal attention, trained with early stopping.
+    """qlib's ALSTM: LSTM (or qlib's GRU) + temporal attention, trained with early stopping.
+
+    Defaults, and why they are not qlib's (``ALSTM.from_preset("qlib", d_feat=...)`` gives
+    qlib's: GRU, 200 epochs, batch 2000, patience 20; as in qlib 0.9.7's
+    ``pytorch_alstm.ALSTM``):
+
+    * ``rnn_type="LSTM"``: the network the name (attentive LSTM) describes, and the one
+      every alphazoo bundle saved before ``rnn_type`` existed holds (a bundle without it loads
+      as an LSTM).
+    * ``n_epochs=50``, ``batch_size=256``, ``early_stop=10``: sized for daily bars of a few
+      symbols (hundreds to a few thousand windows) retrained weekly on a CPU. At batch 2000
+      such a set is one or two updates per epoch -- and qlib's loop skips the last incomplete
+      batch, so under 2000 windows it would not train at all; alphazoo trains on every batch.
+      With several updates per epoch, 50 epochs and a patience of 10 keep each of the demo's
+    52 weekly retrains short (the whole demo, three models, runs in about a minute).
 
     Parameters
     ----------
@@ -111,7 +146,10 @@ class ALSTM(Model):
         Features per time step. Must equal the data's last dimension (10 for the LEAN feature
         set of :mod:`alphazoo.contrib.features`); a mismatch is an error, not adapted to.
     hidden_size, num_layers, dropout:
-        The network's width, LSTM depth and dropout (between LSTM layers and in attention).
+        The network's width, recurrent depth and dropout (between recurrent layers and in
+        attention).
+    rnn_type:
+        ``"LSTM"`` (default) or ``"GRU"`` (qlib's).
     n_epochs:
         At most this many passes over the training windows.
     lr, batch_size:
@@ -136,12 +174,19 @@ class ALSTM(Model):
     name = "alstm"
     library = "torch"
     sequential = True
+    #: qlib 0.9.7's ``pytorch_alstm.ALSTM`` defaults for what alphazoo sets differently
+    #: (qlib's ``seed`` is None; alphazoo keeps its seed so a fit is reproducible).
+    PRESETS = {"qlib": {"rnn_type": "GRU", "n_epochs": 200, "batch_size": 2000,
+                        "early_stop": 20, "lr": 1e-3, "hidden_size": 64, "num_layers": 2,
+                        "dropout": 0.0}}
 
     def __init__(self, d_feat: int = 6, hidden_size: int = 64, num_layers: int = 2,
                  dropout: float = 0.0, n_epochs: int = 50, lr: float = 1e-3,
                  batch_size: int = 256, early_stop: int = 10, loss: str = "mse",
                  step_len: int = 20, valid_fraction: float = 0.2, seed: int | None = 0,
-                 num_threads: int | None = 1) -> None:
+                 num_threads: int | None = 1, rnn_type: str = "LSTM") -> None:
+        if rnn_type not in RNN_TYPES:
+            raise ValueError(f"rnn_type must be 'LSTM' or 'GRU' (qlib's), got {rnn_type!r}")
         if loss != "mse":
             raise ValueError(f"loss must be 'mse' (qlib's ALSTM has no other), got {loss!r}")
         for label, value in (("d_feat", d_feat), ("hidden_size", hidden_size),
@@ -161,7 +206,12 @@ class ALSTM(Model):
                          n_epochs=int(n_epochs), lr=float(lr), batch_size=int(batch_size),
                          early_stop=int(early_stop), loss=loss, step_len=int(step_len),
                          valid_fraction=float(valid_fraction), seed=seed,
-                         num_threads=num_threads)
+                         num_threads=num_threads, rnn_type=rnn_type)
+
+    @classmethod
+    def upgrade_params(cls, params: dict[str, Any]) -> dict[str, Any]:
+        # Bundles saved before rnn_type existed hold an LSTM: say so, whatever the default.
+        return {"rnn_type": "LSTM", **params}
 
     # -- results of training -------------------------------------------------------------------
     @property
@@ -179,7 +229,8 @@ class ALSTM(Model):
         """A fresh, untrained network of this model's shape (the loader's ``builder=``)."""
         p = self.params
         with seeded(p["seed"]):
-            return ALSTMNet(p["d_feat"], p["hidden_size"], p["num_layers"], p["dropout"])
+            return ALSTMNet(p["d_feat"], p["hidden_size"], p["num_layers"], p["dropout"],
+                            p.get("rnn_type", "LSTM"))
 
     # -- Model hooks ---------------------------------------------------------------------------
     def _fit(self, X: np.ndarray, y: np.ndarray | None, X_valid: np.ndarray | None,

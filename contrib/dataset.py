@@ -85,17 +85,20 @@ class Dataset:
         label: str = "label_direction",
         segments: Mapping[str, Segment] | None = None,
         instrument: str | None = None,
+        calendar: str | None = None,
     ) -> Dataset:
         """The LEAN feature set and next-day labels of ``bars`` (one symbol or a panel).
 
         ``bars``: a one-symbol OHLCV frame (named by ``instrument``, else its
         ``attrs["symbol"]``), a ``(datetime, instrument)`` panel, ``{symbol: frame}`` or
-        :class:`~alphazoo.datasets.Bars`; see :mod:`alphazoo.contrib.features`.
+        :class:`~alphazoo.datasets.Bars`; see :mod:`alphazoo.contrib.features`. ``calendar``
+        (a market such as ``"XNYS"``) counts feature windows and label horizons in that
+        exchange's trading days instead of in bars.
         """
         from .features import compute_features, compute_labels
 
-        features = compute_features(bars, instrument=instrument)
-        labels = compute_labels(bars, instrument=instrument)
+        features = compute_features(bars, instrument=instrument, calendar=calendar)
+        labels = compute_labels(bars, instrument=instrument, calendar=calendar)
         return cls(features, labels, segments, label=label)
 
     # -- views -------------------------------------------------------------------------------

@@ -14,7 +14,9 @@ For one instrument there is no cross-section: use ``by="month"`` (one time-serie
 per calendar month) or ``by="all"`` (one pooled correlation).
 
 Strategy metrics: :func:`backtest_weights` turns target weights into daily gross and net
-returns, turnover, costs and an equity curve; :func:`risk_metrics` annualises them.
+returns, turnover, costs and an equity curve; :func:`risk_metrics` annualises them (alphazoo's
+definitions by default, qlib's ``risk_analysis`` with ``mode="sum"``/``"product"``/``"qlib"``);
+:func:`long_short_return` is qlib's ``calc_long_short_return``.
 
 >>> from alphazoo.contrib.features import load_panel, compute_labels
 >>> realised = compute_labels(load_panel())["label_return"]
@@ -35,12 +37,14 @@ __all__ = [
     "BacktestResult",
     "backtest_weights",
     "ic",
+    "long_short_return",
     "rank_ic",
     "risk_metrics",
     "signal_metrics",
 ]
 
 By = Literal["date", "month", "all"]
+RiskMode = Literal["alphazoo", "sum", "product", "qlib"]
 
 DEFAULT_COST = 0.0015
 """Default trading cost: 0.15% of the value traded, on buys and sells alike (qlib's default
@@ -60,7 +64,9 @@ def ic(pred: pd.Series | pd.DataFrame, realised: pd.Series | pd.DataFrame, by: B
     ``["all"]``.
 
     Only rows where both values exist count. Groups with fewer than ``min_count`` such rows,
-    or where either side is constant (correlation undefined), are dropped.
+    or where either side is constant (all its values exactly equal: correlation undefined),
+    are dropped. Adding a constant to ``pred`` or scaling it by a positive factor leaves the
+    result unchanged up to float64 rounding (the spread, not the level, sets the precision).
     """
     return _grouped_correlation(pred, realised, by, min_count, rank=False)
 
@@ -130,18 +136,23 @@ def _grouped_correlation(pred: Any, realised: Any, by: By, min_count: int,
     x, y = pair["pred"].set_axis(key), pair["realised"].set_axis(key)
     if rank:
         x, y = x.groupby(level=0).rank(), y.groupby(level=0).rank()
+    # A correlation is undefined where either side is constant. Testing that on the centred
+    # sums (a variance below some fraction of the raw second moment) made the answer depend on
+    # the scores' level: 100 + 1e-6 * r looked constant on 65 of 748 dates. Equal values are
+    # equal whatever their level or scale, so a group is constant only when max == min.
+    varies = (x.groupby(level=0).max() > x.groupby(level=0).min()) & \
+             (y.groupby(level=0).max() > y.groupby(level=0).min())
+    # Shifting each group by its first value first is exact for values of one magnitude
+    # (Sterbenz), so the centred values keep their digits when the level dwarfs the spread.
+    x, y = x - x.groupby(level=0).transform("first"), y - y.groupby(level=0).transform("first")
     dx = x - x.groupby(level=0).transform("mean")
     dy = y - y.groupby(level=0).transform("mean")
     sxx = (dx * dx).groupby(level=0).sum()
     syy = (dy * dy).groupby(level=0).sum()
     sxy = (dx * dy).groupby(level=0).sum()
     count = x.groupby(level=0).size()
-    # Constant groups leave rounding residue in the centred sums, not exact zeros: a variance
-    # below 1e-20 of the raw second moment counts as none.
-    varies = (sxx > 1e-20 * (x * x).groupby(level=0).sum()) & \
-             (syy > 1e-20 * (y * y).groupby(level=0).sum())
     corr = (sxy / np.sqrt(sxx * syy)).clip(-1.0, 1.0)
-    corr = corr[(count >= min_count) & varies]
+    corr = corr[(count >= min_count) & varies & (sxx > 0) & (syy > 0)]  # (underflow)
     corr.index.name = name
     return corr.rename("rank_ic" if rank else "ic")
 
@@ -167,10 +178,12 @@ class BacktestResult:
     costs: pd.Series
     equity: pd.Series
 
-    def metrics(self, benchmark: pd.Series | None = None, periods: int = 252) -> dict[str, float]:
-        """:func:`risk_metrics` of the net returns, with the mean daily turnover."""
+    def metrics(self, benchmark: pd.Series | None = None, periods: int | None = None,
+                mode: RiskMode = "alphazoo") -> dict[str, float]:
+        """:func:`risk_metrics` of the net returns (``mode`` as there), with the mean daily
+        turnover."""
         return risk_metrics(self.net, benchmark=benchmark, periods=periods,
-                            turnover=self.turnover)
+                            turnover=self.turnover, mode=mode)
 
 
 def backtest_weights(weights: pd.DataFrame | pd.Series, returns: pd.DataFrame | pd.Series,
@@ -271,48 +284,157 @@ def _wide(values: Any, name: str) -> pd.DataFrame:
 
 # ------------------------------------------------------------------------------- risk metrics
 
-def risk_metrics(returns: pd.Series, benchmark: pd.Series | None = None, periods: int = 252,
-                 turnover: pd.Series | float | None = None) -> dict[str, float]:
+_QLIB_DAILY_PERIODS = 238  # qlib's risk_analysis scaler for freq="day" (China's A-share year)
+
+
+def risk_metrics(returns: pd.Series, benchmark: pd.Series | None = None,
+                 periods: int | None = None, turnover: pd.Series | float | None = None, *,
+                 mode: RiskMode = "alphazoo",
+                 periods_per_year: int | None = None) -> dict[str, float]:
     """Annualised risk and return of a series of periodic (daily) simple returns ``r``.
 
-    With ``n = len(r)``, ``E_t = prod_{s<=t} (1 + r_s)`` the compounded equity and ``E_0 = 1``:
+    ``periods`` (or its alias ``periods_per_year``) is the number of periods in a year: 252
+    by default, 238 under ``mode="qlib"``. With ``n = len(r)``, ``E_t = prod_{s<=t} (1 + r_s)``
+    and ``N = periods``, the default ``mode="alphazoo"`` reports:
 
     * ``total_return = E_n - 1``
-    * ``annualised_return = E_n ** (periods / n) - 1`` (geometric; -1 if wiped out)
-    * ``annualised_volatility = std(r, ddof=1) * sqrt(periods)``
-    * ``information_ratio = mean(r - b) / std(r - b, ddof=1) * sqrt(periods)``, ``b`` the
+    * ``annualised_return = E_n ** (N / n) - 1`` (geometric; -1 if wiped out)
+    * ``annualised_volatility = std(r, ddof=1) * sqrt(N)``
+    * ``information_ratio = mean(r - b) / std(r - b, ddof=1) * sqrt(N)``, ``b`` the
       ``benchmark`` returns on the same dates (0 without one: then it is the Sharpe ratio at a
       zero risk-free rate); NaN if the excess has no dispersion
-    * ``max_drawdown = min_t (E_t / max_{s<=t} E_s - 1)``, a number <= 0 (the start counts as a
-      peak, so a first-day loss is a drawdown)
+    * ``max_drawdown = min_t (E_t / max_{s<=t} E_s - 1)`` with ``E_0 = 1``, a number <= 0
+      (the starting capital counts as a peak, so a first-day loss is a drawdown)
     * ``turnover``: the mean of ``turnover`` (a Series) or the value given, if any.
+
+    ``mode="sum"`` and ``mode="product"`` reproduce qlib's
+    ``qlib.contrib.evaluate.risk_analysis(r, N, mode=...)`` exactly (checked against qlib
+    0.9.7 to 1e-10 in the tests). Every figure is then one of ``r - b`` when a benchmark is
+    given (qlib is handed the excess return), and ``mean`` and ``std`` are added:
+
+    * ``"sum"`` (qlib's default): ``mean = mean(r)``, ``std = std(r, ddof=1)``,
+      ``annualised_return = mean * N`` (arithmetic), ``information_ratio = mean / std *
+      sqrt(N)``, ``max_drawdown = min_t (C_t - max_{s<=t} C_s)`` on the cumulative *sum*
+      ``C_t = sum_{s<=t} r_s`` (a difference of summed returns, not a fraction of capital);
+      ``total_return = C_n``.
+    * ``"product"``: ``mean = E_n ** (1 / n) - 1`` (geometric), ``std = std(log(1 + r),
+      ddof=1)``, ``annualised_return`` as alphazoo's, ``information_ratio = mean / std *
+      sqrt(N)`` (a geometric mean over a log-return deviation), ``max_drawdown`` as alphazoo's
+      but from the first period's close: the starting capital is *not* a peak, so a loss on
+      the first day is no drawdown.
+    * ``"qlib"``: ``"sum"`` with qlib's default ``N = 238``, i.e. ``risk_analysis(r)``.
+
+    What differs from the default, so a ported qlib report is not misread: qlib's default
+    annualises arithmetically with 238 days where alphazoo compounds with 252; alphazoo's
+    ``information_ratio`` is qlib's ``"sum"`` one (with 252), never the ``"product"`` one;
+    alphazoo's drawdown starts from the initial capital; and ``annualised_volatility`` is
+    always ``std * sqrt(N)`` of the mode's ``std``.
 
     NaN returns raise ValueError: a missing day would silently shorten the compounding.
     """
+    if mode not in ("alphazoo", "sum", "product", "qlib"):
+        raise ValueError(f"mode must be 'alphazoo', 'sum', 'product' or 'qlib', got {mode!r}")
+    if periods is not None and periods_per_year is not None and periods != periods_per_year:
+        raise ValueError(f"periods ({periods}) and periods_per_year ({periods_per_year}) "
+                         "name the same number; give one")
+    n_year = periods_per_year if periods_per_year is not None else periods
+    if n_year is None:
+        n_year = _QLIB_DAILY_PERIODS if mode == "qlib" else 252
+    if mode == "qlib":
+        mode = "sum"
     r = pd.Series(returns, dtype=float)
     if r.empty:
         raise ValueError("returns: empty series")
     if r.isna().any():
         raise ValueError(f"returns: NaN at {r.index[r.isna()][0]!r}")
-    if periods <= 0:
-        raise ValueError(f"periods must be > 0, got {periods}")
+    if n_year <= 0:
+        raise ValueError(f"periods must be > 0, got {n_year}")
     excess = r
     if benchmark is not None:
         bench = pd.Series(benchmark, dtype=float).reindex(r.index)
         if bench.isna().any():
             raise ValueError(f"benchmark: no return for {bench.index[bench.isna()][0]!r}")
         excess = r - bench
-    equity = np.cumprod(np.concatenate([[1.0], 1.0 + r.to_numpy()]))
-    final = float(equity[-1])
-    drawdown = equity / np.maximum.accumulate(equity) - 1.0
-    out = {
-        "total_return": final - 1.0,
-        "annualised_return": final ** (periods / len(r)) - 1.0 if final > 0 else -1.0,
-        "annualised_volatility": float(r.std(ddof=1)) * math.sqrt(periods)
-        if len(r) > 1 else math.nan,
-        "information_ratio": _ratio(excess) * math.sqrt(periods),
-        "max_drawdown": float(drawdown.min()),
-    }
+    if mode == "alphazoo":
+        out = _alphazoo_risk(r, excess, n_year)
+    else:
+        out = _qlib_risk(excess, n_year, mode)
     if turnover is not None:
         out["turnover"] = float(np.mean(turnover))
     return out
+
+
+def _alphazoo_risk(r: pd.Series, excess: pd.Series, n_year: int) -> dict[str, float]:
+    equity = np.cumprod(np.concatenate([[1.0], 1.0 + r.to_numpy()]))
+    final = float(equity[-1])
+    drawdown = equity / np.maximum.accumulate(equity) - 1.0
+    return {
+        "total_return": final - 1.0,
+        "annualised_return": final ** (n_year / len(r)) - 1.0 if final > 0 else -1.0,
+        "annualised_volatility": float(r.std(ddof=1)) * math.sqrt(n_year)
+        if len(r) > 1 else math.nan,
+        "information_ratio": _ratio(excess) * math.sqrt(n_year),
+        "max_drawdown": float(drawdown.min()),
+    }
+
+
+def _qlib_risk(r: pd.Series, n_year: int, mode: str) -> dict[str, float]:
+    # The same pandas operations, in the same order, as qlib's risk_analysis: the results are
+    # qlib's to the last bits, not just to a tolerance.
+    if mode == "sum":
+        mean, std = float(r.mean()), float(r.std(ddof=1))
+        annualised = mean * n_year
+        curve = r.cumsum()
+        drawdown = float((curve - curve.cummax()).min())
+        total = float(curve.iloc[-1])
+    else:
+        curve = (1 + r).cumprod()
+        final = float(curve.iloc[-1])
+        mean = final ** (1 / len(r)) - 1
+        std = float(np.log(1 + r).std(ddof=1))
+        total = final - 1
+        annualised = (1 + total) ** (n_year / len(r)) - 1
+        drawdown = float((curve / curve.cummax() - 1).min())
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = float(np.float64(mean) / np.float64(std) * np.sqrt(n_year))
+    return {
+        "total_return": total,
+        "annualised_return": float(annualised),
+        "annualised_volatility": std * math.sqrt(n_year),
+        "information_ratio": ratio,
+        "max_drawdown": drawdown,
+        "mean": float(mean),
+        "std": std,
+    }
+
+
+def long_short_return(pred: pd.Series | pd.DataFrame, realised: pd.Series | pd.DataFrame,
+                      quantile: float = 0.2, dropna: bool = False
+                      ) -> tuple[pd.Series, pd.Series]:
+    """qlib's ``calc_long_short_return``: ``(long_short, average)`` per date.
+
+    On each date, the ``int(rows * quantile)`` rows with the highest ``pred`` form the long
+    leg and as many with the lowest the short leg (ties broken by row order, as pandas'
+    ``nlargest``/``nsmallest`` do); ``long_short = (mean(long labels) - mean(short labels))
+    / 2`` -- half the spread, the return of a portfolio half long, half short -- and
+    ``average`` is the mean ``realised`` of all the date's rows. ``rows`` counts rows with a
+    missing prediction or label unless ``dropna=True`` drops them first, as in qlib; a date
+    whose legs come out empty (fewer than ``1 / quantile`` rows) is NaN.
+
+    Inputs as for :func:`ic` (the ``(datetime, instrument)`` index, either order).
+    """
+    if not 0 < quantile <= 0.5:
+        raise ValueError(f"quantile must be in (0, 0.5], got {quantile}")
+    frame = pd.concat([_as_signal(pred, "pred"), _as_signal(realised, "label")], axis=1)
+    if dropna:
+        frame = frame.dropna()
+    long_leg, short_leg = {}, {}
+    for date, rows in frame.groupby(level="datetime"):
+        count = int(len(rows) * quantile)
+        long_leg[date] = rows.nlargest(count, columns="pred")["label"].mean()
+        short_leg[date] = rows.nsmallest(count, columns="pred")["label"].mean()
+    index = pd.DatetimeIndex(list(long_leg), name="datetime")
+    spread = (pd.Series(list(long_leg.values()), index=index, dtype=float)
+              - pd.Series(list(short_leg.values()), index=index, dtype=float)) / 2
+    average = frame["label"].groupby(level="datetime").mean()
+    return spread.rename("long_short"), average.rename("average")

@@ -30,6 +30,16 @@ history for a window) are NaN, not dropped: the caller decides. Each value at da
 function of bars up to ``t`` only (tested on real data); in a panel each instrument is computed
 on its own bars, so no window crosses from one instrument into another.
 
+**Bars or trading days.** By default a window counts an instrument's *bars*: ``ret_5d`` is the
+return over the last 5 bars it has, whatever the dates. With ``calendar="XNYS"`` (any market
+name of :mod:`alphazoo.training.calendars`; needs ``alphazoo[calendars]``) windows count the
+exchange's *trading days* instead, as qlib's calendar-based expressions do: a session with no
+bar (a gap in the data, such as the bundled AAPL's 2017-08-07) is an unknown close, not a
+skipped day. A return or rolling window that would reach it is NaN; ``rsi_14`` and ``macd``,
+recursive averages, decay across it by the session count and take no change over it; the label
+before it is NaN. Without gaps both ways give the same numbers, bit for bit. A bar dated on a
+day the exchange was closed is an error in calendar mode.
+
 Input is validated: a missing ``close`` column, unsorted or duplicate dates, and missing or
 non-positive prices raise a ``ValueError`` that names the column, date and instrument.
 
@@ -200,7 +210,8 @@ def read_bars_csv(path: str | Path, symbol: str | None = None) -> pd.DataFrame:
 
 # ------------------------------------------------------------------------------ computations
 
-def compute_features(bars: BarsLike, instrument: str | None = None) -> pd.DataFrame:
+def compute_features(bars: BarsLike, instrument: str | None = None, *,
+                     calendar: str | None = None) -> pd.DataFrame:
     """The :data:`FEATURES` of ``bars`` on the ``(datetime, instrument)`` MultiIndex.
 
     ``bars`` is a one-symbol frame, a panel, ``{symbol: frame}`` or a
@@ -212,17 +223,20 @@ def compute_features(bars: BarsLike, instrument: str | None = None) -> pd.DataFr
     Warm-up rows are NaN: ``ret_20d``/``vol_20d`` need 20 earlier bars, ``ma_ratio_20``/
     ``bollinger`` 19, ``rsi_14`` 14, ``macd`` 25 (the slow EMA's span - 1). The EMAs of
     ``macd`` start at the first bar given, so its early values depend on where the history
-    starts (never on later bars).
+    starts (never on later bars). ``calendar`` (a market such as ``"XNYS"``) counts windows in
+    that exchange's trading days rather than in bars: see the module docstring.
     See the module docstring for each formula.
     """
-    return _per_instrument(_as_panel(bars, instrument), _features_of, FEATURES)
+    return _per_instrument(_as_panel(bars, instrument), _features_of, FEATURES, calendar)
 
 
-def compute_labels(bars: BarsLike, instrument: str | None = None) -> pd.DataFrame:
+def compute_labels(bars: BarsLike, instrument: str | None = None, *,
+                   calendar: str | None = None) -> pd.DataFrame:
     """The :data:`LABELS` (next-bar direction and return) on the same index as
     :func:`compute_features`. NaN on each instrument's last bar; in an unbalanced panel "next"
-    is the instrument's own next bar."""
-    return _per_instrument(_as_panel(bars, instrument), _labels_of, LABELS)
+    is the instrument's own next bar -- or, with ``calendar``, the exchange's next trading day
+    (NaN when the instrument has no bar then)."""
+    return _per_instrument(_as_panel(bars, instrument), _labels_of, LABELS, calendar)
 
 
 def _features_of(close: np.ndarray) -> dict[str, np.ndarray]:
@@ -264,14 +278,19 @@ def _wilder_average(values: np.ndarray, period: int) -> np.ndarray:
     seeded = np.full_like(values, np.nan)
     seeded[period + 1:] = values[period + 1:]
     if len(values) > period:
-        seeded[period] = values[1:period + 1].mean()
+        seed = values[1:period + 1]
+        # A gap inside the first window (calendar mode) seeds with the changes that are known.
+        seeded[period] = seed.mean() if not np.isnan(seed).any() else np.nanmean(seed)
     return pd.Series(seeded).ewm(alpha=1.0 / period, adjust=False).mean().to_numpy()
 
 
 def _rsi(close: np.ndarray, period: int) -> np.ndarray:
     change = close - _shift(close, 1)
-    gain = _wilder_average(np.where(change > 0, change, 0.0), period)
-    loss = _wilder_average(np.where(change < 0, -change, 0.0), period)
+    # An unknown change (around a session without a bar) stays NaN: the averages then decay
+    # over it instead of reading it as "no move".
+    unknown = np.isnan(change)
+    gain = _wilder_average(np.where(unknown, np.nan, np.where(change > 0, change, 0.0)), period)
+    loss = _wilder_average(np.where(unknown, np.nan, np.where(change < 0, -change, 0.0)), period)
     total = gain + loss
     with np.errstate(invalid="ignore", divide="ignore"):
         rsi = gain / total
@@ -298,17 +317,43 @@ def _bollinger(close: np.ndarray) -> np.ndarray:
     return np.where(flat, 0.5, position)
 
 
-def _per_instrument(panel: pd.DataFrame, compute: Any, columns: list[str]) -> pd.DataFrame:
+def _per_instrument(panel: pd.DataFrame, compute: Any, columns: list[str],
+                    calendar: str | None = None) -> pd.DataFrame:
     close = panel["close"].to_numpy(dtype=float)
     out = np.full((len(panel), len(columns)), np.nan)
-    codes, _ = pd.factorize(panel.index.get_level_values("instrument"))
+    instruments = panel.index.get_level_values("instrument")
+    dates = pd.DatetimeIndex(panel.index.get_level_values("datetime"))
+    codes, _ = pd.factorize(instruments)
+    sessions = None if calendar is None else _market_sessions(calendar)
     # The panel is sorted by (datetime, instrument), so a stable sort by instrument lists each
     # instrument's rows in date order; every computation sees one instrument's bars only.
     order = np.argsort(codes, kind="stable")
     for rows in np.split(order, np.flatnonzero(np.diff(codes[order])) + 1):
-        values = compute(close[rows])
-        out[rows] = np.column_stack([values[name] for name in columns])
+        if sessions is None:
+            values = compute(close[rows])
+            out[rows] = np.column_stack([values[name] for name in columns])
+            continue
+        # On the exchange's sessions from the first bar to the last, a missing bar a NaN.
+        days = dates[rows].normalize()
+        grid = pd.DatetimeIndex(sessions(days[0].date(), days[-1].date()))
+        at = grid.get_indexer(days)
+        if (at < 0).any():
+            bad = int(np.argmax(at < 0))
+            raise ValueError(f"{instruments[rows[bad]]}: a bar on {_at(days[bad])}, which is not "
+                             f"a trading day of the {calendar} calendar")
+        full = np.full(len(grid), np.nan)
+        full[at] = close[rows]
+        values = compute(full)
+        out[rows] = np.column_stack([values[name][at] for name in columns])
     return pd.DataFrame(out, index=panel.index, columns=list(columns))
+
+
+def _market_sessions(market: str) -> Any:
+    """``sessions(first, last)``: the market's trading days between two dates, inclusive."""
+    from alphazoo.training.calendars import market_calendar
+
+    calendar = market_calendar(market)
+    return lambda lo, hi: pd.DatetimeIndex(calendar.sessions(lo, hi)).as_unit("ns")
 
 
 # -------------------------------------------------------------------------------- validation

@@ -92,6 +92,25 @@ class Model:
     sequential: ClassVar[bool] = False
     #: True when predictions are class probabilities of "up" (label_direction models).
     classifier: ClassVar[bool] = False
+    #: Named parameter sets (``"qlib"``: qlib's defaults) for :meth:`from_preset`.
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {}
+
+    @classmethod
+    def from_preset(cls, preset: str, **overrides: Any) -> Model:
+        """A model with the parameters of ``preset`` (see the class's ``PRESETS``), any
+        ``overrides`` winning; ``zoo.build(name, preset=...)`` calls this. The preset's values
+        are recorded as plain parameters, so the saved model needs no preset to load."""
+        if preset not in cls.PRESETS:
+            known = ", ".join(sorted(cls.PRESETS)) or "none"
+            raise ValueError(f"{cls.name or cls.__name__} has no preset {preset!r} "
+                             f"(presets: {known})")
+        return cls(**{**cls.PRESETS[preset], **overrides})
+
+    @classmethod
+    def upgrade_params(cls, params: dict[str, Any]) -> dict[str, Any]:
+        """Parameters recorded by an older alphazoo, as this one's constructor reads them (a
+        parameter added since gets the value the old model had, not today's default)."""
+        return params
 
     def __init__(self, **params: Any) -> None:
         self.params: dict[str, Any] = params

@@ -53,12 +53,13 @@ class PortfolioOptimizer:
     Parameters
     ----------
     method:
-        ``"inv"``, ``"gmv"`` (default), ``"mvo"`` or ``"rp"``.
+        ``"inv"``, ``"gmv"`` (default; qlib's default is ``"inv"``), ``"mvo"`` or ``"rp"``.
     lamb:
-        Risk aversion of ``mvo`` (>= 0): the larger, the more weight on variance.
+        Risk aversion of ``mvo`` (>= 0): the larger, the more weight on variance. (qlib's
+        docstring says the opposite, but its objective is this one.)
     delta:
-        Turnover limit ``sum |w - w0| <= delta`` when ``w0`` is given; 0 means no limit.
-        Ignored by ``inv``.
+        Turnover limit ``sum |w - w0| <= delta`` when ``w0`` is given; 0 means no limit (in
+        qlib: no trading). Ignored by ``inv``.
     alpha:
         L2 regularisation ``alpha * |w|^2`` added to the objective (>= 0); pulls weights
         toward equal.
@@ -69,6 +70,29 @@ class PortfolioOptimizer:
     tol:
         Solver tolerance. ``gmv``/``mvo`` objectives are divided by ``mean(diag(S))`` first, so
         ``tol`` is relative to the portfolio variance rather than to its units.
+
+    Where this deliberately differs from qlib's ``PortfolioOptimizer`` (qlib 0.9.7, checked by
+    running both): alphazoo's answers are the exact optimum, or an error, where qlib's are
+    SLSQP's last iterate from equal weights, returned with only a warning when it fails.
+
+    * **Default method**: ``"gmv"`` here, ``"inv"`` in qlib. Pass ``method`` explicitly when
+      porting a qlib config.
+    * **delta = 0**: here "no turnover limit"; in qlib a ``w0`` with ``delta=0`` means
+      ``sum |w - w0| <= 0``, i.e. no trading at all (qlib returns ``w0``). To freeze the
+      portfolio here, do not call the optimizer.
+    * **rp**: without ``alpha`` and turnover limit both find the equal-risk portfolio (alphazoo
+      exactly, by Newton; qlib to SLSQP's tolerance). With ``alpha`` or ``delta`` the
+      objectives differ: qlib minimises ``sum_i (w_i - w'Sw / (N (Sw)_i))^2 + alpha |w|^2``,
+      alphazoo ``sum_i (N rc_i - 1)^2 + alpha |w|^2`` on the risk shares ``rc_i`` (scale-free,
+      and defined where a ``(Sw)_i`` is 0), so the same ``alpha`` pulls differently.
+    * **mvo with constant expected returns**: qlib's ``scale_return`` divides by
+      ``std(r) = 0`` and returns equal weights after a failed solve; here ``r`` is left as is,
+      ``r'w`` is then the same for every portfolio, and the answer is ``gmv``'s.
+    * **Zero-variance assets**: qlib's ``inv`` returns NaN weights and its ``rp`` divides by
+      zero; here ``inv`` and ``rp`` raise ValueError (no risk to spread), while ``gmv``/
+      ``mvo`` may hold the riskless asset, exactly (qlib leaves 1e-6 dust elsewhere).
+    * **Tolerance**: ``tol`` applies to objectives divided by ``mean(diag(S))`` (units-free),
+      where qlib hands it to SLSQP on the raw objective.
 
     Call the optimizer as ``opt(S, r=None, w0=None)``: ``S`` is an ``(n, n)`` covariance
     (ndarray or DataFrame), ``r`` the expected returns (``mvo`` only), ``w0`` the current

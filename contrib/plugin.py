@@ -26,7 +26,8 @@ __all__ = ["MODELS", "model_class"]
 MODELS: dict[str, tuple[str, str, str, str]] = {
     "gbdt": ("gbdt", "GBDT", "xgboost",
              "Gradient-boosted trees (xgboost) with early stopping on the valid segment"),
-    "alstm": ("alstm", "ALSTM", "torch", "qlib's ALSTM: LSTM with temporal attention (torch)"),
+    "alstm": ("alstm", "ALSTM", "torch",
+              "qlib's ALSTM: LSTM (or qlib's GRU, preset='qlib') with temporal attention (torch)"),
     "lstm": ("keras_models", "KerasLSTM", "keras", "LSTM regressor, the LEAN docs' Keras model"),
     "cnn": ("keras_models", "KerasCNN", "keras", "1-D CNN over windows (LEAN docs' Keras model)"),
     "mlp": ("keras_models", "KerasMLP", "keras", "Dense network, the LEAN docs' Keras model"),
@@ -51,8 +52,9 @@ def model_class(name: str) -> type:
 
 
 def _builder(name: str) -> Any:
-    def build(**params: Any) -> Any:
-        return model_class(name)(**params)
+    def build(preset: str | None = None, **params: Any) -> Any:
+        cls = model_class(name)
+        return cls(**params) if preset is None else cls.from_preset(preset, **params)
 
     build.__name__ = name
     build.__doc__ = MODELS[name][3]
@@ -137,7 +139,8 @@ def alphazoo_load(request: LoadRequest) -> Any:
             f"(known: {', '.join(sorted(MODELS))}); upgrade alphazoo"
         )
     try:
-        model = model_class(name)(**params)
+        cls = model_class(name)
+        model = cls(**cls.upgrade_params(params))
     except (TypeError, ValueError) as exc:  # a parameter (or value) added by a newer alphazoo
         raise UnsupportedModelError(
             f"the bundle's {name} model has parameters this alphazoo does not take ({exc}); "

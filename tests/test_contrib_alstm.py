@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
+import json
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -203,3 +206,78 @@ def test_torch_threads_are_restored_when_fit_or_predict_fails(
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+# ------------------------------------------------------------------ qlib's network: the GRU
+
+# From tests/data/qlib_alstm_oracle.py, run with pyqlib 0.9.7 and torch 2.13.0: the parameter
+# count of qlib's own ALSTMModel(d_feat=6, hidden_size=64, num_layers=2) as its zoo classes
+# build it (rnn_type left at qlib's "GRU") and with rnn_type="LSTM", and its scores for the
+# script's four windows once every weight is set by the script's fill formula.
+QLIB_ALSTM = {
+    "GRU": {"parameters": 52609, "scores": [-0.12087854743003845, -0.13295437395572662,
+                                            -0.05998542904853821, -0.12837082147598267]},
+    "LSTM": {"parameters": 69249, "scores": [0.3938925266265869, 0.3929084539413452,
+                                             0.39542901515960693, 0.39971739053726196]},
+}
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.mark.parametrize("rnn_type", ["GRU", "LSTM"])
+def test_the_network_is_qlibs_parameter_for_parameter(rnn_type: str) -> None:
+    net = ALSTMNet(d_feat=6, hidden_size=64, num_layers=2, rnn_type=rnn_type).eval()
+    assert sum(p.numel() for p in net.parameters()) == QLIB_ALSTM[rnn_type]["parameters"]
+    # The oracle's weights, by the oracle's rule: a sine over each parameter, its phase the
+    # parameter's position in alphazoo's sorted names (which the script maps qlib's onto).
+    spec = importlib.util.spec_from_file_location("qlib_alstm_weights",
+                                                  DATA / "qlib_alstm_weights.py")
+    weights = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(weights)
+    net.load_state_dict({name: torch.from_numpy(weights.fill(tuple(value.shape), i))
+                         for i, (name, value) in enumerate(sorted(net.state_dict().items()))})
+    with torch.no_grad():
+        scores = net(torch.from_numpy(weights.windows()))
+    np.testing.assert_allclose(scores.numpy(), QLIB_ALSTM[rnn_type]["scores"], rtol=0,
+                               atol=1e-6)
+
+
+@pytest.mark.parametrize("fmt", ["json", "onnx"])
+def test_a_gru_alstm_fits_saves_and_loads(fmt: str, dataset: Dataset, zoo: Any) -> None:
+    model = ALSTM(n_epochs=2, rnn_type="GRU", **SMALL).fit(dataset)
+    assert isinstance(model.estimator.rnn, torch.nn.GRU)
+    zoo.save(model, f"models/alstm-gru-{fmt}", format=fmt)
+    loaded = zoo.load(f"models/alstm-gru-{fmt}")
+    assert loaded.params["rnn_type"] == "GRU"
+    expected = model.predict(dataset, "test").to_numpy()
+    np.testing.assert_allclose(loaded.predict(dataset, "test").to_numpy(), expected,
+                               rtol=0, atol=1e-5 if fmt == "onnx" else 0)
+    if fmt == "json":
+        assert isinstance(loaded.estimator.rnn, torch.nn.GRU)
+
+
+def test_a_bundle_saved_before_rnn_type_loads_as_the_lstm_it_is(tmp_path: Path) -> None:
+    # Saved by the alphazoo before this option (see the .expected.json's "saved_by").
+    expected = json.loads((DATA / "alstm-before-rnn-type.expected.json").read_text())
+    assert "rnn_type" not in expected["params"]
+    store = alphazoo.ObjectStore(tmp_path / "store")
+    store.save_bytes("old/alstm", (DATA / "alstm-before-rnn-type.json.bundle").read_bytes())
+    loaded = alphazoo.Zoo(store).load("old/alstm")
+    assert loaded.params["rnn_type"] == "LSTM" and isinstance(loaded.estimator.rnn, torch.nn.LSTM)
+    rows = np.array(expected["rows"], dtype=np.float32)
+    np.testing.assert_array_equal(loaded.predict(rows), np.float32(expected["predict"]))
+
+
+def test_the_qlib_preset_is_qlibs_training_loop(zoo: Any) -> None:
+    model = zoo.build("alstm", preset="qlib", d_feat=10)
+    # qlib 0.9.7's pytorch_alstm.ALSTM: n_epochs=200, lr=0.001, batch_size=2000,
+    # early_stop=20, hidden_size=64, num_layers=2, dropout=0.0, and ALSTMModel's GRU.
+    assert {k: model.params[k] for k in ALSTM.PRESETS["qlib"]} == {
+        "rnn_type": "GRU", "n_epochs": 200, "batch_size": 2000, "early_stop": 20, "lr": 1e-3,
+        "hidden_size": 64, "num_layers": 2, "dropout": 0.0}
+    assert model.params["d_feat"] == 10 and "preset" not in model.params
+    assert ALSTM.from_preset("qlib", d_feat=10, n_epochs=5).params["n_epochs"] == 5
+    assert ALSTM().params["rnn_type"] == "LSTM"          # alphazoo's default is unchanged
+    with pytest.raises(ValueError, match="no preset 'lean'"):
+        zoo.build("alstm", preset="lean")
+    with pytest.raises(ValueError, match="rnn_type"):
+        ALSTM(rnn_type="RNN")

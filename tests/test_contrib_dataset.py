@@ -131,3 +131,21 @@ def test_rows_with_infinite_features_are_dropped_like_missing_ones():
     X, y, index = ds.prepare()
     assert np.isfinite(X).all() and len(X) == len(y) == 10
     assert features.index[3] not in index and features.index[5] not in index
+
+
+def test_from_bars_can_count_trading_days():
+    pytest.importorskip("exchange_calendars")
+    from alphazoo.contrib.features import compute_features, compute_labels, load_panel
+
+    bars = load_panel(["AAPL"])
+    ds = Dataset.from_bars(bars, label="label_return", calendar="XNYS")
+    expected = Dataset(compute_features(bars, calendar="XNYS"),
+                       compute_labels(bars, calendar="XNYS"), label="label_return")
+    pd.testing.assert_frame_equal(ds.features, expected.features)
+    pd.testing.assert_series_equal(ds.labels, expected.labels)
+    # Rows whose windows (up to 20 sessions) reach the missing 2017-08-07 are unusable;
+    # counting bars keeps them.
+    dates = ds.features.index.get_level_values("datetime")
+    assert pd.Timestamp("2017-08-08") not in dates and pd.Timestamp("2017-09-08") in dates
+    assert np.isnan(ds.labels.xs("AAPL", level="instrument")["2017-08-04"])
+    assert len(Dataset.from_bars(bars).features) > len(ds.features)

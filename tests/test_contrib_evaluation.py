@@ -9,6 +9,8 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import stats
 
 from alphazoo.contrib.evaluation import (
@@ -206,6 +208,58 @@ def test_ic_invariants_on_bundled_data(data):
     pd.testing.assert_series_equal(ic(2.5 * pred - 0.3, realised), base, atol=1e-12, rtol=0)
     pd.testing.assert_series_equal(ic(-pred, realised), -base, atol=1e-12, rtol=0)
     pd.testing.assert_series_equal(rank_ic(np.exp(40 * pred), realised), base_rank)
+
+
+def test_a_constant_group_is_one_of_equal_values_whatever_its_level():
+    dates = pd.bdate_range("2021-01-04", periods=3)
+    realised = on_index([[1, 2, 3], [1, 2, 3], [1, 2, 3]], dates, list("ABC"))
+    # 0.1 three times centres to rounding residue (its float mean is not 0.1): still constant.
+    # 100 + 1e-9 * (0, 1, 2) varies by far less than 1e-20 of its second moment: not constant.
+    pred = on_index([[0.1, 0.1, 0.1], [100, 100 + 1e-9, 100 + 2e-9], [1e9, 2e9, 3e9]],
+                    dates, list("ABC"))
+    result = ic(pred, realised)
+    assert list(result.index) == [dates[1], dates[2]]
+    np.testing.assert_allclose(result, 1.0, rtol=0, atol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def ret_5d_ic(data):
+    features, labels = data
+    pred, realised = features["ret_5d"], labels["label_return"]
+    return pred, realised, ic(pred, realised)
+
+
+def test_a_level_far_above_the_spread_keeps_the_ic(ret_5d_ic):
+    # The case that used to drop 65 of 748 dates (mean IC 0.0127 instead of 0.000193) and,
+    # at 1e-7, every date (NaN).
+    pred, realised, base = ret_5d_ic
+    for tiny in (1e-6, 1e-7):
+        shifted = ic(100 + tiny * pred, realised)
+        assert shifted.index.equals(base.index) and len(base) == 748
+        # float64 holds 100 + 1e-6 * r to ~1.4e-14, i.e. r to ~1.4e-8: the per-date ICs
+        # agree to that relative precision, their mean far better.
+        np.testing.assert_allclose(shifted, base, rtol=0, atol=1e-4 if tiny == 1e-7 else 1e-5)
+        assert shifted.mean() == pytest.approx(base.mean(), rel=1e-3)
+
+
+@settings(max_examples=30, deadline=None)
+@given(exponent=st.floats(-9, 9), sign=st.sampled_from([1.0, -1.0]))
+def test_ic_is_invariant_to_scaling(ret_5d_ic, exponent, sign):
+    pred, realised, base = ret_5d_ic
+    scaled = ic(sign * 10.0 ** exponent * pred, realised)
+    assert scaled.index.equals(base.index)                 # every date kept
+    np.testing.assert_allclose(scaled, sign * base, rtol=0, atol=1e-12)
+
+
+@settings(max_examples=30, deadline=None)
+@given(shift=st.floats(-1e6, 1e6, allow_nan=False))
+def test_ic_is_invariant_to_adding_a_constant(ret_5d_ic, shift):
+    pred, realised, base = ret_5d_ic
+    shifted = ic(pred + shift, realised)
+    assert shifted.index.equals(base.index)
+    # Adding 1e6 rounds the scores to 1.2e-10: float64's limit, not the estimator's.
+    np.testing.assert_allclose(shifted, base, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(ic(realised + shift, pred), base, rtol=0, atol=1e-6)
 
 
 # ------------------------------------------------------------------------------ risk metrics

@@ -3,6 +3,7 @@ for one symbol or a panel, on the bundled data and the 20-year files in ../share
 
 from __future__ import annotations
 
+import importlib.util
 import math
 from pathlib import Path
 
@@ -319,3 +320,71 @@ def test_bad_panels_are_refused(panel):
         compute_features(pd.concat([panel, panel.iloc[:1]]).sort_index())
     with pytest.raises(TypeError):
         compute_features([1.0, 2.0])
+
+
+# ------------------------------------------------------------- trading days instead of bars
+
+needs_calendars = pytest.mark.skipif(importlib.util.find_spec("exchange_calendars") is None,
+                                     reason="exchange_calendars (alphazoo[calendars]) is absent")
+
+
+@needs_shared
+def test_the_bundled_gaps_are_gaps_of_the_source_too(panel):
+    # NYSE sessions the bundled bars lack (sdk/data/README.md): missing in the source file as
+    # well, so there is nothing to fill them from.
+    source = read_bars_csv(SHARED / "five-tickers-2015-2017.csv")
+    for date, symbols in (("2017-08-07", ["AAPL"]),
+                          ("2017-11-08", ["AAPL", "COKE", "GOOGL", "TSLA"])):
+        for frame in (panel, source):
+            held = frame.index[frame.index.get_level_values("datetime") == date]
+            assert not set(symbols) & set(held.get_level_values("instrument"))
+
+
+@needs_calendars
+def test_calendar_windows_count_trading_days_across_a_missing_bar(aapl):
+    bars = compute_features(aapl)
+    sessions = compute_features(aapl, calendar="XNYS")
+    close = aapl["close"]
+    day = sessions.xs("AAPL", level="instrument")
+    # 2017-08-07 has no bar: 5 trading days before Friday 2017-08-11 is 08-04, where counting
+    # bars reaches back to 08-03.
+    assert day.loc["2017-08-11", "ret_5d"] == close["2017-08-11"] / close["2017-08-04"] - 1
+    assert bars.xs("AAPL", level="instrument").loc["2017-08-11", "ret_5d"] == \
+        close["2017-08-11"] / close["2017-08-03"] - 1
+    # What reaches the missing session is unknown, not stretched over two days.
+    assert math.isnan(day.loc["2017-08-08", "ret_1d"])           # 08-04 -> 08-08: two sessions
+    assert math.isnan(day.loc["2017-08-14", "ret_5d"])           # from 08-07
+    assert day.loc["2017-08-08":"2017-08-14", "vol_5d"].isna().all()
+    assert day.loc["2017-08-15", "vol_5d"] == bars.xs("AAPL", level="instrument").loc[
+        "2017-08-15", "vol_5d"]                                  # window clear of the gap again
+    labels = compute_labels(aapl, calendar="XNYS").xs("AAPL", level="instrument")
+    assert math.isnan(labels.loc["2017-08-04", "label_return"])  # the next session has no bar
+    assert np.isfinite(sessions.loc[:, "rsi_14"].iloc[-1]) and np.isfinite(day["macd"].iloc[-1])
+
+
+@needs_calendars
+def test_without_gaps_trading_days_and_bars_agree_bit_for_bit(panel):
+    complete = panel.loc[:"2017-06-30"]    # every symbol has every NYSE session up to here
+    pd.testing.assert_frame_equal(compute_features(complete, calendar="XNYS"),
+                                  compute_features(complete), check_exact=True)
+    pd.testing.assert_frame_equal(compute_labels(complete, calendar="NYSE"),
+                                  compute_labels(complete), check_exact=True)
+
+
+@needs_calendars
+def test_calendar_features_see_no_future(aapl):
+    full = compute_features(aapl, calendar="XNYS")
+    for cut in ("2017-08-04", "2017-08-09", "2017-08-16", "2017-11-09", "2017-12-29"):
+        part = compute_features(aapl.loc[:cut], calendar="XNYS")
+        pd.testing.assert_frame_equal(part, full.loc[:cut], check_exact=True)
+
+
+@needs_calendars
+def test_a_bar_on_a_closed_day_is_refused_in_calendar_mode():
+    bars = frame_of(np.linspace(100, 110, 30), start="2017-06-26")   # covers July 4th
+    assert "2017-07-04" in bars.index
+    compute_features(bars)                                           # bars mode: no calendar
+    with pytest.raises(ValueError, match="2017-07-04, which is not a trading day of the XNYS"):
+        compute_features(bars, calendar="XNYS")
+    with pytest.raises(ValueError, match="unknown market"):
+        compute_features(bars.drop(pd.Timestamp("2017-07-04")), calendar="MOON")

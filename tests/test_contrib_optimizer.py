@@ -310,3 +310,29 @@ def test_unreachable_turnover_limit_is_named(method, w0, reach):
 def test_single_asset_is_fully_invested():
     np.testing.assert_array_equal(PortfolioOptimizer("gmv")(np.array([[0.04]])), [1.0])
     np.testing.assert_array_equal(PortfolioOptimizer("rp")(np.array([[0.04]])), [1.0])
+
+
+def test_the_documented_differences_from_qlib_hold():
+    # Each case is one the class docstring lists; qlib 0.9.7's answers, from running it on the
+    # same matrices, are in the comments.
+    S = np.array([[0.04, 0.01, 0.0], [0.01, 0.02, 0.0], [0.0, 0.0, 0.01]])
+    w0 = np.array([0.5, 0.3, 0.2])
+    gmv = PortfolioOptimizer("gmv")(S)
+    np.testing.assert_allclose(gmv, [1 / 11, 3 / 11, 7 / 11], atol=1e-12)
+    assert PortfolioOptimizer().method == "gmv"                     # qlib: "inv"
+    # delta=0 with w0: no limit here; qlib returns w0 (no trading).
+    np.testing.assert_allclose(PortfolioOptimizer("gmv", delta=0)(S, w0=w0), gmv, atol=1e-12)
+    # mvo with constant r: every portfolio earns the same, so gmv's answer; qlib divides by
+    # std(r) = 0 and returns equal weights with "optimization not success".
+    np.testing.assert_allclose(PortfolioOptimizer("mvo", lamb=1)(S, r=np.ones(3)), gmv,
+                               atol=1e-9)
+    # A riskless asset: gmv holds it entirely (qlib: 2.5e-6 left on another); inv refuses
+    # (qlib: NaN weights).
+    riskless = np.diag([0.04, 0.0, 0.01])
+    np.testing.assert_array_equal(PortfolioOptimizer("gmv")(riskless), [0.0, 1.0, 0.0])
+    with pytest.raises(ValueError, match="positive variances"):
+        PortfolioOptimizer("inv")(riskless)
+    # rp without alpha is exact equal risk; qlib's SLSQP stops about 1e-6 short of it.
+    rp = PortfolioOptimizer("rp")(S)
+    np.testing.assert_allclose(rp * (S @ rp), np.full(3, rp @ S @ rp / 3), rtol=1e-9)
+    np.testing.assert_allclose(rp, [0.21092295, 0.29829173, 0.49078531], rtol=0, atol=2e-6)
