@@ -26,12 +26,14 @@ class Column:
 
     ``priority``: lower is kept longer (0: never dropped). ``short``: a narrower header used
     before the column is dropped. ``number``: right-aligned and never wrapped or cut.
+    ``wrap``: False keeps a text column's cells on one line too (names, labels).
     """
 
     header: str
     priority: int = 0
     short: str | None = None
     number: bool = False
+    wrap: bool = True
 
 
 def render_width(stream: Any = None) -> int | None:
@@ -89,32 +91,49 @@ def fitted_table(out: Any, title: str | None, columns: Sequence[Column],
     from rich.measure import Measurement
     from rich.table import Table
 
-    def build(kept: list[int], short: bool) -> Any:
+    def build(kept: list[int], short: set[int]) -> Any:
         result = Table(title=title, title_justify="left", caption_justify="left")
         for index in kept:
             column = columns[index]
-            header = (column.short or column.header) if short else column.header
+            header = (column.short or column.header) if index in short else column.header
+            whole = column.number or not column.wrap
             result.add_column(header, justify="right" if column.number else "left",
-                              no_wrap=column.number, overflow="fold")
+                              no_wrap=whole, min_width=_widest(column, header) if whole else None,
+                              overflow="fold")
         for row in rows:
             result.add_row(*(row[index] for index in kept))
         return result
 
+    def _widest(column: Column, header: str) -> int:
+        index = columns.index(column)
+        return max([len(header), *(len(row[index]) for row in rows)])
+
     def fits(candidate: Any) -> bool:
-        return Measurement.get(out, out.options, candidate).minimum <= out.width
+        # Measured as if the console were unbounded: rich clamps a measurement to the width
+        # it is given, and would then squeeze columns (cutting numbers) to honour it.
+        unbounded = out.options.update_width(10_000)
+        return Measurement.get(out, unbounded, candidate).minimum <= out.width
 
     kept = list(range(len(columns)))
-    for short in (False, True):
-        candidate = build(kept, short)
-        if fits(candidate):
-            return candidate
-    by_priority = sorted((i for i in kept if columns[i].priority),
-                         key=lambda i: (-columns[i].priority, -i))
+    # Least needed first: priority 0 columns last, and among equals the rightmost first.
+    order = sorted(kept, key=lambda i: (columns[i].priority == 0, -columns[i].priority, -i))
+    short: set[int] = set()
+    candidate = build(kept, short)
+    if fits(candidate):
+        return candidate
+    for index in order:  # shorter headers, one column at a time
+        if columns[index].short:
+            short.add(index)
+            candidate = build(kept, short)
+            if fits(candidate):
+                return candidate
     dropped: list[int] = []
-    for index in by_priority:
+    for index in order:
+        if not columns[index].priority:
+            break
         kept.remove(index)
         dropped.append(index)
-        candidate = build(kept, True)
+        candidate = build(kept, short)
         if fits(candidate):
             break
     names = ", ".join(columns[i].header for i in sorted(dropped))
