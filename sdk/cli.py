@@ -123,10 +123,10 @@ def _plugins(args: argparse.Namespace) -> int:
     rows = collect_plugins()
     if args.json:
         return _print_json(rows)
-    from .cli_output import Column, console, emit, fitted_table
+    from .cli_output import Column
 
     columns = [Column("name"), Column("distribution", priority=3, short="dist"),
-               Column("version", priority=4), Column("status"),
+               Column("version", priority=4, wrap=False), Column("status"),
                Column("hooks", priority=5), Column("libraries", priority=2)]
     table_rows = []
     for row in rows:
@@ -139,8 +139,7 @@ def _plugins(args: argparse.Namespace) -> int:
         hooks = ", ".join(h.removeprefix("alphazoo_") for h in row["hooks"])
         table_rows.append([row["name"], row["distribution"], row["version"], status, hooks,
                            libraries])
-    out = console()
-    emit(out, fitted_table(out, "Plugins", columns, table_rows))
+    _emit_fitted("Plugins", columns, table_rows)
     return EXIT_OK
 
 
@@ -152,10 +151,12 @@ def _models(args: argparse.Namespace) -> int:
             for s in specs]
     if args.json:
         return _print_json(rows)
-    table = _table("Zoo models", "name", "library", "plugin", "description")
-    for row in rows:
-        table.add_row(row["name"], row["library"] or "", row["plugin"], row["description"])
-    _emit(table)
+    from .cli_output import Column
+
+    columns = [Column("name", wrap=False), Column("library", priority=2),
+               Column("plugin", priority=3), Column("description", priority=1)]
+    _emit_fitted("Zoo models", columns, [[row["name"], row["library"] or "", row["plugin"],
+                                          row["description"]] for row in rows])
     return EXIT_OK
 
 
@@ -165,13 +166,15 @@ def _formats(args: argparse.Namespace) -> int:
     rows = [asdict(spec) for spec in Zoo().formats()]
     if args.json:
         return _print_json(rows)
-    table = _table("Formats", "adapter", "format", "safe to load", "default", "loads with", "what")
-    for row in rows:
-        table.add_row(row["adapter"], row["name"],
-                      "yes" if row["safe"] else "no: trusted or signed only",
-                      "yes" if row["default"] else "", ", ".join(row["load_requires"]),
-                      row["description"])
-    _emit(table)
+    from .cli_output import Column
+
+    columns = [Column("adapter", wrap=False), Column("format", wrap=False),
+               Column("safe to load", short="safe"), Column("default", priority=3),
+               Column("loads with", priority=2), Column("what", priority=1)]
+    _emit_fitted("Formats", columns, [
+        [row["adapter"], row["name"], "yes" if row["safe"] else "no: trusted or signed only",
+         "yes" if row["default"] else "", ", ".join(row["load_requires"]), row["description"]]
+        for row in rows])
     return EXIT_OK
 
 
@@ -245,16 +248,11 @@ def _print_json(value: Any) -> int:
     return print_json(value)
 
 
-def _emit(renderable: Any) -> None:
-    from .cli_output import console, emit
+def _emit_fitted(title: str, columns: Any, rows: list[list[str]]) -> None:
+    from .cli_output import console, emit, fitted_table
 
-    emit(console(), renderable)
-
-
-def _table(title: str, *columns: str) -> Any:
-    from .cli_output import table
-
-    return table(title, *columns)
+    out = console()
+    emit(out, fitted_table(out, title, columns, rows))
 
 
 def _version() -> str:

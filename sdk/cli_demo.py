@@ -47,7 +47,7 @@ def add_parser(commands: Any, store_option: Any, json_option: Any) -> None:
         "every Monday of 2017 on the previous year, every version is saved as ONNX under demo/ "
         "in the store (earlier demo/ objects are replaced; the store folder is created if "
         "needed) and reloaded to score the week; a top-2-of-5 portfolio with dropout trades on "
-        "the scores, net of costs. About 3 minutes on two busy cores, most of it alstm. Needs "
+        "the scores, net of costs. 3 1/2-4 minutes on two busy cores, most of it alstm. Needs "
         "alphazoo[demo]."))
     demo.add_argument("--models", metavar="NAMES", default=",".join(MODEL_CHOICES),
                       help=f"comma-separated, from: {', '.join(MODEL_CHOICES)} "
