@@ -88,6 +88,7 @@ def fitted_table(out: Any, title: str | None, columns: Sequence[Column],
     until the table's narrowest layout fits the console's width. The columns left out are
     named in a caption, so nothing disappears silently.
     """
+    from rich.cells import cell_len
     from rich.measure import Measurement
     from rich.table import Table
 
@@ -98,15 +99,15 @@ def fitted_table(out: Any, title: str | None, columns: Sequence[Column],
             header = (column.short or column.header) if index in short else column.header
             whole = column.number or not column.wrap
             result.add_column(header, justify="right" if column.number else "left",
-                              no_wrap=whole, min_width=_widest(column, header) if whole else None,
+                              no_wrap=whole, min_width=widest(index, header) if whole else None,
                               overflow="fold")
         for row in rows:
             result.add_row(*(row[index] for index in kept))
         return result
 
-    def _widest(column: Column, header: str) -> int:
-        index = columns.index(column)
-        return max([len(header), *(len(row[index]) for row in rows)])
+    def widest(index: int, header: str) -> int:
+        # A cell kept whole sets the column's least width, so rich cannot squeeze it.
+        return max([cell_len(header), *(cell_len(row[index]) for row in rows)])
 
     def fits(candidate: Any) -> bool:
         # Measured as if the console were unbounded: rich clamps a measurement to the width
