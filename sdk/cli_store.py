@@ -82,7 +82,7 @@ def open_store(location: str | None, *, create: bool = False) -> Any:
     from .store import ObjectStore
 
     store = ObjectStore(location)
-    backend = store._backend
+    backend = store._backend  # the store's own backend knows whether it is a local folder
     if isinstance(backend, LocalBackend):
         if location:
             given = f" (--store {location})"
@@ -132,13 +132,13 @@ def missing_key_message(store: Any, key: str) -> str:
         return f"{message}: the store is empty"
     parent = key.rpartition("/")[0]
     if parent:  # what the folder the key names does hold: series, objects
-        inside = set()
+        children = set()
         for other in keys:
             if other.startswith(parent + "/"):
                 head, slash, _ = other[len(parent) + 1:].partition("/")
-                inside.add(head + slash)  # "alstm/" for a folder, the name for an object
-        if inside:
-            names = sorted(inside)
+                children.add(head + slash)  # "alstm/" for a folder, the name for an object
+        if children:
+            names = sorted(children)
             shown = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
             return f"{message}; {parent}/ holds: {shown}"
     return f"{message} ({len(keys)} objects; see alphazoo store ls)"
