@@ -233,7 +233,14 @@ def _plugin_failures_summarised() -> Iterator[None]:
         text = str(message)
         if text not in shown:
             shown.add(text)
-            print(f"alphazoo: warning: {text} (details: alphazoo plugins)", file=sys.stderr)
+            line = f"alphazoo: warning: {text}; see `alphazoo plugins`"
+            if sys.stderr.isatty():  # wrapped at words, not cut mid-word by the terminal
+                import shutil
+                import textwrap
+
+                line = textwrap.fill(line, shutil.get_terminal_size().columns,
+                                     subsequent_indent="  ", break_on_hyphens=False)
+            print(line, file=sys.stderr)
 
     warnings.showwarning = show
     try:

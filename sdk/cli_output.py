@@ -2,8 +2,8 @@
 
 A table is laid out for the width it is printed to. Columns carry a priority: when the table
 cannot fit with every cell whole, the least important columns go first, and a number is never
-cut (no ``-0.0…``). Off a terminal (a log, a pipe) the width is ``$COLUMNS`` or 140: logs are
-wide, and nothing is padded to that width.
+cut (no ``-0.0…``). Piped at a terminal (``| less``) the terminal's width still applies; in a
+log the width is ``$COLUMNS`` or 140, and no line is padded to it.
 """
 
 from __future__ import annotations
@@ -37,14 +37,22 @@ class Column:
 
 
 def render_width(stream: Any = None) -> int | None:
-    """The width to lay out for: the terminal's (None: rich asks it), else $COLUMNS or 140."""
+    """The width to lay out for: the terminal's (None: rich asks it); piped into a pager or
+    ``head`` at a terminal, that terminal's; else (a log) $COLUMNS or 140."""
     stream = stream or sys.stdout
     if stream.isatty():
         return None
     try:
         return int(os.environ["COLUMNS"])
     except (KeyError, ValueError):
-        return LOG_WIDTH
+        pass
+    for other in (sys.stderr, sys.stdin):  # `alphazoo models | less` is still read there
+        try:
+            if other.isatty():
+                return os.get_terminal_size(other.fileno()).columns
+        except (AttributeError, OSError, ValueError):
+            continue
+    return LOG_WIDTH
 
 
 def console(stderr: bool = False, width: int | None = None, file: Any = None) -> Any:

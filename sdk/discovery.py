@@ -121,8 +121,9 @@ def settle_status(row: PluginInfo) -> None:
     except InvalidRequirement:
         return
     if library in missing:
+        # The libraries column already says which is missing: the status says what to run.
         row.status = "library missing"
-        row.error = f"{library} is not installed; {row.install}"
+        row.error = row.install
     else:
         row.error = f"without {', '.join(missing)} (optional); {row.install}"
 
@@ -186,4 +187,4 @@ def _trouble(row: PluginInfo) -> str:
         return f"plugin {row.name!r} is installed but failed to load: {row.error}"
     if row.status == "blocked":
         return f"plugin {row.name!r} is blocked by $ALPHAZOO_DISABLE_PLUGINS"
-    return f"plugin {row.name!r} is installed but its library is not: {row.error}"
+    return f"plugin {row.name!r} is installed but its library is not ({row.error})"
