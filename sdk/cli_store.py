@@ -179,12 +179,9 @@ def _run_store(store: Any, args: argparse.Namespace) -> int:
 
 
 def _title(out: Any, url: str) -> None:
-    # Its own line, never wrapped: a path cut in the middle cannot be copied.
-    from rich.text import Text
-
-    line = Text(f"Store {url}")
-    line.no_wrap, line.overflow = True, "ignore"
-    emit(out, line)
+    # Plain text on its own line, never wrapped: a path cut in the middle cannot be copied.
+    out.file.write(f"Store {url}\n")
+    out.file.flush()
 
 
 def _ls(store: Any, args: argparse.Namespace) -> int:

@@ -202,3 +202,17 @@ def test_store_cat_refuses_binary_objects_on_a_terminal(tmp_path: Path) -> None:
                             "store", "cat", "blob", "--store", str(tmp_path)],
                            capture_output=True, timeout=HANG_TIMEOUT)
     assert piped.returncode == 0 and piped.stdout == store.read_bytes("blob")
+
+
+def test_tables_fit_80_columns_and_a_store_path_stays_whole(tmp_path: Path) -> None:
+    for command in ("plugins", "models", "formats"):
+        result = cli(command, COLUMNS="80")
+        assert result.returncode == 0, result.stderr
+        lines = result.stdout.splitlines()
+        assert max(len(line) for line in lines) <= 80, (command, result.stdout)
+        assert "…" not in result.stdout
+    store = tmp_path / ("a-rather-long-folder-name-" * 3) / "store"
+    alphazoo.ObjectStore(store).save("k", "v")
+    listed = cli("store", "ls", "--store", str(store), COLUMNS="40")
+    # The path is one line a user can copy, even where it is wider than the terminal.
+    assert f"Store {store}" in listed.stdout.splitlines()
