@@ -169,10 +169,11 @@ def _alphazoo_extras() -> dict[str, set[str]]:
 def plugin_trouble(rows: list[PluginInfo], name: str | None = None) -> str:
     """A sentence on plugins that are installed but not working, for error messages.
 
-    With ``name``: about that plugin when it is the one in trouble; otherwise every failed,
-    blocked or library-missing plugin. Empty when all is well.
+    With ``name``: about that plugin when it is the one in trouble; otherwise every failed or
+    blocked plugin, whose models and formats are absent. (A plugin missing its library still
+    registers them, and its adapter names the library when it is used.) Empty when all is well.
     """
-    troubled = [row for row in rows if row.status in ("failed", "blocked", "library missing")]
+    troubled = [row for row in rows if row.status in ("failed", "blocked")]
     named = [row for row in troubled if row.name == name]
     if named:
         return f"; {_trouble(named[0])} (see `alphazoo plugins`)"
@@ -185,6 +186,4 @@ def plugin_trouble(rows: list[PluginInfo], name: str | None = None) -> str:
 def _trouble(row: PluginInfo) -> str:
     if row.status == "failed":
         return f"plugin {row.name!r} is installed but failed to load: {row.error}"
-    if row.status == "blocked":
-        return f"plugin {row.name!r} is blocked by $ALPHAZOO_DISABLE_PLUGINS"
-    return f"plugin {row.name!r} is installed but its library is not ({row.error})"
+    return f"plugin {row.name!r} is blocked by $ALPHAZOO_DISABLE_PLUGINS"
