@@ -57,7 +57,7 @@ class HostPlugin:
             raise UnsupportedFormatError(
                 f"the bundle was written by adapter {adapter!r} in format {fmt!r}, which no "
                 f"loaded plugin reads (formats available: {self._zoo.describe_formats()}); "
-                f"install or enable the {adapter!r} adapter"
+                f"install or enable the {adapter!r} adapter{self._zoo.plugin_trouble(adapter)}"
             )
         _check_trust(request, spec.safe)
         _check_versions(request, spec.load_requires, pickled=not spec.safe)

@@ -7,10 +7,11 @@ Collectors return data and printers only format it, so ``--json`` and the tables
 from __future__ import annotations
 
 import argparse
-import json
+import contextlib
 import sys
+import warnings
 from dataclasses import asdict
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 from packaging.requirements import InvalidRequirement, Requirement
 
@@ -26,8 +27,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="alphazoo",
         description="A plugin-based model zoo for trading algorithms: build, train, store and "
-        "serve ML models. scikit-learn ships as a plugin; other libraries come as adapter "
-        "plugins (see `alphazoo plugins`).",
+        "serve ML models. Adapter plugins for scikit-learn, XGBoost, PyTorch, Keras and hmmlearn "
+        "ship with alphazoo, each usable once its library is installed; `alphazoo plugins` "
+        "shows which are ready and what to install for the others.",
         epilog="Start with `alphazoo demo`. The store defaults to $ALPHAZOO_STORE or ./storage.",
     )
     parser.add_argument("--version", action="version", version=f"alphazoo {_version()}")
@@ -47,45 +49,17 @@ def build_parser() -> argparse.ArgumentParser:
     json_option(command("models", "List the zoo models every plugin registered."))
     json_option(command("formats", "List the formats each adapter writes, and which are safe."))
 
-    store = command("store", "Look into and tidy an object store.")
-    store_commands = store.add_subparsers(dest="store_command", metavar="ACTION", required=True)
-    ls = store_commands.add_parser("ls", help="list keys with their sizes")
-    ls.add_argument("prefix", nargs="?", default="", help="only keys starting with this")
-    store_option(ls)
-    json_option(ls)
-    cat = store_commands.add_parser("cat", help="write an object's bytes to standard output")
-    cat.add_argument("key")
-    store_option(cat)
-    rm = store_commands.add_parser("rm", help="delete objects")
-    rm.add_argument("keys", nargs="+", metavar="KEY")
-    store_option(rm)
-    info = store_commands.add_parser("info", help="objects and bytes used against the limits")
-    store_option(info)
-    json_option(info)
+    from .cli_store import add_parsers as add_store_parsers
 
-    inspect = command("inspect", "Verify a saved model bundle and print its manifest.")
-    inspect.add_argument("key")
-    store_option(inspect)
+    add_store_parsers(commands, json_option)
 
     from alphazoo.compat import cli as compat_cli
 
     compat_cli.add_parser(commands)
 
-    demo = command("demo", "Walk-forward backtest of several zoo models on bundled data, served "
-                   "through ONNX; prints their metrics and draws their equity curves.")
-    demo.description += (
-        " Five symbols' daily bars (2015-2017, shipped with alphazoo): each model is retrained "
-        "every Monday of 2017 on the previous year, every version is saved as ONNX under demo/ "
-        "in the store (earlier demo/ objects are replaced) and reloaded to score the week; a "
-        "top-2-of-5 portfolio with dropout trades on the scores, net of costs. Needs "
-        "alphazoo[demo]."
-    )
-    demo.add_argument("--models", metavar="NAMES", default="random_forest,gbdt,alstm",
-                      help="comma-separated models to run (default: %(default)s)")
-    demo.add_argument("--chart", metavar="PNG", default="alphazoo-demo.png",
-                      help="where to write the equity chart (default: %(default)s; '' for none)")
-    store_option(demo)
-    json_option(demo)
+    from .cli_demo import add_parser as add_demo_parser
+
+    add_demo_parser(commands, store_option, json_option)
     return parser
 
 
@@ -96,10 +70,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
+    if args.command == "demo":
+        from .cli_demo import parse_models
+
+        try:
+            args.models = parse_models(args.models)
+        except ValueError as exc:  # a usage error, as argparse's own choices would be
+            print(f"alphazoo demo: error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
     from .errors import AlphazooError
 
     try:
-        return _COMMANDS[args.command](args)
+        with _plugin_failures_summarised():
+            return _COMMANDS[args.command](args)
     except AlphazooError as exc:
         print(f"alphazoo: error: {exc}", file=sys.stderr)
         return EXIT_FAILURE
@@ -140,16 +123,23 @@ def _plugins(args: argparse.Namespace) -> int:
     rows = collect_plugins()
     if args.json:
         return _print_json(rows)
-    table = _table("Plugins", "name", "distribution", "version", "status", "hooks", "libraries")
+    from .cli_output import Column
+
+    columns = [Column("name"), Column("distribution", priority=3, short="dist"),
+               Column("version", priority=4, wrap=False), Column("status"),
+               Column("hooks", priority=5), Column("libraries", priority=2)]
+    table_rows = []
     for row in rows:
         libraries = ", ".join(
             f"{r.get('name', r['requirement'])} {r['installed'] or 'missing'}"
             for r in row["requires"]
         )
+        # "loaded" only when the library is there: otherwise what is missing and the install.
         status = row["status"] if not row["error"] else f"{row['status']}: {row['error']}"
         hooks = ", ".join(h.removeprefix("alphazoo_") for h in row["hooks"])
-        table.add_row(row["name"], row["distribution"], row["version"], status, hooks, libraries)
-    _console().print(table)
+        table_rows.append([row["name"], row["distribution"], row["version"], status, hooks,
+                           libraries])
+    _emit_fitted("Plugins", columns, table_rows)
     return EXIT_OK
 
 
@@ -161,10 +151,12 @@ def _models(args: argparse.Namespace) -> int:
             for s in specs]
     if args.json:
         return _print_json(rows)
-    table = _table("Zoo models", "name", "library", "plugin", "description")
-    for row in rows:
-        table.add_row(row["name"], row["library"] or "", row["plugin"], row["description"])
-    _console().print(table)
+    from .cli_output import Column
+
+    columns = [Column("name", wrap=False), Column("library", priority=2),
+               Column("plugin", priority=3), Column("description", priority=1)]
+    _emit_fitted("Zoo models", columns, [[row["name"], row["library"] or "", row["plugin"],
+                                          row["description"]] for row in rows])
     return EXIT_OK
 
 
@@ -174,137 +166,34 @@ def _formats(args: argparse.Namespace) -> int:
     rows = [asdict(spec) for spec in Zoo().formats()]
     if args.json:
         return _print_json(rows)
-    table = _table("Formats", "adapter", "format", "safe to load", "default", "loads with", "what")
-    for row in rows:
-        table.add_row(row["adapter"], row["name"],
-                      "yes" if row["safe"] else "no: trusted or signed only",
-                      "yes" if row["default"] else "", ", ".join(row["load_requires"]),
-                      row["description"])
-    _console().print(table)
+    from .cli_output import Column
+
+    columns = [Column("adapter", wrap=False), Column("format", wrap=False),
+               Column("safe to load", short="safe"), Column("default", priority=3),
+               Column("loads with", priority=2), Column("what", priority=1)]
+    _emit_fitted("Formats", columns, [
+        [row["adapter"], row["name"], "yes" if row["safe"] else "no: trusted or signed only",
+         "yes" if row["default"] else "", ", ".join(row["load_requires"]), row["description"]]
+        for row in rows])
     return EXIT_OK
 
 
 def _store(args: argparse.Namespace) -> int:
-    from .store import ObjectStore
+    from .cli_store import run_store
 
-    store = ObjectStore(args.store)
-    action = args.store_command
-    if action == "ls":
-        rows = [{"key": key, "bytes": store.size(key)} for key in store.keys()
-                if key.startswith(args.prefix)]
-        if args.json:
-            return _print_json(rows)
-        table = _table(f"Store {store.url}", "key", "bytes")
-        for row in rows:
-            table.add_row(row["key"], f"{row['bytes']:,}")
-        _console().print(table)
-        return EXIT_OK
-    if action == "cat":
-        with store.open(args.key) as handle:
-            while chunk := handle.read(1 << 20):
-                sys.stdout.buffer.write(chunk)
-        sys.stdout.buffer.flush()
-        return EXIT_OK
-    if action == "rm":
-        missing = [key for key in args.keys if not store.delete(key)]
-        for key in missing:
-            print(f"alphazoo: no object {key!r} to delete", file=sys.stderr)
-        return EXIT_FAILURE if missing else EXIT_OK
-    usage = asdict(store.usage())
-    if args.json:
-        return _print_json(usage)
-    table = _table(f"Store {usage['url']}", "", "used", "limit", "share")
-    for label, used, limit in (("objects", usage["objects"], usage["max_files"]),
-                               ("bytes", usage["bytes"], usage["max_size"])):
-        table.add_row(label, f"{used:,}", f"{limit:,}", f"{used / limit:.1%}" if limit else "-")
-    _console().print(table)
-    return EXIT_OK
+    return run_store(args)
 
 
 def _inspect(args: argparse.Namespace) -> int:
-    from .host import Zoo
+    from .cli_store import run_inspect
 
-    return _print_json(Zoo(args.store).inspect(args.key))
+    return run_inspect(args)
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+    from .cli_demo import run
 
-    from alphazoo.contrib.demo import run_demo
-
-    from .store import ObjectStore
-
-    console = _console(stderr=True)
-    store = ObjectStore(args.store)
-    models = [name.strip() for name in args.models.split(",") if name.strip()]
-    if console.is_terminal:
-        columns = ("[progress.description]{task.description}", BarColumn(),
-                   MofNCompleteColumn(), TimeElapsedColumn())
-        with Progress(*columns, console=console) as bar:
-            task = bar.add_task("building features", total=None)
-            result = run_demo(store, models=models, chart=args.chart or None,
-                              progress=lambda done, total, message: bar.update(
-                                  task, completed=done, total=total, description=message))
-    else:
-        # Logs and pipes get a line per milestone instead of a redrawn bar.
-        def log(done: int, total: int, message: str) -> None:
-            if "versions saved" in message or done % 10 == 0:
-                console.log(f"[{done}/{total}] {message}")
-
-        result = run_demo(store, models=models, chart=args.chart or None, progress=log)
-    comparison = result.comparison
-    if args.json:
-        payload = asdict(comparison)
-        for row in [*payload["models"], payload["benchmark"]]:
-            row["equity"] = {str(day.date()): value for day, value in row["equity"].items()}
-        payload.update(chart=result.chart, store=result.store, chart_error=result.chart_error)
-        from .host import strict_jsonable
-
-        _print_json(strict_jsonable(payload))
-        return _chart_failed(result.chart_error)
-    out = _console()
-    out.print(
-        f"\nWeekly walk-forward {comparison.start} .. {comparison.end} on "
-        f"{', '.join(comparison.symbols)}: each Monday a model is retrained on the year "
-        f"before, saved as ONNX to [cyan]{result.store}[/] and served from there; a top-2 "
-        "portfolio with dropout trades on its scores, 0.15% cost per unit traded.\n"
-    )
-    table = _table("Out-of-sample, 2017", "model", "IC", "rank IC", "ann. return", "max DD",
-                   "IR vs EW", "retrains", "train s", "save+load s", "predict µs/row")
-    for row in [*comparison.models, comparison.benchmark]:
-        table.add_row(row.model, _fmt(row.ic, ".3f"), _fmt(row.rank_ic, ".3f"),
-                      f"{row.annualised_return:+.1%}", f"{row.max_drawdown:.1%}",
-                      _fmt(row.information_ratio, ".2f"), str(row.retrains or ""),
-                      _fmt(row.train_seconds, ".1f", blank_zero=True),
-                      _fmt(row.save_load_seconds, ".1f", blank_zero=True),
-                      _fmt(row.predict_latency_us, ".0f"))
-    out.print(table)
-    out.print("IC: the mean daily correlation of scores with next-day returns across the "
-              "symbols; rank IC the same on ranks. IR vs EW: the information ratio of the "
-              "portfolio's daily net returns over the equal-weight benchmark's. Five stocks over "
-              "one year show the workflow, not an edge: read the figures as a worked example.")
-    if result.chart:
-        out.print(f"Equity curves: [cyan]{result.chart}[/]")
-    if comparison.models:
-        where = f" --store {args.store}" if args.store else ""
-        out.print(f"Every version is in the store: alphazoo store ls demo/{where}  |  "
-                  f"alphazoo inspect {comparison.models[0].versions[-1]}{where}")
-    out.print(f"Finished in {comparison.seconds:.0f} s.")
-    return _chart_failed(result.chart_error)
-
-
-def _chart_failed(error: str | None) -> int:
-    # The figures are printed first: a chart that could not be written loses nothing else.
-    if error is None:
-        return EXIT_OK
-    print(f"alphazoo: error: {error}", file=sys.stderr)
-    return EXIT_FAILURE
-
-
-def _fmt(value: float, spec: str, blank_zero: bool = False) -> str:
-    if value != value or (blank_zero and value == 0):  # NaN: not applicable to this row
-        return ""
-    return format(value, spec)
+    return run(args, args.models)
 
 
 def _compat(args: argparse.Namespace) -> int:
@@ -325,26 +214,52 @@ _COMMANDS = {
 
 
 # -- helpers -------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def _plugin_failures_summarised() -> Iterator[None]:
+    """One readable line per plugin that failed, instead of Python's warning.
+
+    Python would print the warning with alphazoo's own file, line and source text on every
+    command; a shell user needs the plugin's name, why, and where to look.
+    """
+    from .discovery import PluginLoadWarning
+
+    shown: set[str] = set()
+    original = warnings.showwarning
+
+    def show(message: Any, category: type[Warning], *rest: Any, **kwargs: Any) -> None:
+        if not issubclass(category, PluginLoadWarning):
+            original(message, category, *rest, **kwargs)
+            return
+        text = str(message)
+        if text not in shown:
+            shown.add(text)
+            line = f"alphazoo: warning: {text}; see `alphazoo plugins`"
+            if sys.stderr.isatty():  # wrapped at words, not cut mid-word by the terminal
+                import shutil
+                import textwrap
+
+                line = textwrap.fill(line, shutil.get_terminal_size().columns,
+                                     subsequent_indent="  ", break_on_hyphens=False)
+            print(line, file=sys.stderr)
+
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = original
+
+
 def _print_json(value: Any) -> int:
-    print(json.dumps(value, indent=2, default=str))
-    return EXIT_OK
+    from .cli_output import print_json
+
+    return print_json(value)
 
 
-def _console(stderr: bool = False) -> Any:
-    from rich.console import Console
+def _emit_fitted(title: str, columns: Any, rows: list[list[str]]) -> None:
+    from .cli_output import console, emit, fitted_table
 
-    # Off a terminal (CI logs, pipes) rich would wrap tables at 80 columns; logs are wide.
-    stream = sys.stderr if stderr else sys.stdout
-    return Console(stderr=stderr, width=None if stream.isatty() else 140, log_path=False)
-
-
-def _table(title: str, *columns: str) -> Any:
-    from rich.table import Table
-
-    table = Table(title=title, title_justify="left")
-    for column in columns:
-        table.add_column(column)
-    return table
+    out = console()
+    emit(out, fitted_table(out, title, columns, rows))
 
 
 def _version() -> str:

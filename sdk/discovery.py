@@ -17,7 +17,8 @@ import pluggy
 
 from .hookspecs import PROJECT
 
-__all__ = ["PluginInfo", "PluginLoadWarning", "discover_plugins", "disabled_plugins"]
+__all__ = ["PluginInfo", "PluginLoadWarning", "discover_plugins", "disabled_plugins",
+           "plugin_trouble", "settle_status"]
 
 ENTRY_POINT_GROUP = PROJECT
 
@@ -34,10 +35,14 @@ class PluginInfo:
     distribution: str
     version: str
     module: str
-    status: str  # "loaded", "failed", "blocked" or "builtin"
+    #: "loaded", "failed", "blocked", "builtin", or "library missing" (registered, but the
+    #: library it adapts is not installed: ``install`` says how to get it).
+    status: str
     hooks: list[str] = field(default_factory=list)
     error: str | None = None
     requires: list[str] = field(default_factory=list)
+    #: What to run so that a "library missing" plugin (or its optional parts) works.
+    install: str | None = None
 
 
 def disabled_plugins() -> set[str]:
@@ -84,3 +89,101 @@ def discover_plugins(pm: pluggy.PluginManager) -> list[PluginInfo]:
                 stacklevel=3,
             )
     return rows
+
+
+def settle_status(row: PluginInfo) -> None:
+    """Turn a "loaded" row into "library missing" when its library is not installed.
+
+    A plugin's first requirement names the library it adapts (the convention of
+    ``alphazoo_requirements``). Read from package metadata, never imported: discovery must
+    not import an ML framework. Missing optional requirements (the ONNX tools) keep the
+    plugin loaded and only fill ``install``.
+    """
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    from alphazoo.compat.installed import installed_version
+
+    if row.status != "loaded" or not row.requires:
+        return
+    missing = []
+    for text in row.requires:
+        try:
+            name = Requirement(text).name
+        except InvalidRequirement:
+            continue
+        if installed_version(name) is None:
+            missing.append(name)
+    if not missing:
+        return
+    row.install = _install_command(row, missing)
+    try:
+        library = Requirement(row.requires[0]).name
+    except InvalidRequirement:
+        return
+    if library in missing:
+        # The libraries column already says which is missing: the status says what to run.
+        row.status = "library missing"
+        row.error = row.install
+    else:
+        row.error = f"without {', '.join(missing)} (optional); {row.install}"
+
+
+def _install_command(row: PluginInfo, missing: list[str]) -> str:
+    """``pip install ...`` for ``missing``: alphazoo's own extra when one holds them."""
+    if row.distribution == "alphazoo":
+        extras = _alphazoo_extras()
+        # The plugin's namesake extra first (sklearn, hmmlearn...), then the smallest one.
+        candidates = sorted(extras, key=lambda extra: (extra != row.name, len(extras[extra])))
+        chosen = []
+        for name in missing:
+            extra = next((e for e in candidates if name in extras[e]), None)
+            if extra is not None and extra not in chosen:
+                chosen.append(extra)
+        if chosen:
+            return f'pip install "alphazoo[{",".join(chosen)}]"'
+    return "pip install " + " ".join(missing)
+
+
+def _alphazoo_extras() -> dict[str, set[str]]:
+    """alphazoo's extras and the distribution names each requires directly."""
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    extras: dict[str, set[str]] = {}
+    try:
+        texts = metadata.requires("alphazoo") or []
+    except metadata.PackageNotFoundError:
+        return extras
+    for text in texts:
+        try:
+            requirement = Requirement(text)
+        except InvalidRequirement:
+            continue
+        marker = str(requirement.marker or "")
+        if "extra ==" not in marker:
+            continue
+        extra = marker.split("extra ==")[1].strip().strip("\"'")
+        extras.setdefault(extra, set()).add(requirement.name)
+    return extras
+
+
+def plugin_trouble(rows: list[PluginInfo], name: str | None = None) -> str:
+    """A sentence on plugins that are installed but not working, for error messages.
+
+    With ``name``: about that plugin when it is the one in trouble; otherwise every failed or
+    blocked plugin, whose models and formats are absent. (A plugin missing its library still
+    registers them, and its adapter names the library when it is used.) Empty when all is well.
+    """
+    troubled = [row for row in rows if row.status in ("failed", "blocked")]
+    named = [row for row in troubled if row.name == name]
+    if named:
+        return f"; {_trouble(named[0])} (see `alphazoo plugins`)"
+    if not troubled:
+        return ""
+    return ("; note " + "; ".join(_trouble(row) for row in troubled)
+            + " (see `alphazoo plugins`)")
+
+
+def _trouble(row: PluginInfo) -> str:
+    if row.status == "failed":
+        return f"plugin {row.name!r} is installed but failed to load: {row.error}"
+    return f"plugin {row.name!r} is blocked by $ALPHAZOO_DISABLE_PLUGINS"

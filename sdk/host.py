@@ -20,7 +20,8 @@ from . import hookspecs
 from .builtins import HostPlugin
 from .bundle import read_bundle, read_manifest, signing_key, signing_key_and_source, write_bundle
 from .contracts import FormatSpec, LoadRequest, ModelSpec, SaveRequest
-from .discovery import PluginInfo, PluginLoadWarning, discover_plugins
+from .discovery import (PluginInfo, PluginLoadWarning, discover_plugins, plugin_trouble,
+                        settle_status)
 from .errors import UnsupportedFormatError, UnsupportedModelError, VersionMismatchWarning
 from .keys import normalize_key
 from .registry import ModelTable
@@ -122,7 +123,13 @@ class Zoo:
             if plugin is not None:
                 row.hooks = sorted(caller.name for caller in pm.get_hookcallers(plugin) or [])
                 row.requires = requirements.get(row.name, [])
+                settle_status(row)
         return rows
+
+    def plugin_trouble(self, name: str | None = None) -> str:
+        """``"; plugin 'x' ... failed to load ..."`` for error messages, or "" when every
+        plugin works: a missing model or format may be a broken plugin's, not a typo."""
+        return plugin_trouble(self.plugins(), name)
 
     def models(self) -> list[ModelSpec]:
         """Every registered zoo model, sorted by name."""
@@ -180,7 +187,7 @@ class Zoo:
     # -- the model life cycle ----------------------------------------------------------------
     def build(self, name: str, **params: Any) -> Any:
         """An unfitted model from the zoo model ``name`` (see ``alphazoo models``)."""
-        spec = self._model_table().get(name)
+        spec = self._model_spec(name)
         model = self.hook.alphazoo_build(spec=spec, params=params)
         self._note(model, zoo_model=name, params=_jsonable(params))
         return model
@@ -311,8 +318,19 @@ class Zoo:
             self._note(model, zoo_model=manifest.get("name"), params=manifest.get("params"))
         return model
 
+    def _model_spec(self, name: str) -> ModelSpec:
+        from .errors import ModelNotFoundError
+
+        try:
+            return self._model_table().get(name)
+        except ModelNotFoundError as exc:
+            trouble = self.plugin_trouble()
+            if not trouble:
+                raise
+            raise ModelNotFoundError(f"{exc}{trouble}") from None
+
     def _build_for_load(self, name: str, params: dict[str, Any]) -> Any:
-        spec = self._model_table().get(name)
+        spec = self._model_spec(name)
         return self.hook.alphazoo_build(spec=spec, params=dict(params))
 
     def inspect(self, key: str) -> dict[str, Any]:
@@ -340,7 +358,7 @@ def _no_adapter(model: Any, zoo: Zoo) -> str:
     return (
         f"no loaded adapter handles {kind} objects (adapters: {', '.join(adapters) or 'none'}; "
         f"formats: {zoo.describe_formats()}); install the adapter for its library or register "
-        "a plugin"
+        f"a plugin{zoo.plugin_trouble()}"
     )
 
 

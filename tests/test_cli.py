@@ -82,7 +82,9 @@ def test_store_uses_environment_variable(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_errors_exit_1_with_a_message(tmp_path: Path) -> None:
     missing = cli("store", "cat", "nope", "--store", str(tmp_path))
-    assert missing.returncode == 1 and "contains_key" in missing.stderr
+    # Advice for a shell user, naming the store: not Python's contains_key().
+    assert missing.returncode == 1 and str(tmp_path) in missing.stderr
+    assert "contains_key" not in missing.stderr and "the store is empty" in missing.stderr
     bad_key = cli("store", "cat", "../etc/passwd", "--store", str(tmp_path))
     assert bad_key.returncode == 1 and "'..'" in bad_key.stderr
     alphazoo.ObjectStore(tmp_path).save("plain", "not a bundle")
@@ -95,3 +97,126 @@ def test_unusable_store_url_is_one_line_not_a_traceback() -> None:
     assert result.returncode == 1
     assert result.stderr.startswith("alphazoo: error: ValueError")
     assert "Traceback" not in result.stderr
+
+
+def test_help_texts_are_true() -> None:
+    top = cli("--help").stdout
+    assert "scikit-learn ships as a plugin" not in top
+    assert all(library in top for library in ("scikit-learn", "XGBoost", "PyTorch", "hmmlearn"))
+    for action in ("ls", "cat", "rm", "info"):
+        page = cli("store", action, "--help").stdout
+        # argparse prints a description paragraph between usage and the arguments.
+        description = page.split("\n\n")[1]
+        assert not description.startswith(("positional", "options")), (action, page)
+    assert "--raw" in cli("store", "cat", "--help").stdout
+    assert "SHA-256" in cli("inspect", "--help").stdout
+
+
+def test_a_store_that_is_not_there_is_an_error_naming_it(tmp_path: Path) -> None:
+    nowhere = tmp_path / "no" / "such" / "store"
+    a_file = tmp_path / "a-file"
+    a_file.write_text("not a store")
+    for command in (["store", "ls"], ["store", "info"], ["store", "cat", "k"],
+                    ["store", "rm", "k"], ["inspect", "k"]):
+        for where, says in ((nowhere, "does not exist"), (a_file, "is a file")):
+            result = cli(*command, "--store", str(where))
+            assert result.returncode == 1, (command, result.stdout)
+            assert str(where) in result.stderr and says in result.stderr, result.stderr
+            assert result.stdout == ""
+    assert not nowhere.exists()  # looking does not create it
+    default = cli("store", "ls", cwd=tmp_path, ALPHAZOO_STORE="")
+    assert default.returncode == 1 and str(tmp_path / "storage") in default.stderr
+
+
+def test_missing_keys_name_the_store_near_matches_and_a_series_versions(tmp_path: Path) -> None:
+    from alphazoo.training.versions import write_latest
+
+    store = alphazoo.ObjectStore(tmp_path)
+    for number in (1, 2, 3, 4):
+        store.save(f"demo/alstm/v{number:06d}", "a version")
+    write_latest(store, "demo/alstm", 4)
+    store.save("demo/gbdt/v000001", "a version")
+    store.save("notes/readme.txt", "text")
+
+    series = cli("inspect", "demo/alstm", "--store", str(tmp_path))
+    assert series.returncode == 1
+    for fact in (str(tmp_path), "4 versions", "v000001", "v000004",
+                 "demo/alstm/latest.json points at v000004",
+                 "alphazoo inspect demo/alstm/v000004"):
+        assert fact in series.stderr, (fact, series.stderr)
+    typo = cli("store", "cat", "notes/readme.tx", "--store", str(tmp_path))
+    assert typo.returncode == 1 and "Did you mean: notes/readme.txt?" in typo.stderr
+    sibling = cli("inspect", "demo/nope", "--store", str(tmp_path))
+    assert sibling.returncode == 1 and "demo/ holds: alstm/, gbdt/" in sibling.stderr
+
+
+def test_inspect_says_what_it_verified(tmp_path: Path) -> None:
+    from alphazoo.bundle import write_bundle
+
+    folder = tmp_path.parent / f"{tmp_path.name}-payload"
+    folder.mkdir()
+    (folder / "model.txt").write_text("weights")
+    # A real bundle as Zoo.save writes it, without training a model for it.
+    manifest = {"key": "m/v1", "adapter": "text", "format": "txt"}
+    write_bundle(alphazoo.ObjectStore(tmp_path), "m/v1", manifest, folder, ["model.txt"], None)
+    result = cli("inspect", "m/v1", "--store", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["adapter"] == "text"  # stdout stays the manifest
+    assert result.stderr.startswith("verified m/v1:")
+    assert "model.txt" in result.stderr and "SHA-256" in result.stderr
+    assert "unsigned" in result.stderr
+
+
+def test_store_cat_refuses_binary_objects_on_a_terminal(tmp_path: Path) -> None:
+    import pty
+
+    store = alphazoo.ObjectStore(tmp_path)
+    store.save_bytes("blob", b"ALPHAZOO-BUNDLE\n\x00\x02 binary payload")
+    store.save("text", "plain words")
+
+    def on_terminal(*args: str) -> tuple[int, str]:
+        # A real pseudo-terminal as standard output: what a user at a prompt has.
+        leader, follower = pty.openpty()
+        command = [SCRIPT] if SCRIPT else [sys.executable, "-m", "alphazoo.cli"]
+        process = subprocess.run([*command, *args, "--store", str(tmp_path)],
+                                 stdout=follower, stderr=subprocess.PIPE, text=True,
+                                 timeout=HANG_TIMEOUT)
+        os.close(follower)
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:  # the terminal is closed and drained
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        os.close(leader)
+        return process.returncode, b"".join(chunks).decode(errors="replace") + process.stderr
+
+    code, shown = on_terminal("store", "cat", "blob")
+    assert code == 1 and "alphazoo model bundle" in shown and "--raw" in shown
+    assert "binary payload" not in shown
+    code, shown = on_terminal("store", "cat", "blob", "--raw")
+    assert code == 0 and "binary payload" in shown
+    code, shown = on_terminal("store", "cat", "text")
+    assert code == 0 and "plain words" in shown
+    # Off a terminal (a pipe, a redirect) the bytes go through untouched.
+    piped = subprocess.run([*([SCRIPT] if SCRIPT else [sys.executable, "-m", "alphazoo.cli"]),
+                            "store", "cat", "blob", "--store", str(tmp_path)],
+                           capture_output=True, timeout=HANG_TIMEOUT)
+    assert piped.returncode == 0 and piped.stdout == store.read_bytes("blob")
+
+
+def test_tables_fit_80_columns_and_a_store_path_stays_whole(tmp_path: Path) -> None:
+    for command in ("plugins", "models", "formats"):
+        result = cli(command, COLUMNS="80")
+        assert result.returncode == 0, result.stderr
+        lines = result.stdout.splitlines()
+        assert max(len(line) for line in lines) <= 80, (command, result.stdout)
+        assert "…" not in result.stdout
+    store = tmp_path / ("a-rather-long-folder-name-" * 3) / "store"
+    alphazoo.ObjectStore(store).save("k", "v")
+    listed = cli("store", "ls", "--store", str(store), COLUMNS="40")
+    # The path is one line a user can copy, even where it is wider than the terminal.
+    assert f"Store {store}" in listed.stdout.splitlines()

@@ -82,6 +82,14 @@ def test_demo_table_for_people(tmp_path: Path) -> None:
     assert re.search(r"gbdt\s*│\s*-?\d\.\d{3}", result.stdout)
     assert "equal weight" in result.stdout and "Finished in" in result.stdout
     assert not list(tmp_path.glob("*.png"))  # --chart '' draws nothing
+    # Off a terminal: a plain log, a line at once and lines that end where their text does.
+    log = result.stderr.splitlines()
+    assert log[0] == "alphazoo demo: gbdt; building features"
+    assert any(line.endswith("gbdt: 52 versions saved; finishing") for line in log), log
+    for line in [*log, *result.stdout.splitlines()]:
+        assert line == line.rstrip(), repr(line)
+    assert max(len(line) for line in result.stdout.splitlines()) <= 140
+    assert not (tmp_path / "s").is_file() and (tmp_path / "s").is_dir()  # the demo made it
 
 
 def _earlier_demo(where: Path) -> alphazoo.ObjectStore:
@@ -94,7 +102,7 @@ def test_demo_refuses_unknown_models(tmp_path: Path) -> None:
     store = _earlier_demo(tmp_path / "store")
     result = cli("demo", "--models", "gbdt,nope", "--store", str(tmp_path / "store"),
                  "--chart", "")
-    assert result.returncode == 1
+    assert result.returncode == 2  # a usage error, like argparse's own
     assert "nope" in result.stderr and "random_forest" in result.stderr
     assert "Traceback" not in result.stderr
     assert store.keys() == ["demo/gbdt/v000001/manifest.json"]  # a typo deletes nothing

@@ -416,6 +416,17 @@ def test_a_new_version_never_overwrites_one_the_pointer_missed(tmp_path):
     assert latest_version(zoo.store, "s") == 3
 
 
+def test_logs_name_the_served_model_by_its_store_key(tmp_path, caplog):
+    # The served counter also counts unsaved trainings; a log that printed it beside the
+    # series' keys would read "version 2" for what the store calls v000001.
+    trainer = Trainer(start=datetime(2024, 1, 1), zoo=Zoo(tmp_path / "store"))
+    with caplog.at_level(logging.INFO, logger="alphazoo.training"):
+        trainer.train(functools.partial(_dummy, 1.0))
+        trainer.train(functools.partial(_dummy, 2.0), save_as="s", format="pickle")
+    assert trainer.model.version == 2 and trainer.model.key == "s/v000001"
+    assert "version 1 in service" in caplog.text  # unsaved: only the counter names it
+    assert "s/v000001 in service" in caplog.text and "version 2" not in caplog.text
+
 @pytest.mark.slow
 def test_importing_the_training_package_imports_no_ml_framework():
     import subprocess

@@ -393,8 +393,8 @@ class Trainer:
         trained = result if isinstance(result, Trained) else Trained(result)
         if trained.model is None:
             record.status = "kept"
-            log.info("training %r returned no model; version %d stays in service",
-                     record.name, self.model.version)
+            log.info("training %r returned no model; %s stays in service",
+                     record.name, _in_service(self.model))
             return
         window = trained.window or {"start": None, "end": record.at.isoformat()}
         if options["save_as"]:
@@ -414,14 +414,14 @@ class Trainer:
         served = self.model.publish(trained.model, trained_at=record.at, window=window,
                                     key=record.key, name=record.name)
         record.status, record.version = "served", served.version
-        log.info("training %r took %.3f s; version %d in service", record.name,
-                 record.seconds, served.version)
+        log.info("training %r took %.3f s; %s in service", record.name,
+                 record.seconds, _in_service(self.model))
 
     def _report(self, record: TrainingRecord) -> None:
         self.errors.append(record)
         if record.status == "failed":
-            log.error("training %r at %s failed: %s; version %d stays in service",
-                      record.name, record.at, record.error, self.model.version,
+            log.error("training %r at %s failed: %s; %s stays in service",
+                      record.name, record.at, record.error, _in_service(self.model),
                       exc_info=record.error)
         else:  # the quota message already says the model in service was kept
             log.error("training %r at %s: %s", record.name, record.at, record.error)
@@ -588,3 +588,14 @@ def _name_of(fn: Callable[..., Any]) -> str:
 
 def _iso(value: Any) -> Any:
     return value.isoformat() if hasattr(value, "isoformat") else value
+
+
+def _in_service(model: Any) -> str:
+    """The model in service as a log names it: its store key when saved, since the served
+    counter also counts unsaved trainings and would disagree with the series' numbering."""
+    current = model.snapshot()
+    if current is None:
+        return "no model"
+    if current.key:
+        return current.key
+    return f"version {current.version}"
