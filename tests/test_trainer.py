@@ -427,6 +427,7 @@ def test_logs_name_the_served_model_by_its_store_key(tmp_path, caplog):
     assert "version 1 in service" in caplog.text  # unsaved: only the counter names it
     assert "s/v000001 in service" in caplog.text and "version 2" not in caplog.text
 
+
 @pytest.mark.slow
 def test_importing_the_training_package_imports_no_ml_framework():
     import subprocess
