@@ -56,8 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
     cat = store_commands.add_parser("cat", help="write an object's bytes to standard output")
     cat.add_argument("key")
     store_option(cat)
-    rm = store_commands.add_parser("rm", help="delete objects")
-    rm.add_argument("keys", nargs="+", metavar="KEY")
+    rm = store_commands.add_parser("rm", help="delete objects (--all: every object)")
+    rm.add_argument("keys", nargs="*", metavar="KEY")
+    rm.add_argument("--all", action="store_true",
+                    help="delete every object in the store; asks for confirmation on "
+                    "standard input unless --yes (no answer: nothing is deleted)")
+    rm.add_argument("--yes", action="store_true", help="do not ask before --all")
     store_option(rm)
     info = store_commands.add_parser("info", help="objects and bytes used against the limits")
     store_option(info)
@@ -206,6 +210,11 @@ def _store(args: argparse.Namespace) -> int:
         sys.stdout.buffer.flush()
         return EXIT_OK
     if action == "rm":
+        if args.all == bool(args.keys):
+            print("alphazoo: error: give KEYs to delete, or --all (not both)", file=sys.stderr)
+            return EXIT_USAGE
+        if args.all:
+            return _delete_all(store, args.yes)
         missing = [key for key in args.keys if not store.delete(key)]
         for key in missing:
             print(f"alphazoo: no object {key!r} to delete", file=sys.stderr)
@@ -218,6 +227,23 @@ def _store(args: argparse.Namespace) -> int:
                                ("bytes", usage["bytes"], usage["max_size"])):
         table.add_row(label, f"{used:,}", f"{limit:,}", f"{used / limit:.1%}" if limit else "-")
     _console().print(table)
+    return EXIT_OK
+
+
+def _delete_all(store: Any, yes: bool) -> int:
+    if not yes:
+        count = len(store)
+        print(f"Delete all {count} object(s) in {store.url}? This cannot be undone. "
+              "Type 'yes' to confirm: ", end="", file=sys.stderr, flush=True)
+        # No terminal and nothing piped in (cron, CI) reads as "no": deleting a whole store
+        # must be asked for, never the default of an unattended run.
+        answer = sys.stdin.readline() if sys.stdin is not None else ""
+        if answer.strip().lower() not in ("y", "yes"):
+            print("\nalphazoo: nothing deleted (confirm with 'yes', or pass --yes)",
+                  file=sys.stderr)
+            return EXIT_FAILURE
+    deleted = store.delete_all()
+    print(f"deleted {deleted} object(s) from {store.url}", file=sys.stderr)
     return EXIT_OK
 
 

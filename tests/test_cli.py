@@ -18,11 +18,13 @@ from _child import HANG_TIMEOUT
 SCRIPT = shutil.which("alphazoo")
 
 
-def cli(*args: str, cwd: Path | None = None, **env: str) -> subprocess.CompletedProcess[str]:
+def cli(*args: str, cwd: Path | None = None, input: str = "",
+        **env: str) -> subprocess.CompletedProcess[str]:
     # The installed console script when there is one (as a user runs it), else the module.
+    # Standard input is `input` (empty: at its end at once), never the terminal running pytest.
     command = [SCRIPT] if SCRIPT else [sys.executable, "-m", "alphazoo.cli"]
     return subprocess.run([*command, *args], capture_output=True, text=True, cwd=cwd,
-                          env={**os.environ, **env}, timeout=HANG_TIMEOUT)
+                          input=input, env={**os.environ, **env}, timeout=HANG_TIMEOUT)
 
 
 def test_help_lists_every_command() -> None:
@@ -68,6 +70,27 @@ def test_store_commands(tmp_path: Path) -> None:
     assert removed.returncode == 0 and store.keys() == ["notes/a.txt"]
     missing = cli("store", "rm", "blobs/b", "--store", str(tmp_path))
     assert missing.returncode == 1 and "no object 'blobs/b'" in missing.stderr
+
+
+def test_store_rm_all_asks_first(tmp_path: Path) -> None:
+    store = alphazoo.ObjectStore(tmp_path)
+    store.save("a", "1")
+    store.save("b/c", "2")
+    where = ("--store", str(tmp_path))
+    # No answer on standard input (cron, CI): refused, nothing deleted.
+    unattended = cli("store", "rm", "--all", *where)
+    assert unattended.returncode == 1 and "nothing deleted" in unattended.stderr
+    declined = cli("store", "rm", "--all", *where, input="no\n")
+    assert declined.returncode == 1 and store.keys() == ["a", "b/c"]
+    both = cli("store", "rm", "--all", "a", *where, input="yes\n")
+    assert both.returncode == 2 and store.keys() == ["a", "b/c"]
+    assert cli("store", "rm", *where).returncode == 2
+    confirmed = cli("store", "rm", "--all", *where, input="yes\n")
+    assert confirmed.returncode == 0 and "deleted 2 object(s)" in confirmed.stderr
+    assert store.keys() == []
+    store.save("again", "3")
+    assert cli("store", "rm", "--all", "--yes", *where).returncode == 0
+    assert store.keys() == []
 
 
 def test_store_uses_environment_variable(tmp_path: Path) -> None:
