@@ -69,6 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     inspect = command("inspect", "Verify a saved model bundle and print its manifest.")
     inspect.add_argument("key")
+    inspect.add_argument("--target", metavar="NAME",
+                         help="instead, say whether the bundle loads on NAME (quantconnect) "
+                         "and why not; exit 1 when it does not")
     store_option(inspect)
 
     from alphazoo.compat import cli as compat_cli
@@ -250,7 +253,12 @@ def _delete_all(store: Any, yes: bool) -> int:
 def _inspect(args: argparse.Namespace) -> int:
     from .host import Zoo
 
-    return _print_json(Zoo(args.store).inspect(args.key))
+    zoo = Zoo(args.store)
+    if args.target is None:
+        return _print_json(zoo.inspect(args.key))
+    found = zoo.check_target(args.key, args.target)
+    _print_json(found.as_dict())
+    return EXIT_OK if found.loads else EXIT_FAILURE
 
 
 def _demo(args: argparse.Namespace) -> int:
