@@ -74,6 +74,12 @@ def build_parser() -> argparse.ArgumentParser:
                          "and why not; exit 1 when it does not")
     store_option(inspect)
 
+    export = command("export-reader", "Write the one-file bundle reader (a Python module "
+                     "needing only numpy and the model's library) for projects without "
+                     "alphazoo, such as QuantConnect algorithms.")
+    export.add_argument("-o", "--output", metavar="FILE", required=True,
+                        help="the module to write, e.g. alphazoo_reader.py")
+
     from alphazoo.compat import cli as compat_cli
 
     compat_cli.add_parser(commands)
@@ -261,6 +267,17 @@ def _inspect(args: argparse.Namespace) -> int:
     return EXIT_OK if found.loads else EXIT_FAILURE
 
 
+def _export_reader(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .reader_export import reader_source
+
+    Path(args.output).write_text(reader_source(), encoding="utf-8")
+    print(f"wrote the bundle reader to {args.output}; in an algorithm: "
+          "load(self.object_store.read_bytes(key)).predict(X)", file=sys.stderr)
+    return EXIT_OK
+
+
 def _demo(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
@@ -353,6 +370,7 @@ _COMMANDS = {
     "formats": _formats,
     "store": _store,
     "inspect": _inspect,
+    "export-reader": _export_reader,
     "demo": _demo,
     "compat": _compat,
 }
