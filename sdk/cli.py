@@ -56,6 +56,21 @@ def build_parser() -> argparse.ArgumentParser:
     cat = store_commands.add_parser("cat", help="write an object's bytes to standard output")
     cat.add_argument("key")
     store_option(cat)
+    get = store_commands.add_parser("get", help="copy an object into a file")
+    get.add_argument("key")
+    get.add_argument("-o", "--output", metavar="FILE", required=True,
+                     help="the file to write (replaced)")
+    store_option(get)
+    put = store_commands.add_parser(
+        "put", help="store a file's bytes under KEY (a verified model bundle unless --raw)",
+        description="Store FILE's bytes under KEY, as `lean cloud object-store set` uploads "
+        "them. FILE must be a valid alphazoo model bundle (every checksum verified) unless "
+        "--raw.")
+    put.add_argument("file", metavar="FILE")
+    put.add_argument("key", metavar="KEY")
+    put.add_argument("--raw", action="store_true",
+                     help="store any bytes, not only a model bundle")
+    store_option(put)
     rm = store_commands.add_parser("rm", help="delete objects (--all: every object)")
     rm.add_argument("keys", nargs="*", metavar="KEY")
     rm.add_argument("--all", action="store_true",
@@ -218,6 +233,10 @@ def _store(args: argparse.Namespace) -> int:
                 sys.stdout.buffer.write(chunk)
         sys.stdout.buffer.flush()
         return EXIT_OK
+    if action == "get":
+        return _store_get(store, args.key, args.output)
+    if action == "put":
+        return _store_put(store, args.file, args.key, args.raw)
     if action == "rm":
         if args.all == bool(args.keys):
             print("alphazoo: error: give KEYs to delete, or --all (not both)", file=sys.stderr)
@@ -236,6 +255,49 @@ def _store(args: argparse.Namespace) -> int:
                                ("bytes", usage["bytes"], usage["max_size"])):
         table.add_row(label, f"{used:,}", f"{limit:,}", f"{used / limit:.1%}" if limit else "-")
     _console().print(table)
+    return EXIT_OK
+
+
+def _store_get(store: Any, key: str, output: str) -> int:
+    import os
+    import tempfile
+
+    folder = os.path.dirname(os.path.abspath(output))
+    # Written beside the target and renamed: a failed read leaves no half-written file.
+    handle, partial = tempfile.mkstemp(prefix=".alphazoo-get-", dir=folder)
+    try:
+        with os.fdopen(handle, "wb") as sink, store.open(key) as source:
+            while chunk := source.read(1 << 20):
+                sink.write(chunk)
+        os.replace(partial, output)
+    except BaseException:
+        os.unlink(partial)
+        raise
+    print(f"wrote {key!r} ({os.path.getsize(output):,} bytes) to {output}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _store_put(store: Any, path: str, key: str, raw: bool) -> int:
+    from pathlib import Path
+
+    data = Path(path).read_bytes()
+    if not raw:
+        from .errors import BundleIntegrityError
+        from .reader import read_bundle_bytes
+
+        try:
+            manifest = read_bundle_bytes(data)[0]
+        except BundleIntegrityError as exc:
+            raise BundleIntegrityError(
+                f"{path} is not a valid alphazoo model bundle ({exc}); pass --raw to store "
+                "other bytes") from None
+        if manifest.get("signature") and manifest.get("key") != key:
+            # Not an error: copying a bundle to another key is legitimate, but a signature
+            # vouches only for the key it was saved under.
+            print(f"alphazoo: note: the bundle is signed for {manifest.get('key')!r}; a signed "
+                  "pickle loads only under that key", file=sys.stderr)
+    store.save_bytes(key, data)
+    print(f"stored {path} ({len(data):,} bytes) under {key!r} in {store.url}", file=sys.stderr)
     return EXIT_OK
 
 
