@@ -44,9 +44,10 @@ _DEFAULT_INTERVAL_MINUTES = 1440
 #: "Local Quotas" table of LEAN's docs (Writing Algorithms > Machine Learning > Training Models).
 LOCAL_LIMITS = (_DEFAULT_CAPACITY, math.ceil(_DEFAULT_CAPACITY / 7), _DEFAULT_INTERVAL_MINUTES)
 #: QuantConnect Cloud's training quotas for live trading servers by RAM, (capacity, refill per
-#: 24 h) in minutes, from the "Training Quotas" table of QuantConnect's cloud docs
-#: (Cloud Platform > Organizations > Resources). The cloud sets them per job; LEAN's source only
-#: holds the local defaults.
+#: 24 h) in minutes. The cloud sets them per job, so LEAN's source holds only the local
+#: defaults; the figures belong to the "Training Quotas" table of QuantConnect's cloud docs
+#: (Cloud Platform > Organizations > Resources), whose table file (Resources/quotas/training.html
+#: in QuantConnect/Documentation) could not be read when these were entered: re-check them there.
 LIVE_SERVER_LIMITS: dict[str, tuple[int, int]] = {
     "512MB": (30, 5),
     "1024MB": (60, 10),
