@@ -305,7 +305,53 @@ def _xgboost(payload: bytes, manifest: dict[str, Any]) -> Any:
         with open(path, "wb") as handle:
             handle.write(payload)
         model.load_model(path)
+    _restore_intercept(xgboost, model, payload, manifest.get("format"))
     return model
+
+
+def _restore_intercept(xgboost: Any, model: Any, payload: bytes, fmt: Any) -> None:
+    """Give an xgboost older than 3.1 the intercept a 3.1+ model file holds.
+
+    xgboost 3.1 writes ``base_score`` as a vector (``"[4.625E-1]"``); 3.0 cannot parse it and
+    silently uses 0.5, shifting every prediction (LEAN's image has 3.0.5). One value, or equal
+    values per class (a softmax ignores a common shift), is set back; differing per-class
+    intercepts cannot be held by the older version and are refused.
+    """
+    version = tuple(int(p) for p in xgboost.__version__.split(".")[:2] if p.isdigit())
+    saved = _saved_base_score(payload, fmt)
+    if version >= (3, 1) or not saved or not saved.startswith("["):
+        return
+    try:
+        values = [float(v) for v in saved.strip("[]").split(",") if v.strip()]
+    except ValueError:
+        raise BundleIntegrityError(f"unreadable xgboost base_score {saved!r}") from None
+    if not values or len(set(values)) > 1:
+        raise UnsupportedFormatError(
+            f"the model holds per-class intercepts {saved} (xgboost 3.1+), which xgboost "
+            f"{xgboost.__version__} cannot hold: serve it as onnx")
+    booster = model if _is_booster(model) else model.get_booster()
+    booster.set_param({"base_score": values[0]})
+
+
+def _saved_base_score(payload: bytes, fmt: Any) -> str | None:
+    """The ``base_score`` text of an xgboost JSON or UBJSON model file (None: not found)."""
+    if fmt == "json":
+        try:
+            learner = json.loads(payload)["learner"]["learner_model_param"]
+            return str(learner["base_score"])
+        except (ValueError, KeyError, TypeError):
+            return None
+    # UBJSON: the key, then "S", an integer type marker, the length (big-endian), the text.
+    start = payload.find(b"base_score")
+    if start < 0:
+        return None
+    at = start + len(b"base_score")
+    widths = {b"i": 1, b"U": 1, b"I": 2, b"l": 4, b"L": 8}
+    width = widths.get(payload[at + 1:at + 2])
+    if payload[at:at + 1] != b"S" or width is None:
+        return None
+    length = int.from_bytes(payload[at + 2:at + 2 + width], "big")
+    return payload[at + 2 + width:at + 2 + width + length].decode("ascii", "replace")
 
 
 def _xgb_params(value: Any, top: bool = True) -> Any:
