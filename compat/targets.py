@@ -142,6 +142,7 @@ def verdict(
     notes = [f"saved with {f.library} {f.saved}; {target.name} has {f.installed}, another "
              "major version: check its predictions there"
              for f in _findings(manifest, target, load_requires, safe) if f.severity == "warning"]
+    notes += _xgboost_intercept_note(manifest, target)
     instead = None
     if reasons:
         for name, requires, alt_safe in alternatives:
@@ -181,6 +182,23 @@ def _reasons(manifest: Mapping[str, Any], target: Target, load_requires: tuple[s
                            f"{where} has {finding.installed}: a pickle needs the same minor "
                            "version")
     return reasons
+
+
+def _xgboost_intercept_note(manifest: Mapping[str, Any], target: Target) -> list[str]:
+    # xgboost 3.1+ writes base_score as a vector that xgboost < 3.1 misreads as 0.5 without
+    # an error; the reader sets it back, xgboost's own load_model there would not.
+    if manifest.get("adapter") != "xgboost" or manifest.get("format") not in ("json", "ubj"):
+        return []
+    saved = str((manifest.get("libraries") or {}).get("xgboost", ""))
+    there = target.version_of("xgboost") or ""
+    if _minor(saved) >= (3, 1) > _minor(there) > (0,):
+        return [f"saved with xgboost {saved}, whose base_score xgboost {there} misreads: load "
+                "it there through the exported reader (which restores it), not load_model"]
+    return []
+
+
+def _minor(version: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in version.split(".")[:2] if p.isdigit())
 
 
 def _findings(manifest: Mapping[str, Any], target: Target, load_requires: Iterable[str],
