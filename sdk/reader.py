@@ -305,32 +305,70 @@ def _xgboost(payload: bytes, manifest: dict[str, Any]) -> Any:
         with open(path, "wb") as handle:
             handle.write(payload)
         model.load_model(path)
-    _restore_intercept(xgboost, model, payload, manifest.get("format"))
+    offsets = _restore_intercept(xgboost, model, payload, manifest.get("format"))
+    if offsets is not None:
+        objective = str(data.get("objective") or "")
+        if not objective.startswith("multi:"):
+            raise UnsupportedFormatError(
+                f"the model holds several intercepts with objective {objective!r}, which "
+                f"xgboost {xgboost.__version__} cannot hold: serve it as onnx")
+        return _PerClassIntercepts(model, offsets)
     return model
 
 
-def _restore_intercept(xgboost: Any, model: Any, payload: bytes, fmt: Any) -> None:
+class _PerClassIntercepts:
+    """A multi-class xgboost model whose per-class intercepts (xgboost 3.1+) an older xgboost
+    cannot hold: its trees' margins plus the intercepts, through a softmax, as 3.1 computes."""
+
+    def __init__(self, model: Any, offsets: list[float]) -> None:
+        self.model, self.offsets = model, offsets
+        self.classes_ = getattr(model, "classes_", None)
+
+    def _margins(self, X: Any) -> Any:
+        import numpy as np
+
+        if _is_booster(self.model):
+            margin = self.model.predict(_dmatrix(X), output_margin=True)
+        else:
+            margin = self.model.predict(X, output_margin=True)
+        return np.asarray(margin, dtype=np.float64) + np.asarray(self.offsets)
+
+    def predict_proba(self, X: Any) -> Any:
+        import numpy as np
+
+        margin = self._margins(X)
+        exp = np.exp(margin - margin.max(axis=1, keepdims=True))
+        return (exp / exp.sum(axis=1, keepdims=True)).astype(np.float32)
+
+    def predict(self, X: Any) -> Any:
+        best = self._margins(X).argmax(axis=1)
+        return best if self.classes_ is None else self.classes_[best]
+
+
+def _restore_intercept(xgboost: Any, model: Any, payload: bytes, fmt: Any
+                       ) -> list[float] | None:
     """Give an xgboost older than 3.1 the intercept a 3.1+ model file holds.
 
     xgboost 3.1 writes ``base_score`` as a vector (``"[4.625E-1]"``); 3.0 cannot parse it and
     silently uses 0.5, shifting every prediction (LEAN's image has 3.0.5). One value, or equal
-    values per class (a softmax ignores a common shift), is set back; differing per-class
-    intercepts cannot be held by the older version and are refused.
+    values per class (a softmax ignores a common shift), is set back. Differing per-class
+    intercepts cannot be held by the older version: the intercept is set to 0 and the values
+    are returned, to be added to the margins.
     """
     version = tuple(int(p) for p in xgboost.__version__.split(".")[:2] if p.isdigit())
     saved = _saved_base_score(payload, fmt)
     if version >= (3, 1) or not saved or not saved.startswith("["):
-        return
+        return None
     try:
         values = [float(v) for v in saved.strip("[]").split(",") if v.strip()]
     except ValueError:
         raise BundleIntegrityError(f"unreadable xgboost base_score {saved!r}") from None
-    if not values or len(set(values)) > 1:
-        raise UnsupportedFormatError(
-            f"the model holds per-class intercepts {saved} (xgboost 3.1+), which xgboost "
-            f"{xgboost.__version__} cannot hold: serve it as onnx")
+    if not values:
+        raise BundleIntegrityError(f"empty xgboost base_score {saved!r}")
     booster = model if _is_booster(model) else model.get_booster()
-    booster.set_param({"base_score": values[0]})
+    distinct = len(set(values)) > 1
+    booster.set_param({"base_score": 0.0 if distinct else values[0]})
+    return values if distinct else None
 
 
 def _saved_base_score(payload: bytes, fmt: Any) -> str | None:

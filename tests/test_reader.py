@@ -103,7 +103,8 @@ def bundles(tmp_path_factory, data) -> dict[str, Any]:
     keep(xgboost.XGBRegressor(n_estimators=8).fit(X, data["y_reg"]), "xgboost/reg/ubj", "ubj",
          0.0)
     three = np.digitize(X[:, 0], [-0.4, 0.4])
-    keep(xgboost.XGBClassifier(n_estimators=4).fit(X, three), "xgboost/multi/json", "json", 0.0)
+    # Per-class intercepts (xgboost 3.1+) are rebuilt on an older xgboost: float32 rounding.
+    keep(xgboost.XGBClassifier(n_estimators=4).fit(X, three), "xgboost/multi/json", "json", 1e-6)
     hmm = pytest.importorskip("hmmlearn.hmm")
     model = hmm.GaussianHMM(n_components=2, covariance_type="full", random_state=0).fit(X)
     keep(model, "hmmlearn/gaussian/json", "json", 0.0)
