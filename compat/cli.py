@@ -50,6 +50,10 @@ def add_parser(commands: Any) -> None:
     check.add_argument("--only", metavar="LIB,...", help="check only these libraries")
     check.add_argument("--require", metavar="LIB,...",
                        help="fail when one of these libraries is not installed")
+    check.add_argument("--target", metavar="NAME",
+                       help="instead, compare with a target environment (quantconnect: LEAN's "
+                       "image) and say which formats saved here load there; exit 1 when an "
+                       "installed adapter has no format that does")
     lock = actions.add_parser(
         "lock", help="write the exact versions in use (pip constraints)",
         description="Write the installed versions of the table's libraries as pip constraints "
@@ -76,6 +80,10 @@ def run(args: argparse.Namespace) -> int:
         else:
             sys.stdout.write(text)
         return EXIT_OK
+    if args.target:
+        from .target_report import run_target_check
+
+        return run_target_check(args.target, as_json=args.json)
     try:
         lock = read_lock(args.lock) if args.lock else None
         report = check_environment(only=_names(args.only),

@@ -11,16 +11,17 @@ there.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, time
+from datetime import date, datetime, time
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 import alphazoo
-from alphazoo.training import TrainingRecord
+from alphazoo.training import DateRule, TimeRule, TrainingRecord
 
 from .evaluation import risk_metrics
 
@@ -300,3 +301,22 @@ def _clean(name: str, frame: Any) -> pd.DataFrame:
         raise ValueError(f"{name}: no bars with a close price")
     return frame
 
+
+def _is_number(value: Any) -> bool:
+    # numpy scalars count (a model's float32 prediction sizes a position); booleans do not.
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+
+
+def _check_rules(date_rule: Any, time_rule: Any, fn: Any) -> None:
+    if not isinstance(date_rule, DateRule):
+        raise TypeError(f"date_rule must come from self.date_rules.*, got {date_rule!r}")
+    if not isinstance(time_rule, TimeRule):
+        raise TypeError(f"time_rule must come from self.time_rules.*, got {time_rule!r}")
+    if not callable(fn):
+        raise TypeError(f"the scheduled function must be callable, got {fn!r}")
+
+
+def _as_datetime(year: int | date | str, month: int = 1, day: int = 1) -> datetime:
+    if isinstance(year, (date, str, pd.Timestamp)):
+        return pd.Timestamp(year).to_pydatetime().replace(tzinfo=None)
+    return datetime(year, month, day)

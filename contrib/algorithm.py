@@ -49,7 +49,6 @@ from __future__ import annotations
 import functools
 import heapq
 import math
-import numbers
 import shutil
 import tempfile
 import weakref
@@ -58,15 +57,15 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from alphazoo.store import ObjectStore
 from alphazoo.training import DateRule, DateRules, TimeRule, Trainer, TimeRules
 from alphazoo.training.rules import fire_times
 
-# The data objects live in _lean_types; they are imported here so that this module stays the
-# one place to import the whole API from.
+# The data objects live in _lean_types, the store facade in _lean_store; they are imported here
+# so that this module stays the one place to import the whole API from.
+from ._lean_store import KeyValuePair, LeanObjectStore
 from ._lean_types import (
     BacktestResult,
     LogEntry,
@@ -78,14 +77,18 @@ from ._lean_types import (
     Slice,
     Symbol,
     TradeBar,
+    _as_datetime,
     _Bars,
+    _check_rules,
     _close_moments,
+    _is_number,
     _symbol_frames,
 )
 
 __all__ = [
     "Algorithm", "run_backtest", "BacktestResult", "Order", "LogEntry", "Resolution", "Symbol",
-    "TradeBar", "Slice", "Security", "SecurityHolding", "Portfolio",
+    "TradeBar", "Slice", "Security", "SecurityHolding", "Portfolio", "LeanObjectStore",
+    "KeyValuePair",
 ]
 
 _EPSILON = timedelta(microseconds=1)
@@ -131,7 +134,8 @@ class Algorithm:
         self.portfolio = Portfolio(100_000.0)
         self.securities: dict[str, Security] = {}
         self.schedule = _Schedule(self)
-        self.object_store: ObjectStore = None  # type: ignore[assignment]  # set by run_backtest
+        # LEAN's Python ObjectStore API over the run's store (set by run_backtest).
+        self.object_store: LeanObjectStore = None  # type: ignore[assignment]
         self.start_date: datetime | None = None
         self.end_date: datetime | None = None
         self.is_warming_up = False
@@ -221,11 +225,11 @@ class Algorithm:
 
     @property
     def zoo(self) -> Any:
-        """The :class:`~alphazoo.Zoo` over :attr:`object_store` (``Zoo.save`` writes there)."""
+        """The :class:`~alphazoo.Zoo` over :attr:`object_store`'s store (saves land there)."""
         if self._zoo is None:
             from alphazoo.host import Zoo
 
-            self._zoo = Zoo(self.object_store)
+            self._zoo = Zoo(self.object_store.store)
         return self._zoo
 
     @property
@@ -323,9 +327,11 @@ class Algorithm:
 
     # -- orders ----------------------------------------------------------------------------------
     def set_holdings(self, symbol: str, percentage: float,
-                     liquidate_existing_holdings: bool = False, tag: str = "") -> Order | None:
+                     liquidate_existing_holdings: bool = False, asynchronous: bool = False,
+                     tag: str = "") -> Order | None:
         """Trade ``symbol`` to ``percentage`` of the total portfolio value (-1 to 1; negative is
-        short), scaled down to what buying power allows. Returns the order, or None."""
+        short), scaled down to what buying power allows. Returns the order, or None.
+        ``asynchronous`` is LEAN's; orders here fill at once either way."""
         if not _is_number(percentage) or not -1.0 <= percentage <= 1.0:
             raise ValueError(f"set_holdings() takes a fraction between -1 and 1 (negative is "
                              f"short; no leverage), got {percentage!r}")
@@ -355,9 +361,14 @@ class Algorithm:
             return self._reject(security, quantity, tag, "insufficient buying power")
         return self._fill(symbol, float(quantity), tag)
 
-    def liquidate(self, symbol: str | None = None, tag: str = "Liquidated") -> list[Order]:
-        """Close the position in ``symbol``, or every position; returns the orders."""
-        symbols = [symbol] if symbol is not None else list(self.portfolio)
+    def liquidate(self, symbol: str | Sequence[str] | None = None, asynchronous: bool = False,
+                  tag: str = "Liquidated") -> list[Order]:
+        """Close the position in ``symbol`` (one or a list), or every position; returns the
+        orders. ``liquidate(symbol, "tag")``, LEAN's older overload, works too."""
+        if isinstance(asynchronous, str):  # LEAN's liquidate(symbol_to_liquidate, tag)
+            tag = asynchronous
+        symbols = (list(self.portfolio) if symbol is None
+                   else [symbol] if isinstance(symbol, str) else list(symbol))
         orders = []
         for name in symbols:
             if name not in self.securities:
@@ -528,7 +539,7 @@ def run_backtest(
 def _execute(algo: Algorithm, frames: dict[str, _Bars], object_store: ObjectStore, zoo: Any,
              cash: float | None, start: Any, end: Any, fee_rate: float, fractional: bool,
              close_time: time, parameters: Mapping[str, Any] | None) -> BacktestResult:
-    algo._frames, algo.object_store, algo._zoo = frames, object_store, zoo
+    algo._frames, algo.object_store, algo._zoo = frames, LeanObjectStore(object_store), zoo
     algo._fee_rate, algo._fractional = float(fee_rate), bool(fractional)
     algo._parameters, algo._start_fixed = dict(parameters or {}), start is not None
     first = (_as_datetime(start) if start is not None
@@ -585,22 +596,3 @@ def _execute(algo: Algorithm, frames: dict[str, _Bars], object_store: ObjectStor
         list(algo._orders), list(algo._logs), list(algo._trainer.history), starting_cash,
         algo.portfolio.total_portfolio_value, algo)
 
-
-def _is_number(value: Any) -> bool:
-    # numpy scalars count (a model's float32 prediction sizes a position); booleans do not.
-    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
-
-
-def _check_rules(date_rule: Any, time_rule: Any, fn: Any) -> None:
-    if not isinstance(date_rule, DateRule):
-        raise TypeError(f"date_rule must come from self.date_rules.*, got {date_rule!r}")
-    if not isinstance(time_rule, TimeRule):
-        raise TypeError(f"time_rule must come from self.time_rules.*, got {time_rule!r}")
-    if not callable(fn):
-        raise TypeError(f"the scheduled function must be callable, got {fn!r}")
-
-
-def _as_datetime(year: int | date | str, month: int = 1, day: int = 1) -> datetime:
-    if isinstance(year, (date, str, pd.Timestamp)):
-        return pd.Timestamp(year).to_pydatetime().replace(tzinfo=None)
-    return datetime(year, month, day)

@@ -53,6 +53,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_store_parsers(commands, json_option)
 
+    export = commands.add_parser(
+        "export-reader", help="Write the one-file bundle reader for projects without alphazoo.",
+        description="Write the one-file bundle reader: a Python module needing only numpy and "
+        "the model's library (or onnxruntime), for projects where alphazoo is not installed, "
+        "such as QuantConnect algorithms.")
+    export.add_argument("-o", "--output", metavar="FILE", required=True,
+                        help="the module to write, e.g. alphazoo_reader.py")
+
     from alphazoo.compat import cli as compat_cli
 
     compat_cli.add_parser(commands)
@@ -202,12 +210,24 @@ def _compat(args: argparse.Namespace) -> int:
     return compat_cli.run(args)
 
 
+def _export_reader(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .reader_export import reader_source
+
+    Path(args.output).write_text(reader_source(), encoding="utf-8")
+    print(f"wrote the bundle reader to {args.output}; in an algorithm: "
+          "load(self.object_store.read_bytes(key)).predict(X)", file=sys.stderr)
+    return EXIT_OK
+
+
 _COMMANDS = {
     "plugins": _plugins,
     "models": _models,
     "formats": _formats,
     "store": _store,
     "inspect": _inspect,
+    "export-reader": _export_reader,
     "demo": _demo,
     "compat": _compat,
 }

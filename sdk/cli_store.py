@@ -1,4 +1,4 @@
-"""``alphazoo store ls|cat|rm|info`` and ``alphazoo inspect``: a store, for a shell user.
+"""``alphazoo store ls|cat|get|put|rm|info`` and ``alphazoo inspect``: a store, for a shell user.
 
 The errors here are written for someone at a prompt, not a Python caller: a ``--store`` that
 does not exist is refused by name instead of listing an empty store, and a missing key names
@@ -20,7 +20,7 @@ from .errors import AlphazooError, ObjectNotFoundError
 __all__ = ["StoreKeyError", "StoreLocationError", "add_parsers", "missing_key_message",
            "open_store", "run_inspect", "run_store"]
 
-EXIT_OK, EXIT_FAILURE = 0, 1
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 _STORE_HELP = "folder or URL of the object store (default: $ALPHAZOO_STORE or ./storage)"
 
 
@@ -55,8 +55,25 @@ def add_parsers(commands: Any, json_option: Any) -> None:
     cat.add_argument("--raw", action="store_true",
                      help="write binary objects to a terminal too")
     store_option(cat)
-    rm = action("rm", "Delete objects; a key that is not there is an error (exit 1).")
-    rm.add_argument("keys", nargs="+", metavar="KEY")
+    get = action("get", "Copy an object into a file (written whole or not at all).")
+    get.add_argument("key")
+    get.add_argument("-o", "--output", metavar="FILE", required=True,
+                     help="the file to write (replaced)")
+    store_option(get)
+    put = action("put", "Store FILE's bytes under KEY, as `lean cloud object-store set` "
+                 "uploads them. FILE must be a valid alphazoo model bundle (every checksum "
+                 "verified) unless --raw.")
+    put.add_argument("file", metavar="FILE")
+    put.add_argument("key", metavar="KEY")
+    put.add_argument("--raw", action="store_true", help="store any bytes, not only a bundle")
+    store_option(put)
+    rm = action("rm", "Delete objects; a key that is not there is an error (exit 1). --all "
+                "deletes every object after a confirmation.")
+    rm.add_argument("keys", nargs="*", metavar="KEY")
+    rm.add_argument("--all", action="store_true",
+                    help="delete every object in the store; asks for confirmation on "
+                    "standard input unless --yes (no answer: nothing is deleted)")
+    rm.add_argument("--yes", action="store_true", help="do not ask before --all")
     store_option(rm)
     info = action("info", "Objects and bytes used against the store's limits.")
     store_option(info)
@@ -68,6 +85,9 @@ def add_parsers(commands: Any, json_option: Any) -> None:
         "closing SHA-256, its size, and its HMAC when $ALPHAZOO_SIGNING_KEY is set), print the "
         "manifest as JSON on stdout and what was verified on stderr.")
     inspect.add_argument("key", help="a bundle's key, e.g. demo/alstm/v000052")
+    inspect.add_argument("--target", metavar="NAME",
+                         help="instead, say whether the bundle loads on NAME (quantconnect) "
+                         "and why not; exit 1 when it does not")
     store_option(inspect)
 
 
@@ -146,7 +166,9 @@ def missing_key_message(store: Any, key: str) -> str:
 
 def run_store(args: argparse.Namespace) -> int:
     """``alphazoo store ACTION``."""
-    store = open_store(args.store)
+    # put writes: like the demo, it may make the store it writes into; the others only read
+    # or delete, where a missing folder is a wrong path.
+    store = open_store(args.store, create=args.store_command == "put")
     try:
         return _run_store(store, args)
     except ObjectNotFoundError as exc:
@@ -159,7 +181,16 @@ def _run_store(store: Any, args: argparse.Namespace) -> int:
         return _ls(store, args)
     if action == "cat":
         return _cat(store, args)
+    if action == "get":
+        return _get(store, args.key, args.output)
+    if action == "put":
+        return _put(store, args.file, args.key, args.raw)
     if action == "rm":
+        if args.all == bool(args.keys):
+            print("alphazoo: error: give KEYs to delete, or --all (not both)", file=sys.stderr)
+            return EXIT_USAGE
+        if args.all:
+            return _delete_all(store, args.yes)
         missing = [key for key in args.keys if not store.delete(key)]
         for key in missing:
             print(f"alphazoo: no object {key!r} to delete in the store {store.url}",
@@ -238,11 +269,80 @@ def _binary_summary(store: Any, key: str, head: bytes) -> str:
             f"{hint} To copy it: alphazoo store cat {key} > FILE, or add --raw.")
 
 
+def _get(store: Any, key: str, output: str) -> int:
+    import tempfile
+
+    folder = os.path.dirname(os.path.abspath(output))
+    # Written beside the target and renamed: a failed read leaves no half-written file.
+    handle, partial = tempfile.mkstemp(prefix=".alphazoo-get-", dir=folder)
+    try:
+        with os.fdopen(handle, "wb") as sink, store.open(key) as source:
+            while chunk := source.read(1 << 20):
+                sink.write(chunk)
+        os.replace(partial, output)
+    except BaseException:
+        os.unlink(partial)
+        raise
+    print(f"wrote {key!r} ({os.path.getsize(output):,} bytes) to {output}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _put(store: Any, path: str, key: str, raw: bool) -> int:
+    from pathlib import Path
+
+    data = Path(path).read_bytes()
+    if not raw:
+        from .errors import BundleIntegrityError
+        from .reader import read_bundle_bytes
+
+        try:
+            manifest = read_bundle_bytes(data)[0]
+        except BundleIntegrityError as exc:
+            raise BundleIntegrityError(
+                f"{path} is not a valid alphazoo model bundle ({exc}); pass --raw to store "
+                "other bytes") from None
+        if manifest.get("signature") and manifest.get("key") != key:
+            # Not an error: copying a bundle to another key is legitimate, but a signature
+            # vouches only for the key it was saved under.
+            print(f"alphazoo: note: the bundle is signed for {manifest.get('key')!r}; a signed "
+                  "bundle loads only under that key", file=sys.stderr)
+    store.save_bytes(key, data)
+    print(f"stored {path} ({len(data):,} bytes) under {key!r} in {store.url}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _delete_all(store: Any, yes: bool) -> int:
+    if not yes:
+        count = len(store)
+        print(f"Delete all {count} object(s) in {store.url}? This cannot be undone. "
+              "Type 'yes' to confirm: ", end="", file=sys.stderr, flush=True)
+        # No terminal and nothing piped in (cron, CI) reads as "no": deleting a whole store
+        # must be asked for, never the default of an unattended run.
+        answer = sys.stdin.readline() if sys.stdin is not None else ""
+        if answer.strip().lower() not in ("y", "yes"):
+            print("\nalphazoo: nothing deleted (confirm with 'yes', or pass --yes)",
+                  file=sys.stderr)
+            return EXIT_FAILURE
+    deleted = store.delete_all()
+    print(f"deleted {deleted} object(s) from {store.url}", file=sys.stderr)
+    return EXIT_OK
+
+
 def run_inspect(args: argparse.Namespace) -> int:
-    """``alphazoo inspect KEY``: the manifest on stdout, what was verified on stderr."""
+    """``alphazoo inspect KEY``: the manifest on stdout, what was verified on stderr; with
+    ``--target NAME``, whether the bundle loads there (exit 1 when it does not)."""
     from .bundle import read_bundle, signing_key
 
     store = open_store(args.store)
+    if args.target is not None:
+        from .host import Zoo
+
+        try:
+            found = Zoo(store).check_target(args.key, args.target)
+        except ObjectNotFoundError as exc:
+            raise StoreKeyError(missing_key_message(store, exc.key)) from None
+        print_json(found.as_dict())
+        return EXIT_OK if found.loads else EXIT_FAILURE
     try:
         opened = read_bundle(store, args.key, None, signing_key(None))
     except ObjectNotFoundError as exc:

@@ -232,9 +232,14 @@ class Zoo:
         metadata: dict[str, Any] | None = None,
         sample: Any = None,
         parity_tolerance: float = 1e-4,
+        target: str | None = None,
         **options: Any,
     ) -> dict[str, Any]:
         """Save ``model`` as one bundle under ``key``; returns the manifest.
+
+        ``target="quantconnect"`` refuses (:class:`~alphazoo.UnsupportedFormatError`, nothing
+        stored) a bundle that would not load there, naming a format that would; see
+        :meth:`check_target`.
 
         ``format`` defaults to the owning adapter's safe default. ``sign_key`` (or
         ``$ALPHAZOO_SIGNING_KEY``) adds an HMAC-SHA256 that lets a holder of the key load
@@ -260,8 +265,6 @@ class Zoo:
                     f"format {format!r} was asked for, but adapter {payload.adapter!r} wrote "
                     f"{payload.format!r}; its formats: {self.describe_formats(payload.adapter)}"
                 )
-            for notice in payload.warnings:
-                warnings.warn(f"{key!r}: {notice}", UserWarning, stacklevel=2)
             manifest = {
                 "key": key,
                 "name": notes.get("zoo_model") or type(model).__name__,
@@ -278,6 +281,18 @@ class Zoo:
                 "adapter_data": payload.adapter_data,
                 "created": _now(),
             }
+            if target is not None:
+                found = self._verdict(manifest, target)
+                if not found.loads:
+                    instead = (f"save it with format={found.instead!r}, which loads there"
+                               if found.instead else
+                               f"no format of adapter {payload.adapter!r} loads there")
+                    raise UnsupportedFormatError(
+                        f"{key!r} would not load on {found.target}: {'; '.join(found.reasons)}. "
+                        f"{instead[0].upper()}{instead[1:]}."
+                    )
+            for notice in payload.warnings:
+                warnings.warn(f"{key!r}: {notice}", UserWarning, stacklevel=2)
             return write_bundle(self.store, key, manifest, Path(tmp), payload.files, key_bytes)
 
     def load(
@@ -302,10 +317,39 @@ class Zoo:
         (:class:`~alphazoo.VersionMismatchWarning`). Other keyword arguments go to the adapter
         (torch's ``builder=``, for one).
         """
-        key = normalize_key(key)
+        return self._load(self.store, normalize_key(key), trusted, sign_key,
+                          allow_version_mismatch, options)
+
+    def load_bytes(
+        self,
+        data: bytes | bytearray | memoryview,
+        *,
+        key: str | None = None,
+        trusted: bool = False,
+        sign_key: str | bytes | None = None,
+        allow_version_mismatch: bool = False,
+        **options: Any,
+    ) -> Any:
+        """Load a model from the bytes of a bundle (``store.read_bytes(key)``, a file...).
+
+        The same checks as :meth:`load`. A signature vouches for the key a bundle was saved
+        under: give ``key``, where the bytes were read from, and a signed pickle loads only
+        when that is its key; by default the bundle's own recorded key is taken.
+        """
+        data = bytes(data)
+        if key is None:
+            key = _recorded_key(data)
+        with tempfile.TemporaryDirectory(prefix="alphazoo-bytes-") as folder:
+            store = ObjectStore(folder)
+            store.save_bytes(key, data)
+            return self._load(store, normalize_key(key), trusted, sign_key,
+                              allow_version_mismatch, options)
+
+    def _load(self, store: ObjectStore, key: str, trusted: bool, sign_key: str | bytes | None,
+              allow_version_mismatch: bool, options: dict[str, Any]) -> Any:
         key_bytes, key_source = signing_key_and_source(sign_key)
         with tempfile.TemporaryDirectory(prefix="alphazoo-load-") as tmp:
-            opened = read_bundle(self.store, key, Path(tmp), key_bytes)
+            opened = read_bundle(store, key, Path(tmp), key_bytes)
             manifest = opened.manifest
             request = LoadRequest(manifest, opened.files, trusted, opened.signature_valid,
                                   key=key, sign_key_source=key_source, options=options,
@@ -337,10 +381,51 @@ class Zoo:
         """The manifest of the bundle under ``key`` (the whole bundle is verified first)."""
         return read_manifest(self.store, key)
 
+    def check_target(self, key: str, target: str = "quantconnect") -> Any:
+        """Whether the bundle under ``key`` loads on ``target``, and why not.
+
+        Returns a :class:`~alphazoo.compat.targets.TargetVerdict`: ``loads``, ``reasons``
+        (the format's library is absent there, a version rule fails with the target's
+        versions, an ONNX opset is above what its onnxruntime opens, the reader cannot read
+        the format), ``warnings`` and ``instead`` (a format of the same adapter that would
+        load). ``alphazoo inspect KEY --target quantconnect`` prints it.
+        """
+        return self._verdict(read_manifest(self.store, key), target)
+
+    def _verdict(self, manifest: dict[str, Any], target: str) -> Any:
+        from alphazoo.compat.targets import verdict
+
+        adapter, fmt = manifest.get("adapter"), manifest.get("format")
+        spec = self.format_spec(adapter, fmt)
+        # The most portable first: safe formats, ONNX among them, then the adapter's default.
+        others = sorted((s for s in self.formats() if s.adapter == adapter),
+                        key=lambda s: (not s.safe, s.name != "onnx", not s.default, s.name))
+        return verdict(manifest, target,
+                       load_requires=spec.load_requires if spec else (),
+                       safe=spec.safe if spec else False,
+                       alternatives=[(s.name, s.load_requires, s.safe) for s in others])
+
     # -- notes -------------------------------------------------------------------------------
     def _note(self, model: Any, **facts: Any) -> None:
         if _weakable(model):
             self._notes.setdefault(model, {}).update(facts)
+
+
+def _recorded_key(data: bytes) -> str:
+    """The key a bundle's manifest records (read before verification: only a storage name)."""
+    import json
+    import struct
+
+    from .bundle import MAGIC
+
+    try:
+        if not data.startswith(MAGIC):
+            raise ValueError("bad magic")
+        _, length = struct.unpack(">HQ", data[len(MAGIC):len(MAGIC) + 10])
+        key = json.loads(data[len(MAGIC) + 10:len(MAGIC) + 10 + length])["key"]
+        return normalize_key(key)
+    except Exception:  # noqa: BLE001 - anything unreadable is left to the verified read
+        return "bundle"
 
 
 def _weakable(model: Any) -> bool:

@@ -229,11 +229,37 @@ class ObjectStore:
         return sorted(key for key, _ in self._objects())
 
     def clear(self) -> None:
-        """Delete every object."""
+        """Forget this store's cached state; deletes nothing (LEAN's ``IObjectStore.Clear``).
+
+        Changed :meth:`get_file_path` copies are uploaded first (raising as :meth:`sync` does,
+        so no pending write is lost), then every cache is dropped: the local copies of remote
+        objects and the file system's listing cache. The next read, listing or
+        :meth:`get_file_path` sees the store as it is now, including objects another process
+        or node saved meanwhile -- what LEAN's docs call ``clear()`` for before re-reading a
+        model updated elsewhere. To delete every object use :meth:`delete_all`.
+        """
+        self._sync_staged(strict=True)
+        # Forgotten, not deleted: get_file_path downloads the current object again, and a
+        # leftover copy of a key that is gone by then is removed there.
         self._staged.clear()
+        # fsspec caches directory listings per file system (s3fs for its whole lifetime):
+        # without this another node's saves could stay invisible.
+        fs = getattr(self._backend, "fs", None)
+        if fs is not None:
+            fs.invalidate_cache()
+
+    def delete_all(self) -> int:
+        """Delete every object in the store; returns how many were deleted.
+
+        Irreversible; unlike LEAN's ``Clear`` (:meth:`clear`), which only drops caches.
+        Pending :meth:`get_file_path` copies are discarded, not uploaded.
+        """
+        self._staged.clear()
+        deleted = 0
         with self._backend.lock():
             for key, _ in list(self._objects()):
-                self._backend.delete(key)
+                deleted += bool(self._backend.delete(key))
+        return deleted
 
     def get_file_path(self, key: str) -> str:
         """A local file path for ``key`` that other libraries can read and write.

@@ -20,11 +20,13 @@ from _child import HANG_TIMEOUT
 SCRIPT = shutil.which("alphazoo")
 
 
-def cli(*args: str, cwd: Path | None = None, **env: str) -> subprocess.CompletedProcess[str]:
+def cli(*args: str, cwd: Path | None = None, input: str = "",
+        **env: str) -> subprocess.CompletedProcess[str]:
     # The installed console script when there is one (as a user runs it), else the module.
+    # Standard input is `input` (empty: at its end at once), never the terminal running pytest.
     command = [SCRIPT] if SCRIPT else [sys.executable, "-m", "alphazoo.cli"]
     return subprocess.run([*command, *args], capture_output=True, text=True, cwd=cwd,
-                          env={**os.environ, **env}, timeout=HANG_TIMEOUT)
+                          input=input, env={**os.environ, **env}, timeout=HANG_TIMEOUT)
 
 
 def test_help_lists_every_command() -> None:
@@ -71,6 +73,64 @@ def test_store_commands(tmp_path: Path) -> None:
     assert removed.returncode == 0 and store.keys() == ["notes/a.txt"]
     missing = cli("store", "rm", "blobs/b", "--store", str(tmp_path))
     assert missing.returncode == 1 and "no object 'blobs/b'" in missing.stderr
+
+
+def test_store_rm_all_asks_first(tmp_path: Path) -> None:
+    store = alphazoo.ObjectStore(tmp_path)
+    store.save("a", "1")
+    store.save("b/c", "2")
+    where = ("--store", str(tmp_path))
+    # No answer on standard input (cron, CI): refused, nothing deleted.
+    unattended = cli("store", "rm", "--all", *where)
+    assert unattended.returncode == 1 and "nothing deleted" in unattended.stderr
+    declined = cli("store", "rm", "--all", *where, input="no\n")
+    assert declined.returncode == 1 and store.keys() == ["a", "b/c"]
+    both = cli("store", "rm", "--all", "a", *where, input="yes\n")
+    assert both.returncode == 2 and store.keys() == ["a", "b/c"]
+    assert cli("store", "rm", *where).returncode == 2
+    confirmed = cli("store", "rm", "--all", *where, input="yes\n")
+    assert confirmed.returncode == 0 and "deleted 2 object(s)" in confirmed.stderr
+    assert store.keys() == []
+    store.save("again", "3")
+    assert cli("store", "rm", "--all", "--yes", *where).returncode == 0
+    assert store.keys() == []
+
+
+def test_store_get_and_put_move_bundles_in_and_out(tmp_path: Path) -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    X = [[0.0, 1.0], [1.0, 0.0], [0.5, 0.9], [0.9, 0.1]]
+    source = alphazoo.Zoo(alphazoo.ObjectStore(tmp_path / "a"))
+    source.save(LogisticRegression().fit(X, [0, 1, 0, 1]), "models/lr")
+    out = tmp_path / "lr.bundle"
+    got = cli("store", "get", "models/lr", "-o", str(out), "--store", str(tmp_path / "a"))
+    assert got.returncode == 0, got.stderr
+    assert out.read_bytes() == source.store.read_bytes("models/lr")
+    put = cli("store", "put", str(out), "live/lr", "--store", str(tmp_path / "b"))
+    assert put.returncode == 0, put.stderr
+    target = alphazoo.Zoo(alphazoo.ObjectStore(tmp_path / "b"))
+    assert list(target.load("live/lr").predict(X)) == [0, 1, 0, 1]
+    # Anything but a valid bundle is refused unless --raw, and nothing is stored.
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a model")
+    refused = cli("store", "put", str(notes), "notes", "--store", str(tmp_path / "b"))
+    assert refused.returncode == 1 and "not a valid alphazoo model bundle" in refused.stderr
+    damaged = tmp_path / "damaged.bundle"
+    damaged.write_bytes(out.read_bytes()[:-1] + b"x")
+    assert cli("store", "put", str(damaged), "d", "--store", str(tmp_path / "b")).returncode == 1
+    assert target.store.keys() == ["live/lr"]
+    raw = cli("store", "put", str(notes), "notes", "--raw", "--store", str(tmp_path / "b"))
+    assert raw.returncode == 0 and target.store.read("notes") == "not a model"
+    missing = cli("store", "get", "nope", "-o", str(tmp_path / "x"), "--store", str(tmp_path))
+    assert missing.returncode == 1 and not (tmp_path / "x").exists()
+    assert not list(tmp_path.glob(".alphazoo-get-*"))
+
+
+def test_export_reader_writes_a_module(tmp_path: Path) -> None:
+    written = cli("export-reader", "-o", str(tmp_path / "alphazoo_reader.py"))
+    assert written.returncode == 0, written.stderr
+    text = (tmp_path / "alphazoo_reader.py").read_text()
+    assert text.startswith("# Exported by alphazoo") and "def load(data: bytes" in text
 
 
 def test_store_uses_environment_variable(tmp_path: Path) -> None:

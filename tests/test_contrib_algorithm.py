@@ -324,7 +324,7 @@ def test_without_a_store_a_temporary_one_lives_as_long_as_the_result(aapl):
             self.object_store.save("note.txt", "kept")
 
     result = _run(Saver, aapl)
-    folder = result.algorithm.object_store.url
+    folder = result.algorithm.object_store.store.url
     assert result.algorithm.object_store.read("note.txt") == "kept" and os.path.isdir(folder)
     del result
     gc.collect()

@@ -302,3 +302,43 @@ def test_from_config_rejects_bad_files(tmp_path):
         LeakyBucket.from_config(tmp_path / "missing.json")
     with pytest.raises(TypeError):
         LeakyBucket.from_config(42)
+
+
+# -- LEAN's presets ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("ram, capacity, refill", [
+    ("512MB", 30, 5), ("1024MB", 60, 10), ("2048MB", 90, 15),
+    ("1GB", 60, 10), ("2 gb", 90, 15), (512, 30, 5),
+])
+def test_live_server_presets_follow_lean_s_table(clock: ManualClock, ram, capacity, refill) -> None:
+    bucket = LeakyBucket.for_live_server(ram, clock=clock)
+    assert (bucket.capacity, bucket.refill_amount) == (capacity, refill)
+    assert bucket.interval == timedelta(hours=24)
+    # Drained, it gains `refill` minutes per whole day, never past capacity.
+    assert bucket.try_consume(capacity) and not bucket.try_consume(1)
+    clock.advance(timedelta(hours=23, minutes=59))
+    assert bucket.available == 0
+    clock.advance(timedelta(minutes=1))
+    assert bucket.available == refill
+    clock.advance(timedelta(days=30))
+    assert bucket.available == capacity
+
+
+def test_local_default_is_lean_s_local_quota() -> None:
+    from alphazoo.training.bucket import LOCAL_LIMITS
+
+    bucket = LeakyBucket()
+    assert LOCAL_LIMITS == (120, math.ceil(120 / 7), 1440) == (120, 18, 1440)
+    assert (bucket.capacity, bucket.refill_amount, bucket.interval) == (
+        120, 18, timedelta(minutes=1440))
+
+
+@pytest.mark.parametrize("ram", ["4096MB", "fast", "", 0])
+def test_unknown_live_server_is_refused_with_the_choices(ram) -> None:
+    with pytest.raises(ValueError, match="512MB, 1024MB, 2048MB"):
+        LeakyBucket.for_live_server(ram)
+
+
+def test_live_server_ram_must_be_a_size() -> None:
+    with pytest.raises(TypeError, match="1024MB"):
+        LeakyBucket.for_live_server(True)  # type: ignore[arg-type]

@@ -135,13 +135,72 @@ def test_delete_of_a_folder_is_false_and_keeps_its_objects(object_store: ObjectS
     assert object_store.read("dir/obj") == "x"
 
 
-@pytest.mark.slow
-def test_clear(store_target) -> None:
+def _save_elsewhere(store_target, key: str, data: bytes) -> None:
+    """Write ``key`` as another node would: its own client, sharing no cache with the test's."""
+    if store_target.kind == "s3":
+        fs, root = fsspec.core.url_to_fs(store_target.location, skip_instance_cache=True,
+                                         **store_target.storage_options)
+        fs.pipe(f"{root.rstrip('/')}/{key}", data)
+    else:
+        store_target.make().save_bytes(key, data)
+
+
+def test_clear_deletes_nothing_and_drops_the_caches(store_target) -> None:
+    store = store_target.make()
+    for i in range(3):
+        store.save(f"f{i % 2}/obj{i}", "x" * i)
+    store.save_bytes("model", b"v1")
+    assert len(store) == 4
+    first_copy = Path(store.get_file_path("model"))
+    assert first_copy.read_bytes() == b"v1"
+    _save_elsewhere(store_target, "model", b"v2 from another node")
+    _save_elsewhere(store_target, "new", b"added elsewhere")
+    assert store.clear() is None
+    # Nothing deleted, and what another node saved meanwhile is seen: in the listing, in reads
+    # and in a fresh get_file_path copy (a remote store's earlier copy held v1).
+    assert store.keys() == ["f0/obj0", "f0/obj2", "f1/obj1", "model", "new"]
+    assert store.read_bytes("model") == b"v2 from another node"
+    assert Path(store.get_file_path("model")).read_bytes() == b"v2 from another node"
+    assert store.usage().objects == 5
+    assert_no_stray_files(store_target, store)
+
+
+def test_clear_uploads_pending_get_file_path_copies_first(store_target) -> None:
+    store = store_target.make()
+    Path(store.get_file_path("lib/weights.bin")).write_bytes(b"written by a library")
+    store.clear()
+    # Another store (another node) sees the copy: clear() wrote it before forgetting it.
+    assert store_target.make().read_bytes("lib/weights.bin") == b"written by a library"
+    assert store.keys() == ["lib/weights.bin"]
+
+
+def test_clear_keeps_a_copy_that_does_not_fit_and_raises() -> None:
+    store = ObjectStore(f"memory://clear-{uuid.uuid4().hex}", max_size=4)
+    path = Path(store.get_file_path("big"))
+    path.write_bytes(b"x" * 5)
+    with pytest.raises(alphazoo.StorageLimitError, match="max_size"):
+        store.clear()
+    # Still pending, not silently dropped: making room lets the same copy upload.
+    store._max_size = 8
+    store.sync()
+    assert store.read_bytes("big") == b"x" * 5
+
+
+def test_ported_lean_clear_then_read_bytes_returns_the_object(store_target) -> None:
+    # LEAN's docs: a live algorithm calls clear() and re-reads a key to pick up a model
+    # retrained elsewhere. In alphazoo before issue 14 this wiped the store.
+    store = store_target.make()
+    store.save_bytes("models/live", b"model bytes")
+    store.clear()
+    assert store.read_bytes("models/live") == b"model bytes"
+
+
+def test_delete_all(store_target) -> None:
     store = store_target.make()
     for i in range(5):
         store.save(f"f{i % 2}/obj{i}", "x" * i)
     assert len(store) == 5
-    store.clear()
+    assert store.delete_all() == 5
     assert store.keys() == []
     assert len(store) == 0
     assert store.usage().bytes == 0
@@ -545,11 +604,11 @@ def test_deleted_object_does_not_come_back_through_get_file_path(
     assert object_store.keys() == []
     assert not object_store.contains_key("k")
     assert not again.exists()
-    # The same after clear(): a synced copy is not uploaded again.
+    # The same after delete_all(): a synced copy is not uploaded again.
     Path(object_store.get_file_path("k2")).write_text("synced")
     object_store.sync()
     assert object_store.keys() == ["k2"]
-    object_store.clear()
+    assert object_store.delete_all() == 1
     object_store.get_file_path("k2")
     assert object_store.keys() == []
     assert len(object_store) == 0
@@ -643,8 +702,8 @@ def test_oversized_staged_copy_warns_on_reads_and_raises_on_sync() -> None:
 
 @pytest.mark.parametrize("url", ["memory://", "memory:///"])
 def test_a_store_url_must_name_a_folder(url: str) -> None:
-    # memory:// alone is the root every other memory store lives under: clear() there would
-    # wipe them all.
+    # memory:// alone is the root every other memory store lives under: delete_all() there
+    # would wipe them all.
     with pytest.raises(ValueError, match="names no folder"):
         ObjectStore(url)
 

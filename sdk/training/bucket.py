@@ -27,7 +27,7 @@ from numbers import Real
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CONFIG_KEYS", "LeakyBucket"]
+__all__ = ["CONFIG_KEYS", "LIVE_SERVER_LIMITS", "LOCAL_LIMITS", "LeakyBucket"]
 
 #: LEAN's configuration keys, as read by :meth:`LeakyBucket.from_config`.
 CONFIG_KEYS = {
@@ -38,6 +38,21 @@ CONFIG_KEYS = {
 
 _DEFAULT_CAPACITY = 120
 _DEFAULT_INTERVAL_MINUTES = 1440
+
+#: LEAN's local training quota, (capacity, refill amount, interval) in minutes: the defaults of
+#: Common/Packets/LeakyBucketControlParameters.cs (2 * 60; ceil(capacity / 7) = 18; 1440) and the
+#: "Local Quotas" table of LEAN's docs (Writing Algorithms > Machine Learning > Training Models).
+LOCAL_LIMITS = (_DEFAULT_CAPACITY, math.ceil(_DEFAULT_CAPACITY / 7), _DEFAULT_INTERVAL_MINUTES)
+#: QuantConnect Cloud's training quotas for live trading servers by RAM, (capacity, refill per
+#: 24 h) in minutes. The cloud sets them per job, so LEAN's source holds only the local
+#: defaults; the figures belong to the "Training Quotas" table of QuantConnect's cloud docs
+#: (Cloud Platform > Organizations > Resources), whose table file (Resources/quotas/training.html
+#: in QuantConnect/Documentation) could not be read when these were entered: re-check them there.
+LIVE_SERVER_LIMITS: dict[str, tuple[int, int]] = {
+    "512MB": (30, 5),
+    "1024MB": (60, 10),
+    "2048MB": (90, 15),
+}
 # How often a blocked consume() rereads a clock it cannot predict (a manual or simulated one).
 _POLL_SECONDS = 0.005
 # The longest a blocked consume() sleeps on the wall clock between rereads: a guard against
@@ -159,6 +174,24 @@ class LeakyBucket:
             raise ValueError(f"config key {CONFIG_KEYS['interval']!r} must be positive, "
                              f"got {minutes!r}")
         return cls(capacity, refill, timedelta(minutes=minutes), clock)
+
+    @classmethod
+    def for_live_server(
+        cls, ram: str | int, clock: Callable[[], datetime] | None = None
+    ) -> LeakyBucket:
+        """The training quota of a QuantConnect live trading server with ``ram`` of memory.
+
+        ``ram`` is ``"512MB"``, ``"1024MB"`` or ``"2048MB"`` (``"1GB"``, ``"2 GB"`` and a number
+        of megabytes work too): capacity 30, 60 or 90 minutes, refilled by 5, 10 or 15 minutes
+        every 24 hours (:data:`LIVE_SERVER_LIMITS`). The local default is ``LeakyBucket()``
+        (:data:`LOCAL_LIMITS`: 120 minutes, +18 a day).
+        """
+        key = _ram_key(ram)
+        if key not in LIVE_SERVER_LIMITS:
+            raise ValueError(f"no live-server training quota for {ram!r}; choose one of "
+                             f"{', '.join(LIVE_SERVER_LIMITS)}")
+        capacity, refill = LIVE_SERVER_LIMITS[key]
+        return cls(capacity, refill, timedelta(minutes=_DEFAULT_INTERVAL_MINUTES), clock)
 
     # -- state -----------------------------------------------------------------------------
 
@@ -306,6 +339,22 @@ class LeakyBucket:
                 f"cannot consume {amount!r} units from a bucket that holds at most "
                 f"{self._capacity!r}; such a request could never succeed"
             )
+
+
+def _ram_key(ram: str | int) -> str:
+    # "1024MB", "1024 mb", "1GB" and 1024 all name the same server.
+    if isinstance(ram, bool):
+        raise TypeError(f"ram must be a size such as '1024MB', got {ram!r}")
+    if isinstance(ram, int):
+        return f"{ram}MB"
+    if not isinstance(ram, str):
+        raise TypeError(f"ram must be a size such as '1024MB', got {ram!r}")
+    text = ram.replace(" ", "").upper()
+    for unit, factor in (("GB", 1024), ("MB", 1)):
+        number = text.removesuffix(unit)
+        if number != text and number.isdigit():
+            return f"{int(number) * factor}MB"
+    return text
 
 
 def _strip_json_comments(text: str) -> str:

@@ -1,0 +1,576 @@
+"""A one-file reader of alphazoo model bundles, for Python where alphazoo is not installed.
+
+QuantConnect's cloud installs only its own list of libraries, so alphazoo cannot run inside a
+QuantConnect algorithm. This module can: it needs the standard library and numpy, plus the
+model's own library (or onnxruntime for ONNX bundles), each imported only when a bundle needs
+it. ``alphazoo export-reader -o alphazoo_reader.py`` writes it as one file to add to a project::
+
+    from alphazoo_reader import load
+
+    model = load(self.object_store.read_bytes("spy/rf"))   # bytes of a bundle
+    signal = model.predict(features)                        # and predict_proba where it has one
+
+:func:`load` verifies every checksum of the bundle first (any changed byte raises
+``BundleIntegrityError``), and with ``sign_key`` its HMAC-SHA256. Pickle bundles run code when
+loaded: they load only with ``trusted=True`` or a verifying ``sign_key``. It reads every bundle
+protocol alphazoo has written (1 and 2) and these formats:
+
+=========================  ====================================================  ===============
+format                     what it returns                                       needs
+=========================  ====================================================  ===============
+onnx (any adapter)         a predictor over an onnxruntime session                 onnxruntime
+xgboost json / ubj         the saved estimator (XGBClassifier...) or Booster      xgboost
+hmmlearn json              the saved hidden Markov model, bit-exact               hmmlearn
+keras keras / json         the Keras model (Keras' safe mode unless trusted)      keras
+sklearn/xgboost/hmmlearn   the unpickled model (trusted or signed only)           its library
+pickle
+=========================  ====================================================  ===============
+
+Inside alphazoo the errors are alphazoo's own classes; standing alone, classes of the same
+names defined here (all deriving from ``AlphazooError``).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import importlib
+import json
+import os
+import pickle
+import re
+import struct
+import tempfile
+from typing import Any
+
+__all__ = ["load", "read_bundle_bytes", "Predictor", "PROTOCOLS", "READER_VERSION"]
+
+#: The bundle protocols this reader verifies (all that alphazoo has written).
+PROTOCOLS = (1, 2)
+READER_VERSION = "1"
+
+try:  # inside alphazoo: its own error classes, so `except alphazoo.AlphazooError` catches them
+    from alphazoo.errors import (
+        AlphazooError,
+        BundleIntegrityError,
+        MissingDependencyError,
+        UnsupportedFormatError,
+        UntrustedModelError,
+    )
+except ImportError:  # standing alone (exported with `alphazoo export-reader`)
+    class AlphazooError(Exception):  # type: ignore[no-redef]
+        """Base class of every error this reader raises on purpose."""
+
+    class BundleIntegrityError(AlphazooError):  # type: ignore[no-redef]
+        """The bundle is corrupt, truncated, extended or tampered with."""
+
+    class UntrustedModelError(AlphazooError):  # type: ignore[no-redef]
+        """A format that runs code on load (pickle) was not shown to be trusted."""
+
+    class UnsupportedFormatError(AlphazooError, ValueError):  # type: ignore[no-redef]
+        """This reader cannot read the bundle's format."""
+
+    class MissingDependencyError(AlphazooError, ImportError):  # type: ignore[no-redef]
+        """The bundle's format needs a library that is not installed."""
+
+_MAGIC = b"ALPHAZOO-BUNDLE\n"
+_HEADER = struct.Struct(">HQ")
+_DIGEST = 32
+_FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+_SIGNED = "hmac-sha256"
+#: Formats that run code when loaded, per adapter (the reader's own table, never the bundle's).
+_UNSAFE = {"pickle"}
+_PICKLE_ADAPTERS = ("sklearn", "xgboost", "hmmlearn")
+_SAFE_MODE_KERAS = (3, 14)
+_XGB_ESTIMATORS = ("XGBClassifier", "XGBRegressor", "XGBRFClassifier", "XGBRFRegressor",
+                   "XGBRanker")
+#: hmmlearn classes of the json format and the fitted arrays each keeps.
+_HMM_CLASSES = {
+    "GaussianHMM": ("startprob_", "transmat_", "means_", "_covars_"),
+    "GMMHMM": ("startprob_", "transmat_", "weights_", "means_", "covars_"),
+    "CategoricalHMM": ("startprob_", "transmat_", "emissionprob_"),
+    "MultinomialHMM": ("startprob_", "transmat_", "emissionprob_"),
+    "PoissonHMM": ("startprob_", "transmat_", "lambdas_"),
+}
+
+
+def load(data: bytes, *, sign_key: str | bytes | None = None, trusted: bool = False,
+         key: str | None = None) -> Predictor:
+    """The model in ``data``, the bytes of an alphazoo bundle, ready to ``predict``.
+
+    ``sign_key``: the HMAC key the bundle was signed with; when given, a signed bundle whose
+    HMAC does not verify is refused, and a verified signature lets a pickle load. ``trusted``:
+    load a pickle without a signature. ``key``: where the bytes were read from; a signature
+    vouches only for the key it was saved under, so a signed pickle copied to another key is
+    refused unless trusted.
+    """
+    secret = _secret(sign_key)
+    manifest, files, signature_valid = read_bundle_bytes(data, sign_key=secret)
+    fmt, adapter = manifest.get("format"), manifest.get("adapter")
+    name = f"{key or manifest.get('key')!r}"
+    if manifest.get("signature") and secret is not None and not signature_valid:
+        raise UntrustedModelError(
+            f"{name} is signed, but its HMAC does not verify with the sign_key given: the bundle "
+            "was changed after signing, or signed with another key")
+    if fmt in _UNSAFE and not trusted:
+        if not signature_valid:
+            raise UntrustedModelError(
+                f"format {fmt!r} runs code when it is loaded, and {name} is not "
+                f"{'verified' if manifest.get('signature') else 'signed'}: pass the bundle's "
+                "sign_key, or trusted=True if you know where it came from")
+        if key is not None and manifest.get("key") != key:
+            raise UntrustedModelError(
+                f"{name} holds a bundle signed for key {manifest.get('key')!r}: a signature "
+                "vouches only for the key it was saved under; pass trusted=True")
+    model_class = str(manifest.get("model_class") or "")
+    if fmt != "onnx" and model_class.startswith("alphazoo."):
+        raise UnsupportedFormatError(
+            f"{name} holds alphazoo's own class {model_class}, which needs alphazoo; save it "
+            "as format='onnx' to serve it without alphazoo")
+    payload = _payload(files, name)
+    if fmt == "onnx":
+        model: Any = _Onnx(payload, manifest)
+    elif fmt in ("json", "ubj") and adapter == "xgboost":
+        model = _xgboost(payload, manifest)
+    elif fmt == "json" and adapter == "hmmlearn":
+        model = _hmmlearn(payload)
+    elif fmt in ("keras", "json") and adapter == "keras":
+        model = _keras(payload, fmt, safe_mode=not (trusted or signature_valid))
+    elif fmt == "pickle" and adapter in _PICKLE_ADAPTERS:
+        _need({"sklearn": "sklearn"}.get(adapter, adapter), name)
+        model = pickle.loads(payload)  # noqa: S301 - trusted or signed, checked above
+    else:
+        raise UnsupportedFormatError(
+            f"{name} is a {adapter!r} bundle in format {fmt!r}, which this reader does not read "
+            "(it reads onnx, xgboost json/ubj, hmmlearn json, keras keras/json and the pickles "
+            f"of {', '.join(_PICKLE_ADAPTERS)}); load it with alphazoo, or save it as onnx")
+    return Predictor(model, manifest)
+
+
+class Predictor:
+    """A loaded model: ``predict(X)``, and ``predict_proba(X)`` when the model has one.
+
+    ``model`` is the underlying object (the library's own estimator, or for ONNX the session
+    wrapper), ``manifest`` the bundle's manifest (adapter, format, libraries, training window).
+    """
+
+    def __init__(self, model: Any, manifest: dict[str, Any]) -> None:
+        self.model = model
+        self.manifest = manifest
+
+    def predict(self, X: Any) -> Any:
+        """The model's predictions for the rows of ``X``."""
+        if _is_booster(self.model):
+            return self.model.predict(_dmatrix(X))
+        return self.model.predict(X)
+
+    @property
+    def predict_proba(self) -> Any:
+        """Class probabilities; absent (AttributeError) when the model has none."""
+        method = getattr(self.model, "predict_proba", None)
+        if method is None:
+            raise AttributeError(f"this {self.manifest.get('model_class')} has no predict_proba")
+        return method
+
+    def __repr__(self) -> str:
+        return (f"Predictor({self.manifest.get('key')!r}, adapter={self.manifest.get('adapter')!r}"
+                f", format={self.manifest.get('format')!r})")
+
+
+def read_bundle_bytes(data: bytes, *, sign_key: bytes | None = None
+                      ) -> tuple[dict[str, Any], dict[str, bytes], bool]:
+    """Verify a bundle held in memory: ``(manifest, {file name: bytes}, signature_valid)``.
+
+    Every size and SHA-256 is checked (protocol 1: the closing SHA-256 and the MAC cover the
+    payload too; protocol 2: the manifest's per-file SHA-256 values stand for the payload).
+    """
+    view = memoryview(bytes(data))
+    if bytes(view[:len(_MAGIC)]) != _MAGIC:
+        raise BundleIntegrityError("not an alphazoo model bundle (bad magic bytes)")
+    start = len(_MAGIC) + _HEADER.size
+    if len(view) < start:
+        raise BundleIntegrityError("the bundle ends early (truncated)")
+    head = bytes(view[:start])
+    protocol, length = _HEADER.unpack(head[len(_MAGIC):])
+    if protocol not in PROTOCOLS:
+        raise BundleIntegrityError(
+            f"bundle protocol {protocol}: this reader reads {list(PROTOCOLS)}; export a newer "
+            "reader with `alphazoo export-reader`")
+    if length > len(view) - start:
+        raise BundleIntegrityError("the manifest length exceeds the bundle (truncated?)")
+    manifest_bytes = bytes(view[start:start + length])
+    try:
+        manifest = json.loads(manifest_bytes)
+        entries = manifest["files"]
+        names = [entry["name"] for entry in entries]
+        sizes = [int(entry["size"]) for entry in entries]
+        hashes = [str(entry["sha256"]) for entry in entries]
+        signed = manifest.get("signature") == _SIGNED
+    except (ValueError, KeyError, TypeError, OverflowError, RecursionError) as exc:
+        raise BundleIntegrityError(f"unreadable manifest ({exc})") from None
+    if (any(not isinstance(n, str) or not _FILE_NAME.fullmatch(n) for n in names)
+            or len(set(names)) != len(names)):
+        raise BundleIntegrityError(f"bad payload file names {names}")
+    if any(not _SHA256_HEX.fullmatch(h) for h in hashes) or any(s < 0 for s in sizes):
+        raise BundleIntegrityError("bad payload sizes or SHA-256 values")
+    expected = start + length + sum(sizes) + _DIGEST * (2 if signed else 1)
+    if expected != len(view):
+        raise BundleIntegrityError(
+            f"{len(view)} bytes, the manifest accounts for {expected} (truncated or extended)")
+    position = start + length
+    payload_start = position
+    files = {}
+    for name, size, expected_hash in zip(names, sizes, hashes):
+        chunk = view[position:position + size]
+        if not hmac.compare_digest(hashlib.sha256(chunk).hexdigest(), expected_hash):
+            raise BundleIntegrityError(f"payload file {name!r} fails its SHA-256")
+        files[name] = bytes(chunk)
+        position += size
+    covered = view[:position] if protocol == 1 else view[:payload_start]
+    digest = hashlib.sha256(covered)
+    stored_mac = bytes(view[position:position + _DIGEST]) if signed else None
+    if stored_mac is not None:
+        digest.update(stored_mac)
+        position += _DIGEST
+    if not hmac.compare_digest(bytes(view[position:position + _DIGEST]), digest.digest()):
+        raise BundleIntegrityError("the bundle's SHA-256 does not match")
+    valid = bool(stored_mac is not None and sign_key and hmac.compare_digest(
+        stored_mac, hmac.new(sign_key, covered, hashlib.sha256).digest()))
+    return manifest, files, valid
+
+
+# -- formats -----------------------------------------------------------------------------------
+class _Onnx:
+    """An ONNX model on onnxruntime, answering as alphazoo's OnnxPredictor does."""
+
+    def __init__(self, payload: bytes, manifest: dict[str, Any]) -> None:
+        onnxruntime = _need("onnxruntime", "an ONNX bundle")
+        self.session = onnxruntime.InferenceSession(payload, providers=["CPUExecutionProvider"])
+        first = self.session.get_inputs()[0]
+        self._input_name, self._rank = first.name, len(first.shape)
+        data = manifest.get("adapter_data") or {}
+        outputs = data.get("outputs") or {}
+        self._keras = manifest.get("adapter") == "keras"
+        self._label = [outputs.get("label") or outputs.get("value")
+                       or self.session.get_outputs()[0].name]
+        self._proba = [outputs["probabilities"]] if "probabilities" in outputs else None
+        self.classes_ = data.get("classes")
+        self.feature_names_in_ = (manifest.get("input") or {}).get("feature_names")
+
+    def _feed(self, X: Any) -> dict[str, Any]:
+        import numpy as np
+
+        names, columns = self.feature_names_in_, getattr(X, "columns", None)
+        if names and columns is not None and list(columns) != list(names):
+            missing = [n for n in names if n not in set(columns)]
+            if missing:
+                raise ValueError(f"input is missing the model's feature columns {missing}")
+            X = X[names]
+        array = np.asarray(X, dtype=np.float32)
+        if array.ndim == self._rank - 1:
+            array = array[np.newaxis]  # one sample without its batch axis
+        return {self._input_name: array}
+
+    def predict(self, X: Any) -> Any:
+        result = self.session.run(self._label, self._feed(X))[0]
+        if not self._keras and result.ndim == 2 and result.shape[1] == 1:
+            return result.ravel()
+        return result
+
+    def __getattr__(self, name: str) -> Any:
+        # predict_proba exists only when the export has a probability output, so hasattr()
+        # answers as it would for the native model.
+        if name == "predict_proba" and self.__dict__.get("_proba"):
+            return lambda X: self.session.run(self._proba, self._feed(X))[0]
+        raise AttributeError(name)
+
+
+def _xgboost(payload: bytes, manifest: dict[str, Any]) -> Any:
+    xgboost = _need("xgboost", "an xgboost bundle")
+    data = manifest.get("adapter_data") or {}
+    name = data.get("estimator")
+    suffix = ".ubj" if manifest.get("format") == "ubj" else ".json"
+    if name == "Booster":
+        model = xgboost.Booster()
+    elif name in _XGB_ESTIMATORS:
+        params = _xgb_params(data.get("params") or {})
+        model = getattr(xgboost, name)(**params)
+    else:
+        raise BundleIntegrityError(f"the manifest names xgboost estimator {name!r}")
+    # Through a file with the format's suffix: xgboost tells JSON from UBJSON by it.
+    with tempfile.TemporaryDirectory(prefix="alphazoo-reader-") as folder:
+        path = os.path.join(folder, "model" + suffix)
+        with open(path, "wb") as handle:
+            handle.write(payload)
+        model.load_model(path)
+    offsets = _restore_intercept(xgboost, model, payload, manifest.get("format"))
+    if offsets is not None:
+        objective = str(data.get("objective") or "")
+        if not objective.startswith("multi:"):
+            raise UnsupportedFormatError(
+                f"the model holds several intercepts with objective {objective!r}, which "
+                f"xgboost {xgboost.__version__} cannot hold: serve it as onnx")
+        return _PerClassIntercepts(model, offsets)
+    return model
+
+
+class _PerClassIntercepts:
+    """A multi-class xgboost model whose per-class intercepts (xgboost 3.1+) an older xgboost
+    cannot hold: its trees' margins plus the intercepts, through a softmax, as 3.1 computes."""
+
+    def __init__(self, model: Any, offsets: list[float]) -> None:
+        self.model, self.offsets = model, offsets
+        self.classes_ = getattr(model, "classes_", None)
+
+    def _margins(self, X: Any) -> Any:
+        import numpy as np
+
+        if _is_booster(self.model):
+            margin = self.model.predict(_dmatrix(X), output_margin=True)
+        else:
+            margin = self.model.predict(X, output_margin=True)
+        return np.asarray(margin, dtype=np.float64) + np.asarray(self.offsets)
+
+    def predict_proba(self, X: Any) -> Any:
+        import numpy as np
+
+        margin = self._margins(X)
+        exp = np.exp(margin - margin.max(axis=1, keepdims=True))
+        return (exp / exp.sum(axis=1, keepdims=True)).astype(np.float32)
+
+    def predict(self, X: Any) -> Any:
+        best = self._margins(X).argmax(axis=1)
+        return best if self.classes_ is None else self.classes_[best]
+
+
+def _restore_intercept(xgboost: Any, model: Any, payload: bytes, fmt: Any
+                       ) -> list[float] | None:
+    """Give an xgboost older than 3.1 the intercept a 3.1+ model file holds.
+
+    xgboost 3.1 writes ``base_score`` as a vector (``"[4.625E-1]"``); 3.0 cannot parse it and
+    silently uses 0.5, shifting every prediction (LEAN's image has 3.0.5). One value, or equal
+    values per class (a softmax ignores a common shift), is set back. Differing per-class
+    intercepts cannot be held by the older version: the intercept is set to 0 and the values
+    are returned, to be added to the margins.
+    """
+    version = tuple(int(p) for p in xgboost.__version__.split(".")[:2] if p.isdigit())
+    saved = _saved_base_score(payload, fmt)
+    if version >= (3, 1) or not saved or not saved.startswith("["):
+        return None
+    try:
+        values = [float(v) for v in saved.strip("[]").split(",") if v.strip()]
+    except ValueError:
+        raise BundleIntegrityError(f"unreadable xgboost base_score {saved!r}") from None
+    if not values:
+        raise BundleIntegrityError(f"empty xgboost base_score {saved!r}")
+    booster = model if _is_booster(model) else model.get_booster()
+    distinct = len(set(values)) > 1
+    booster.set_param({"base_score": 0.0 if distinct else values[0]})
+    return values if distinct else None
+
+
+def _saved_base_score(payload: bytes, fmt: Any) -> str | None:
+    """The ``base_score`` text of an xgboost JSON or UBJSON model file (None: not found)."""
+    if fmt == "json":
+        try:
+            learner = json.loads(payload)["learner"]["learner_model_param"]
+            return str(learner["base_score"])
+        except (ValueError, KeyError, TypeError):
+            return None
+    # UBJSON: the key, then "S", an integer type marker, the length (big-endian), the text.
+    start = payload.find(b"base_score")
+    if start < 0:
+        return None
+    at = start + len(b"base_score")
+    widths = {b"i": 1, b"U": 1, b"I": 2, b"l": 4, b"L": 8}
+    width = widths.get(payload[at + 1:at + 2])
+    if payload[at:at + 1] != b"S" or width is None:
+        return None
+    length = int.from_bytes(payload[at + 2:at + 2 + width], "big")
+    return payload[at + 2 + width:at + 2 + width + length].decode("ascii", "replace")
+
+
+def _xgb_params(value: Any, top: bool = True) -> Any:
+    # The adapter's JSON spelling of constructor arguments: {"float": ...}, {"tuple": [...]}.
+    if isinstance(value, list):
+        return [_xgb_params(v, False) for v in value]
+    if isinstance(value, dict):
+        if not top and set(value) == {"float"}:
+            return float(value["float"])
+        if not top and set(value) == {"tuple"}:
+            return tuple(_xgb_params(v, False) for v in value["tuple"])
+        if not top and set(value) == {"dict"}:
+            return {k: _xgb_params(v, False) for k, v in value["dict"].items()}
+        params = {k: _xgb_params(v, False) for k, v in value.items()}
+        if top:
+            odd = [k for k in params if not k.isidentifier() or k.startswith("_")
+                   or k.endswith("_") or k == "kwargs"]
+            if odd:
+                raise BundleIntegrityError(f"xgboost parameters {odd} are not parameter names")
+        return params
+    return value
+
+
+def _hmmlearn(payload: bytes) -> Any:
+    tensors, header = _weights(payload)
+    arrays = dict(tensors)
+    document = header.get("hmmlearn")
+    if not isinstance(document, dict):
+        raise BundleIntegrityError("the weights document holds no hmmlearn model")
+    hmm = _need("hmmlearn.hmm", "an hmmlearn bundle")
+    name = document.get("class")
+    if name not in _HMM_CLASSES:
+        raise BundleIntegrityError(f"hmmlearn class {name!r} is not one of {list(_HMM_CLASSES)}")
+    cls = getattr(hmm, name)
+    try:
+        params = {k: _hmm_value(v, arrays) for k, v in document.get("params", {}).items()}
+        unknown = sorted(set(params) - set(cls._get_param_names()))
+        if unknown:
+            raise ValueError(f"parameters {unknown} unknown to this hmmlearn")
+        model = cls(**params)
+        for attribute, value in document.get("attributes", {}).items():
+            if attribute != "n_features":
+                raise ValueError(f"attribute {attribute!r} is not allowed")
+            model.n_features = _hmm_value(value, arrays)
+        fitted = document.get("fitted", [])
+        if not set(fitted) <= set(_HMM_CLASSES[name]):
+            raise ValueError(f"fitted arrays {fitted!r}")
+        for attribute in fitted:
+            setattr(model, attribute, arrays[f"fitted/{attribute}"])
+        monitor = document.get("monitor")
+        if monitor is not None:
+            from collections import deque
+
+            model.monitor_.history = deque((float(v) for v in arrays["monitor/history"]),
+                                           maxlen=monitor.get("maxlen"))
+            for field in ("iter", "tol", "n_iter", "verbose"):
+                setattr(model.monitor_, field, _hmm_value(monitor[field], arrays))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BundleIntegrityError(f"the document does not describe a {name}: {exc}") from exc
+    if all(hasattr(model, a) for a in _HMM_CLASSES[name]):
+        try:
+            model._check()
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise BundleIntegrityError(f"not a valid {name}: {exc}") from exc
+    return model
+
+
+def _hmm_value(entry: Any, arrays: dict[str, Any]) -> Any:
+    import numpy as np
+
+    if not isinstance(entry, dict):
+        raise ValueError(f"{entry!r} is not a parameter entry")
+    if "value" in entry:
+        value = entry["value"]
+        if value is not None and type(value) not in (bool, int, float, str):
+            raise TypeError(f"{value!r} is not a JSON scalar")
+        return value
+    if "float" in entry:
+        return float(str(entry["float"]))
+    if "tensor" in entry:
+        array = arrays[str(entry["tensor"])]
+        return array[()] if entry.get("scalar") else array
+    state = entry["random_state"]
+    keys = arrays[str(state["tensor"])]
+    if keys.dtype != np.uint32 or keys.shape != (624,):
+        raise ValueError("bad random state")
+    generator = np.random.RandomState()
+    generator.set_state(("MT19937", keys, int(state["pos"]), int(state["has_gauss"]),
+                         float.fromhex(str(state["gauss"]))))
+    return generator
+
+
+def _keras(payload: bytes, fmt: str, *, safe_mode: bool) -> Any:
+    keras = _need("keras", "a Keras bundle")
+    version = tuple(int(p) for p in keras.__version__.split(".")[:2] if p.isdigit())
+    if safe_mode and version < _SAFE_MODE_KERAS:
+        # Keras fixed bypasses of safe_mode up to 3.14 (CVE-2025-1550, -8747, -9906,
+        # CVE-2026-1462): with an older one, safe mode is no protection to rely on.
+        raise UntrustedModelError(
+            f"keras {keras.__version__} has known bypasses of its safe_mode (fixed in 3.14): "
+            "pass trusted=True or the bundle's sign_key if you trust it, or serve it as onnx")
+    try:
+        if fmt == "keras":
+            with tempfile.TemporaryDirectory(prefix="alphazoo-reader-") as folder:
+                path = os.path.join(folder, "model.keras")
+                with open(path, "wb") as handle:
+                    handle.write(payload)
+                return keras.saving.load_model(path, safe_mode=safe_mode)
+        tensors, header = _weights(payload)
+        if "architecture" not in header:
+            raise BundleIntegrityError("the weights document has no 'architecture' entry")
+        model = keras.saving.deserialize_keras_object(header["architecture"],
+                                                      safe_mode=safe_mode)
+    except ValueError as exc:
+        if "safe_mode" not in str(exc):
+            raise
+        raise UntrustedModelError(f"Keras' safe mode refused the model ({exc}); pass "
+                                  "trusted=True or the bundle's sign_key if you trust it") from exc
+    values = [array for _, array in tensors]
+    if len(values) != len(model.weights):
+        raise BundleIntegrityError(f"{len(values)} weights for {len(model.weights)} variables")
+    model.set_weights(values)
+    return model
+
+
+def _weights(payload: bytes) -> tuple[list[tuple[str, Any]], dict[str, Any]]:
+    """The ``(name, array)`` pairs, in order, and the whole of an alphazoo weights document."""
+    import numpy as np
+
+    try:
+        document = json.loads(payload)
+    except ValueError as exc:
+        raise BundleIntegrityError(f"not a JSON document: {exc}") from exc
+    if document.get("format") != "alphazoo-weights" or document.get("version") != 1:
+        raise BundleIntegrityError("not an alphazoo weights document of version 1")
+    arrays: list[tuple[str, Any]] = []
+    for entry in document.get("tensors", []):
+        if entry.get("type"):
+            raise UnsupportedFormatError(f"weights of type {entry['type']!r} need alphazoo")
+        try:
+            dtype = np.dtype(str(entry["dtype"])).newbyteorder("<")
+            shape = tuple(int(n) for n in entry["shape"])
+            raw = base64.b64decode(entry["data"], validate=True)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise BundleIntegrityError(f"malformed weights entry: {exc}") from exc
+        if dtype.kind not in "biuf":
+            raise BundleIntegrityError(f"weights entry of dtype {dtype}")
+        if len(raw) != int(np.prod(shape, dtype=np.int64)) * dtype.itemsize:
+            raise BundleIntegrityError(f"weights entry {entry.get('name')!r} has a wrong size")
+        array = np.frombuffer(bytearray(raw), dtype=dtype).reshape(shape)
+        arrays.append((str(entry.get("name")), array.astype(dtype.newbyteorder("="), copy=False)))
+    return arrays, document
+
+
+# -- helpers -----------------------------------------------------------------------------------
+def _need(module: str, purpose: str) -> Any:
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise MissingDependencyError(
+            f"{purpose} needs {module.split('.')[0]}, which is not installed: {exc}") from exc
+
+
+def _payload(files: dict[str, bytes], name: str) -> bytes:
+    if len(files) != 1:
+        raise BundleIntegrityError(f"{name} holds {len(files)} payload files, expected one")
+    return next(iter(files.values()))
+
+
+def _secret(sign_key: str | bytes | None) -> bytes | None:
+    if sign_key is None:
+        return None
+    secret = sign_key.encode("utf-8") if isinstance(sign_key, str) else bytes(sign_key)
+    if not secret:
+        raise ValueError("a signing key must not be empty")
+    return secret
+
+
+def _is_booster(model: Any) -> bool:
+    return type(model).__name__ == "Booster" and type(model).__module__.startswith("xgboost")
+
+
+def _dmatrix(X: Any) -> Any:
+    return importlib.import_module("xgboost").DMatrix(X)
