@@ -17,6 +17,10 @@ JSON weights, native, skops a different major version warns (:class:`VersionMism
                             onnxruntime runs is refused before a session is created.
 ==========================  ==================================================================
 
+A few releases changed a documented format so that older readers misread it without an error;
+those are listed in :data:`FORMAT_BREAKS` and refused like a pickle's minor difference (an
+xgboost 3.1+ JSON model read by xgboost 3.0 loads, then predicts with the wrong intercept).
+
 For ``0.x`` releases the minor number plays the major's role (semver's rule: hmmlearn 0.3 and
 0.4 are different "majors"). Libraries a bundle recorded that are not installed are left to
 the adapter, which names the extra to install. "pickle" above means any format its adapter
@@ -36,7 +40,8 @@ from packaging.version import InvalidVersion, Version
 from .installed import installed_version
 from .table import distributions_of, support_for
 
-__all__ = ["VersionFinding", "check_bundle_versions", "onnxruntime_max_opset"]
+__all__ = ["FORMAT_BREAKS", "FormatBreak", "VersionFinding", "check_bundle_versions",
+           "onnxruntime_max_opset"]
 
 
 @dataclass(frozen=True)
@@ -52,6 +57,27 @@ class VersionFinding:
     message: str
     #: For an "error": the warning to show instead when the caller allowed the mismatch.
     allowed_message: str = ""
+
+
+@dataclass(frozen=True)
+class FormatBreak:
+    """A release from which ``library`` writes ``formats`` so that older releases misread them
+    silently: a bundle saved at ``since`` or later must not be read by an older release."""
+
+    library: str
+    formats: frozenset[str]
+    since: str
+    why: str
+
+
+#: Known silent breaks. xgboost 3.1 writes the intercept (``base_score``) as a vector,
+#: "[4.625E-1]"; xgboost 3.0 (QuantConnect's image has 3.0.5) reads that as its default 0.5
+#: and loads without an error, shifting every prediction (a probability of 0.859 read as 0.841).
+FORMAT_BREAKS: tuple[FormatBreak, ...] = (
+    FormatBreak("xgboost", frozenset({"json", "ubj"}), "3.1",
+                "xgboost 3.1 writes the model's intercept as a vector, which older releases "
+                "read as the default 0.5 without an error, shifting every prediction"),
+)
 
 
 def check_bundle_versions(
@@ -121,8 +147,31 @@ def check_bundle_versions(
                 f"{fmt} format is meant to survive upgrades, but check its predictions "
                 f"(or install {name}=={saved})."
             )))
+    findings += _break_findings(key, fmt, recorded, current_of)
     if fmt == "onnx":
         findings += _opset_findings(manifest, key, max_opset, installed)
+    return findings
+
+
+def _break_findings(key: str, fmt: Any, recorded: dict[str, str],
+                    current_of: Callable[[str], str | None]) -> list[VersionFinding]:
+    findings = []
+    for known in FORMAT_BREAKS:
+        saved, current = recorded.get(known.library), current_of(known.library)
+        if fmt not in known.formats or saved is None or current is None:
+            continue
+        saved_v, current_v, since = _version(saved), _version(current), Version(known.since)
+        if saved_v is None or current_v is None or not current_v < since <= saved_v:
+            continue
+        findings.append(VersionFinding(known.library, saved, current, "error", (
+            f"{key!r} is a {fmt} bundle saved with {known.library} {saved}, and {current} is "
+            f"installed: {known.why}. Install {known.library}>={known.since} (pip install "
+            f"'{known.library}>={known.since}'), or save the model as ONNX; pass "
+            "allow_version_mismatch=True to load it anyway."
+        ), allowed_message=(
+            f"{key!r} was saved with {known.library} {saved} and loaded with {current} because "
+            f"allow_version_mismatch=True: {known.why}."
+        )))
     return findings
 
 

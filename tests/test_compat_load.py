@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from packaging.version import Version
 
 import alphazoo
 from alphazoo.bundle import read_bundle, write_bundle
@@ -325,3 +326,82 @@ def test_the_host_applies_the_pickle_policy_to_an_unsafe_plugin_format(tmp_path)
         zoo.load("toy/model", trusted=True)
     with pytest.warns(alphazoo.VersionMismatchWarning, match="scikit-learn 1.7.2"):
         assert zoo.load("toy/model", trusted=True, allow_version_mismatch=True) == {"w": 1}
+
+
+# -- a silent format break: xgboost 3.1+ JSON read by xgboost 3.0 -----------------------------
+OLD_XGBOOST = "3.0.5"  # QuantConnect's image, and its scikit-learn: xgboost 3.0's estimator
+OLD_XGBOOST_SKLEARN = "1.6.1"  # wrappers predate the tags API that scikit-learn 1.8 requires
+
+READ_IN_OLD_XGBOOST = '''
+import json, sys, warnings
+import numpy as np
+import xgboost
+import alphazoo
+
+store, rows = sys.argv[1], np.load(sys.argv[2])
+zoo = alphazoo.Zoo(store)
+out = {"xgboost": xgboost.__version__}
+for fmt in ("json", "ubj"):
+    try:
+        zoo.load(f"xgb/{fmt}")
+        out[fmt] = "loaded"
+    except alphazoo.IncompatibleVersionError as exc:
+        out[fmt] = str(exc)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = zoo.load(f"xgb/{fmt}", allow_version_mismatch=True)
+    out[fmt + "_warned"] = any(issubclass(w.category, alphazoo.VersionMismatchWarning)
+                               for w in caught)
+    out[fmt + "_proba"] = model.predict_proba(rows)[:, 1].tolist()
+print(json.dumps(out))
+'''
+
+
+def test_xgboost_31_json_is_refused_by_xgboost_30_which_would_misread_it(tmp_path):
+    import xgboost
+
+    from alphazoo.datasets import load_prices
+    from alphazoo.demo import make_features
+
+    if Version(xgboost.__version__) < Version("3.1"):
+        pytest.skip(f"the bundles must come from xgboost 3.1 or later; {xgboost.__version__} "
+                    "is installed")
+    X, y, _ = make_features(load_prices())
+    zoo = alphazoo.Zoo(tmp_path / "store")
+    model = zoo.train(zoo.build("xgboost_classifier", n_estimators=20), X[:600], y[:600])
+    for fmt in ("json", "ubj"):
+        zoo.save(model, f"xgb/{fmt}", format=fmt)
+    rows = tmp_path / "rows.npy"
+    np.save(rows, X[600:700])
+    python = sharing_venv(tmp_path, f"xgboost=={OLD_XGBOOST}",
+                          f"scikit-learn=={OLD_XGBOOST_SKLEARN}")
+    script = tmp_path / "read.py"
+    script.write_text(READ_IN_OLD_XGBOOST)
+    done = subprocess.run([python, str(script), str(tmp_path / "store"), str(rows)],
+                          capture_output=True, text=True, timeout=1800)
+    assert done.returncode == 0, done.stderr[-4000:]
+    out = json.loads(done.stdout.splitlines()[-1])
+    assert out["xgboost"] == OLD_XGBOOST
+    expected = model.predict_proba(X[600:700])[:, 1]
+    for fmt in ("json", "ubj"):
+        # Refused by default, naming both versions and the fix...
+        assert f"xgboost {xgboost.__version__}" in out[fmt] and OLD_XGBOOST in out[fmt]
+        assert "pip install 'xgboost>=3.1'" in out[fmt] and "intercept" in out[fmt]
+        # ...because what the old release reads is not the model: the refusal is not caution.
+        assert out[f"{fmt}_warned"]
+        assert np.max(np.abs(np.array(out[f"{fmt}_proba"]) - expected)) > 1e-3
+
+
+def test_format_breaks_apply_only_across_the_boundary():
+    manifest = {"key": "m", "format": "json", "libraries": {"xgboost": "3.2.0"}}
+    findings = check_bundle_versions(manifest, ["xgboost"], installed={"xgboost": "3.0.5"})
+    assert [(f.library, f.severity) for f in findings] == [("xgboost", "error")]
+    for installed in ("3.1.0", "3.2.1"):
+        assert check_bundle_versions(manifest, ["xgboost"], installed={"xgboost": installed}) == []
+    # Below the boundary on both sides: only the usual rule (a major apart warns).
+    older = {**manifest, "libraries": {"xgboost": "3.0.5"}}
+    findings = check_bundle_versions(older, ["xgboost"], installed={"xgboost": "2.1.4"})
+    assert [f.severity for f in findings] == ["warning"]
+    onnx = {**manifest, "format": "onnx"}
+    assert check_bundle_versions(onnx, ["onnxruntime"], installed={"xgboost": "3.0.5",
+                                                                    "onnxruntime": None}) == []
