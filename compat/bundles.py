@@ -57,6 +57,8 @@ class VersionFinding:
     message: str
     #: For an "error": the warning to show instead when the caller allowed the mismatch.
     allowed_message: str = ""
+    #: The rule that found it, when not the general one: "format break" (FORMAT_BREAKS).
+    rule: str = ""
 
 
 @dataclass(frozen=True)
@@ -171,7 +173,7 @@ def _break_findings(key: str, fmt: Any, recorded: dict[str, str],
         ), allowed_message=(
             f"{key!r} was saved with {known.library} {saved} and loaded with {current} because "
             f"allow_version_mismatch=True: {known.why}."
-        )))
+        ), rule="format break"))
     return findings
 
 

@@ -357,7 +357,8 @@ class Zoo:
                                   allow_version_mismatch=allow_version_mismatch)
             model = self.hook.alphazoo_load(request=request)
         for notice in request.notices:
-            warnings.warn(notice, VersionMismatchWarning, stacklevel=2)
+            # Attributed to the caller of load() or load_bytes(), two frames up.
+            warnings.warn(notice, VersionMismatchWarning, stacklevel=3)
         if manifest.get("params") is not None:  # a zoo model: the name is its builder's
             self._note(model, zoo_model=manifest.get("name"), params=manifest.get("params"))
         return model
