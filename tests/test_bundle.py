@@ -237,6 +237,7 @@ def test_manifest_records_everything_the_issue_lists(zoo, store, data, tmp_path)
         assert entry["sha256"] == hashlib.sha256(blob).hexdigest()
 
 
+@pytest.mark.slow
 def test_model_saved_without_zoo_train_has_no_training_metadata(zoo, tiny_model):
     manifest = zoo.save(tiny_model, "plain")
     assert manifest["training"] is None

@@ -75,6 +75,7 @@ def test_store_commands(tmp_path: Path) -> None:
     assert missing.returncode == 1 and "no object 'blobs/b'" in missing.stderr
 
 
+@pytest.mark.slow
 def test_store_rm_all_asks_first(tmp_path: Path) -> None:
     store = alphazoo.ObjectStore(tmp_path)
     store.save("a", "1")
@@ -96,6 +97,7 @@ def test_store_rm_all_asks_first(tmp_path: Path) -> None:
     assert store.keys() == []
 
 
+@pytest.mark.slow
 def test_store_get_and_put_move_bundles_in_and_out(tmp_path: Path) -> None:
     from sklearn.linear_model import LogisticRegression
 
@@ -159,6 +161,7 @@ def test_unusable_store_url_is_one_line_not_a_traceback() -> None:
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_help_texts_are_true() -> None:
     top = cli("--help").stdout
     assert "scikit-learn ships as a plugin" not in top
@@ -172,6 +175,7 @@ def test_help_texts_are_true() -> None:
     assert "SHA-256" in cli("inspect", "--help").stdout
 
 
+@pytest.mark.slow
 def test_a_store_that_is_not_there_is_an_error_naming_it(tmp_path: Path) -> None:
     nowhere = tmp_path / "no" / "such" / "store"
     a_file = tmp_path / "a-file"
@@ -188,6 +192,7 @@ def test_a_store_that_is_not_there_is_an_error_naming_it(tmp_path: Path) -> None
     assert default.returncode == 1 and str(tmp_path / "storage") in default.stderr
 
 
+@pytest.mark.slow
 def test_missing_keys_name_the_store_near_matches_and_a_series_versions(tmp_path: Path) -> None:
     from alphazoo.training.versions import write_latest
 
@@ -227,6 +232,7 @@ def test_inspect_says_what_it_verified(tmp_path: Path) -> None:
     assert "unsigned" in result.stderr
 
 
+@pytest.mark.slow
 def test_store_cat_refuses_binary_objects_on_a_terminal(tmp_path: Path) -> None:
     import pty
 
@@ -268,6 +274,7 @@ def test_store_cat_refuses_binary_objects_on_a_terminal(tmp_path: Path) -> None:
     assert piped.returncode == 0 and piped.stdout == store.read_bytes("blob")
 
 
+@pytest.mark.slow
 def test_tables_fit_80_columns_and_a_store_path_stays_whole(tmp_path: Path) -> None:
     for command in ("plugins", "models", "formats"):
         result = cli(command, COLUMNS="80")

@@ -334,6 +334,7 @@ def test_pytest_marker_takes_module_objects(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.slow
 def test_pytest_marker_with_an_unknown_plugin_name_is_a_usage_error(tmp_path):
     (tmp_path / "test_bad.py").write_text(
         "import pytest\n\n@pytest.mark.alphazoo_plugins('nope')\n"

@@ -80,6 +80,7 @@ def test_d_feat_must_match_the_data(dataset: Dataset) -> None:
         ALSTM(d_feat=6, n_epochs=1).fit(np.zeros((8, 5, 4)), np.zeros(8))
 
 
+@pytest.mark.slow
 def test_the_same_seed_gives_the_same_model() -> None:
     rng = np.random.default_rng(0)
     X = rng.normal(size=(120, 6, 3)).astype(np.float32)

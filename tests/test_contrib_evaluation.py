@@ -251,6 +251,7 @@ def test_ic_is_invariant_to_scaling(ret_5d_ic, exponent, sign):
     np.testing.assert_allclose(scaled, sign * base, rtol=0, atol=1e-12)
 
 
+@pytest.mark.slow
 @settings(max_examples=30, deadline=None)
 @given(shift=st.floats(-1e6, 1e6, allow_nan=False))
 def test_ic_is_invariant_to_adding_a_constant(ret_5d_ic, shift):

@@ -159,6 +159,7 @@ def test_bad_constructor_arguments():
         SklearnModel("knn")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["gbdt", "random_forest"])
 def test_bad_predict_shapes_are_value_errors_native_and_onnx(ds, fitted, zoo, name):
     model = fitted[name]

@@ -81,6 +81,7 @@ def test_learns_an_obvious_pattern(data: Dataset, trained: PolicyGradient) -> No
                                   (score.to_numpy() > 0.5).astype(np.float32))
 
 
+@pytest.mark.slow
 def test_checkpoints_are_saved_on_improvement(data: Dataset, trained: PolicyGradient,
                                               zoo: Any) -> None:
     history = trained.history

@@ -205,6 +205,7 @@ def test_risk_metrics_arguments_are_checked():
     assert risk_metrics(r, periods=12) == risk_metrics(r, periods_per_year=12)
 
 
+@pytest.mark.slow
 def test_long_short_return_reproduces_qlib(data):
     features, labels = data
     pred, label = features["ret_5d"], labels["label_return"]

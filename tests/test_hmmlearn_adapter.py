@@ -248,6 +248,7 @@ def test_round_trip_in_a_fresh_process_is_exact(saved, fresh, data, case, fmt):
     assert_bit_equal(outputs_of(original, rows_for(case, data)), child["outputs"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", ALL_CASES)
 def test_json_round_trip_in_process(saved, data, case):
     zoo, original = saved["zoo"], copy.deepcopy(saved["models"][case])

@@ -80,6 +80,7 @@ def test_installed_plugin_is_discovered_and_broken_one_is_reported(example_site:
     assert "PluginLoadWarning" not in result.stderr and ".py:" not in result.stderr
 
 
+@pytest.mark.slow
 def test_plugin_whose_library_is_missing_is_not_called_loaded(example_site: Path) -> None:
     result = run_alphazoo(["plugins", "--json"], example_site)
     assert result.returncode == 0, result.stderr
@@ -115,6 +116,7 @@ def test_install_hint_names_alphazoos_own_extra() -> None:
         'pip install "alphazoo[onnx]"'
 
 
+@pytest.mark.slow
 def test_later_errors_name_the_plugin_that_failed(example_site: Path, tmp_path: Path) -> None:
     saved = run_python(f"""
 import warnings; warnings.simplefilter("ignore")

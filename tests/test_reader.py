@@ -123,6 +123,7 @@ def assert_matches(got: dict[str, Any], tolerance: float, expected: dict[str, li
                                        atol=tolerance, err_msg=f"{key} {method}")
 
 
+@pytest.mark.slow
 def test_the_exported_reader_gives_the_originals_predictions(reader, bundles, data) -> None:
     store = bundles["zoo"].store
     for key, (tolerance, expected) in bundles["cases"].items():

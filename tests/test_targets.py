@@ -107,6 +107,7 @@ def test_save_for_quantconnect_refuses_and_names_a_format_that_loads(data, tmp_p
     assert manifest["format"] == "onnx" and zoo.check_target("lr").loads
 
 
+@pytest.mark.slow
 def test_inspect_target_on_the_command_line(saved) -> None:
     _, folder = saved
     no = cli("inspect", "rf/default", "--target", "quantconnect", "--store", str(folder))
@@ -117,6 +118,7 @@ def test_inspect_target_on_the_command_line(saved) -> None:
     assert yes.returncode == 0 and json.loads(yes.stdout)["loads"] is True
 
 
+@pytest.mark.slow
 def test_compat_check_target_lists_formats_that_load_there() -> None:
     result = cli("compat", "check", "--target", "quantconnect", "--json")
     report = json.loads(result.stdout)
