@@ -10,14 +10,20 @@ Values are bytes underneath; ``save``/``read`` use UTF-8 text, ``save_json``/``r
 ``save_xml``/``read_xml`` an :class:`xml.etree.ElementTree.Element`. Keys follow
 :mod:`alphazoo.keys`. Limits (total bytes, number of objects) are checked before anything is
 written and a refused save raises :class:`~alphazoo.StorageLimitError` with the store unchanged.
+A key that collides with a folder of other keys raises :class:`~alphazoo.KeyConflictError`;
+temporary files a crashed writer left count against the limits until the store's first use
+after the crash, or :meth:`ObjectStore.fsck`, removes them (see :mod:`alphazoo.leftovers`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import stat
 import shutil
 import tempfile
+import time
 import warnings
 import weakref
 import xml.etree.ElementTree as ET
@@ -28,8 +34,24 @@ from pathlib import Path
 from typing import IO, Any
 
 from .backends import Backend, backend_for
-from .errors import InvalidKeyError, ObjectNotFoundError, StorageLimitError
+from .errors import (
+    InvalidKeyError,
+    KeyConflictError,
+    ObjectChangedError,
+    ObjectNotFoundError,
+    StorageLimitError,
+)
 from .keys import is_canonical_key, normalize_key
+from .leftovers import (
+    STAGING_PREFIX,
+    FsckReport,
+    Leftover,
+    is_gone,
+    new_token,
+    staging_leftovers,
+    temp_writer,
+    writer_state,
+)
 
 __all__ = ["ObjectStore", "StoreUsage", "TIERS", "DEFAULT_MAX_SIZE", "DEFAULT_MAX_FILES"]
 
@@ -44,17 +66,28 @@ TIERS: dict[str, tuple[int, int]] = {
     "professional": (500 * MIB, 10_000),
 }
 _CHUNK = 1 * MIB
+#: Whole-object reads retry this often when a writer replaces the object under them (S3).
+_READ_ATTEMPTS = 5
+_staging_swept = False  # staging folders of dead processes are swept once per process
 
 
 @dataclass(frozen=True)
 class StoreUsage:
-    """What a store holds against its limits."""
+    """What a store holds against its limits.
+
+    ``temp_files`` and ``temp_bytes`` are temporary files of unfinished writes: a live
+    writer's, or leftovers of writers that crashed, which the store's first use (or
+    :meth:`ObjectStore.fsck`) removes once their writer is gone. They count against
+    ``max_files`` and ``max_size`` while they exist; ``objects`` and ``bytes`` do not include them.
+    """
 
     url: str
     objects: int
     bytes: int
     max_files: int
     max_size: int
+    temp_files: int = 0
+    temp_bytes: int = 0
 
 
 class ObjectStore:
@@ -100,6 +133,7 @@ class ObjectStore:
         self._staged: dict[str, tuple[Path, tuple[int, int] | None]] = {}
         self._staging_dir: Path | None = None
         self._staging_cleanup: weakref.finalize | None = None
+        self._swept = False  # crash leftovers are looked for at the first listing only
 
     # -- limits ------------------------------------------------------------------------------
     @property
@@ -120,11 +154,37 @@ class ObjectStore:
     def usage(self) -> StoreUsage:
         """Objects and bytes in use, with the limits."""
         self._sync_staged()
-        count = total = 0
-        for _, size in self._objects():
-            count += 1
-            total += size
-        return StoreUsage(self.url, count, total, self._max_files, self._max_size)
+        objects, temps = self._scan()
+        return StoreUsage(self.url, len(objects), sum(size for _, size in objects),
+                          self._max_files, self._max_size,
+                          len(temps), sum(size for _, size in temps))
+
+    def fsck(self, *, remove: bool = False, older_than: float | None = None) -> FsckReport:
+        """Find the temporary files crashed writers left, and remove them with ``remove=True``.
+
+        Looks at the store's temporary files and at :meth:`get_file_path` staging folders in
+        the temporary directory (those of every remote store on this machine). A leftover is
+        *gone* when its writer process is dead (see :mod:`alphazoo.leftovers`); one written on
+        another host (a shared bucket) is gone only when ``older_than`` seconds are given and
+        it is older. Without ``remove`` nothing is changed (a dry run). The store's first
+        listing in a process removes the dead writers' files on its own; ``fsck`` is for
+        looking, for other hosts' leftovers and for long-running processes.
+        """
+        now = time.time()
+        found = []
+        with self._backend.lock():
+            _, temps = self._scan(sweep=False)
+            for relative, size in temps:
+                writer = temp_writer(relative.rsplit("/", 1)[-1])
+                state = writer_state(writer) if writer is not None else "unknown"
+                modified = self._backend.modified(relative)
+                age = now - modified if modified is not None else None
+                gone = is_gone(state, age, older_than)
+                if gone and remove:
+                    self._backend.discard_temp(relative)
+                found.append(Leftover(relative, size, state, age, gone, gone and remove))
+        found.extend(staging_leftovers(remove=remove, older_than=older_than))
+        return FsckReport(self.url, tuple(found))
 
     # -- writing -----------------------------------------------------------------------------
     def save(self, key: str, text: str) -> bool:
@@ -160,12 +220,15 @@ class ObjectStore:
         The limits are checked against ``size`` first; the chunks must add up to it.
         """
         key = normalize_key(key)
+        self._put(key, chunks, size)
+        self._drop_staged(key)  # the saved bytes win over an older get_file_path copy
+
+    def _put(self, key: str, chunks: Iterable[bytes], size: int) -> None:
         backend = self._backend
         with backend.lock():
             self._check_conflicts(key)
             self._check_limits(key, size)
             backend.write(key, _counted(chunks, size, key))
-        self._staged.pop(key, None)
 
     # -- reading -----------------------------------------------------------------------------
     def read(self, key: str) -> str:
@@ -173,9 +236,20 @@ class ObjectStore:
         return self.read_bytes(key).decode("utf-8")
 
     def read_bytes(self, key: str) -> bytes:
-        """The bytes stored under ``key``; raises :class:`~alphazoo.ObjectNotFoundError`."""
-        with self.open(key) as handle:
-            return handle.read()
+        """The bytes stored under ``key``; raises :class:`~alphazoo.ObjectNotFoundError`.
+
+        Returns the object as it was before or after a concurrent overwrite, never a mix:
+        a read that races a writer on S3 is retried, and raises
+        :class:`~alphazoo.ObjectChangedError` only when every attempt raced one.
+        """
+        for attempt in range(_READ_ATTEMPTS):
+            try:
+                with self.open(key) as handle:
+                    return handle.read()
+            except ObjectChangedError:
+                if attempt == _READ_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def read_json(self, key: str) -> Any:
         """The JSON value stored under ``key``."""
@@ -219,20 +293,21 @@ class ObjectStore:
     def delete(self, key: str) -> bool:
         """Remove the object under ``key``; False when there was none."""
         key = normalize_key(key)
-        self._staged.pop(key, None)
+        self._drop_staged(key)
         with self._backend.lock():
             return self._backend.delete(key)
 
     def keys(self) -> list[str]:
         """Every key in the store, sorted."""
         self._sync_staged()
-        return sorted(key for key, _ in self._objects())
+        return sorted(key for key, _ in self._scan()[0])
 
     def clear(self) -> None:
         """Delete every object."""
-        self._staged.clear()
+        for key in list(self._staged):
+            self._drop_staged(key)
         with self._backend.lock():
-            for key, _ in list(self._objects()):
+            for key, _ in self._scan()[0]:
                 self._backend.delete(key)
 
     def get_file_path(self, key: str) -> str:
@@ -241,7 +316,12 @@ class ObjectStore:
         The parent folder is created. In a folder store the path is the object itself, so a
         file written there is readable under ``key`` at once. In a remote store the path is a
         local copy (downloaded when the object exists) that is uploaded under ``key`` whenever
-        the store is next used after the file changed, or on :meth:`sync`/:meth:`close`.
+        the store is next used after the file changed, or on :meth:`sync`/:meth:`close`;
+        :meth:`delete` or a save of the key drops the copy.
+
+        A key that collides with an object or a folder of objects (``a/b`` when ``a`` is an
+        object, ``a`` when ``a/b`` is one), in the store or among the pending copies, raises
+        :class:`~alphazoo.KeyConflictError`.
 
         Limits cannot stop another library writing a file (LEAN has the same gap): in a
         folder store such a file counts from the next save on, which is refused if the store
@@ -256,29 +336,88 @@ class ObjectStore:
         if local is not None:
             local.parent.mkdir(parents=True, exist_ok=True)
             return str(local)
-        if key in self._staged:
+        if key in self._staged and not self._staged[key][0].is_dir():
             return str(self._staged[key][0])
         if self._staging_dir is None:
-            self._staging_dir = Path(tempfile.mkdtemp(prefix="alphazoo-staged-"))
+            self._staging_dir = _new_staging_dir()
             # Runs when the store is closed or collected: says which copies were never
             # uploaded (instead of losing them silently), then removes the folder.
             self._staging_cleanup = weakref.finalize(
                 self, _drop_staging, self._staging_dir, self._staged, self.url
             )
-        path = self._staging_dir.joinpath(*key.split("/"))
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path = self._staging_path(key)
         synced = None
-        if self._backend.kind(key) == "file":
+        for attempt in range(_READ_ATTEMPTS):
+            try:
+                synced = self._download(key, path)
+                break
+            except ObjectChangedError:
+                if attempt == _READ_ATTEMPTS - 1:
+                    raise
+        self._staged[key] = (path, synced)
+        return str(path)
+
+    def _download(self, key: str, path: Path) -> tuple[int, int] | None:
+        """Copy the object to ``path``; None (and no file) when there is no object."""
+        try:
+            if self._backend.kind(key) != "file":
+                raise FileNotFoundError(key)
             with self._backend.open_read(key) as src, open(path, "wb") as dst:
                 while chunk := src.read(_CHUNK):
                     dst.write(chunk)
-            synced = _signature(path)
-        elif path.is_file():
-            # A copy left from before the object was deleted (or the store cleared) must not
-            # be uploaded again as if the caller had written it.
+        except FileNotFoundError:
+            # No object (or deleted meanwhile): a copy left from before must not be uploaded
+            # again as if the caller had written it.
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+            return None
+        return _signature(path)
+
+    def _staging_path(self, key: str) -> Path:
+        """The local copy's path for ``key``, its folder made; pending copies are keys too."""
+        assert self._staging_dir is not None
+        parts = key.split("/")
+        for depth in range(1, len(parts)):
+            parent = "/".join(parts[:depth])
+            here = self._staging_dir.joinpath(*parts[:depth])
+            if here.is_file():
+                if parent in self._staged:
+                    raise KeyConflictError(
+                        key, f"{parent!r} is a get_file_path copy, so it cannot be a folder; "
+                        f"sync() or delete({parent!r}) first", parent)
+                here.unlink()  # not a copy of this store any more: a stray
+        path = self._staging_dir.joinpath(*parts)
+        if path.is_dir():
+            below = sorted(k for k in self._staged if k.startswith(key + "/")
+                           and self._staged[k][0].is_file())
+            if below:
+                raise KeyConflictError(
+                    key, f"{below[0]!r} is a get_file_path copy under this key as a folder; "
+                    f"sync() or delete({below[0]!r}) first", below[0])
+            for stale in [k for k in self._staged if k.startswith(key + "/")]:
+                del self._staged[stale]
+            shutil.rmtree(path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # a race with another thread's copy; still a key conflict
+            raise KeyConflictError(key, f"its local copy's folder cannot be made: {exc}") from None
+        return path
+
+    def _drop_staged(self, key: str) -> None:
+        """Forget ``key``'s get_file_path copy and delete it, with folders it leaves empty."""
+        entry = self._staged.pop(key, None)
+        if entry is None or self._staging_dir is None:
+            return
+        path = entry[0]
+        with contextlib.suppress(FileNotFoundError, IsADirectoryError, NotADirectoryError):
             path.unlink()
-        self._staged[key] = (path, synced)
-        return str(path)
+        parent = path.parent
+        while parent != self._staging_dir and self._staging_dir in parent.parents:
+            try:
+                parent.rmdir()
+            except OSError:
+                break
+            parent = parent.parent
 
     def close(self) -> None:
         """Upload changed :meth:`get_file_path` copies, then remove them (remote stores).
@@ -313,7 +452,7 @@ class ObjectStore:
 
     def __len__(self) -> int:
         self._sync_staged()
-        return sum(1 for _ in self._objects())
+        return len(self._scan()[0])
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.keys())
@@ -322,34 +461,56 @@ class ObjectStore:
         return f"ObjectStore({self.url!r}, max_size={self._max_size}, max_files={self._max_files})"
 
     # -- internals ---------------------------------------------------------------------------
-    def _objects(self) -> Iterator[tuple[str, int]]:
-        return ((key, size) for key, size in self._backend.list() if is_canonical_key(key))
+    def _scan(self, sweep: bool = True) -> tuple[list[tuple[str, int]], list[tuple[str, int]]]:
+        """``(objects, temporary files)`` as ``(path, size)``, in one listing.
+
+        The first listing of this store object removes temporary files whose writer is dead
+        (a crash leftover): that is "the next open" after a crash, and costs nothing when
+        there are none. Later listings only count them.
+        """
+        objects, temps = [], []
+        for path, size, temp in self._backend.scan():
+            if temp:
+                temps.append((path, size))
+            elif is_canonical_key(path):
+                objects.append((path, size))
+        if sweep and not self._swept:
+            self._swept = True
+            dead = {path for path, _ in temps if _writer_dead(path)}
+            if dead:
+                with self._backend.lock():
+                    for path in dead:
+                        self._backend.discard_temp(path)
+                temps = [(path, size) for path, size in temps if path not in dead]
+        return objects, temps
 
     def _check_conflicts(self, key: str) -> None:
         # An object cannot also be a folder of objects: "a" and "a/b" cannot both exist.
         backend = self._backend
         if backend.kind(key) == "dir":
-            raise InvalidKeyError(key, "other objects are stored under this key as a folder")
+            raise KeyConflictError(key, "other objects are stored under this key as a folder")
         parts = key.split("/")
         for depth in range(1, len(parts)):
             parent = "/".join(parts[:depth])
             if backend.kind(parent) == "file":
-                raise InvalidKeyError(key, f"{parent!r} is an object, so it cannot be a folder")
+                raise KeyConflictError(
+                    key, f"{parent!r} is an object, so it cannot be a folder", parent)
 
     def _check_limits(self, key: str, size: int) -> None:
-        count = total = 0
-        replaced = 0
-        exists = False
-        for existing, existing_size in self._objects():
-            count += 1
-            total += existing_size
-            if existing == key:
-                exists, replaced = True, existing_size
-        new_count = count if exists else count + 1
-        if new_count > self._max_files:
-            raise StorageLimitError(key, "max_files", count, 1, self._max_files)
-        if total - replaced + size > self._max_size:
-            raise StorageLimitError(key, "max_size", total - replaced, size, self._max_size)
+        objects, temps = self._scan()
+        count, total = len(objects), sum(object_size for _, object_size in objects)
+        replaced = next((object_size for name, object_size in objects if name == key), None)
+        # Temporary files are bytes on the disk: they count until they are removed.
+        count += len(temps)
+        total += sum(temp_size for _, temp_size in temps)
+        note = (f"{len(temps)} of them temporary files of unfinished or crashed writes "
+                "(alphazoo store fsck --remove clears those whose writer is gone)"
+                if temps else "")
+        if (count if replaced is not None else count + 1) > self._max_files:
+            raise StorageLimitError(key, "max_files", count, 1, self._max_files, note)
+        kept = total - (replaced or 0)
+        if kept + size > self._max_size:
+            raise StorageLimitError(key, "max_size", kept, size, self._max_size, note)
 
     def _sync_staged(self, only: str | None = None, strict: bool = False) -> None:
         for key, (path, synced) in list(self._staged.items()):
@@ -360,13 +521,28 @@ class ObjectStore:
                 continue
             try:
                 with open(path, "rb") as handle:
-                    self.write_stream(key, iter(lambda: handle.read(_CHUNK), b""), current[1])
+                    self._put(key, iter(lambda: handle.read(_CHUNK), b""), current[1])
             except (StorageLimitError, InvalidKeyError) as exc:
                 if strict:
                     raise
                 warnings.warn(f"{path} was not uploaded: {exc}", stacklevel=3)
                 continue
             self._staged[key] = (path, current)
+
+
+def _writer_dead(path: str) -> bool:
+    writer = temp_writer(path.rsplit("/", 1)[-1])
+    return writer is not None and writer_state(writer) == "dead"
+
+
+def _new_staging_dir() -> Path:
+    # Named after this process, so a later process can tell it from a live one's; the first
+    # staging folder of a process sweeps those of dead processes.
+    global _staging_swept
+    if not _staging_swept:
+        _staging_swept = True
+        staging_leftovers(remove=True)
+    return Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{new_token()}-"))
 
 
 def _drop_staging(folder: Path, staged: dict[str, tuple[Path, Any]], url: str) -> None:
@@ -388,10 +564,12 @@ def _changed(path: Path, synced: tuple[int, int] | None) -> tuple[int, int] | No
 
 def _signature(path: Path) -> tuple[int, int] | None:
     try:
-        stat = path.stat()
-    except FileNotFoundError:
+        info = path.stat()
+    except (FileNotFoundError, NotADirectoryError):
         return None
-    return stat.st_mtime_ns, stat.st_size
+    if not stat.S_ISREG(info.st_mode):
+        return None  # a folder is never a copy to upload
+    return info.st_mtime_ns, info.st_size
 
 
 def _counted(chunks: Iterable[bytes], size: int, key: str) -> Iterator[bytes]:
