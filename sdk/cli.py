@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import textwrap
 from dataclasses import asdict
 from typing import Any, Sequence
 
@@ -62,6 +63,32 @@ def build_parser() -> argparse.ArgumentParser:
     info = store_commands.add_parser("info", help="objects and bytes used against the limits")
     store_option(info)
     json_option(info)
+    fsck_help = "find temporary files that crashed writers left (--remove deletes them)"
+    fsck = store_commands.add_parser(
+        "fsck", help=fsck_help, formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=textwrap.fill(
+            "List the temporary files of unfinished saves in the store, and the "
+            "get_file_path staging folders of remote stores in the temporary directory, with "
+            "whether their writer is alive. A dry run unless --remove is given.", 78),
+        epilog=textwrap.fill(
+            "A leftover is removable when the process that wrote it is gone (its name "
+            "records host, boot, pid and start time). Leftovers written on another host (a "
+            "shared bucket or network folder) or by alphazoo versions before writer names "
+            "are removed only with --older-than. Until removed they count against the "
+            "store's limits. The first use of a store in a process also removes dead "
+            "writers' leftovers on its own.", 78) + "\n\nexamples:\n"
+        "  alphazoo store fsck                        list; nothing is changed\n"
+        "  alphazoo store fsck --remove               delete dead writers' leftovers\n"
+        "  alphazoo store fsck --remove --older-than 86400\n"
+        "                                             also other hosts' older than a day\n",
+    )
+    fsck.add_argument("--remove", action="store_true",
+                      help="delete the leftovers whose writer is gone (default: only list)")
+    fsck.add_argument("--older-than", type=float, metavar="SECONDS", default=None,
+                      help="count leftovers whose writer cannot be checked (another host, "
+                      "old name) as gone when older than this many seconds")
+    store_option(fsck)
+    json_option(fsck)
 
     inspect = command("inspect", "Verify a saved model bundle and print its manifest.")
     inspect.add_argument("key")
@@ -205,6 +232,8 @@ def _store(args: argparse.Namespace) -> int:
                 sys.stdout.buffer.write(chunk)
         sys.stdout.buffer.flush()
         return EXIT_OK
+    if action == "fsck":
+        return _fsck(store, args)
     if action == "rm":
         missing = [key for key in args.keys if not store.delete(key)]
         for key in missing:
@@ -217,7 +246,30 @@ def _store(args: argparse.Namespace) -> int:
     for label, used, limit in (("objects", usage["objects"], usage["max_files"]),
                                ("bytes", usage["bytes"], usage["max_size"])):
         table.add_row(label, f"{used:,}", f"{limit:,}", f"{used / limit:.1%}" if limit else "-")
+    if usage["temp_files"]:
+        table.add_row("temporary files", f"{usage['temp_files']:,}", "",
+                      f"{usage['temp_bytes']:,} bytes (see alphazoo store fsck)")
     _console().print(table)
+    return EXIT_OK
+
+
+def _fsck(store: Any, args: argparse.Namespace) -> int:
+    if args.older_than is not None and args.older_than < 0:
+        raise ValueError("--older-than must not be negative")
+    report = store.fsck(remove=args.remove, older_than=args.older_than)
+    if args.json:
+        return _print_json({"url": report.url, "removed": len(report.removed),
+                            "leftovers": [asdict(item) for item in report.leftovers]})
+    table = _table(f"Leftovers of {report.url}", "where", "bytes", "writer", "age s", "action")
+    for item in report.leftovers:
+        action = ("removed" if item.removed else "removable (--remove)" if item.gone
+                  else "kept")
+        age = f"{item.age_seconds:,.0f}" if item.age_seconds is not None else ""
+        table.add_row(item.where, f"{item.bytes:,}", item.state, age, action)
+    _console().print(table)
+    gone = len(report.gone)
+    print(f"{len(report.leftovers)} leftover(s), {gone} with their writer gone, "
+          f"{len(report.removed)} removed")
     return EXIT_OK
 
 

@@ -18,6 +18,7 @@ after the crash, or :meth:`ObjectStore.fsck`, removes them (see :mod:`alphazoo.l
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import stat
@@ -172,17 +173,21 @@ class ObjectStore:
         """
         now = time.time()
         found = []
-        with self._backend.lock():
-            _, temps = self._scan(sweep=False)
-            for relative, size in temps:
-                writer = temp_writer(relative.rsplit("/", 1)[-1])
-                state = writer_state(writer) if writer is not None else "unknown"
-                modified = self._backend.modified(relative)
-                age = now - modified if modified is not None else None
-                gone = is_gone(state, age, older_than)
-                if gone and remove:
-                    self._backend.discard_temp(relative)
-                found.append(Leftover(relative, size, state, age, gone, gone and remove))
+        _, temps = self._scan(sweep=False)  # a dry run must not even create the lock file
+        for relative, size in temps:
+            writer = temp_writer(relative.rsplit("/", 1)[-1])
+            state = writer_state(writer) if writer is not None else "unknown"
+            modified = self._backend.modified(relative)
+            age = now - modified if modified is not None else None
+            found.append(Leftover(relative, size, state, age, is_gone(state, age, older_than)))
+        if remove and any(item.gone for item in found):
+            # Under the lock: removing a dead writer's file also prunes empty folders, which
+            # must not race a live writer creating its folder.
+            with self._backend.lock():
+                for index, item in enumerate(found):
+                    if item.gone:
+                        self._backend.discard_temp(item.where)
+                        found[index] = dataclasses.replace(item, removed=True)
         found.extend(staging_leftovers(remove=remove, older_than=older_than))
         return FsckReport(self.url, tuple(found))
 
