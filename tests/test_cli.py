@@ -91,3 +91,26 @@ def test_unusable_store_url_is_one_line_not_a_traceback() -> None:
     assert result.returncode == 1
     assert result.stderr.startswith("alphazoo: error: ValueError")
     assert "Traceback" not in result.stderr
+
+
+def test_store_fsck_lists_by_default_and_removes_with_a_flag(tmp_path: Path) -> None:
+    help_text = cli("store", "fsck", "--help").stdout
+    assert "--remove" in help_text and "--older-than" in help_text and "dry run" in help_text
+    root = tmp_path / "store"
+    alphazoo.ObjectStore(root).save("models/m", "kept")
+    # A temporary file named by a writer that has exited: what a SIGKILL mid-save leaves.
+    token = subprocess.run([sys.executable, "-c", "from alphazoo.leftovers import new_token; "
+                            "print(new_token())"], capture_output=True, text=True,
+                           check=True, timeout=HANG_TIMEOUT).stdout.strip()
+    leftover = root / "models" / f".m.{token}.tmp"
+    leftover.write_bytes(b"half")
+    env = {"TMPDIR": str(tmp_path)}  # no other process's staging folders in the report
+    dry = json.loads(cli("store", "fsck", "--store", str(root), "--json", **env).stdout)
+    assert dry["removed"] == 0 and leftover.exists()
+    assert [(row["where"], row["state"], row["gone"]) for row in dry["leftovers"]] == [
+        (f"models/{leftover.name}", "dead", True)]
+    table = cli("store", "fsck", "--store", str(root), **env)
+    assert table.returncode == 0 and "removable (--remove)" in table.stdout
+    done = cli("store", "fsck", "--remove", "--store", str(root), "--json", **env)
+    assert json.loads(done.stdout)["removed"] == 1 and not leftover.exists()
+    assert alphazoo.ObjectStore(root).read("models/m") == "kept"
