@@ -78,7 +78,8 @@ class Backend(Protocol):
         """Remove the object; False when it did not exist."""
 
     def local_path(self, key: str) -> Path | None:
-        """The object's own file on the local disk, or None for remote backends."""
+        """The object's own file on the local disk, ready to be written (its folder made), or
+        None for remote backends."""
 
     def lock(self) -> contextlib.AbstractContextManager[Any]:
         """A lock held around check-then-write sequences."""
@@ -221,6 +222,9 @@ class LocalBackend:
             target.parent.mkdir(parents=True, exist_ok=True)
         except (FileExistsError, NotADirectoryError) as exc:  # a file where a folder must be
             raise KeyConflictError(key, f"a file is in the way of its folder: {exc}") from None
+        if target.is_symlink():
+            raise KeyConflictError(key, f"{str(target)!r} is a symbolic link to a folder; the "
+                                   "store does not replace links with objects")
         if target.is_dir():
             # Holds no object (the store checked for conflicts), at most the temporary files
             # of writers that died: under the store's lock no live writer is mid-way there.
@@ -278,7 +282,20 @@ class LocalBackend:
             parent = parent.parent
 
     def local_path(self, key: str) -> Path | None:
-        return self._path(key)
+        """The object's own file, ready for another library to write: its folder made, and an
+        empty folder (or one holding only dead writers' temporary files) at the key removed.
+        Call it under :meth:`lock`, after the store checked the key for conflicts."""
+        path = self._path(key)
+        if path.is_symlink() and path.is_dir():
+            raise KeyConflictError(key, f"{str(path)!r} is a symbolic link to a folder; the "
+                                   "store does not replace links with objects")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError) as exc:  # a file where a folder must be
+            raise KeyConflictError(key, f"a file is in the way of its folder: {exc}") from None
+        if path.is_dir():
+            self._clear_ghost(key, path)
+        return path
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:

@@ -337,9 +337,8 @@ class ObjectStore:
         # uploaded and would make every later use of the store raise.
         with self._backend.lock():
             self._check_conflicts(key)
-        local = self._backend.local_path(key)
+            local = self._backend.local_path(key)
         if local is not None:
-            local.parent.mkdir(parents=True, exist_ok=True)
             return str(local)
         if key in self._staged and not self._staged[key][0].is_dir():
             return str(self._staged[key][0])

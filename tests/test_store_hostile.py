@@ -127,6 +127,16 @@ def test_a_copy_path_that_became_a_folder_is_never_uploaded(store_target) -> Non
     assert store.keys() == []
 
 
+def test_get_file_path_of_an_emptied_folder_is_a_writable_file(store_target) -> None:
+    # get_file_path("c/d") made folder "c" (locally, or among the copies); "c" is no object
+    # and must come back as a path a library can write, not as a folder.
+    store = store_target.make()
+    store.get_file_path("c/d")
+    path = Path(store.get_file_path("c"))
+    path.write_bytes(b"written")
+    assert store.read_bytes("c") == b"written"
+
+
 # -- symbolic links in a folder store -----------------------------------------------------------
 
 @pytest.fixture
@@ -170,6 +180,16 @@ def test_a_symlink_out_of_the_root_is_never_followed(linked_store) -> None:
 def test_a_symlink_inside_the_root_works_as_its_folder(linked_store) -> None:
     store, _ = linked_store
     assert store.read_bytes("alias/obj") == b"ok"
+
+
+def test_a_link_to_a_folder_is_not_replaced_by_an_object(linked_store) -> None:
+    store, _ = linked_store
+    root = Path(store.url)
+    (root / "empty").mkdir()
+    os.symlink(root / "empty", root / "elink")
+    for call in (lambda: store.save_bytes("elink", b"x"), lambda: store.get_file_path("elink")):
+        with pytest.raises(alphazoo.KeyConflictError, match="symbolic link to a folder"):
+            call()
 
 
 def test_a_planted_lock_file_link_is_refused(tmp_path: Path) -> None:
