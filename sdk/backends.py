@@ -26,7 +26,7 @@ import sys
 import threading
 import urllib.parse
 import urllib.request
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any, Protocol
 
@@ -439,7 +439,10 @@ class FsspecBackend:
             except (IsADirectoryError, NotADirectoryError) as exc:
                 raise FileNotFoundError(key) from exc
             return io.BytesIO(data)
-        return _GuardedReader(key, self.fs.open(self._path(key), "rb"))
+        path = self._path(key)
+        # A retry must not reopen with the same stale listing (size, ETag) that expired.
+        return _GuardedReader(key, self.fs.open(path, "rb"),
+                              lambda: self.fs.invalidate_cache(path))
 
     def write(self, key: str, chunks: Iterable[bytes]) -> None:
         # Stream into a temporary object, then move it into place: a write that fails half way
@@ -492,10 +495,11 @@ class _GuardedReader(io.RawIOBase):
     ranged read, and ``FileNotFoundError`` when it was deleted meanwhile.
     """
 
-    def __init__(self, key: str, handle: Any) -> None:
+    def __init__(self, key: str, handle: Any, on_change: Callable[[], None]) -> None:
         super().__init__()
         self._key = key
         self._handle = handle
+        self._on_change = on_change
 
     def readable(self) -> bool:
         return True
@@ -505,6 +509,7 @@ class _GuardedReader(io.RawIOBase):
             return self._handle.read(size)
         except OSError as exc:
             if _is_expired(exc) or isinstance(exc, FileNotFoundError):
+                self._on_change()
                 raise ObjectChangedError(self._key, f"{type(exc).__name__}: {exc}") from exc
             raise
 
