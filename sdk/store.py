@@ -340,8 +340,10 @@ class ObjectStore:
             local = self._backend.local_path(key)
         if local is not None:
             return str(local)
-        if key in self._staged and not self._staged[key][0].is_dir():
+        if key in self._staged and self._staged[key][0].is_file():
             return str(self._staged[key][0])
+        # Otherwise (re)make it: a copy never written may have lost its folder since, when
+        # another copy's delete pruned the folders it left empty.
         if self._staging_dir is None:
             self._staging_dir = _new_staging_dir()
             # Runs when the store is closed or collected: says which copies were never

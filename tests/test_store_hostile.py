@@ -137,6 +137,19 @@ def test_get_file_path_of_an_emptied_folder_is_a_writable_file(store_target) -> 
     assert store.read_bytes("c") == b"written"
 
 
+def test_a_copy_never_written_keeps_a_writable_path_after_a_sibling_is_deleted(
+    store_target,
+) -> None:
+    # Found by the 100,000-key fuzz on memory://: deleting "f/b" pruned the folder "f/a.x"
+    # (handed out, never written) lived in, and its path was handed out again without it.
+    store = store_target.make()
+    store.get_file_path("f/a.x")
+    store.get_file_path("f/b")
+    store.delete("f/b")
+    Path(store.get_file_path("f/a.x")).write_bytes(b"late write")
+    assert store.read_bytes("f/a.x") == b"late write"
+
+
 # -- symbolic links in a folder store -----------------------------------------------------------
 
 @pytest.fixture
