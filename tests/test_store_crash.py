@@ -25,7 +25,8 @@ from alphazoo import ObjectStore
 
 from _child import HANG_TIMEOUT
 
-pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
+pytestmark = [pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX"),
+              pytest.mark.slow]  # a fresh interpreter per killed writer
 
 KILLS = 25
 
