@@ -79,8 +79,8 @@ class ObjectChangedError(AlphazooError):
 
     def __init__(self, key: str, detail: str) -> None:
         self.key = key
-        super().__init__(f"object {key!r} changed while it was being read: {detail}; "
-                         "read it again")
+        super().__init__(f"object {key!r} changed while it was being read: "
+                         f"{detail.rstrip('. ')}; read it again")
 
 
 class StorageLimitError(AlphazooError):

@@ -405,3 +405,20 @@ def test_s3_reads_racing_overwrites_return_old_or_new(moto_s3) -> None:
         thread.join(timeout=HANG_TIMEOUT)
     assert failures == []
     assert seen and all(data in versions for data in seen)
+
+
+@pytest.mark.s3
+def test_s3_read_after_another_clients_overwrite_is_not_stale(moto_s3) -> None:
+    # Another process's overwrite (here: boto3 directly, bypassing s3fs's cache) leaves this
+    # process's cached listing with the old size and ETag; the read must get the new object.
+    import boto3
+
+    prefix = f"stale-{uuid.uuid4().hex}"
+    store = ObjectStore(f"s3://{moto_s3.bucket}/{prefix}",
+                        storage_options=moto_s3.storage_options)
+    store.save_bytes("k", b"old")
+    assert store.keys() == ["k"]  # the listing is cached now
+    client = boto3.client("s3", endpoint_url=moto_s3.endpoint_url, region_name="us-east-1",
+                          aws_access_key_id="testing", aws_secret_access_key="testing")
+    client.put_object(Bucket=moto_s3.bucket, Key=f"{prefix}/k", Body=b"new and longer")
+    assert store.read_bytes("k") in (b"new and longer",)
