@@ -34,7 +34,8 @@ _EXPORTS = {
 #: Submodules reachable as attributes (``alphazoo.errors``) before anything imported them.
 _SUBMODULES = frozenset({
     "backends", "builtins", "bundle", "cli", "contracts", "datasets", "demo", "discovery",
-    "errors", "hookspecs", "host", "keys", "leftovers", "registry", "store", "training",
+    "errors", "hookspecs", "host", "keys", "leftovers", "registry", "staging", "store",
+    "training",
 })
 
 if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly

@@ -21,12 +21,8 @@ import contextlib
 import dataclasses
 import json
 import os
-import stat
-import shutil
-import tempfile
 import time
 import warnings
-import weakref
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -44,15 +40,14 @@ from .errors import (
 )
 from .keys import is_canonical_key, normalize_key
 from .leftovers import (
-    STAGING_PREFIX,
     FsckReport,
     Leftover,
     is_gone,
-    new_token,
     staging_leftovers,
     temp_writer,
     writer_state,
 )
+from .staging import LocalCopies, signature
 
 __all__ = ["ObjectStore", "StoreUsage", "TIERS", "DEFAULT_MAX_SIZE", "DEFAULT_MAX_FILES"]
 
@@ -69,7 +64,6 @@ TIERS: dict[str, tuple[int, int]] = {
 _CHUNK = 1 * MIB
 #: Whole-object reads retry this often when a writer replaces the object under them (S3).
 _READ_ATTEMPTS = 5
-_staging_swept = False  # staging folders of dead processes are swept once per process
 
 
 @dataclass(frozen=True)
@@ -132,10 +126,8 @@ class ObjectStore:
             location = os.environ.get("ALPHAZOO_STORE") or "./storage"
         self._backend: Backend = backend_for(location, **(storage_options or {}))
         # Remote stores hand out local copies from get_file_path; they are uploaded when they
-        # change (LEAN persists the same way). key -> (path, (mtime_ns, size) last synced)
-        self._staged: dict[str, tuple[Path, tuple[int, int] | None]] = {}
-        self._staging_dir: Path | None = None
-        self._staging_cleanup: weakref.finalize | None = None
+        # change (LEAN persists the same way).
+        self._copies = LocalCopies(self._backend.url)
         self._swept = False  # crash leftovers are looked for at the first listing only
 
     # -- limits ------------------------------------------------------------------------------
@@ -228,7 +220,7 @@ class ObjectStore:
         """
         key = normalize_key(key)
         self._put(key, chunks, size)
-        self._drop_staged(key)  # the saved bytes win over an older get_file_path copy
+        self._copies.drop(key)  # the saved bytes win over an older get_file_path copy
 
     def _put(self, key: str, chunks: Iterable[bytes], size: int) -> None:
         backend = self._backend
@@ -300,7 +292,7 @@ class ObjectStore:
     def delete(self, key: str) -> bool:
         """Remove the object under ``key``; False when there was none."""
         key = normalize_key(key)
-        self._drop_staged(key)
+        self._copies.drop(key)
         with self._backend.lock():
             return self._backend.delete(key)
 
@@ -311,8 +303,7 @@ class ObjectStore:
 
     def clear(self) -> None:
         """Delete every object."""
-        for key in list(self._staged):
-            self._drop_staged(key)
+        self._copies.drop_all()
         with self._backend.lock():
             for key, _ in self._scan()[0]:
                 self._backend.delete(key)
@@ -342,18 +333,10 @@ class ObjectStore:
             local = self._backend.local_path(key)
         if local is not None:
             return str(local)
-        if key in self._staged and self._staged[key][0].is_file():
-            return str(self._staged[key][0])
-        # Otherwise (re)make it: a copy never written may have lost its folder since, when
-        # another copy's delete pruned the folders it left empty.
-        if self._staging_dir is None:
-            self._staging_dir = _new_staging_dir()
-            # Runs when the store is closed or collected: says which copies were never
-            # uploaded (instead of losing them silently), then removes the folder.
-            self._staging_cleanup = weakref.finalize(
-                self, _drop_staging, self._staging_dir, self._staged, self.url
-            )
-        path = self._staging_path(key)
+        existing = self._copies.existing(key)
+        if existing is not None:
+            return str(existing)
+        path = self._copies.prepare(key)
         synced = None
         for attempt in range(_READ_ATTEMPTS):
             try:
@@ -362,7 +345,7 @@ class ObjectStore:
             except ObjectChangedError:
                 if attempt == _READ_ATTEMPTS - 1:
                     raise
-        self._staged[key] = (path, synced)
+        self._copies.record(key, path, synced)
         return str(path)
 
     def _download(self, key: str, path: Path) -> tuple[int, int] | None:
@@ -379,53 +362,7 @@ class ObjectStore:
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
             return None
-        return _signature(path)
-
-    def _staging_path(self, key: str) -> Path:
-        """The local copy's path for ``key``, its folder made; pending copies are keys too."""
-        assert self._staging_dir is not None
-        parts = key.split("/")
-        for depth in range(1, len(parts)):
-            parent = "/".join(parts[:depth])
-            here = self._staging_dir.joinpath(*parts[:depth])
-            if here.is_file():
-                if parent in self._staged:
-                    raise KeyConflictError(
-                        key, f"{parent!r} is a get_file_path copy, so it cannot be a folder; "
-                        f"sync() or delete({parent!r}) first", parent)
-                here.unlink()  # not a copy of this store any more: a stray
-        path = self._staging_dir.joinpath(*parts)
-        if path.is_dir():
-            below = sorted(k for k in self._staged if k.startswith(key + "/")
-                           and self._staged[k][0].is_file())
-            if below:
-                raise KeyConflictError(
-                    key, f"{below[0]!r} is a get_file_path copy under this key as a folder; "
-                    f"sync() or delete({below[0]!r}) first", below[0])
-            for stale in [k for k in self._staged if k.startswith(key + "/")]:
-                del self._staged[stale]
-            shutil.rmtree(path)
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:  # a race with another thread's copy; still a key conflict
-            raise KeyConflictError(key, f"its local copy's folder cannot be made: {exc}") from None
-        return path
-
-    def _drop_staged(self, key: str) -> None:
-        """Forget ``key``'s get_file_path copy and delete it, with folders it leaves empty."""
-        entry = self._staged.pop(key, None)
-        if entry is None or self._staging_dir is None:
-            return
-        path = entry[0]
-        with contextlib.suppress(FileNotFoundError, IsADirectoryError, NotADirectoryError):
-            path.unlink()
-        parent = path.parent
-        while parent != self._staging_dir and self._staging_dir in parent.parents:
-            try:
-                parent.rmdir()
-            except OSError:
-                break
-            parent = parent.parent
+        return signature(path)
 
     def close(self) -> None:
         """Upload changed :meth:`get_file_path` copies, then remove them (remote stores).
@@ -434,10 +371,7 @@ class ObjectStore:
         ``close()`` warns about copies it never uploaded.
         """
         self._sync_staged(strict=True)
-        if self._staging_cleanup is not None:
-            self._staging_cleanup()
-            self._staging_dir = self._staging_cleanup = None
-        self._staged.clear()
+        self._copies.close()
 
     def __enter__(self) -> ObjectStore:
         return self
@@ -521,12 +455,7 @@ class ObjectStore:
             raise StorageLimitError(key, "max_size", kept, size, self._max_size, note)
 
     def _sync_staged(self, only: str | None = None, strict: bool = False) -> None:
-        for key, (path, synced) in list(self._staged.items()):
-            if only is not None and key != only:
-                continue
-            current = _changed(path, synced)
-            if current is None:
-                continue
+        for key, path, current in self._copies.changed(only):
             try:
                 with open(path, "rb") as handle:
                     self._put(key, iter(lambda: handle.read(_CHUNK), b""), current[1])
@@ -535,49 +464,12 @@ class ObjectStore:
                     raise
                 warnings.warn(f"{path} was not uploaded: {exc}", stacklevel=3)
                 continue
-            self._staged[key] = (path, current)
+            self._copies.record(key, path, current)
 
 
 def _writer_dead(path: str) -> bool:
     writer = temp_writer(path.rsplit("/", 1)[-1])
     return writer is not None and writer_state(writer) == "dead"
-
-
-def _new_staging_dir() -> Path:
-    # Named after this process, so a later process can tell it from a live one's; the first
-    # staging folder of a process sweeps those of dead processes.
-    global _staging_swept
-    if not _staging_swept:
-        _staging_swept = True
-        staging_leftovers(remove=True)
-    return Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{new_token()}-"))
-
-
-def _drop_staging(folder: Path, staged: dict[str, tuple[Path, Any]], url: str) -> None:
-    pending = [key for key, (path, synced) in staged.items() if _changed(path, synced)]
-    if pending:
-        warnings.warn(
-            f"{len(pending)} file(s) from get_file_path were changed but never uploaded to "
-            f"{url}: {', '.join(sorted(pending))}; call store.sync() or store.close()",
-            ResourceWarning, stacklevel=2,
-        )
-    shutil.rmtree(folder, ignore_errors=True)
-
-
-def _changed(path: Path, synced: tuple[int, int] | None) -> tuple[int, int] | None:
-    """The copy's signature when it exists and differs from the last upload, else None."""
-    current = _signature(path)
-    return current if current is not None and current != synced else None
-
-
-def _signature(path: Path) -> tuple[int, int] | None:
-    try:
-        info = path.stat()
-    except (FileNotFoundError, NotADirectoryError):
-        return None
-    if not stat.S_ISREG(info.st_mode):
-        return None  # a folder is never a copy to upload
-    return info.st_mtime_ns, info.st_size
 
 
 def _counted(chunks: Iterable[bytes], size: int, key: str) -> Iterator[bytes]:
