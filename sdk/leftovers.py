@@ -9,7 +9,8 @@ directory. Their names carry a *writer token*::
     fsspec stores   <root>/.alphazoo-tmp/az-<host>-<boot>-<pid>-<start>-<n>
     staging         $TMPDIR/alphazoo-staged-az-<host>-<boot>-<pid>-<start>-<n>-<random>
 
-``host`` hashes the host name, ``boot`` the kernel's boot id (Linux), ``pid`` and ``start``
+``host`` hashes the host name (and pid namespace, so containers sharing a volume do not judge
+each other's processes), ``boot`` the kernel's boot id (Linux), ``pid`` and ``start``
 (the process's start time in clock ticks after boot, Linux) name the process, so a recycled
 pid is not mistaken for the writer. A writer is
 
@@ -218,9 +219,16 @@ _BOOT: str | None = None
 
 
 def _host_hash() -> str:
+    # The pid namespace is part of the "host": containers that share a host name and a
+    # volume see different processes under the same pid, so they must not judge each other.
     global _HOST
     if _HOST is None:
-        _HOST = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+        try:
+            namespace = str(os.stat("/proc/self/ns/pid").st_ino)
+        except OSError:
+            namespace = ""
+        identity = f"{socket.gethostname()}|{namespace}"
+        _HOST = hashlib.sha256(identity.encode()).hexdigest()[:8]
     return _HOST
 
 
