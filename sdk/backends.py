@@ -28,7 +28,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, Any, Protocol, cast
 
 from .errors import KeyConflictError, KeyEscapeError, ObjectChangedError
 from .leftovers import new_token, temp_file_name, temp_writer
@@ -441,8 +441,9 @@ class FsspecBackend:
             return io.BytesIO(data)
         path = self._path(key)
         # A retry must not reopen with the same stale listing (size, ETag) that expired.
-        return _GuardedReader(key, self.fs.open(path, "rb"),
-                              lambda: self.fs.invalidate_cache(path))
+        guarded = _GuardedReader(key, self.fs.open(path, "rb"),
+                                 lambda: self.fs.invalidate_cache(path))
+        return cast(IO[bytes], guarded)
 
     def write(self, key: str, chunks: Iterable[bytes]) -> None:
         # Stream into a temporary object, then move it into place: a write that fails half way

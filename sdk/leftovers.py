@@ -186,7 +186,7 @@ def staging_leftovers(*, remove: bool, older_than: float | None = None,
     """get_file_path staging folders in the temporary directory, removing the abandoned ones
     when ``remove`` is true. Folders of live writers (this process's own included) stay."""
     folder = temp_dir or tempfile.gettempdir()
-    found = []
+    found: list[Leftover] = []
     try:
         entries = list(os.scandir(folder))
     except OSError:
