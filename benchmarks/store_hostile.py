@@ -12,7 +12,7 @@
    read may return the outside file's bytes.
 
 Exits 1 on any finding. ``--json [PATH]`` writes the figures. Runtime on 2 busy cores: about
-1 min for the kills, 1-2 min per 100,000 keys on local and memory, longer on S3.
+1 min for the kills, 1-2 min per 100,000 keys on local and memory, about 30 min on S3.
 """
 
 from __future__ import annotations
