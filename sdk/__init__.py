@@ -16,13 +16,14 @@ from typing import TYPE_CHECKING
 # `alphazoo.compat` load only what they touch. `from alphazoo import Zoo` works as ever.
 _EXPORTS = {
     "Zoo": "host",
-    "ObjectStore": "store", "StoreUsage": "store", "TIERS": "store",
+    "ObjectStore": "store", "StoreUsage": "store", "TIERS": "store", "FsckReport": "leftovers",
     "hookimpl": "hookspecs",
     "register_model": "registry", "unregister_model": "registry",
     "FormatSpec": "contracts", "ModelSpec": "contracts", "SaveRequest": "contracts",
     "SavedPayload": "contracts", "LoadRequest": "contracts",
     "PluginInfo": "discovery", "PluginLoadWarning": "discovery",
     "AlphazooError": "errors", "InvalidKeyError": "errors", "ObjectNotFoundError": "errors",
+    "KeyConflictError": "errors", "KeyEscapeError": "errors", "ObjectChangedError": "errors",
     "StorageLimitError": "errors", "BundleIntegrityError": "errors",
     "UntrustedModelError": "errors", "UnsupportedModelError": "errors",
     "UnsupportedFormatError": "errors", "ModelNotFoundError": "errors",
@@ -33,7 +34,8 @@ _EXPORTS = {
 #: Submodules reachable as attributes (``alphazoo.errors``) before anything imported them.
 _SUBMODULES = frozenset({
     "backends", "builtins", "bundle", "cli", "contracts", "datasets", "demo", "discovery",
-    "errors", "hookspecs", "host", "keys", "reader", "registry", "store", "training",
+    "errors", "hookspecs", "host", "keys", "leftovers", "reader", "registry", "staging",
+    "store", "training",
 })
 
 if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
@@ -44,8 +46,11 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
         BundleIntegrityError,
         IncompatibleVersionError,
         InvalidKeyError,
+        KeyConflictError,
+        KeyEscapeError,
         MissingDependencyError,
         ModelNotFoundError,
+        ObjectChangedError,
         ObjectNotFoundError,
         OnnxParityError,
         StorageLimitError,
@@ -55,6 +60,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
         VersionMismatchWarning,
     )
     from .hookspecs import hookimpl
+    from .leftovers import FsckReport
     from .host import Zoo
     from .registry import register_model, unregister_model
     from .store import TIERS, ObjectStore, StoreUsage
@@ -89,6 +95,7 @@ __all__ = [
     "Zoo",
     "ObjectStore",
     "StoreUsage",
+    "FsckReport",
     "TIERS",
     "hookimpl",
     "register_model",
@@ -102,7 +109,10 @@ __all__ = [
     "PluginLoadWarning",
     "AlphazooError",
     "InvalidKeyError",
+    "KeyConflictError",
+    "KeyEscapeError",
     "ObjectNotFoundError",
+    "ObjectChangedError",
     "StorageLimitError",
     "BundleIntegrityError",
     "UntrustedModelError",

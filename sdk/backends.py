@@ -6,26 +6,32 @@ Two backends cover every URL:
   are browsable and :meth:`ObjectStore.get_file_path` is the object itself. Writes go to a
   temporary file in the same folder, are fsynced and renamed over the target (readers see the
   old object or the new one, never a torn one); a lock file serialises the limit check and the
-  rename across processes.
+  rename across processes. No path is used whose resolved form leaves the root.
 - :class:`FsspecBackend` -- any fsspec URL (``memory://``, ``s3://bucket/prefix``...). Writes
   stream to a temporary path and are moved into place when complete, so a failed write never
   leaves a partial object under the key.
 
-Backends deal in normalized keys only; validation and limits live in the store.
+Temporary names come from :mod:`alphazoo.leftovers`, so a writer killed half way leaves a file
+that names its writer. Backends deal in normalized keys only; validation and limits live in the
+store.
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import stat
+import sys
 import threading
 import urllib.parse
 import urllib.request
-import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, Any, Protocol, cast
+
+from .errors import KeyConflictError, KeyEscapeError, ObjectChangedError
+from .leftovers import new_token, temp_file_name, temp_writer
 
 try:  # POSIX; elsewhere the lock is per process only (documented on LocalBackend)
     import fcntl
@@ -43,8 +49,18 @@ class Backend(Protocol):
 
     url: str
 
+    def scan(self) -> Iterator[tuple[str, int, bool]]:
+        """Yield ``(relative path, size, is_temporary)`` for every object file and every
+        temporary file of a write; the store filters out names that are not keys."""
+
     def list(self) -> Iterator[tuple[str, int]]:
-        """Yield ``(relative path, size)`` for every file; the store filters out non-keys."""
+        """Yield ``(relative path, size)`` for every file but temporary ones."""
+
+    def discard_temp(self, relative: str) -> None:
+        """Remove a temporary file found by :meth:`scan` (and folders it leaves empty)."""
+
+    def modified(self, relative: str) -> float | None:
+        """The modification time (epoch seconds) of a file found by :meth:`scan`, if known."""
 
     def kind(self, key: str) -> str | None:
         """``"file"``, ``"dir"`` or None when nothing is at ``key``."""
@@ -62,7 +78,8 @@ class Backend(Protocol):
         """Remove the object; False when it did not exist."""
 
     def local_path(self, key: str) -> Path | None:
-        """The object's own file on the local disk, or None for remote backends."""
+        """The object's own file on the local disk, ready to be written (its folder made), or
+        None for remote backends."""
 
     def lock(self) -> contextlib.AbstractContextManager[Any]:
         """A lock held around check-then-write sequences."""
@@ -73,18 +90,39 @@ class LocalBackend:
 
     The lock uses ``fcntl.flock`` on a file in the root, so several processes writing into one
     store respect its limits together; on platforms without ``fcntl`` it only serialises
-    threads of one process.
+    threads of one process. The lock is re-entrant within one backend object.
+
+    Symbolic links: every path is resolved before use, and one that resolves outside the
+    root raises :class:`~alphazoo.KeyEscapeError` (a link planted in the root cannot make the
+    store read, write or delete files elsewhere). Links that stay inside the root work as
+    the folders they point to; a link leading out is skipped when listing. The check runs
+    before each operation: someone who can swap a folder for a link in between can still
+    race it, so keep the root writable only by the store's users.
     """
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root).expanduser().absolute()
         self.url = str(self.root)
+        self._real_root = os.path.realpath(self.root)
         self._thread_lock = threading.RLock()
+        self._depth = 0  # lock() nesting in this object; only the outermost takes the flock
 
     def _path(self, key: str) -> Path:
-        return self.root.joinpath(*key.split("/"))
+        path = self.root.joinpath(*key.split("/"))
+        real = os.path.realpath(path)
+        if not self._inside(real):
+            raise KeyEscapeError(
+                key, f"its path {str(path)!r} resolves to {real!r} through a symbolic link "
+                f"that leads outside the store's root {self._real_root!r}; alphazoo never "
+                "follows links out of the root"
+            )
+        return path
 
-    def list(self) -> Iterator[tuple[str, int]]:
+    def _inside(self, real: str) -> bool:
+        root = self._real_root
+        return real == root or real.startswith(root.rstrip(os.sep) + os.sep)
+
+    def scan(self) -> Iterator[tuple[str, int, bool]]:
         # Plain strings and os.scandir, not pathlib: every save lists the store for its limit
         # check, and pathlib's parsing was most of that cost in a store of thousands of objects.
         root = str(self.root)
@@ -97,28 +135,66 @@ class LocalBackend:
             except (FileNotFoundError, NotADirectoryError):  # gone meanwhile, or no root yet
                 continue
             for entry in entries:
-                if entry.name.startswith("."):
-                    continue  # temporary files, the lock file
                 name = f"{relative}/{entry.name}" if relative else entry.name
                 try:
+                    if entry.name.startswith("."):
+                        # Hidden: the lock file, other programs' files, or a write's temporary
+                        # file (the only kind reported, so crash leftovers are counted).
+                        if temp_writer(entry.name) is not None and entry.is_file(
+                            follow_symlinks=False
+                        ):
+                            yield name, entry.stat(follow_symlinks=False).st_size, True
+                        continue
+                    if entry.is_symlink() and not self._inside(os.path.realpath(entry.path)):
+                        continue  # never report (or count) a file outside the root
                     if entry.is_dir(follow_symlinks=False):
                         stack.append(name)
                     elif entry.is_file():
-                        yield name, entry.stat().st_size
+                        yield name, entry.stat().st_size, False
                 except FileNotFoundError:
                     continue
+
+    def list(self) -> Iterator[tuple[str, int]]:
+        return ((name, size) for name, size, temp in self.scan() if not temp)
+
+    def discard_temp(self, relative: str) -> None:
+        path = self.root.joinpath(*relative.split("/"))
+        if temp_writer(path.name) is None:  # only ever alphazoo's own temporary files
+            raise ValueError(f"{relative!r} is not a temporary file of the store")
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        self._prune(path.parent)
+
+    def modified(self, relative: str) -> float | None:
+        try:
+            return os.lstat(self.root.joinpath(*relative.split("/"))).st_mtime
+        except OSError:
+            return None
 
     def kind(self, key: str) -> str | None:
         path = self._path(key)
         if path.is_file():
             return "file"
-        # An empty folder (left by get_file_path, say) holds no objects: it is no conflict, and
-        # write() replaces it.
-        if path.is_dir():
-            with os.scandir(path) as entries:
-                if any(entries):
-                    return "dir"
+        # A folder holding no object (left empty by get_file_path, or holding only a killed
+        # writer's temporary files) is no conflict: write() replaces it.
+        if path.is_dir() and self._occupied(path):
+            return "dir"
         return None
+
+    def _occupied(self, folder: Path) -> bool:
+        """Whether ``folder`` holds anything but temporary files and folders of those."""
+        stack = [str(folder)]
+        while stack:
+            try:
+                with os.scandir(stack.pop()) as entries:
+                    for entry in entries:
+                        if entry.is_dir(follow_symlinks=False):
+                            stack.append(entry.path)
+                        elif temp_writer(entry.name) is None:
+                            return True
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+        return False
 
     def size(self, key: str) -> int | None:
         try:
@@ -142,10 +218,18 @@ class LocalBackend:
         while folder != self.root and not folder.exists():
             created.append(folder)
             folder = folder.parent
-        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError) as exc:  # a file where a folder must be
+            raise KeyConflictError(key, f"a file is in the way of its folder: {exc}") from None
+        if target.is_symlink():
+            raise KeyConflictError(key, f"{str(target)!r} is a symbolic link to a folder; the "
+                                   "store does not replace links with objects")
         if target.is_dir():
-            target.rmdir()  # empty (the store checked for conflicts): the object takes its place
-        tmp = target.parent / f".{target.name}.{uuid.uuid4().hex}.tmp"
+            # Holds no object (the store checked for conflicts), at most the temporary files
+            # of writers that died: under the store's lock no live writer is mid-way there.
+            self._clear_ghost(key, target)
+        tmp = target.parent / temp_file_name(target.name)
         try:
             with open(tmp, "wb") as handle:
                 for chunk in chunks:
@@ -164,6 +248,17 @@ class LocalBackend:
             raise
         _fsync_dir(target.parent)
 
+    def _clear_ghost(self, key: str, folder: Path) -> None:
+        for below, _, names in os.walk(folder, topdown=False):
+            for name in names:
+                if temp_writer(name) is None:
+                    raise KeyConflictError(key, f"the folder {str(folder)!r} holds {name!r}, "
+                                           "which is not an object of this store")
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(os.path.join(below, name))
+            with contextlib.suppress(FileNotFoundError):
+                os.rmdir(below)
+
     def delete(self, key: str) -> bool:
         path = self._path(key)
         try:
@@ -175,38 +270,77 @@ class LocalBackend:
                 return False
             raise
         # Tidy empty parent folders so `keys()` and the folder view stay in step.
-        parent = path.parent
-        while parent != self.root:
+        self._prune(path.parent)
+        return True
+
+    def _prune(self, parent: Path) -> None:
+        while parent != self.root and self.root in parent.parents:
             try:
                 parent.rmdir()
             except OSError:
                 break
             parent = parent.parent
-        return True
 
     def local_path(self, key: str) -> Path | None:
-        return self._path(key)
+        """The object's own file, ready for another library to write: its folder made, and an
+        empty folder (or one holding only dead writers' temporary files) at the key removed.
+        Call it under :meth:`lock`, after the store checked the key for conflicts."""
+        path = self._path(key)
+        if path.is_symlink() and path.is_dir():
+            raise KeyConflictError(key, f"{str(path)!r} is a symbolic link to a folder; the "
+                                   "store does not replace links with objects")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError) as exc:  # a file where a folder must be
+            raise KeyConflictError(key, f"a file is in the way of its folder: {exc}") from None
+        if path.is_dir():
+            self._clear_ghost(key, path)
+        return path
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
         with self._thread_lock:
-            if fcntl is None:  # pragma: no cover
-                yield
-                return
-            self.root.mkdir(parents=True, exist_ok=True)
-            with open(self.root / _LOCK_FILE, "a+b") as handle:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            if fcntl is None or self._depth:  # pragma: no cover - no fcntl; or nested
+                self._depth += 1
                 try:
                     yield
                 finally:
-                    fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+                    self._depth -= 1
+                return
+            self.root.mkdir(parents=True, exist_ok=True)
+            path = self.root / _LOCK_FILE
+            try:
+                # O_NOFOLLOW: a link planted as the lock file must not create a file elsewhere.
+                fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
+                             | getattr(os, "O_CLOEXEC", 0), 0o644)
+            except OSError:
+                if os.path.islink(path):
+                    raise KeyEscapeError(_LOCK_FILE, f"the store's lock file {str(path)!r} is "
+                                         "a symbolic link; remove it") from None
+                raise
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                self._depth += 1
+                try:
+                    yield
+                finally:
+                    self._depth -= 1
+                    fcntl.flock(fd, fcntl.LOCK_UN)
+            finally:
+                os.close(fd)
 
 
 class FsspecBackend:
     """Any fsspec file system under a root path (``memory://``, ``s3://bucket/prefix``...).
 
-    The lock is per process: S3 offers no cross-client lock, so limits are exact for one
-    writing process and best-effort across several.
+    The lock is shared by every backend object on the same location in this process, so the
+    limits hold for all the stores a process opens on one URL. It is per process: S3 offers
+    no cross-client lock, so across several writing processes the limits are best-effort.
+
+    Reads return the old or the new object while a writer replaces it: ``memory://`` reads
+    copy the stored bytes (fsspec hands every reader the same file object, sharing one read
+    position); an S3 read that finds the object replaced mid-way raises
+    :class:`~alphazoo.ObjectChangedError`, which the store's whole-object reads retry.
     """
 
     def __init__(self, url: str, **storage_options: Any) -> None:
@@ -222,12 +356,16 @@ class FsspecBackend:
                 "s3://bucket/prefix"
             )
         self.url = url
-        self._lock = threading.RLock()
+        self._memory = "memory" in _protocols(self.fs)
+        options = getattr(self.fs, "storage_options", {}) or {}
+        location = (type(self.fs).__name__, str(options.get("endpoint_url", "")), self.root)
+        with _LOCATION_LOCKS_GUARD:
+            self._lock = _LOCATION_LOCKS.setdefault(location, threading.RLock())
 
     def _path(self, key: str) -> str:
         return f"{self.root}/{key}" if self.root else key
 
-    def list(self) -> Iterator[tuple[str, int]]:
+    def scan(self) -> Iterator[tuple[str, int, bool]]:
         try:
             found = self.fs.find(self.root, detail=True)
         except FileNotFoundError:
@@ -237,8 +375,33 @@ class FsspecBackend:
             path = path.lstrip("/") if not self.root.startswith("/") else path
             if info.get("type") == "file" and path.startswith(prefix):
                 rel = path[len(prefix):]
-                if not any(part.startswith(".") for part in rel.split("/")):
-                    yield rel, int(info.get("size") or 0)
+                size = int(info.get("size") or 0)
+                parts = rel.split("/")
+                if len(parts) == 2 and parts[0] == _TMP_DIR and temp_writer(parts[1]):
+                    yield rel, size, True
+                elif not any(part.startswith(".") for part in parts):
+                    yield rel, size, False
+
+    def list(self) -> Iterator[tuple[str, int]]:
+        return ((name, size) for name, size, temp in self.scan() if not temp)
+
+    def discard_temp(self, relative: str) -> None:
+        folder, _, name = relative.partition("/")
+        if folder != _TMP_DIR or temp_writer(name) is None:
+            raise ValueError(f"{relative!r} is not a temporary file of the store")
+        with contextlib.suppress(FileNotFoundError):
+            self.fs.rm(self._path(relative))
+        self.fs.invalidate_cache()
+
+    def modified(self, relative: str) -> float | None:
+        try:
+            info = self.fs.info(self._path(relative))
+        except (FileNotFoundError, OSError):
+            return None
+        stamp = info.get("LastModified") or info.get("created") or info.get("mtime")
+        if hasattr(stamp, "timestamp"):
+            return float(stamp.timestamp())
+        return float(stamp) if isinstance(stamp, (int, float)) else None
 
     def kind(self, key: str) -> str | None:
         path = self._path(key)
@@ -246,12 +409,20 @@ class FsspecBackend:
             info = self.fs.info(path)
         except FileNotFoundError:
             return None
-        return "dir" if info.get("type") == "directory" else "file"
+        except NotADirectoryError:  # a parent is an object
+            return None
+        if info.get("type") != "directory":
+            return "file"
+        # The memory file system keeps "pseudo folders" after their files are deleted; a folder
+        # holding no object is no conflict (S3 has no folders but the keys under them).
+        if self._memory and not self.fs.find(path):
+            return None
+        return "dir"
 
     def size(self, key: str) -> int | None:
         try:
             info = self.fs.info(self._path(key))
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             return None
         if info.get("type") == "directory":
             return None
@@ -260,17 +431,33 @@ class FsspecBackend:
     def open_read(self, key: str) -> IO[bytes]:
         if self.kind(key) != "file":
             raise FileNotFoundError(key)
-        return self.fs.open(self._path(key), "rb")
+        if self._memory:
+            # A private copy: fsspec's memory file system gives every reader the one stored
+            # file object, so concurrent readers would move each other's read position.
+            try:
+                data = self.fs.cat_file(self._path(key))
+            except (IsADirectoryError, NotADirectoryError) as exc:
+                raise FileNotFoundError(key) from exc
+            return io.BytesIO(data)
+        path = self._path(key)
+        # A retry must not reopen with the same stale listing (size, ETag) that expired.
+        guarded = _GuardedReader(key, self.fs.open(path, "rb"),
+                                 lambda: self.fs.invalidate_cache(path))
+        return cast(IO[bytes], guarded)
 
     def write(self, key: str, chunks: Iterable[bytes]) -> None:
         # Stream into a temporary object, then move it into place: a write that fails half way
         # leaves nothing under the key (closing an fsspec file commits whatever it holds).
-        tmp = self._path(f"{_TMP_DIR}/{uuid.uuid4().hex}")
+        tmp = self._path(f"{_TMP_DIR}/{new_token()}")
+        target = self._path(key)
         try:
             with self.fs.open(tmp, "wb") as handle:
                 for chunk in chunks:
                     handle.write(chunk)
-            self.fs.mv(tmp, self._path(key))
+            if self._memory:
+                with contextlib.suppress(ValueError):
+                    self.fs.pseudo_dirs.remove(target)  # an empty folder the object replaces
+            self.fs.mv(tmp, target)
         except BaseException:
             with contextlib.suppress(Exception):
                 self.fs.rm(tmp)
@@ -290,6 +477,71 @@ class FsspecBackend:
 
     def lock(self) -> contextlib.AbstractContextManager[Any]:
         return self._lock
+
+
+#: One lock per fsspec location in this process, shared by every store opened on it.
+_LOCATION_LOCKS: dict[tuple[str, str, str], threading.RLock] = {}
+_LOCATION_LOCKS_GUARD = threading.Lock()
+
+
+def _protocols(fs: Any) -> tuple[str, ...]:
+    protocol = getattr(fs, "protocol", ())
+    return (protocol,) if isinstance(protocol, str) else tuple(protocol)
+
+
+class _GuardedReader(io.RawIOBase):
+    """A remote file whose "replaced while reading" errors become ObjectChangedError.
+
+    s3fs raises ``FileExpired`` when the object's ETag changes between opening and a later
+    ranged read, and ``FileNotFoundError`` when it was deleted meanwhile.
+    """
+
+    def __init__(self, key: str, handle: Any, on_change: Callable[[], None]) -> None:
+        super().__init__()
+        self._key = key
+        self._handle = handle
+        self._on_change = on_change
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        try:
+            return self._handle.read(size)
+        except OSError as exc:
+            if _is_expired(exc) or isinstance(exc, FileNotFoundError):
+                self._on_change()
+                raise ObjectChangedError(self._key, f"{type(exc).__name__}: {exc}") from exc
+            raise
+
+    def readall(self) -> bytes:
+        return self.read(-1)
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._handle.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._handle.tell()
+
+    def seekable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        try:
+            self._handle.close()
+        finally:
+            super().close()
+
+
+def _is_expired(exc: BaseException) -> bool:
+    utils = sys.modules.get("s3fs.utils")
+    expired = getattr(utils, "FileExpired", None)
+    return expired is not None and isinstance(exc, expired)
 
 
 def backend_for(location: str | os.PathLike[str], **storage_options: Any) -> Backend:

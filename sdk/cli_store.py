@@ -1,4 +1,4 @@
-"""``alphazoo store ls|cat|get|put|rm|info`` and ``alphazoo inspect``: a store, for a shell user.
+"""``alphazoo store ...`` (ls, cat, get, put, rm, info, fsck) and ``alphazoo inspect``.
 
 The errors here are written for someone at a prompt, not a Python caller: a ``--store`` that
 does not exist is refused by name instead of listing an empty store, and a missing key names
@@ -11,6 +11,7 @@ import argparse
 import difflib
 import os
 import sys
+import textwrap
 from dataclasses import asdict
 from typing import Any
 
@@ -78,6 +79,32 @@ def add_parsers(commands: Any, json_option: Any) -> None:
     info = action("info", "Objects and bytes used against the store's limits.")
     store_option(info)
     json_option(info)
+    fsck = store_commands.add_parser(
+        "fsck", help="find temporary files that crashed writers left (--remove deletes them)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=textwrap.fill(
+            "List the temporary files of unfinished saves in the store, and the "
+            "get_file_path staging folders of remote stores in the temporary directory, with "
+            "whether their writer is alive. A dry run unless --remove is given.", 78),
+        epilog=textwrap.fill(
+            "A leftover is removable when the process that wrote it is gone (its name "
+            "records host, boot, pid and start time). Leftovers written on another host (a "
+            "shared bucket or network folder) or by alphazoo versions before writer names "
+            "are removed only with --older-than. Until removed they count against the "
+            "store's limits. The first use of a store in a process also removes dead "
+            "writers' leftovers on its own.", 78) + "\n\nexamples:\n"
+        "  alphazoo store fsck                        list; nothing is changed\n"
+        "  alphazoo store fsck --remove               delete dead writers' leftovers\n"
+        "  alphazoo store fsck --remove --older-than 86400\n"
+        "                                             also other hosts' older than a day\n",
+    )
+    fsck.add_argument("--remove", action="store_true",
+                      help="delete the leftovers whose writer is gone (default: only list)")
+    fsck.add_argument("--older-than", type=float, metavar="SECONDS", default=None,
+                      help="count leftovers whose writer cannot be checked (another host, "
+                      "old name) as gone when older than this many seconds")
+    store_option(fsck)
+    json_option(fsck)
 
     inspect = commands.add_parser(
         "inspect", help="Verify a saved model bundle and print its manifest.",
@@ -181,6 +208,8 @@ def _run_store(store: Any, args: argparse.Namespace) -> int:
         return _ls(store, args)
     if action == "cat":
         return _cat(store, args)
+    if action == "fsck":
+        return _fsck(store, args)
     if action == "get":
         return _get(store, args.key, args.output)
     if action == "put":
@@ -204,6 +233,9 @@ def _run_store(store: Any, args: argparse.Namespace) -> int:
     for label, used, limit in (("objects", usage["objects"], usage["max_files"]),
                                ("bytes", usage["bytes"], usage["max_size"])):
         rows.add_row(label, f"{used:,}", f"{limit:,}", f"{used / limit:.1%}" if limit else "-")
+    if usage["temp_files"]:
+        rows.add_row("temporary files", f"{usage['temp_files']:,}", "",
+                     f"{usage['temp_bytes']:,} bytes (see alphazoo store fsck)")
     _title(out, store.url)
     emit(out, rows)
     return EXIT_OK
@@ -267,6 +299,27 @@ def _binary_summary(store: Any, key: str, head: bytes) -> str:
         what, hint = "an alphazoo model bundle", f" Its manifest: alphazoo inspect {key}."
     return (f"alphazoo: {key!r} is {what} ({size:,} bytes); not written to the terminal."
             f"{hint} To copy it: alphazoo store cat {key} > FILE, or add --raw.")
+
+
+def _fsck(store: Any, args: argparse.Namespace) -> int:
+    if args.older_than is not None and args.older_than < 0:
+        raise ValueError("--older-than must not be negative")
+    report = store.fsck(remove=args.remove, older_than=args.older_than)
+    if args.json:
+        return print_json({"url": report.url, "removed": len(report.removed),
+                           "leftovers": [asdict(item) for item in report.leftovers]})
+    out = console()
+    rows = table(None, "where", "bytes", "writer", "age s", "action")
+    for item in report.leftovers:
+        action = ("removed" if item.removed else "removable (--remove)" if item.gone
+                  else "kept")
+        age = f"{item.age_seconds:,.0f}" if item.age_seconds is not None else ""
+        rows.add_row(item.where, f"{item.bytes:,}", item.state, age, action)
+    out.file.write(f"Leftovers of {report.url}\n")
+    emit(out, rows)
+    print(f"{len(report.leftovers)} leftover(s), {len(report.gone)} with their writer gone, "
+          f"{len(report.removed)} removed")
+    return EXIT_OK
 
 
 def _get(store: Any, key: str, output: str) -> int:

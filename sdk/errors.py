@@ -11,7 +11,10 @@ from __future__ import annotations
 __all__ = [
     "AlphazooError",
     "InvalidKeyError",
+    "KeyConflictError",
+    "KeyEscapeError",
     "ObjectNotFoundError",
+    "ObjectChangedError",
     "StorageLimitError",
     "BundleIntegrityError",
     "UntrustedModelError",
@@ -38,6 +41,20 @@ class InvalidKeyError(AlphazooError, ValueError):
         super().__init__(f"invalid object store key {key!r}: {rule}")
 
 
+class KeyConflictError(InvalidKeyError):
+    """A key and a folder of other keys collide: ``a/a`` cannot be an object while ``a/a/b``
+    is one, nor the reverse. ``other`` names the key it collides with, when known."""
+
+    def __init__(self, key: str, rule: str, other: str = "") -> None:
+        self.other = other
+        super().__init__(key, rule)
+
+
+class KeyEscapeError(InvalidKeyError):
+    """In a folder store, the key's path runs through a symbolic link that leads outside the
+    store's root; alphazoo never reads, writes or deletes through such a link."""
+
+
 class ObjectNotFoundError(AlphazooError, KeyError):
     """No object is stored under the key."""
 
@@ -52,10 +69,25 @@ class ObjectNotFoundError(AlphazooError, KeyError):
         return str(self.args[0])
 
 
+class ObjectChangedError(AlphazooError):
+    """The object was replaced or deleted by another writer while it was being read.
+
+    ``read_bytes`` and friends retry on their own and raise this only when every attempt raced
+    a writer; a stream from ``store.open`` raises it at once (the bytes already handed out
+    cannot be taken back), so read the key again.
+    """
+
+    def __init__(self, key: str, detail: str) -> None:
+        self.key = key
+        super().__init__(f"object {key!r} changed while it was being read: "
+                         f"{detail.rstrip('. ')}; read it again")
+
+
 class StorageLimitError(AlphazooError):
     """A write would exceed the store's size or object-count limit; nothing was written."""
 
-    def __init__(self, key: str, limit: str, used: int, adding: int, maximum: int) -> None:
+    def __init__(self, key: str, limit: str, used: int, adding: int, maximum: int,
+                 note: str = "") -> None:
         self.key = key
         self.limit = limit
         self.used = used
@@ -66,7 +98,8 @@ class StorageLimitError(AlphazooError):
         super().__init__(
             f"cannot save {key!r}: the store's {limit} limit is {maximum:,}{unit}, "
             f"{used:,}{unit} are in use and this save needs {adding:,} more "
-            f"({over:,}{unit} over); delete objects or raise {limit}"
+            f"({over:,}{unit} over){f'; {note}' if note else ''}; delete objects or "
+            f"raise {limit}"
         )
 
 

@@ -17,7 +17,8 @@ from .errors import InvalidKeyError
 __all__ = ["normalize_key", "is_valid_key", "is_canonical_key", "MAX_KEY_LENGTH"]
 
 MAX_KEY_LENGTH = 1024
-#: File systems allow 255 bytes per name; a folder store's temporary file adds 38.
+#: File systems allow 255 bytes per name; a folder store's temporary file adds up to 52
+#: (its writer token, see alphazoo.leftovers).
 MAX_SEGMENT_LENGTH = 200
 _SEGMENT = re.compile(r"[A-Za-z0-9_#\-$= ]+")
 _LAST_SEGMENT = re.compile(r"[A-Za-z0-9_#\-$= ]+(\.[A-Za-z0-9_\-]+)?")

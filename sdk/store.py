@@ -10,16 +10,19 @@ Values are bytes underneath; ``save``/``read`` use UTF-8 text, ``save_json``/``r
 ``save_xml``/``read_xml`` an :class:`xml.etree.ElementTree.Element`. Keys follow
 :mod:`alphazoo.keys`. Limits (total bytes, number of objects) are checked before anything is
 written and a refused save raises :class:`~alphazoo.StorageLimitError` with the store unchanged.
+A key that collides with a folder of other keys raises :class:`~alphazoo.KeyConflictError`;
+temporary files a crashed writer left count against the limits until the store's first use
+after the crash, or :meth:`ObjectStore.fsck`, removes them (see :mod:`alphazoo.leftovers`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import os
-import shutil
-import tempfile
+import time
 import warnings
-import weakref
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -28,8 +31,23 @@ from pathlib import Path
 from typing import IO, Any
 
 from .backends import Backend, backend_for
-from .errors import InvalidKeyError, ObjectNotFoundError, StorageLimitError
+from .errors import (
+    InvalidKeyError,
+    KeyConflictError,
+    ObjectChangedError,
+    ObjectNotFoundError,
+    StorageLimitError,
+)
 from .keys import is_canonical_key, normalize_key
+from .leftovers import (
+    FsckReport,
+    Leftover,
+    is_gone,
+    staging_leftovers,
+    temp_writer,
+    writer_state,
+)
+from .staging import LocalCopies, signature
 
 __all__ = ["ObjectStore", "StoreUsage", "TIERS", "DEFAULT_MAX_SIZE", "DEFAULT_MAX_FILES"]
 
@@ -44,17 +62,27 @@ TIERS: dict[str, tuple[int, int]] = {
     "professional": (500 * MIB, 10_000),
 }
 _CHUNK = 1 * MIB
+#: Whole-object reads retry this often when a writer replaces the object under them (S3).
+_READ_ATTEMPTS = 5
 
 
 @dataclass(frozen=True)
 class StoreUsage:
-    """What a store holds against its limits."""
+    """What a store holds against its limits.
+
+    ``temp_files`` and ``temp_bytes`` are temporary files of unfinished writes: a live
+    writer's, or leftovers of writers that crashed, which the store's first use (or
+    :meth:`ObjectStore.fsck`) removes once their writer is gone. They count against
+    ``max_files`` and ``max_size`` while they exist; ``objects`` and ``bytes`` do not include them.
+    """
 
     url: str
     objects: int
     bytes: int
     max_files: int
     max_size: int
+    temp_files: int = 0
+    temp_bytes: int = 0
 
 
 class ObjectStore:
@@ -68,7 +96,9 @@ class ObjectStore:
         ``./storage``.
     max_size, max_files:
         Limits in bytes and objects. Default: the ``tier`` preset, else LEAN's local limits
-        (10 GiB, 10,000 objects).
+        (10 GiB, 10,000 objects). Exact for every process writing a folder store, for every
+        store on one ``memory://`` name or URL within a process; across processes on S3
+        best-effort (no lock spans S3 clients). Crash leftovers count until removed.
     tier:
         ``"free"`` (5 MiB/100), ``"prime"`` (50 MiB/1,000) or ``"professional"``
         (500 MiB/10,000), LEAN's cloud tiers.
@@ -96,10 +126,9 @@ class ObjectStore:
             location = os.environ.get("ALPHAZOO_STORE") or "./storage"
         self._backend: Backend = backend_for(location, **(storage_options or {}))
         # Remote stores hand out local copies from get_file_path; they are uploaded when they
-        # change (LEAN persists the same way). key -> (path, (mtime_ns, size) last synced)
-        self._staged: dict[str, tuple[Path, tuple[int, int] | None]] = {}
-        self._staging_dir: Path | None = None
-        self._staging_cleanup: weakref.finalize | None = None
+        # change (LEAN persists the same way).
+        self._copies = LocalCopies(self._backend.url)
+        self._swept = False  # crash leftovers are looked for at the first listing only
 
     # -- limits ------------------------------------------------------------------------------
     @property
@@ -120,11 +149,41 @@ class ObjectStore:
     def usage(self) -> StoreUsage:
         """Objects and bytes in use, with the limits."""
         self._sync_staged()
-        count = total = 0
-        for _, size in self._objects():
-            count += 1
-            total += size
-        return StoreUsage(self.url, count, total, self._max_files, self._max_size)
+        objects, temps = self._scan()
+        return StoreUsage(self.url, len(objects), sum(size for _, size in objects),
+                          self._max_files, self._max_size,
+                          len(temps), sum(size for _, size in temps))
+
+    def fsck(self, *, remove: bool = False, older_than: float | None = None) -> FsckReport:
+        """Find the temporary files crashed writers left, and remove them with ``remove=True``.
+
+        Looks at the store's temporary files and at :meth:`get_file_path` staging folders in
+        the temporary directory (those of every remote store on this machine). A leftover is
+        *gone* when its writer process is dead (see :mod:`alphazoo.leftovers`); one written on
+        another host (a shared bucket) is gone only when ``older_than`` seconds are given and
+        it is older. Without ``remove`` nothing is changed (a dry run). The store's first
+        listing in a process removes the dead writers' files on its own; ``fsck`` is for
+        looking, for other hosts' leftovers and for long-running processes.
+        """
+        now = time.time()
+        found = []
+        _, temps = self._scan(sweep=False)  # a dry run must not even create the lock file
+        for relative, size in temps:
+            writer = temp_writer(relative.rsplit("/", 1)[-1])
+            state = writer_state(writer) if writer is not None else "unknown"
+            modified = self._backend.modified(relative)
+            age = now - modified if modified is not None else None
+            found.append(Leftover(relative, size, state, age, is_gone(state, age, older_than)))
+        if remove and any(item.gone for item in found):
+            # Under the lock: removing a dead writer's file also prunes empty folders, which
+            # must not race a live writer creating its folder.
+            with self._backend.lock():
+                for index, item in enumerate(found):
+                    if item.gone:
+                        self._backend.discard_temp(item.where)
+                        found[index] = dataclasses.replace(item, removed=True)
+        found.extend(staging_leftovers(remove=remove, older_than=older_than))
+        return FsckReport(self.url, tuple(found))
 
     # -- writing -----------------------------------------------------------------------------
     def save(self, key: str, text: str) -> bool:
@@ -160,12 +219,15 @@ class ObjectStore:
         The limits are checked against ``size`` first; the chunks must add up to it.
         """
         key = normalize_key(key)
+        self._put(key, chunks, size)
+        self._copies.drop(key)  # the saved bytes win over an older get_file_path copy
+
+    def _put(self, key: str, chunks: Iterable[bytes], size: int) -> None:
         backend = self._backend
         with backend.lock():
             self._check_conflicts(key)
             self._check_limits(key, size)
             backend.write(key, _counted(chunks, size, key))
-        self._staged.pop(key, None)
 
     # -- reading -----------------------------------------------------------------------------
     def read(self, key: str) -> str:
@@ -173,9 +235,20 @@ class ObjectStore:
         return self.read_bytes(key).decode("utf-8")
 
     def read_bytes(self, key: str) -> bytes:
-        """The bytes stored under ``key``; raises :class:`~alphazoo.ObjectNotFoundError`."""
-        with self.open(key) as handle:
-            return handle.read()
+        """The bytes stored under ``key``; raises :class:`~alphazoo.ObjectNotFoundError`.
+
+        Returns the object as it was before or after a concurrent overwrite, never a mix:
+        a read that races a writer on S3 is retried, and raises
+        :class:`~alphazoo.ObjectChangedError` only when every attempt raced one.
+        """
+        for attempt in range(_READ_ATTEMPTS):
+            try:
+                with self.open(key) as handle:
+                    return handle.read()
+            except ObjectChangedError:
+                if attempt == _READ_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def read_json(self, key: str) -> Any:
         """The JSON value stored under ``key``."""
@@ -219,14 +292,14 @@ class ObjectStore:
     def delete(self, key: str) -> bool:
         """Remove the object under ``key``; False when there was none."""
         key = normalize_key(key)
-        self._staged.pop(key, None)
+        self._copies.drop(key)
         with self._backend.lock():
             return self._backend.delete(key)
 
     def keys(self) -> list[str]:
         """Every key in the store, sorted."""
         self._sync_staged()
-        return sorted(key for key, _ in self._objects())
+        return sorted(key for key, _ in self._scan()[0])
 
     def clear(self) -> None:
         """Forget this store's cached state; deletes nothing (LEAN's ``IObjectStore.Clear``).
@@ -239,9 +312,9 @@ class ObjectStore:
         model updated elsewhere. To delete every object use :meth:`delete_all`.
         """
         self._sync_staged(strict=True)
-        # Forgotten, not deleted: get_file_path downloads the current object again, and a
-        # leftover copy of a key that is gone by then is removed there.
-        self._staged.clear()
+        # Uploaded above, so dropping the copies loses nothing: get_file_path downloads the
+        # current object again.
+        self._copies.drop_all()
         # fsspec caches directory listings per file system (s3fs for its whole lifetime):
         # without this another node's saves could stay invisible.
         fs = getattr(self._backend, "fs", None)
@@ -254,10 +327,10 @@ class ObjectStore:
         Irreversible; unlike LEAN's ``Clear`` (:meth:`clear`), which only drops caches.
         Pending :meth:`get_file_path` copies are discarded, not uploaded.
         """
-        self._staged.clear()
+        self._copies.drop_all()
         deleted = 0
         with self._backend.lock():
-            for key, _ in list(self._objects()):
+            for key, _ in self._scan()[0]:
                 deleted += bool(self._backend.delete(key))
         return deleted
 
@@ -267,7 +340,12 @@ class ObjectStore:
         The parent folder is created. In a folder store the path is the object itself, so a
         file written there is readable under ``key`` at once. In a remote store the path is a
         local copy (downloaded when the object exists) that is uploaded under ``key`` whenever
-        the store is next used after the file changed, or on :meth:`sync`/:meth:`close`.
+        the store is next used after the file changed, or on :meth:`sync`/:meth:`close`;
+        :meth:`delete` or a save of the key drops the copy.
+
+        A key that collides with an object or a folder of objects (``a/b`` when ``a`` is an
+        object, ``a`` when ``a/b`` is one), in the store or among the pending copies, raises
+        :class:`~alphazoo.KeyConflictError`.
 
         Limits cannot stop another library writing a file (LEAN has the same gap): in a
         folder store such a file counts from the next save on, which is refused if the store
@@ -278,33 +356,39 @@ class ObjectStore:
         # uploaded and would make every later use of the store raise.
         with self._backend.lock():
             self._check_conflicts(key)
-        local = self._backend.local_path(key)
+            local = self._backend.local_path(key)
         if local is not None:
-            local.parent.mkdir(parents=True, exist_ok=True)
             return str(local)
-        if key in self._staged:
-            return str(self._staged[key][0])
-        if self._staging_dir is None:
-            self._staging_dir = Path(tempfile.mkdtemp(prefix="alphazoo-staged-"))
-            # Runs when the store is closed or collected: says which copies were never
-            # uploaded (instead of losing them silently), then removes the folder.
-            self._staging_cleanup = weakref.finalize(
-                self, _drop_staging, self._staging_dir, self._staged, self.url
-            )
-        path = self._staging_dir.joinpath(*key.split("/"))
-        path.parent.mkdir(parents=True, exist_ok=True)
+        existing = self._copies.existing(key)
+        if existing is not None:
+            return str(existing)
+        path = self._copies.prepare(key)
         synced = None
-        if self._backend.kind(key) == "file":
+        for attempt in range(_READ_ATTEMPTS):
+            try:
+                synced = self._download(key, path)
+                break
+            except ObjectChangedError:
+                if attempt == _READ_ATTEMPTS - 1:
+                    raise
+        self._copies.record(key, path, synced)
+        return str(path)
+
+    def _download(self, key: str, path: Path) -> tuple[int, int] | None:
+        """Copy the object to ``path``; None (and no file) when there is no object."""
+        try:
+            if self._backend.kind(key) != "file":
+                raise FileNotFoundError(key)
             with self._backend.open_read(key) as src, open(path, "wb") as dst:
                 while chunk := src.read(_CHUNK):
                     dst.write(chunk)
-            synced = _signature(path)
-        elif path.is_file():
-            # A copy left from before the object was deleted (or the store cleared) must not
-            # be uploaded again as if the caller had written it.
-            path.unlink()
-        self._staged[key] = (path, synced)
-        return str(path)
+        except FileNotFoundError:
+            # No object (or deleted meanwhile): a copy left from before must not be uploaded
+            # again as if the caller had written it.
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+            return None
+        return signature(path)
 
     def close(self) -> None:
         """Upload changed :meth:`get_file_path` copies, then remove them (remote stores).
@@ -313,10 +397,7 @@ class ObjectStore:
         ``close()`` warns about copies it never uploaded.
         """
         self._sync_staged(strict=True)
-        if self._staging_cleanup is not None:
-            self._staging_cleanup()
-            self._staging_dir = self._staging_cleanup = None
-        self._staged.clear()
+        self._copies.close()
 
     def __enter__(self) -> ObjectStore:
         return self
@@ -339,7 +420,7 @@ class ObjectStore:
 
     def __len__(self) -> int:
         self._sync_staged()
-        return sum(1 for _ in self._objects())
+        return len(self._scan()[0])
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.keys())
@@ -348,76 +429,73 @@ class ObjectStore:
         return f"ObjectStore({self.url!r}, max_size={self._max_size}, max_files={self._max_files})"
 
     # -- internals ---------------------------------------------------------------------------
-    def _objects(self) -> Iterator[tuple[str, int]]:
-        return ((key, size) for key, size in self._backend.list() if is_canonical_key(key))
+    def _scan(self, sweep: bool = True) -> tuple[list[tuple[str, int]], list[tuple[str, int]]]:
+        """``(objects, temporary files)`` as ``(path, size)``, in one listing.
+
+        The first listing of this store object removes temporary files whose writer is dead
+        (a crash leftover): that is "the next open" after a crash, and costs nothing when
+        there are none. Later listings only count them.
+        """
+        objects, temps = [], []
+        for path, size, temp in self._backend.scan():
+            if temp:
+                temps.append((path, size))
+            elif is_canonical_key(path):
+                objects.append((path, size))
+        if sweep and not self._swept:
+            self._swept = True
+            dead = {path for path, _ in temps if _writer_dead(path)}
+            if dead:
+                with self._backend.lock():
+                    for path in dead:
+                        self._backend.discard_temp(path)
+                temps = [(path, size) for path, size in temps if path not in dead]
+        return objects, temps
 
     def _check_conflicts(self, key: str) -> None:
         # An object cannot also be a folder of objects: "a" and "a/b" cannot both exist.
         backend = self._backend
         if backend.kind(key) == "dir":
-            raise InvalidKeyError(key, "other objects are stored under this key as a folder")
+            raise KeyConflictError(key, "other objects are stored under this key as a folder")
         parts = key.split("/")
         for depth in range(1, len(parts)):
             parent = "/".join(parts[:depth])
             if backend.kind(parent) == "file":
-                raise InvalidKeyError(key, f"{parent!r} is an object, so it cannot be a folder")
+                raise KeyConflictError(
+                    key, f"{parent!r} is an object, so it cannot be a folder", parent)
 
     def _check_limits(self, key: str, size: int) -> None:
-        count = total = 0
-        replaced = 0
-        exists = False
-        for existing, existing_size in self._objects():
-            count += 1
-            total += existing_size
-            if existing == key:
-                exists, replaced = True, existing_size
-        new_count = count if exists else count + 1
-        if new_count > self._max_files:
-            raise StorageLimitError(key, "max_files", count, 1, self._max_files)
-        if total - replaced + size > self._max_size:
-            raise StorageLimitError(key, "max_size", total - replaced, size, self._max_size)
+        objects, temps = self._scan()
+        count, total = len(objects), sum(object_size for _, object_size in objects)
+        replaced = next((object_size for name, object_size in objects if name == key), None)
+        # Temporary files are bytes on the disk: they count until they are removed.
+        count += len(temps)
+        total += sum(temp_size for _, temp_size in temps)
+        note = (f"{len(temps)} of them temporary files of unfinished or crashed writes "
+                "(alphazoo store fsck --remove clears those whose writer is gone)"
+                if temps else "")
+        if (count if replaced is not None else count + 1) > self._max_files:
+            raise StorageLimitError(key, "max_files", count, 1, self._max_files, note)
+        kept = total - (replaced or 0)
+        if kept + size > self._max_size:
+            raise StorageLimitError(key, "max_size", kept, size, self._max_size, note)
 
     def _sync_staged(self, only: str | None = None, strict: bool = False) -> None:
-        for key, (path, synced) in list(self._staged.items()):
-            if only is not None and key != only:
-                continue
-            current = _changed(path, synced)
-            if current is None:
-                continue
+        for key, path, current in self._copies.changed(only):
             try:
                 with open(path, "rb") as handle:
-                    self.write_stream(key, iter(lambda: handle.read(_CHUNK), b""), current[1])
+                    self._put(key, iter(lambda: handle.read(_CHUNK), b""), current[1])
             except (StorageLimitError, InvalidKeyError) as exc:
                 if strict:
                     raise
                 warnings.warn(f"{path} was not uploaded: {exc}", stacklevel=3)
                 continue
-            self._staged[key] = (path, current)
+            self._copies.record(key, path, current)
 
 
-def _drop_staging(folder: Path, staged: dict[str, tuple[Path, Any]], url: str) -> None:
-    pending = [key for key, (path, synced) in staged.items() if _changed(path, synced)]
-    if pending:
-        warnings.warn(
-            f"{len(pending)} file(s) from get_file_path were changed but never uploaded to "
-            f"{url}: {', '.join(sorted(pending))}; call store.sync() or store.close()",
-            ResourceWarning, stacklevel=2,
-        )
-    shutil.rmtree(folder, ignore_errors=True)
-
-
-def _changed(path: Path, synced: tuple[int, int] | None) -> tuple[int, int] | None:
-    """The copy's signature when it exists and differs from the last upload, else None."""
-    current = _signature(path)
-    return current if current is not None and current != synced else None
-
-
-def _signature(path: Path) -> tuple[int, int] | None:
-    try:
-        stat = path.stat()
-    except FileNotFoundError:
-        return None
-    return stat.st_mtime_ns, stat.st_size
+def _writer_dead(path: str) -> bool:
+    writer = temp_writer(path.rsplit("/", 1)[-1])
+    return writer is not None and writer_state(writer) == "dead"
 
 
 def _counted(chunks: Iterable[bytes], size: int, key: str) -> Iterator[bytes]:

@@ -287,3 +287,26 @@ def test_tables_fit_80_columns_and_a_store_path_stays_whole(tmp_path: Path) -> N
     listed = cli("store", "ls", "--store", str(store), COLUMNS="40")
     # The path is one line a user can copy, even where it is wider than the terminal.
     assert f"Store {store}" in listed.stdout.splitlines()
+
+
+def test_store_fsck_lists_by_default_and_removes_with_a_flag(tmp_path: Path) -> None:
+    help_text = cli("store", "fsck", "--help").stdout
+    assert "--remove" in help_text and "--older-than" in help_text and "dry run" in help_text
+    root = tmp_path / "store"
+    alphazoo.ObjectStore(root).save("models/m", "kept")
+    # A temporary file named by a writer that has exited: what a SIGKILL mid-save leaves.
+    token = subprocess.run([sys.executable, "-c", "from alphazoo.leftovers import new_token; "
+                            "print(new_token())"], capture_output=True, text=True,
+                           check=True, timeout=HANG_TIMEOUT).stdout.strip()
+    leftover = root / "models" / f".m.{token}.tmp"
+    leftover.write_bytes(b"half")
+    env = {"TMPDIR": str(tmp_path)}  # no other process's staging folders in the report
+    dry = json.loads(cli("store", "fsck", "--store", str(root), "--json", **env).stdout)
+    assert dry["removed"] == 0 and leftover.exists()
+    assert [(row["where"], row["state"], row["gone"]) for row in dry["leftovers"]] == [
+        (f"models/{leftover.name}", "dead", True)]
+    table = cli("store", "fsck", "--store", str(root), **env)
+    assert table.returncode == 0 and "removable (--remove)" in table.stdout
+    done = cli("store", "fsck", "--remove", "--store", str(root), "--json", **env)
+    assert json.loads(done.stdout)["removed"] == 1 and not leftover.exists()
+    assert alphazoo.ObjectStore(root).read("models/m") == "kept"

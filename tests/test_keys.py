@@ -81,7 +81,7 @@ def test_longest_key_is_accepted() -> None:
 
 
 def test_a_segment_longer_than_file_systems_allow_is_refused(tmp_path) -> None:
-    # 255 bytes per name, less the 38 a folder store's temporary file adds around it.
+    # 255 bytes per name, less the up to 52 a folder store's temporary file adds around it.
     store = alphazoo.ObjectStore(tmp_path)
     longest = "x" * MAX_SEGMENT_LENGTH
     assert store.save(f"a/{longest}", "fits") and store.read(f"a/{longest}") == "fits"
