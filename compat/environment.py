@@ -219,19 +219,9 @@ def lock_text(versions: dict[str, tuple[str, str] | None] | None = None,
     so its version is a comment that ``check --lock`` still compares.
     """
     versions = collect_versions() if versions is None else versions
-    system = collect_system() if system is None else system
-    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    lines = [
-        "# alphazoo compat lock: exact versions in use; pip reads it as constraints (-c).",
-        f"# written {stamp} on {system['platform']}",
-        f"# python=={system['python']}",
-    ]
-    for library, found in versions.items():
-        if library == "python" or found is None:
-            continue
-        distribution, version = found
-        lines.append(f"{distribution}=={version}")
-    return "\n".join(lines) + "\n"
+    pins = {found[0]: found[1] for library, found in versions.items()
+            if library != "python" and found is not None}
+    return _lock_file("alphazoo compat lock: exact versions in use", system, [], pins)
 
 
 def closure_lock_text(closure: Closure | None = None,
@@ -244,14 +234,21 @@ def closure_lock_text(closure: Closure | None = None,
     reproduce the environment it describes.
     """
     closure = collect_closure() if closure is None else closure
+    notes = [f"not installed, though required: {gap}" for gap in closure.missing]
+    return _lock_file("alphazoo compat lock --all: the full closure in use", system, notes,
+                      closure.pins)
+
+
+def _lock_file(title: str, system: dict[str, str] | None, notes: list[str],
+               pins: dict[str, str]) -> str:
     system = collect_system() if system is None else system
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
-        "# alphazoo compat lock --all: the full closure in use; pip reads it as constraints (-c).",
+        f"# {title}; pip reads it as constraints (-c).",
         f"# written {stamp} on {system['platform']}",
         f"# python=={system['python']}",
-        *(f"# not installed, though required: {gap}" for gap in closure.missing),
-        *(f"{name}=={version}" for name, version in closure.pins.items()),
+        *(f"# {note}" for note in notes),
+        *(f"{name}=={version}" for name, version in pins.items()),
     ]
     return "\n".join(lines) + "\n"
 
