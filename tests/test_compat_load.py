@@ -9,6 +9,7 @@ of a real bundle and pack it again, as a bundle from that environment would be.
 from __future__ import annotations
 
 import json
+import site
 import subprocess
 import sys
 import sysconfig
@@ -68,7 +69,10 @@ def sharing_venv(root: Path, *packages: str) -> str:
     own = subprocess.run(
         [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
         capture_output=True, text=True, check=True, timeout=300).stdout.strip()
-    shared = dict.fromkeys([sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]])
+    # Every site folder this interpreter reads: its own, and the base's too when it is itself
+    # a venv with --system-site-packages.
+    shared = dict.fromkeys([*site.getsitepackages(), sysconfig.get_paths()["purelib"],
+                            sysconfig.get_paths()["platlib"]])
     # Processed after the venv's own packages; addsitedir also runs this environment's .pth
     # files, which is how an editable alphazoo is found.
     Path(own, "zz_shared_with_tests.pth").write_text(
