@@ -24,6 +24,7 @@ _EXPORTS = {
     "PluginInfo": "discovery", "PluginLoadWarning": "discovery",
     "AlphazooError": "errors", "InvalidKeyError": "errors", "ObjectNotFoundError": "errors",
     "StorageLimitError": "errors", "BundleIntegrityError": "errors",
+    "BundleFormatError": "errors", "BundleLimitError": "errors", "LoadLimits": "limits",
     "UntrustedModelError": "errors", "UnsupportedModelError": "errors",
     "UnsupportedFormatError": "errors", "ModelNotFoundError": "errors",
     "OnnxParityError": "errors", "MissingDependencyError": "errors",
@@ -33,7 +34,8 @@ _EXPORTS = {
 #: Submodules reachable as attributes (``alphazoo.errors``) before anything imported them.
 _SUBMODULES = frozenset({
     "backends", "builtins", "bundle", "cli", "contracts", "datasets", "demo", "discovery",
-    "errors", "hookspecs", "host", "keys", "registry", "store", "training",
+    "errors", "hookspecs", "host", "keys", "limits", "manifest_schema", "registry", "store",
+    "training", "trust",
 })
 
 if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
@@ -41,7 +43,9 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from .discovery import PluginInfo, PluginLoadWarning
     from .errors import (
         AlphazooError,
+        BundleFormatError,
         BundleIntegrityError,
+        BundleLimitError,
         IncompatibleVersionError,
         InvalidKeyError,
         MissingDependencyError,
@@ -56,6 +60,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     )
     from .hookspecs import hookimpl
     from .host import Zoo
+    from .limits import LoadLimits
     from .registry import register_model, unregister_model
     from .store import TIERS, ObjectStore, StoreUsage
     from .training.quota import TrainingQuotaExceeded
@@ -105,6 +110,9 @@ __all__ = [
     "ObjectNotFoundError",
     "StorageLimitError",
     "BundleIntegrityError",
+    "BundleFormatError",
+    "BundleLimitError",
+    "LoadLimits",
     "UntrustedModelError",
     "UnsupportedModelError",
     "UnsupportedFormatError",

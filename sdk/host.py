@@ -23,8 +23,10 @@ from .contracts import FormatSpec, LoadRequest, ModelSpec, SaveRequest
 from .discovery import PluginInfo, PluginLoadWarning, discover_plugins
 from .errors import UnsupportedFormatError, UnsupportedModelError, VersionMismatchWarning
 from .keys import normalize_key
+from .limits import LoadLimits
 from .registry import ModelTable
 from .store import ObjectStore
+from .trust import require_signature_from_env
 
 __all__ = ["Zoo"]
 
@@ -49,6 +51,13 @@ class Zoo:
     discover:
         Load the plugins of the ``alphazoo`` entry-point group (default True). With False
         only ``plugins`` and the host's built-ins are present: an isolated host.
+    require_signature:
+        Refuse every bundle whose HMAC does not verify for the key it is loaded from,
+        whatever its format (signed-only loading; see :mod:`alphazoo.trust`).
+        ``$ALPHAZOO_REQUIRE_SIGNATURE=1`` demands the same for every zoo of a process.
+    max_bytes:
+        The load limit of this zoo (:class:`~alphazoo.LoadLimits`); default
+        ``$ALPHAZOO_MAX_BYTES`` or 256 MiB.
 
     Plugins are discovered on first use, not in the constructor, and discovering them imports
     no ML framework: adapters import their library when they handle a model.
@@ -60,7 +69,13 @@ class Zoo:
         *,
         plugins: Iterable[Any] = (),
         discover: bool = True,
+        require_signature: bool = False,
+        max_bytes: int | None = None,
     ) -> None:
+        if max_bytes is not None:
+            LoadLimits(max_bytes=max_bytes)  # a bad value fails here, not at the first load
+        self.require_signature = bool(require_signature)
+        self.max_bytes = max_bytes
         self._store_arg = store
         self._store: ObjectStore | None = store if isinstance(store, ObjectStore) else None
         self._extra_plugins = list(plugins)
@@ -280,6 +295,8 @@ class Zoo:
         trusted: bool = False,
         sign_key: str | bytes | None = None,
         allow_version_mismatch: bool = False,
+        require_signature: bool = False,
+        max_bytes: int | None = None,
         **options: Any,
     ) -> Any:
         """Load the model saved under ``key``.
@@ -294,16 +311,27 @@ class Zoo:
         ``allow_version_mismatch=True``); other formats warn on a major difference
         (:class:`~alphazoo.VersionMismatchWarning`). Other keyword arguments go to the adapter
         (torch's ``builder=``, for one).
+
+        ``require_signature=True`` (or the zoo's setting, or
+        ``$ALPHAZOO_REQUIRE_SIGNATURE=1``) refuses any bundle, of any format, whose HMAC does
+        not verify for ``key``; ``trusted=True`` does not lift it. ``max_bytes`` bounds what
+        the load may decompress or allocate (:class:`~alphazoo.LoadLimits`; default the zoo's,
+        ``$ALPHAZOO_MAX_BYTES`` or 256 MiB): a larger declaration raises
+        :class:`~alphazoo.BundleLimitError` before anything is allocated, signed or not. A
+        manifest its schema refuses raises :class:`~alphazoo.BundleFormatError`.
         """
         key = normalize_key(key)
         key_bytes, key_source = signing_key_and_source(sign_key)
+        limits = LoadLimits.resolve(max_bytes, self.max_bytes)
+        required = require_signature or self.require_signature or require_signature_from_env()
         with tempfile.TemporaryDirectory(prefix="alphazoo-load-") as tmp:
-            opened = read_bundle(self.store, key, Path(tmp), key_bytes)
+            opened = read_bundle(self.store, key, Path(tmp), key_bytes, limits)
             manifest = opened.manifest
             request = LoadRequest(manifest, opened.files, trusted, opened.signature_valid,
                                   key=key, sign_key_source=key_source, options=options,
                                   build=self._build_for_load,
-                                  allow_version_mismatch=allow_version_mismatch)
+                                  allow_version_mismatch=allow_version_mismatch,
+                                  require_signature=required, limits=limits)
             model = self.hook.alphazoo_load(request=request)
         for notice in request.notices:
             warnings.warn(notice, VersionMismatchWarning, stacklevel=2)
@@ -317,7 +345,7 @@ class Zoo:
 
     def inspect(self, key: str) -> dict[str, Any]:
         """The manifest of the bundle under ``key`` (the whole bundle is verified first)."""
-        return read_manifest(self.store, key)
+        return read_manifest(self.store, key, LoadLimits.resolve(self.max_bytes))
 
     # -- notes -------------------------------------------------------------------------------
     def _note(self, model: Any, **facts: Any) -> None:
