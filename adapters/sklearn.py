@@ -206,9 +206,10 @@ def _load_skops(request: LoadRequest, path: Any) -> Any:
     foreign types, and every tree validated before the model is returned."""
     from ._sklearn_trees import validate_trees
 
-    skops_io: Any = require("skops.io", "sklearn", "the skops format")
-    # Before skops reads anything: get_untrusted_types already parses schema.json.
+    # Before skops reads anything (get_untrusted_types already parses schema.json), and
+    # before it is imported: a bomb costs no import.
     check_zip(path, request.limits, npy=True)
+    skops_io: Any = require("skops.io", "sklearn", "the skops format")
     try:
         unknown = skops_io.get_untrusted_types(file=path)
     except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:
