@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from alphazoo.errors import BundleFormatError
@@ -38,31 +39,51 @@ _LEAF = -1
 _MAX_OBJECTS = 10_000_000
 
 
+@dataclass
+class _Nodes:
+    """One tree's node arrays, as the batch check reads them."""
+
+    where: str
+    left: Any
+    right: Any
+    feature: Any
+    threshold: Any
+    n_features: int | None
+    max_depth: int | None = None
+
+
 def validate_trees(model: Any, where: str) -> int:
-    """Check every tree reachable from ``model``; return how many were checked."""
+    """Check every tree reachable from ``model``; return how many were checked.
+
+    All trees are checked together, as one concatenation of their node arrays: a 100-tree
+    forest costs a few numpy passes, not a few hundred.
+    """
+    import numpy as np
+
     tree_module = sys.modules.get("sklearn.tree._tree")
     tree_class = getattr(tree_module, "Tree", None)
     predictor_module = sys.modules.get(
         "sklearn.ensemble._hist_gradient_boosting.predictor")
     predictor_class = getattr(predictor_module, "TreePredictor", None)
-    checked = 0
+    batch: list[_Nodes] = []
     for path, obj, owner in _walk(model):
+        n_features_in = getattr(owner, "n_features_in_", None)
         if tree_class is not None and isinstance(obj, tree_class):
-            _check_tree(obj, f"{where}: {path}", getattr(owner, "n_features_in_", None))
-            checked += 1
+            batch.append(_tree_nodes(obj, f"{where}: {_path(path)}", n_features_in))
         elif predictor_class is not None and isinstance(obj, predictor_class):
-            _check_predictor(obj, f"{where}: {path}", getattr(owner, "n_features_in_", None))
-            checked += 1
-    return checked
+            batch.append(_predictor_nodes(obj, f"{where}: {_path(path)}", n_features_in))
+    if batch:
+        _check_batch(batch, np)
+    return len(batch)
 
 
-def _walk(root: Any) -> Iterator[tuple[str, Any, Any]]:
+def _walk(root: Any) -> Iterator[tuple[Any, Any, Any]]:
     """Every object reachable through attributes, lists, tuples, dicts and object arrays, with
-    a path for messages and the estimator that holds it."""
+    its path (see :func:`_path`, formatted only for the trees) and the estimator holding it."""
     import numpy as np
 
     seen: set[int] = set()
-    stack: list[tuple[str, Any, Any]] = [("model", root, None)]
+    stack: list[tuple[Any, Any, Any]] = [(("model",), root, None)]
     while stack:
         path, obj, owner = stack.pop()
         if id(obj) in seen or len(seen) > _MAX_OBJECTS:
@@ -73,114 +94,146 @@ def _walk(root: Any) -> Iterator[tuple[str, Any, Any]]:
             continue
         if isinstance(obj, np.ndarray):
             if obj.dtype.hasobject:
-                stack.extend((f"{path}[{i}]", item, owner) for i, item in enumerate(obj.flat))
+                stack.extend(((path, i), item, owner) for i, item in enumerate(obj.flat))
             continue
         if isinstance(obj, (list, tuple)):
-            stack.extend((f"{path}[{i}]", item, owner) for i, item in enumerate(obj))
+            stack.extend(((path, i), item, owner) for i, item in enumerate(obj))
         elif isinstance(obj, dict):
-            stack.extend((f"{path}[{k!r}]", item, owner) for k, item in obj.items())
+            stack.extend(((path, repr(k)), item, owner) for k, item in obj.items())
         else:
             attributes = getattr(obj, "__dict__", None)
             if isinstance(attributes, dict):
                 holder = obj if hasattr(obj, "n_features_in_") else owner
-                stack.extend((f"{path}.{k}", item, holder) for k, item in attributes.items())
+                stack.extend(((path, "." + k), item, holder) for k, item in attributes.items())
+
+
+def _path(path: Any) -> str:
+    """``model.estimators_[0].tree_`` from the nested tuples :func:`_walk` builds."""
+    parts = []
+    while len(path) == 2:
+        path, step = path
+        parts.append(step if isinstance(step, str) and step.startswith(".") else f"[{step}]")
+    return path[0] + "".join(reversed(parts))
 
 
 def _fail(where: str, rule: str) -> None:
     raise BundleFormatError(where, f"tree node arrays are invalid: {rule}")
 
 
-def _check_structure(left: Any, right: Any, where: str) -> Any:
-    """The internal-node mask after checking that the children arrays form one tree."""
-    import numpy as np
-
-    count = len(left)
-    if count == 0 or len(right) != count:
-        _fail(where, f"{count} nodes, {len(right)} right children")
-    index = np.arange(count)
-    leaf_left, leaf_right = left == _LEAF, right == _LEAF
-    if np.any(leaf_left != leaf_right):
-        bad = int(np.flatnonzero(leaf_left != leaf_right)[0])
-        _fail(where, f"node {bad} has one child (left {int(left[bad])}, right {int(right[bad])})")
-    internal = ~leaf_left
-    for side, children in (("left", left), ("right", right)):
-        child = children[internal]
-        outside = (child <= index[internal]) | (child >= count)
-        if np.any(outside):
-            bad = int(index[internal][np.flatnonzero(outside)[0]])
-            _fail(where, f"node {bad}'s {side} child {int(children[bad])} is not a later node "
-                         f"in [1, {count})")
-    children = np.concatenate([left[internal], right[internal]])
-    if len(np.unique(children)) != len(children):
-        _fail(where, "a node is the child of two parents (a shared subtree or a cycle)")
-    if len(children) != count - 1:
-        _fail(where, f"{count} nodes but {len(children)} parent links: not one tree")
-    return internal
-
-
-def _depth(left: Any, right: Any, internal: Any) -> int:
-    """The tree's depth, level by level (children lie after parents, so this ends)."""
-    import numpy as np
-
-    frontier, depth = np.array([0]), 0
-    while True:
-        inner = frontier[internal[frontier]]
-        if not len(inner):
-            return depth
-        frontier = np.concatenate([left[inner], right[inner]])
-        depth += 1
-
-
-def _check_features(feature: Any, internal: Any, n_features: int, where: str) -> None:
-    import numpy as np
-
-    used = feature[internal]
-    bad = (used < 0) | (used >= n_features)
-    if np.any(bad):
-        node = int(np.flatnonzero(internal)[np.flatnonzero(bad)[0]])
-        _fail(where, f"node {node} splits on feature {int(feature[node])}, outside "
-                     f"[0, {n_features})")
-
-
-def _check_tree(tree: Any, where: str, n_features_in: int | None) -> None:
+def _tree_nodes(tree: Any, where: str, n_features_in: int | None) -> _Nodes:
+    """A ``Tree``'s arrays, after the checks that need no pass over its nodes."""
     import numpy as np
 
     left = np.asarray(tree.children_left, dtype=np.int64)
-    right = np.asarray(tree.children_right, dtype=np.int64)
-    if len(left) != tree.node_count:
-        _fail(where, f"node_count {tree.node_count} but {len(left)} nodes")
-    internal = _check_structure(left, right, where)
+    count = int(tree.node_count)
+    if count < 1 or len(left) != count:
+        _fail(where, f"node_count {count} but {len(left)} nodes")
     n_features = int(tree.n_features)
     if n_features_in is not None and n_features != int(n_features_in):
         _fail(where, f"the tree has {n_features} features, its estimator {n_features_in}")
-    _check_features(np.asarray(tree.feature, dtype=np.int64), internal, n_features, where)
-    threshold = np.asarray(tree.threshold)[internal]
-    if not np.all(np.isfinite(threshold)):
-        _fail(where, "a split threshold is not finite")
-    depth = _depth(left, right, internal)
-    if depth > int(tree.max_depth):
-        _fail(where, f"max_depth {tree.max_depth} but the nodes are {depth} deep")
-    if np.asarray(tree.value).shape[0] != len(left):
-        _fail(where, f"value has {np.asarray(tree.value).shape[0]} rows for {len(left)} nodes")
+    if np.asarray(tree.value).shape[0] != count:
+        _fail(where, f"value has {np.asarray(tree.value).shape[0]} rows for {count} nodes")
+    max_depth = int(tree.max_depth)
+    if not 0 <= max_depth < count:
+        # decision_path sizes its buffer from max_depth: it must be the real depth or more,
+        # and a tree of n nodes is less than n deep.
+        _fail(where, f"max_depth {max_depth} for {count} nodes")
+    return _Nodes(where, left, np.asarray(tree.children_right, dtype=np.int64),
+                  np.asarray(tree.feature, dtype=np.int64), np.asarray(tree.threshold),
+                  n_features, max_depth)
 
 
-def _check_predictor(predictor: Any, where: str, n_features_in: int | None) -> None:
+def _predictor_nodes(predictor: Any, where: str, n_features_in: int | None) -> _Nodes:
+    """A ``TreePredictor``'s records as children arrays (leaves -1), categorical splits'
+    bitset indexes checked here."""
     import numpy as np
 
     nodes = predictor.nodes
+    if len(nodes) < 1:
+        _fail(where, "no nodes")
     leaf = np.asarray(nodes["is_leaf"]).astype(bool)
     left = np.where(leaf, _LEAF, np.asarray(nodes["left"], dtype=np.int64))
     right = np.where(leaf, _LEAF, np.asarray(nodes["right"], dtype=np.int64))
-    internal = _check_structure(left, right, where)
-    if n_features_in is not None:
-        _check_features(np.asarray(nodes["feature_idx"], dtype=np.int64), internal,
-                        int(n_features_in), where)
-    if not np.all(np.isfinite(np.asarray(nodes["num_threshold"])[internal])):
-        _fail(where, "a split threshold is not finite")
-    categorical = internal & np.asarray(nodes["is_categorical"]).astype(bool)
+    categorical = ~leaf & np.asarray(nodes["is_categorical"]).astype(bool)
     if np.any(categorical):
         bitset = np.asarray(nodes["bitset_idx"], dtype=np.int64)[categorical]
         for name in ("binned_left_cat_bitsets", "raw_left_cat_bitsets"):
             rows = len(getattr(predictor, name))
             if np.any((bitset < 0) | (bitset >= rows)):
                 _fail(where, f"a categorical split's bitset_idx is outside {name} ({rows} rows)")
+    return _Nodes(where, left, right, np.asarray(nodes["feature_idx"], dtype=np.int64),
+                  np.asarray(nodes["num_threshold"]),
+                  None if n_features_in is None else int(n_features_in))
+
+
+def _check_batch(batch: list[_Nodes], np: Any) -> None:
+    """The structural rules over every node of every tree at once (see the module docstring).
+
+    Node ``i`` of tree ``t`` is global node ``offsets[t] + i``; a failure is reported with
+    the tree's path and the node's own index.
+    """
+    counts = np.array([len(t.left) for t in batch], dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    tree_of = np.repeat(np.arange(len(batch)), counts)
+    local = np.arange(int(counts.sum())) - offsets[tree_of]
+    left = np.concatenate([t.left for t in batch])
+    right = np.concatenate([t.right for t in batch])
+    if any(len(t.right) != len(t.left) for t in batch):
+        bad = next(t for t in batch if len(t.right) != len(t.left))
+        _fail(bad.where, f"{len(bad.left)} left but {len(bad.right)} right children")
+
+    def fail_at(mask: Any, rule: Any) -> None:
+        node = int(np.flatnonzero(mask)[0])
+        _fail(batch[int(tree_of[node])].where, rule(node, int(local[node])))
+
+    leaf_left, leaf_right = left == _LEAF, right == _LEAF
+    if np.any(leaf_left != leaf_right):
+        fail_at(leaf_left != leaf_right, lambda g, i: f"node {i} has one child (left "
+                                                      f"{int(left[g])}, right {int(right[g])})")
+    internal = ~leaf_left
+    size = counts[tree_of]
+    for side, children in (("left", left), ("right", right)):
+        outside = internal & ((children <= local) | (children >= size))
+        if np.any(outside):
+            fail_at(outside, lambda g, i, c=children, s=side: (
+                f"node {i}'s {s} child {int(c[g])} is not a later node in [1, {int(size[g])})"))
+    # Children are now in range: make them global and count each node's parents.
+    parent = np.full(len(left), -1, dtype=np.int64)
+    glob = np.flatnonzero(internal)
+    targets = np.concatenate([left[glob] + offsets[tree_of[glob]],
+                              right[glob] + offsets[tree_of[glob]]])
+    parents = np.bincount(targets, minlength=len(left))
+    if np.any(parents > 1):
+        fail_at(parents > 1, lambda g, i: f"node {i} is the child of two parents (a shared "
+                                          "subtree or a cycle)")
+    roots = local == 0
+    if np.any(~roots & (parents == 0)):
+        fail_at(~roots & (parents == 0), lambda g, i: f"node {i} has no parent: not one tree")
+    parent[targets] = np.concatenate([glob, glob])
+    n_features = np.array([-1 if t.n_features is None else t.n_features for t in batch])
+    feature = np.concatenate([t.feature for t in batch])
+    limit = n_features[tree_of]
+    bad = internal & ((feature < 0) | ((limit >= 0) & (feature >= limit)))
+    if np.any(bad):
+        fail_at(bad, lambda g, i: f"node {i} splits on feature {int(feature[g])}, outside "
+                                  f"[0, {int(limit[g])})")
+    threshold = np.concatenate([t.threshold for t in batch])
+    if np.any(internal & ~np.isfinite(threshold)):
+        fail_at(internal & ~np.isfinite(threshold),
+                lambda g, i: f"node {i}'s split threshold {threshold[g]} is not finite")
+    _check_depths(batch, parent, offsets, np)
+
+
+def _check_depths(batch: list[_Nodes], parent: Any, offsets: Any, np: Any) -> None:
+    """Each tree's real depth against its ``max_depth``, by pointer jumping: log2(depth)
+    passes over all nodes (each node's parent is earlier, so the ancestors chain ends)."""
+    depth = (parent >= 0).astype(np.int64)
+    ancestor = parent.copy()
+    while np.any(ancestor >= 0):
+        live = ancestor >= 0
+        depth[live] += depth[ancestor[live]]
+        ancestor[live] = ancestor[ancestor[live]]
+    deepest = np.maximum.reduceat(depth, offsets)
+    for tree, real in zip(batch, deepest.tolist()):
+        if tree.max_depth is not None and real > tree.max_depth:
+            _fail(tree.where, f"max_depth {tree.max_depth} but the nodes are {real} deep")
