@@ -253,6 +253,11 @@ def alphazoo_load(request: LoadRequest) -> Any:
         return predictor_class()(str(path), task=data.get("task") or "regression",
                                   output=data["outputs"]["value"],
                                   input_layout=data.get("input_layout"))
+    if fmt == "keras":
+        # Bounded before Keras opens the archive (members, decompressed size, HDF5 datasets),
+        # and before it is imported: a bomb costs no TensorFlow start-up.
+        check_zip(path, request.limits)
+        _check_h5_weights(path, request.limits)
     keras: Any = require("keras", "keras", "loading a Keras model")
     if fmt == "pickle":  # the host's trust guard has already run
         return load_pickle(path)
@@ -260,9 +265,6 @@ def alphazoo_load(request: LoadRequest) -> Any:
     # this key, switches safe mode off; a signed bundle copied to another key does not.
     trusted = may_run_code(request)
     _check_safe_mode_version(keras, trusted)
-    if fmt == "keras":  # bounded before Keras opens the archive (members, decompressed size)
-        check_zip(path, request.limits)
-        _check_h5_weights(path, request.limits)
     custom_objects = request.options.get("custom_objects")
     try:
         with _safe_mode_scope(not trusted):

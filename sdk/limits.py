@@ -84,15 +84,16 @@ def check_bytes(value: int, limits: LoadLimits, what: str, limit: str = "max_byt
         raise BundleLimitError(limit, value, maximum, what)
 
 
-def check_zip(path: Path, limits: LoadLimits, *, npy: bool = False) -> None:
+def check_zip(path: Path, limits: LoadLimits | None, *, npy: bool = False) -> None:
     """Check the archive at ``path`` against ``limits`` from its central directory alone.
 
     Member count, the sum of the members' declared uncompressed sizes and (``npy=True``) the
     shape each ``.npy`` member's header declares. Reading a member never yields more than its
     declared size (zipfile stops there and checks the CRC), so checking declarations bounds
     what the real loader will decompress. A file that is not a zip archive is a
-    :class:`~alphazoo.BundleFormatError`.
+    :class:`~alphazoo.BundleFormatError`. ``limits=None`` means the defaults.
     """
+    limits = limits or LoadLimits()
     with open_checked_zip(path, limits) as archive:
         if npy:
             _check_npy_members(archive, path, limits)

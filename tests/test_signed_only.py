@@ -234,3 +234,79 @@ def test_a_tree_whose_depth_exceeds_max_depth_is_refused(data):
     model.tree_.__setstate__(state)
     with pytest.raises(alphazoo.BundleFormatError, match="max_depth 1 but the nodes are 3 deep"):
         validate_trees(model, "tree")
+
+
+# -- bounds on the other formats -----------------------------------------------------------------
+def _keras_bundle(zoo, folder, key: str, members) -> None:
+    from _crafted import write_zip
+
+    write_zip(folder / "model.keras", members)
+    manifest = {"key": key, "adapter": "keras", "format": "keras",
+                "adapter_data": {"backend": "tensorflow", "task": "regression"}}
+    write_bundle(zoo.store, key, manifest, folder, ["model.keras"])
+
+
+def test_a_keras_archive_inflating_past_the_limit_is_refused(zoo, tmp_path):
+    from _crafted import Bomb
+
+    _keras_bundle(zoo, tmp_path, "keras/bomb", [
+        ("metadata.json", b"{}"), ("config.json", b"{}"),
+        ("model.weights.h5", Bomb(b"", 0, 300 * 2**20))])
+    with pytest.raises(alphazoo.BundleLimitError, match="model.weights.h5") as info:
+        zoo.load("keras/bomb", trusted=True)
+    assert info.value.value > 300 * 2**20
+
+
+def test_a_keras_archive_whose_hdf5_declares_gigabytes_is_refused(zoo, tmp_path):
+    import h5py
+
+    weights = tmp_path / "weights.h5"
+    with h5py.File(weights, "w") as handle:  # chunked and compressed: a small file
+        handle.create_dataset("layers/dense/vars/0", shape=(2**28,), dtype="f8",
+                              chunks=(2**16,), compression="gzip")
+    assert weights.stat().st_size < 100_000
+    folder = tmp_path / "bundle"
+    folder.mkdir()
+    _keras_bundle(zoo, folder, "keras/h5", [
+        ("metadata.json", b"{}"), ("config.json", b"{}"),
+        ("model.weights.h5", weights.read_bytes())])
+    with pytest.raises(alphazoo.BundleLimitError, match="dataset") as info:
+        zoo.load("keras/h5", trusted=True)
+    assert info.value.value == 2**31
+
+
+def test_json_weights_declaring_a_huge_tensor_are_refused_before_decoding(tmp_path):
+    import json
+
+    from alphazoo.adapters._weights import read_weights
+
+    path = tmp_path / "weights.json"
+    entry = {"name": "w", "dtype": "float32", "shape": [10**6, 10**6], "data": ""}
+    path.write_text(json.dumps({"format": "alphazoo-weights", "version": 1,
+                                "tensors": [entry]}))
+    with pytest.raises(alphazoo.BundleLimitError, match=r"weights entry 'w'") as info:
+        read_weights(path)
+    assert info.value.value == 4 * 10**12
+    entry["shape"] = [2**62, 4]  # numpy's prod would wrap around to 0 here
+    path.write_text(json.dumps({"format": "alphazoo-weights", "version": 1,
+                                "tensors": [entry]}))
+    with pytest.raises(alphazoo.BundleLimitError):
+        read_weights(path)
+    path.write_text("[1, 2]")
+    with pytest.raises(alphazoo.BundleFormatError, match="not a JSON object"):
+        read_weights(path)
+
+
+def test_a_torch_state_dict_zip_inflating_past_the_limit_is_refused(zoo, tmp_path):
+    from _crafted import Bomb, rebundle, write_zip
+
+    torch = pytest.importorskip("torch")
+    module = zoo.build("torch_mlp", in_features=4, out_features=1)
+    zoo.save(module, "torch/pt", format="pt")
+    assert isinstance(zoo.load("torch/pt"), torch.nn.Module)
+    bomb = tmp_path / "state_dict.pt"
+    write_zip(bomb, [("archive/data.pkl", b"\x80\x02}q\x00."),
+                     ("archive/data/0", Bomb(b"", 0, 300 * 2**20))])
+    rebundle(zoo.store, "torch/pt", "torch/bomb", bomb)
+    with pytest.raises(alphazoo.BundleLimitError, match="archive/data/0"):
+        zoo.load("torch/bomb")
