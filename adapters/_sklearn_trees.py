@@ -18,6 +18,7 @@ signature vouches for the author, not for the arrays):
   depth; ``value`` has one row per node.
 - ``TreePredictor`` (histogram gradient boosting): the same rules on its ``nodes`` records,
   plus categorical splits' ``bitset_idx`` inside the bitset arrays.
+- ``KDTree`` and ``BallTree`` (neighbour indexes): see :func:`_check_binary_tree`.
 
 A failure is a :class:`~alphazoo.BundleFormatError` naming the tree and the rule.
 """
@@ -65,16 +66,25 @@ def validate_trees(model: Any, where: str) -> int:
     predictor_module = sys.modules.get(
         "sklearn.ensemble._hist_gradient_boosting.predictor")
     predictor_class = getattr(predictor_module, "TreePredictor", None)
+    neighbor_classes = tuple(
+        cls for cls in (getattr(sys.modules.get("sklearn.neighbors._kd_tree"), "KDTree", None),
+                        getattr(sys.modules.get("sklearn.neighbors._ball_tree"), "BallTree",
+                                None))
+        if isinstance(cls, type))
     batch: list[_Nodes] = []
+    checked = 0
     for path, obj, owner in _walk(model):
         n_features_in = getattr(owner, "n_features_in_", None)
-        if tree_class is not None and isinstance(obj, tree_class):
+        if neighbor_classes and isinstance(obj, neighbor_classes):
+            _check_binary_tree(obj, f"{where}: {_path(path)}")
+            checked += 1
+        elif tree_class is not None and isinstance(obj, tree_class):
             batch.append(_tree_nodes(obj, f"{where}: {_path(path)}", n_features_in))
         elif predictor_class is not None and isinstance(obj, predictor_class):
             batch.append(_predictor_nodes(obj, f"{where}: {_path(path)}", n_features_in))
     if batch:
         _check_batch(batch, np)
-    return len(batch)
+    return len(batch) + checked
 
 
 def _walk(root: Any) -> Iterator[tuple[Any, Any, Any]]:
@@ -237,3 +247,35 @@ def _check_depths(batch: list[_Nodes], parent: Any, offsets: Any, np: Any) -> No
     for tree, real in zip(batch, deepest.tolist()):
         if tree.max_depth is not None and real > tree.max_depth:
             _fail(tree.where, f"max_depth {tree.max_depth} but the nodes are {real} deep")
+
+
+def _check_binary_tree(tree: Any, where: str) -> None:
+    """A ``KDTree`` or ``BallTree`` (neighbour indexes): its queries index ``data`` with
+    ``idx_array`` values, ``idx_array`` with each node's ``[idx_start, idx_end)``, and walk
+    to nodes ``2i+1`` and ``2i+2`` of non-leaf nodes, all unchecked."""
+    import numpy as np
+
+    state = tree.__getstate__()
+    data, idx_array, node_data, node_bounds = (np.asarray(a) for a in state[:4])
+    n_levels, weights = state[5], state[-1]
+    if data.ndim != 2 or idx_array.ndim != 1 or len(idx_array) != len(data):
+        _fail(where, f"data {list(data.shape)} and idx_array {list(idx_array.shape)} disagree")
+    samples, features = data.shape
+    if len(idx_array) and (idx_array.min() < 0 or idx_array.max() >= samples):
+        _fail(where, f"an idx_array entry lies outside [0, {samples})")
+    count = len(node_data)
+    if not isinstance(n_levels, int) or not 1 <= n_levels <= 62 or count != 2**n_levels - 1:
+        _fail(where, f"{count} nodes for n_levels {n_levels!r} (it must be 2**n_levels - 1)")
+    start = np.asarray(node_data["idx_start"], dtype=np.int64)
+    end = np.asarray(node_data["idx_end"], dtype=np.int64)
+    if np.any((start < 0) | (start > end) | (end > samples)):
+        _fail(where, f"a node's [idx_start, idx_end) lies outside [0, {samples}]")
+    childless = 2 * np.arange(count) + 1 >= count
+    if np.any(childless & (np.asarray(node_data["is_leaf"]) == 0)):
+        _fail(where, "a node of the last level is not marked a leaf: its children do not exist")
+    if node_bounds.ndim != 3 or node_bounds.shape[1:] != (count, features):
+        _fail(where, f"node_bounds {list(node_bounds.shape)} for {count} nodes of "
+                     f"{features} features")
+    if weights is not None and len(np.asarray(weights)) != samples:
+        _fail(where, f"sample_weight has {len(np.asarray(weights))} entries for {samples} "
+                     "samples")

@@ -55,8 +55,9 @@ _FILES = {"skops": "model.skops", "pickle": "model.pkl", "onnx": "model.onnx"}
 #: scikit-learn's own state holders that skops leaves untrusted only because it has not vetted
 #: them (trees, neighbour indexes, optimizer state): they hold arrays, not code references.
 #: An exact list, not the "sklearn." prefix: skops calls a listed name on load, and functions
-#: in scikit-learn's namespace (its test helpers run scripts) must stay untrusted. Tree node
-#: arrays are trusted only because every loaded tree then passes
+#: in scikit-learn's namespace (its test helpers run scripts) must stay untrusted. The tree
+#: types' index arrays (decision trees, histogram boosting, KD and ball trees) are trusted only
+#: because every loaded one then passes
 #: :func:`alphazoo.adapters._sklearn_trees.validate_trees` before the model is returned.
 SKLEARN_STATE_TYPES = frozenset({
     "sklearn.tree._tree.Tree",

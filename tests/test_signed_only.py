@@ -310,3 +310,23 @@ def test_a_torch_state_dict_zip_inflating_past_the_limit_is_refused(zoo, tmp_pat
     rebundle(zoo.store, "torch/pt", "torch/bomb", bomb)
     with pytest.raises(alphazoo.BundleLimitError, match="archive/data/0"):
         zoo.load("torch/bomb")
+
+
+@pytest.mark.parametrize("algorithm", ["kd_tree", "ball_tree"])
+def test_neighbour_indexes_are_validated_too(zoo, data, algorithm):
+    from sklearn.neighbors import KNeighborsClassifier
+
+    X, y = data
+    model = KNeighborsClassifier(n_neighbors=3, algorithm=algorithm).fit(X, y)
+    zoo.save(model, f"knn/{algorithm}", format="skops")
+    assert np.array_equal(zoo.load(f"knn/{algorithm}").predict(X), model.predict(X))
+    _, idx_array, node_data, _ = model._tree.get_arrays()
+    idx_array[0] = 10**9  # a crafted index into the training data: queries read far outside
+    zoo.save(model, f"knn-crafted/{algorithm}", format="skops")
+    with pytest.raises(alphazoo.BundleFormatError, match="idx_array entry lies outside"):
+        zoo.load(f"knn-crafted/{algorithm}", trusted=True)
+    idx_array[0] = 0
+    node_data["is_leaf"][-1] = 0  # a last-level node claiming children that do not exist
+    zoo.save(model, f"knn-childless/{algorithm}", format="skops")
+    with pytest.raises(alphazoo.BundleFormatError, match="not marked a leaf"):
+        zoo.load(f"knn-childless/{algorithm}")
