@@ -54,9 +54,9 @@ class Bomb:
             crc = zlib.crc32(chunk, crc)
         tail_input = chunk[:rest]
         crc = zlib.crc32(tail_input, crc)
+        # After a full flush the compressor starts afresh, so the tail compresses as it would
+        # after `whole` blocks: the stream is head, the block `whole` times, then the tail.
         tail = compressor.compress(tail_input) + compressor.flush()
-        # The two sample blocks above went into the compressor too: only their bytes' effect
-        # on history matters, and a full flush reset it; the stream below is re-assembled.
         pieces = [head] + [block] * whole + [tail]
         return pieces, crc
 
