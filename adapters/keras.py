@@ -276,12 +276,10 @@ def alphazoo_load(request: LoadRequest) -> Any:
     except ValueError as exc:
         if "safe_mode" not in str(exc):
             raise
-        replayed = (f" Its signature is for key {manifest.get('key')!r}, not {request.key!r}: "
-                    f"save it again under {request.key!r}." if request.signature_valid else "")
         raise UntrustedModelError(
             f"Keras' safe mode refused this {fmt} bundle ({exc}). Its Lambda layers run "
             "Python code: pass trusted=True (or load with the bundle's sign_key) if you trust "
-            f"it.{replayed}"
+            "it."
         ) from exc
     except TypeError as exc:
         if "Could not locate" not in str(exc):
