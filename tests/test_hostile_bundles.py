@@ -44,6 +44,19 @@ CHILD = textwrap.dedent("""
         importlib.import_module(name)
     imported = time.perf_counter() - started
     zoo = alphazoo.Zoo(sys.argv[1])
+
+    def peak_rss_mb():
+        # VmHWM, this process's own high-water mark: ru_maxrss survives exec on Linux and
+        # would report the forking test runner's size.
+        try:
+            with open("/proc/self/status") as status:
+                for line in status:
+                    if line.startswith("VmHWM:"):
+                        return int(line.split()[1]) / 1024
+        except OSError:
+            pass
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
     outcomes = []
     for key, kwargs in json.loads(sys.argv[2]):
         started = time.perf_counter()
@@ -54,7 +67,7 @@ CHILD = textwrap.dedent("""
             outcome.update(error=type(exc).__name__, message=str(exc)[:400],
                            typed=isinstance(exc, alphazoo.AlphazooError))
         outcome["seconds"] = time.perf_counter() - started
-        outcome["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        outcome["peak_rss_mb"] = peak_rss_mb()
         outcomes.append(outcome)
         print(json.dumps(outcome), flush=True)
 """)
