@@ -185,7 +185,7 @@ def _apply(manifest: dict, edits) -> None:
             target[field] = value
 
 
-@settings(max_examples=120, deadline=None, derandomize=True,
+@settings(max_examples=300, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.function_scoped_fixture,
                                  HealthCheck.too_slow])
 @given(fmt=st.sampled_from(["onnx", "skops", "pickle"]), edits=_edits(),
