@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from alphazoo.errors import BundleFormatError, BundleIntegrityError
-from alphazoo.limits import LoadLimits, check_bytes
+from alphazoo.limits import LoadLimits, check_bytes, check_json_text
 
 __all__ = ["Tensor", "encode_tensors", "decode_tensors", "write_weights", "read_weights"]
 
@@ -140,9 +140,10 @@ def read_weights(path: Path,
     """
     limits = limits or LoadLimits()
     check_bytes(path.stat().st_size, limits, f"{path.name} (JSON text)")
+    text = path.read_bytes()
+    check_json_text(text, limits, path.name)
     try:
-        with open(path, encoding="ascii") as handle:
-            document = json.load(handle)
+        document = json.loads(text.decode("ascii"))
     except (ValueError, RecursionError) as exc:  # not JSON, not ASCII, or nested too deep
         raise BundleFormatError(path.name, f"not a JSON document ({exc!s:.200})") from None
     if not isinstance(document, dict):

@@ -256,7 +256,7 @@ def alphazoo_load(request: LoadRequest) -> Any:
     if fmt == "keras":
         # Bounded before Keras opens the archive (members, decompressed size, HDF5 datasets),
         # and before it is imported: a bomb costs no TensorFlow start-up.
-        check_zip(path, request.limits)
+        check_zip(path, request.limits, json_members=("config.json", "metadata.json"))
         _check_h5_weights(path, request.limits)
     keras: Any = require("keras", "keras", "loading a Keras model")
     if fmt == "pickle":  # the host's trust guard has already run

@@ -209,7 +209,7 @@ def _load_skops(request: LoadRequest, path: Any) -> Any:
 
     # Before skops reads anything (get_untrusted_types already parses schema.json), and
     # before it is imported: a bomb costs no import.
-    check_zip(path, request.limits, npy=True)
+    check_zip(path, request.limits, npy=True, json_members=("schema.json",))
     skops_io: Any = require("skops.io", "sklearn", "the skops format")
     try:
         unknown = skops_io.get_untrusted_types(file=path)

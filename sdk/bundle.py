@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import IO, Any, Callable
 
 from .errors import BundleFormatError, BundleIntegrityError
-from .limits import LoadLimits, check_bytes
+from .limits import LoadLimits, check_bytes, check_json_text
 from .manifest_schema import validate_manifest
 from .store import ObjectStore
 
@@ -199,6 +199,7 @@ def _read(
         raise BundleIntegrityError(f"{key!r} is corrupt: manifest length exceeds the object")
     check_bytes(manifest_length, limits, f"the manifest of {key!r}")
     manifest_bytes = _read_exact(handle, manifest_length, key)
+    check_json_text(manifest_bytes, limits, f"the manifest of {key!r}")
     try:
         manifest = json.loads(manifest_bytes)
     except (ValueError, RecursionError) as exc:

@@ -34,7 +34,7 @@ from .errors import BundleFormatError, BundleLimitError
 
 __all__ = [
     "DEFAULT_MAX_BYTES", "DEFAULT_MAX_MEMBERS", "LoadLimits", "array_bytes", "check_bytes",
-    "check_npy_header", "check_zip", "open_checked_zip",
+    "check_json_text", "check_npy_header", "check_zip", "open_checked_zip",
 ]
 
 DEFAULT_MAX_BYTES = 256 * 1024 * 1024
@@ -85,19 +85,56 @@ def check_bytes(value: int, limits: LoadLimits, what: str, limit: str = "max_byt
         raise BundleLimitError(limit, value, maximum, what)
 
 
-def check_zip(path: Path, limits: LoadLimits | None, *, npy: bool = False) -> None:
+#: Bytes of Python objects one JSON container, or one comma-separated value, can become
+#: (an empty dict is 64 bytes, a float 24 plus its list slot): the multipliers of
+#: :func:`check_json_text`'s estimate.
+_CONTAINER_BYTES = 100
+_VALUE_BYTES = 32
+
+
+def check_json_text(text: bytes | IO[bytes], limits: LoadLimits | None, what: str) -> None:
+    """Refuse JSON text whose parsed form could exceed ``max_bytes`` of Python objects.
+
+    The text's size alone does not bound ``json.loads``: ``[[],[],...]`` becomes a list
+    object per three bytes, about twenty times the text. The estimate counts containers
+    (``[``, ``{``) and separators (``,``) in one pass over the bytes (brackets inside strings
+    count too, so it errs high), and real documents, whose bulk is numbers or base64 text,
+    come out near their size. ``text`` may be a binary stream, read in 1 MiB chunks.
+    """
+    limits = limits or LoadLimits()
+    chunks = [text] if isinstance(text, (bytes, bytearray)) else iter(
+        lambda: text.read(1 << 20), b"")
+    size = estimate = 0
+    for chunk in chunks:
+        size += len(chunk)
+        estimate += (len(chunk) + _CONTAINER_BYTES * (chunk.count(b"[") + chunk.count(b"{"))
+                     + _VALUE_BYTES * chunk.count(b","))
+        if estimate > limits.max_bytes:
+            check_bytes(estimate, limits,
+                        f"{what} (JSON of {size:,}+ bytes, as Python objects)")
+
+
+def check_zip(path: Path, limits: LoadLimits | None, *, npy: bool = False,
+              json_members: tuple[str, ...] = ()) -> None:
     """Check the archive at ``path`` against ``limits`` from its central directory alone.
 
     Member count, the sum of the members' declared uncompressed sizes and (``npy=True``) the
     shape each ``.npy`` member's header declares. Reading a member never yields more than its
     declared size (zipfile stops there and checks the CRC), so checking declarations bounds
     what the real loader will decompress. A file that is not a zip archive is a
-    :class:`~alphazoo.BundleFormatError`. ``limits=None`` means the defaults.
+    :class:`~alphazoo.BundleFormatError`. ``limits=None`` means the defaults. The members named
+    in ``json_members`` (skops' ``schema.json``, Keras' ``config.json``) are read and their
+    parsed size estimated (:func:`check_json_text`).
     """
     limits = limits or LoadLimits()
     with open_checked_zip(path, limits) as archive:
         if npy:
             _check_npy_members(archive, path, limits)
+        names = set(archive.namelist())
+        for name in json_members:
+            if name in names:
+                with archive.open(name) as member:
+                    check_json_text(member, limits, f"{path.name}:{name}")
 
 
 def _check_npy_members(archive: zipfile.ZipFile, path: Path, limits: LoadLimits) -> None:

@@ -31,28 +31,31 @@ _CHUNK = 16 * 1024 * 1024
 
 @dataclass(frozen=True)
 class Bomb:
-    """A zip member of ``prefix`` followed by ``size`` bytes of ``fill`` (deflated)."""
+    """A zip member of ``prefix``, ``size`` bytes of ``fill`` repeated, then ``suffix``
+    (deflated). ``fill`` is one byte value or a short pattern."""
 
     prefix: bytes
-    fill: int  # one byte value, repeated
+    fill: int | bytes
     size: int
+    suffix: bytes = b""
 
     @property
     def total(self) -> int:
-        return len(self.prefix) + self.size
+        return len(self.prefix) + self.size + len(self.suffix)
 
     def deflated_and_crc(self) -> tuple[Iterable[bytes], int]:
         compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
         head = compressor.compress(self.prefix) + compressor.flush(zlib.Z_FULL_FLUSH)
-        chunk = bytes([self.fill]) * _CHUNK
+        pattern = bytes([self.fill]) if isinstance(self.fill, int) else self.fill
+        chunk = pattern * (_CHUNK // len(pattern))
         block = compressor.compress(chunk) + compressor.flush(zlib.Z_FULL_FLUSH)
         again = compressor.compress(chunk) + compressor.flush(zlib.Z_FULL_FLUSH)
         assert block == again, "a full-flush deflate block must repeat byte for byte"
-        whole, rest = divmod(self.size, _CHUNK)
+        whole, rest = divmod(self.size, len(chunk))
         crc = zlib.crc32(self.prefix)
         for _ in range(whole):
             crc = zlib.crc32(chunk, crc)
-        tail_input = chunk[:rest]
+        tail_input = chunk[:rest] + self.suffix
         crc = zlib.crc32(tail_input, crc)
         # After a full flush the compressor starts afresh, so the tail compresses as it would
         # after `whole` blocks: the stream is head, the block `whole` times, then the tail.

@@ -160,6 +160,12 @@ def corpus(tmp_path_factory) -> dict:
     skops_case("skops-schema-900MB-whitespace",
                [(n, Bomb(schema, 0x20, 900 * 2**20) if n == "schema.json" else c)
                 for n, c in members], "BundleLimitError")
+    # schema.json of 240 MB (under max_bytes) that json.loads would make 80M empty lists:
+    # several GB of Python objects from a few hundred KB of file
+    skops_case("skops-schema-240MB-of-empty-lists",
+               [(n, Bomb(b'{"padding": [', b"[],", 240 * 2**20 // 3 * 3,
+                         b"[]], " + schema.lstrip()[1:]) if n == "schema.json" else c)
+                for n, c in members], "BundleLimitError")
     # a .npy member declaring and holding 1.5 GB of deflated zeros
     npy_name = next(n for n, _ in members if n.endswith(".npy"))
     header = _npy_header((1_500_000_000 // 8,), "<f8")
@@ -226,6 +232,7 @@ def _npy_header(shape: tuple[int, ...], descr: str) -> bytes:
 
 
 ALL_CASES = [*(f"tree/{kind}" for kind in TREE_CASES), "skops-schema-900MB-whitespace",
+             "skops-schema-240MB-of-empty-lists",
              "npy-1.5GB-deflated-zeros", "npy-header-declares-1.5GB", "skops-not-a-zip",
              "onnx-constant-of-shape-23000x23000-constant",
              "onnx-constant-of-shape-100000x100000-initializer",

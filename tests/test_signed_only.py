@@ -330,3 +330,32 @@ def test_neighbour_indexes_are_validated_too(zoo, data, algorithm):
     zoo.save(model, f"knn-childless/{algorithm}", format="skops")
     with pytest.raises(alphazoo.BundleFormatError, match="not marked a leaf"):
         zoo.load(f"knn-childless/{algorithm}")
+
+
+def test_json_whose_objects_would_dwarf_its_text_is_refused(tmp_path):
+    import json
+
+    from alphazoo.adapters._weights import read_weights
+
+    path = tmp_path / "weights.json"
+    padding = "[" + "[]," * 100_000 + "[]]"  # 300 KB of text, 100,001 list objects
+    path.write_text('{"format": "alphazoo-weights", "version": 1, "tensors": [], '
+                    f'"padding": {padding}}}')
+    json.loads(path.read_text())  # valid JSON: only its size in memory is the problem
+    with pytest.raises(alphazoo.BundleLimitError, match="as Python objects"):
+        read_weights(path, LoadLimits(max_bytes=2_000_000))
+    assert read_weights(path, LoadLimits(max_bytes=50_000_000))[0] == []
+
+
+def test_a_manifest_whose_objects_would_dwarf_its_text_is_refused(zoo, forest, tmp_path):
+    from alphazoo.bundle import read_bundle
+
+    manifest = zoo.save(forest, "rf", format="skops")
+    payload = read_bundle(zoo.store, "rf", tmp_path).files["model.skops"]
+    fields = {k: v for k, v in manifest.items() if k not in ("files", "protocol", "signature")}
+    write_bundle(zoo.store, "padded", {**fields, "key": "padded",
+                                       "metadata": {"padding": [[]] * 200_000}},
+                 payload.parent, [payload.name])
+    with pytest.raises(alphazoo.BundleLimitError, match="the manifest of 'padded'"):
+        zoo.load("padded", max_bytes=10_000_000)
+    zoo.load("padded", max_bytes=100_000_000)
