@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from alphazoo.errors import OnnxParityError, require
+from alphazoo.errors import BundleFormatError, OnnxParityError, require
 
 __all__ = ["OnnxPredictor", "check_parity"]
 
@@ -48,6 +48,17 @@ class OnnxPredictor:
         self.session = onnxruntime.InferenceSession(
             model, options, providers=["CPUExecutionProvider"]
         )
+        graph_outputs = {output.name for output in self.session.get_outputs()}
+        missing = sorted(set(outputs.values()) - graph_outputs)
+        if missing:  # else the first predict would fail inside onnxruntime
+            raise BundleFormatError("adapter_data.outputs",
+                                    f"names outputs {missing} the graph lacks (it has "
+                                    f"{sorted(graph_outputs)})")
+        if not (outputs.get("label") or outputs.get("value")):
+            raise BundleFormatError("adapter_data.outputs",
+                                    f"names no 'label' or 'value' output ({dict(outputs)})")
+        if not self.session.get_inputs():
+            raise BundleFormatError("model.onnx", "the graph takes no input")
         first_input = self.session.get_inputs()[0]
         self.input_name: str = first_input.name
         self.input_shape = list(first_input.shape)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from alphazoo.errors import BundleIntegrityError
+from alphazoo.errors import BundleFormatError, BundleIntegrityError
+from alphazoo.limits import LoadLimits, check_bytes, check_json_text
 
 __all__ = ["Tensor", "encode_tensors", "decode_tensors", "write_weights", "read_weights"]
 
@@ -73,20 +75,41 @@ def encode_tensors(tensors: Iterable[Tensor] | Mapping[str, np.ndarray]) -> list
     return entries
 
 
-def decode_tensors(entries: Iterable[Mapping[str, Any]]) -> list[Tensor]:
-    """The tensors of :func:`encode_tensors` entries, in their order (writable arrays)."""
-    tensors = []
+def decode_tensors(entries: Iterable[Mapping[str, Any]],
+                   limits: LoadLimits | None = None) -> list[Tensor]:
+    """The tensors of :func:`encode_tensors` entries, in their order (writable arrays).
+
+    Each entry's declared size is checked against ``limits`` (and all of them together)
+    before its base64 text is decoded; a malformed entry raises
+    :class:`~alphazoo.BundleFormatError`.
+    """
+    limits = limits or LoadLimits()
+    if not isinstance(entries, list):
+        raise BundleFormatError("tensors", f"must be an array, not {type(entries).__name__}")
+    tensors, total = [], 0
     for entry in entries:
+        if not isinstance(entry, Mapping):
+            raise BundleFormatError("tensors", f"an entry is a {type(entry).__name__}, not an "
+                                               "object")
         name = entry.get("name")
         try:
             dtype = np.dtype(str(entry["dtype"])).newbyteorder("<")
             shape = tuple(int(n) for n in entry["shape"])
-            raw = base64.b64decode(entry["data"], validate=True)
+            if any(n < 0 for n in shape):
+                raise ValueError(f"negative dimension in {list(shape)}")
+            # Python integers: numpy's prod wraps around on a crafted shape.
+            expected = math.prod(shape) * dtype.itemsize
+            check_bytes(expected, limits, f"weights entry {name!r} ({dtype.name}{list(shape)})")
+            total += expected
+            check_bytes(total, limits, "the weights document's tensors together")
+            data = entry["data"]
+            if not isinstance(data, str):
+                raise TypeError(f"data is a {type(data).__name__}, not base64 text")
+            raw = base64.b64decode(data, validate=True)
         except (KeyError, TypeError, ValueError) as exc:
-            raise BundleIntegrityError(f"weights entry {name!r} is malformed: {exc}") from exc
+            raise BundleFormatError(f"weights entry {name!r}", f"malformed: {exc}") from exc
         if dtype.kind not in _ALLOWED_KINDS:
             raise BundleIntegrityError(f"weights entry {name!r} names dtype {dtype}")
-        expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
         if len(raw) != expected:
             raise BundleIntegrityError(
                 f"weights entry {name!r} holds {len(raw)} bytes, but {dtype.name}{list(shape)} "
@@ -107,10 +130,24 @@ def write_weights(path: Path, tensors: Iterable[Tensor] | Mapping[str, np.ndarra
         json.dump(document, handle, separators=(",", ":"))
 
 
-def read_weights(path: Path) -> tuple[list[Tensor], dict[str, Any]]:
-    """The tensors of the document at ``path`` and its other keys."""
-    with open(path, encoding="ascii") as handle:
-        document = json.load(handle)
+def read_weights(path: Path,
+                 limits: LoadLimits | None = None) -> tuple[list[Tensor], dict[str, Any]]:
+    """The tensors of the document at ``path`` and its other keys.
+
+    The document's size and each tensor's declared size are checked against ``limits``
+    before they are parsed or decoded (:class:`~alphazoo.BundleLimitError`); a file that is
+    not such a document raises :class:`~alphazoo.BundleFormatError`.
+    """
+    limits = limits or LoadLimits()
+    check_bytes(path.stat().st_size, limits, f"{path.name} (JSON text)")
+    text = path.read_bytes()
+    check_json_text(text, limits, path.name)
+    try:
+        document = json.loads(text.decode("ascii"))
+    except (ValueError, RecursionError) as exc:  # not JSON, not ASCII, or nested too deep
+        raise BundleFormatError(path.name, f"not a JSON document ({exc!s:.200})") from None
+    if not isinstance(document, dict):
+        raise BundleFormatError(path.name, "not a JSON object")
     if document.get("format") != FORMAT or document.get("version") != VERSION:
         raise BundleIntegrityError(
             f"{path.name} is not an alphazoo weights document of version {VERSION} "
@@ -118,4 +155,4 @@ def read_weights(path: Path) -> tuple[list[Tensor], dict[str, Any]]:
         )
     header = {k: v for k, v in document.items()
               if k not in ("format", "version", "byteorder", "tensors")}
-    return decode_tensors(document.get("tensors", [])), header
+    return decode_tensors(document.get("tensors", []), limits), header

@@ -177,7 +177,7 @@ def alphazoo_load(request: LoadRequest) -> Any:
     path = payload_path(request, _FILES)
     if fmt == "pickle":  # the host's trust guard has already run
         return load_pickle(path)
-    model = read_json(path)
+    model = read_json(path, request.limits)
     recorded = manifest.get("model_class")
     if recorded != class_path(model):
         raise BundleIntegrityError(
@@ -248,15 +248,16 @@ def write_json(model: Any, path: Path) -> list[str]:
     return sorted(set(vars(model)) - kept)
 
 
-def read_json(path: Path) -> Any:
+def read_json(path: Path, limits: Any = None) -> Any:
     """The model in the weights document at ``path`` (see :func:`write_json`).
 
     The class comes from :data:`MODEL_CLASSES` only; a document naming another class, a
     parameter the installed hmmlearn lacks, or arrays of the wrong shape raises
-    :class:`~alphazoo.BundleIntegrityError`.
+    :class:`~alphazoo.BundleIntegrityError`. ``limits`` (an :class:`~alphazoo.LoadLimits`)
+    bounds the document and its arrays before they are parsed.
     """
     try:
-        tensors, header = _weights().read_weights(path)
+        tensors, header = _weights().read_weights(path, limits)
     except ValueError as exc:  # not JSON at all (read_weights checks the rest)
         raise BundleIntegrityError(f"{path.name} is not a JSON document: {exc}") from exc
     arrays = {t.name: t.array for t in tensors}

@@ -70,6 +70,10 @@ from alphazoo.errors import (
     require,
 )
 from alphazoo.hookspecs import hookimpl
+from alphazoo.limits import check_zip
+from alphazoo.manifest_schema import array as array_of
+from alphazoo.manifest_schema import either, null, obj, string
+from alphazoo.trust import may_run_code
 
 from ._common import (
     check_options,
@@ -123,17 +127,28 @@ def owns(model: Any) -> bool:
 
 
 # -- hooks ---------------------------------------------------------------------------------------
+#: The adapter_data each format's loader reads (see :mod:`alphazoo.manifest_schema`).
+_NATIVE_DATA = obj(optional={"backend": string(), "task": either(string(), null),
+                             "lambda_layers": array_of(string())})
+_ONNX_DATA = obj(required={"outputs": obj(required={"value": string()})},
+                 optional={"task": either(string(), null),
+                           "input_layout": either(string(), null)})
+#: The producer_name of Keras' ONNX exports: tf2onnx (TensorFlow backend, and the SavedModel
+#: fallback) or torch's exporter (torch backend).
+ONNX_PRODUCERS = ("tf2onnx", "pytorch")
+
+
 @hookimpl
 def alphazoo_formats() -> list[FormatSpec]:
     return [
         FormatSpec("keras", ADAPTER, True, ".keras archive loaded with safe_mode=True", True,
-                   ("keras",)),
+                   ("keras",), _NATIVE_DATA),
         FormatSpec("json", ADAPTER, True, "to_json() + bit-exact JSON weights, no optimizer",
-                   False, ("keras",)),
+                   False, ("keras",), _NATIVE_DATA),
         FormatSpec("pickle", ADAPTER, False, "pickle; runs code on load, trusted only", False,
                    ("keras",)),
         FormatSpec("onnx", ADAPTER, True, "model.export(format='onnx') served by onnxruntime",
-                   False, ("onnxruntime",)),
+                   False, ("onnxruntime",), _ONNX_DATA),
     ]
 
 
@@ -232,17 +247,23 @@ def alphazoo_load(request: LoadRequest) -> Any:
     if fmt == "onnx":
         data = manifest.get("adapter_data", {})
         from ._keras_onnx import predictor_class
+        from ._onnx_bounds import check_onnx
 
+        check_onnx(path, request.limits, adapter=ADAPTER, producers=ONNX_PRODUCERS)
         return predictor_class()(str(path), task=data.get("task") or "regression",
                                   output=data["outputs"]["value"],
                                   input_layout=data.get("input_layout"))
+    if fmt == "keras":
+        # Bounded before Keras opens the archive (members, decompressed size, HDF5 datasets),
+        # and before it is imported: a bomb costs no TensorFlow start-up.
+        check_zip(path, request.limits, json_members=("config.json", "metadata.json"))
+        _check_h5_weights(path, request.limits)
     keras: Any = require("keras", "keras", "loading a Keras model")
     if fmt == "pickle":  # the host's trust guard has already run
         return load_pickle(path)
-    # A signature vouches for the key it was saved under only (the host's rule for pickles):
-    # a signed bundle copied to another key does not switch safe mode off.
-    signed_here = request.signature_valid and manifest.get("key") == request.key
-    trusted = request.trusted or signed_here
+    # One rule for every adapter (alphazoo.trust): trusted=True, or a signature valid for
+    # this key, switches safe mode off; a signed bundle copied to another key does not.
+    trusted = may_run_code(request)
     _check_safe_mode_version(keras, trusted)
     custom_objects = request.options.get("custom_objects")
     try:
@@ -250,16 +271,15 @@ def alphazoo_load(request: LoadRequest) -> Any:
             if fmt == "keras":
                 return keras.saving.load_model(path, custom_objects=custom_objects,
                                                safe_mode=not trusted)
-            return _load_json(keras, path, custom_objects, safe_mode=not trusted)
+            return _load_json(keras, path, custom_objects, safe_mode=not trusted,
+                              limits=request.limits)
     except ValueError as exc:
         if "safe_mode" not in str(exc):
             raise
-        replayed = (f" Its signature is for key {manifest.get('key')!r}, not {request.key!r}: "
-                    f"save it again under {request.key!r}." if request.signature_valid else "")
         raise UntrustedModelError(
             f"Keras' safe mode refused this {fmt} bundle ({exc}). Its Lambda layers run "
             "Python code: pass trusted=True (or load with the bundle's sign_key) if you trust "
-            f"it.{replayed}"
+            "it."
         ) from exc
     except TypeError as exc:
         if "Could not locate" not in str(exc):
@@ -440,10 +460,42 @@ def _save_json(model: Any, path: Path) -> dict[str, Any]:
     return {"tensors": len(tensors), "bytes": int(sum(t.array.nbytes for t in tensors))}
 
 
-def _load_json(keras: Any, path: Path, custom_objects: Any, *, safe_mode: bool) -> Any:
+def _check_h5_weights(path: Path, limits: Any) -> None:
+    """Refuse a ``.keras`` archive whose HDF5 weights declare more than ``limits`` allow.
+
+    The zip check bounds the HDF5 file's bytes, but an HDF5 dataset can be chunked and
+    compressed: a small file may declare arrays of any size, which Keras allocates when it
+    reads them. h5py reads only the metadata here (shapes and dtypes).
+    """
+    import zipfile
+
+    from alphazoo.limits import LoadLimits, array_bytes, check_bytes
+
+    try:
+        import h5py
+    except ImportError:  # pragma: no cover - Keras itself needs h5py to read these
+        return
+    limits = limits or LoadLimits()
+    with zipfile.ZipFile(path) as archive:
+        names = [n for n in archive.namelist() if n.endswith(".h5")]
+        for name in names:
+            total = 0
+            with archive.open(name) as member, h5py.File(member, "r") as weights:
+                datasets: list[Any] = []
+                weights.visititems(lambda _, item: datasets.append(item)
+                                   if isinstance(item, h5py.Dataset) else None)
+                for dataset in datasets:
+                    size = array_bytes(dataset.shape or (), dataset.dtype.itemsize)
+                    check_bytes(size, limits, f"{path.name}:{name} dataset {dataset.name!r}")
+                    total += size
+                    check_bytes(total, limits, f"{path.name}:{name} datasets together")
+
+
+def _load_json(keras: Any, path: Path, custom_objects: Any, *, safe_mode: bool,
+               limits: Any = None) -> Any:
     from ._weights import read_weights
 
-    tensors, header = read_weights(path)
+    tensors, header = read_weights(path, limits)
     if "architecture" not in header:
         raise BundleIntegrityError(f"{path.name} has no 'architecture' entry")
     # model_from_json is json.loads + this call; spelled out so safe_mode is explicit.

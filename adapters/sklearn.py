@@ -30,11 +30,15 @@ from typing import Any
 from alphazoo.compat.installed import installed_versions as _versions
 from alphazoo.contracts import FormatSpec, LoadRequest, SavedPayload, SaveRequest
 from alphazoo.errors import (
+    BundleFormatError,
     UnsupportedFormatError,
     UntrustedModelError,
     require,
 )
 from alphazoo.hookspecs import hookimpl
+from alphazoo.limits import check_zip
+from alphazoo.manifest_schema import ONNX_OUTPUTS, array, either, null, obj, string
+from alphazoo.trust import may_run_code
 
 from ._common import (
     check_options,
@@ -51,7 +55,10 @@ _FILES = {"skops": "model.skops", "pickle": "model.pkl", "onnx": "model.onnx"}
 #: scikit-learn's own state holders that skops leaves untrusted only because it has not vetted
 #: them (trees, neighbour indexes, optimizer state): they hold arrays, not code references.
 #: An exact list, not the "sklearn." prefix: skops calls a listed name on load, and functions
-#: in scikit-learn's namespace (its test helpers run scripts) must stay untrusted.
+#: in scikit-learn's namespace (its test helpers run scripts) must stay untrusted. The tree
+#: types' index arrays (decision trees, histogram boosting, KD and ball trees) are trusted only
+#: because every loaded one then passes
+#: :func:`alphazoo.adapters._sklearn_trees.validate_trees` before the model is returned.
 SKLEARN_STATE_TYPES = frozenset({
     "sklearn.tree._tree.Tree",
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
@@ -79,15 +86,24 @@ def owns(model: Any) -> bool:
 
 
 # -- hooks ---------------------------------------------------------------------------------------
+#: The adapter_data each format's loader reads (see :mod:`alphazoo.manifest_schema`).
+_TASK = string(choices=("classification", "regression"))
+_SKOPS_DATA = obj(optional={"task": _TASK, "untrusted_types": array(string())})
+_ONNX_DATA = obj(required={"task": _TASK, "outputs": ONNX_OUTPUTS},
+                 optional={"classes": either(array(), null)})
+#: The producer_name of the graphs this adapter's ONNX exporter writes.
+ONNX_PRODUCERS = ("skl2onnx",)
+
+
 @hookimpl
 def alphazoo_formats() -> list[FormatSpec]:
     return [
         FormatSpec("skops", ADAPTER, True, "skops JSON schema; no code runs on load", True,
-                   ("scikit-learn", "skops")),
+                   ("scikit-learn", "skops"), _SKOPS_DATA),
         FormatSpec("pickle", ADAPTER, False, "pickle; runs code on load, trusted only", False,
                    ("scikit-learn",)),
         FormatSpec("onnx", ADAPTER, True, "skl2onnx graph served by onnxruntime", False,
-                   ("onnxruntime",)),
+                   ("onnxruntime",), _ONNX_DATA),
     ]
 
 
@@ -168,19 +184,13 @@ def alphazoo_load(request: LoadRequest) -> Any:
     fmt = manifest["format"]
     path = payload_path(request, _FILES)
     if fmt == "skops":
-        skops_io: Any = require("skops.io", "sklearn", "the skops format")
-        unknown = skops_io.get_untrusted_types(file=path)
-        foreign = _foreign(unknown)
-        if foreign and not (request.trusted or request.signature_valid):
-            raise UntrustedModelError(
-                f"this skops bundle holds types that are not trusted by default: {foreign}. "
-                "Pass trusted=True (or load with the bundle's sign_key) if you trust them."
-            )
-        return skops_io.load(path, trusted=unknown or None)
+        return _load_skops(request, path)
     if fmt == "pickle":  # the host's trust guard has already run
         return load_pickle(path)
     from ._onnx import OnnxPredictor
+    from ._onnx_bounds import check_onnx
 
+    check_onnx(path, request.limits, adapter=ADAPTER, producers=ONNX_PRODUCERS)
     data = manifest.get("adapter_data", {})
     signature = manifest.get("input") or {}
     return OnnxPredictor(
@@ -190,6 +200,34 @@ def alphazoo_load(request: LoadRequest) -> Any:
         classes=data.get("classes"),
         feature_names=signature.get("feature_names"),
     )
+
+
+def _load_skops(request: LoadRequest, path: Any) -> Any:
+    """A skops payload: bounded (zip members, schema and .npy sizes), trust-checked for
+    foreign types, and every tree validated before the model is returned."""
+    from ._sklearn_trees import validate_trees
+
+    # Before skops reads anything (get_untrusted_types already parses schema.json), and
+    # before it is imported: a bomb costs no import.
+    check_zip(path, request.limits, npy=True, json_members=("schema.json",))
+    skops_io: Any = require("skops.io", "sklearn", "the skops format")
+    try:
+        unknown = skops_io.get_untrusted_types(file=path)
+    except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:
+        raise BundleFormatError(path.name, f"not a skops schema skops can read ({exc!r:.200})")
+    foreign = _foreign(unknown)
+    if foreign and not may_run_code(request):
+        raise UntrustedModelError(
+            f"this skops bundle holds types that are not trusted by default: {foreign}. "
+            "Pass trusted=True (or load with the bundle's sign_key) if you trust them."
+        )
+    try:
+        model = skops_io.load(path, trusted=unknown or None)
+    except (ValueError, TypeError, KeyError, AttributeError, IndexError, RecursionError) as exc:
+        # skops and numpy report a crafted schema with whatever the failing step raised.
+        raise BundleFormatError(path.name, f"skops could not rebuild the model ({exc!r:.200})")
+    validate_trees(model, path.name)
+    return model
 
 
 # -- zoo models ----------------------------------------------------------------------------------

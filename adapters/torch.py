@@ -68,6 +68,15 @@ from alphazoo.errors import (
     require,
 )
 from alphazoo.hookspecs import hookimpl
+from alphazoo.limits import check_zip
+from alphazoo.manifest_schema import (
+    ONNX_OUTPUTS,
+    array,
+    either,
+    null,
+    obj,
+    string,
+)
 
 from ._common import check_options, choose_format, class_path, payload_path
 
@@ -103,18 +112,33 @@ def _models() -> Any:
     return _torch_models
 
 
+#: The adapter_data each format's loader reads (see :mod:`alphazoo.manifest_schema`).
+_TASK = string(choices=("classification", "regression"))
+_CLASSES = either(array(), null)
+_WEIGHTS_DATA = obj(optional={
+    "task": _TASK, "classes": _CLASSES,
+    "builder": either(obj(required={"zoo_model": string()},
+                          optional={"params": either(obj(), null)}), null),
+    "buffers": either(obj(values=string()), null),
+})
+_ONNX_DATA = obj(required={"task": _TASK, "outputs": ONNX_OUTPUTS},
+                 optional={"classes": _CLASSES})
+#: The producer_name of the graphs torch.onnx.export writes.
+ONNX_PRODUCERS = ("pytorch",)
+
+
 # -- hooks ---------------------------------------------------------------------------------------
 @hookimpl
 def alphazoo_formats() -> list[FormatSpec]:
     return [
         FormatSpec("json", ADAPTER, True, "architecture + state_dict as JSON tensors, bit-exact",
-                   True, ("torch",)),
+                   True, ("torch",), _WEIGHTS_DATA),
         FormatSpec("pt", ADAPTER, True, "state_dict via torch.save, loaded weights_only", False,
-                   ("torch",)),
+                   ("torch",), _WEIGHTS_DATA),
         FormatSpec("pickle", ADAPTER, False, "whole module via torch.save; runs code on load, "
                    "trusted only", False, ("torch",)),
         FormatSpec("onnx", ADAPTER, True, "torch.onnx.export graph served by onnxruntime",
-                   False, ("onnxruntime",)),
+                   False, ("onnxruntime",), _ONNX_DATA),
     ]
 
 
@@ -208,7 +232,9 @@ def alphazoo_load(request: LoadRequest) -> Any:
     data = manifest.get("adapter_data", {})
     if fmt == "onnx":
         from ._onnx import OnnxPredictor
+        from ._onnx_bounds import check_onnx
 
+        check_onnx(path, request.limits, adapter=ADAPTER, producers=ONNX_PRODUCERS)
         return OnnxPredictor(str(path), task=data["task"], outputs=data["outputs"],
                              classes=data.get("classes"))
     models = _models()
@@ -222,10 +248,12 @@ def alphazoo_load(request: LoadRequest) -> Any:
     if fmt == "json":
         from ._weights import read_weights
 
-        tensors, header = read_weights(path)
+        tensors, header = read_weights(path, request.limits)
         state = models.tensors_to_state(tensors, header.get("versions"))
     else:
-        # weights_only admits tensors and plain values (a module's extra state) only.
+        # weights_only admits tensors and plain values (a module's extra state) only; a .pt is
+        # a zip whose members are the storages, so their declared sizes bound the load.
+        check_zip(path, request.limits)
         state = torch.load(path, map_location="cpu", weights_only=True)
         if not isinstance(state, Mapping) or not all(isinstance(k, str) for k in state):
             raise BundleIntegrityError(f"{path.name} does not hold a state_dict")

@@ -59,6 +59,7 @@ from alphazoo.compat.installed import installed_versions as _versions
 from alphazoo.contracts import FormatSpec, LoadRequest, SavedPayload, SaveRequest
 from alphazoo.errors import BundleIntegrityError, UnsupportedFormatError, require
 from alphazoo.hookspecs import hookimpl
+from alphazoo.manifest_schema import ONNX_OUTPUTS, array, either, null, obj, string
 
 from ._common import (
     check_options,
@@ -106,18 +107,26 @@ def owns(model: Any) -> bool:
     return bool(kinds) and isinstance(model, kinds)
 
 
+#: The adapter_data each format's loader reads (see :mod:`alphazoo.manifest_schema`).
+_NATIVE_DATA = obj(optional={"estimator": either(string(), null), "params": either(obj(), null)})
+_ONNX_DATA = obj(required={"task": string(), "outputs": ONNX_OUTPUTS},
+                 optional={"classes": either(array(), null)})
+#: The producer_name of the graphs this adapter's ONNX exporter (onnxmltools) writes.
+ONNX_PRODUCERS = ("OnnxMLTools",)
+
+
 # -- hooks ---------------------------------------------------------------------------------------
 @hookimpl
 def alphazoo_formats() -> list[FormatSpec]:
     return [
         FormatSpec("json", ADAPTER, True, "xgboost's JSON model; no code runs on load", True,
-                   ("xgboost",)),
+                   ("xgboost",), _NATIVE_DATA),
         FormatSpec("ubj", ADAPTER, True, "xgboost's binary JSON (UBJSON) model", False,
-                   ("xgboost",)),
+                   ("xgboost",), _NATIVE_DATA),
         FormatSpec("pickle", ADAPTER, False, "pickle; runs code on load, trusted only", False,
                    ("xgboost",)),
         FormatSpec("onnx", ADAPTER, True, "onnxmltools graph served by onnxruntime", False,
-                   ("onnxruntime",)),
+                   ("onnxruntime",), _ONNX_DATA),
     ]
 
 
@@ -227,7 +236,9 @@ def alphazoo_load(request: LoadRequest) -> Any:
         return load_pickle(path)
     if fmt == "onnx":
         from ._onnx import OnnxPredictor
+        from ._onnx_bounds import check_onnx
 
+        check_onnx(path, request.limits, adapter=ADAPTER, producers=ONNX_PRODUCERS)
         signature = manifest.get("input") or {}
         return OnnxPredictor(
             str(path),

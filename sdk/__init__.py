@@ -25,6 +25,7 @@ _EXPORTS = {
     "AlphazooError": "errors", "InvalidKeyError": "errors", "ObjectNotFoundError": "errors",
     "KeyConflictError": "errors", "KeyEscapeError": "errors", "ObjectChangedError": "errors",
     "StorageLimitError": "errors", "BundleIntegrityError": "errors",
+    "BundleFormatError": "errors", "BundleLimitError": "errors", "LoadLimits": "limits",
     "UntrustedModelError": "errors", "UnsupportedModelError": "errors",
     "UnsupportedFormatError": "errors", "ModelNotFoundError": "errors",
     "OnnxParityError": "errors", "MissingDependencyError": "errors",
@@ -34,8 +35,8 @@ _EXPORTS = {
 #: Submodules reachable as attributes (``alphazoo.errors``) before anything imported them.
 _SUBMODULES = frozenset({
     "backends", "builtins", "bundle", "cli", "contracts", "datasets", "demo", "discovery",
-    "errors", "hookspecs", "host", "keys", "leftovers", "reader", "registry", "staging",
-    "store", "training",
+    "errors", "hookspecs", "host", "keys", "leftovers", "limits", "manifest_schema", "reader",
+    "registry", "staging", "store", "training", "trust",
 })
 
 if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
@@ -43,7 +44,9 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from .discovery import PluginInfo, PluginLoadWarning
     from .errors import (
         AlphazooError,
+        BundleFormatError,
         BundleIntegrityError,
+        BundleLimitError,
         IncompatibleVersionError,
         InvalidKeyError,
         KeyConflictError,
@@ -60,8 +63,9 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
         VersionMismatchWarning,
     )
     from .hookspecs import hookimpl
-    from .leftovers import FsckReport
     from .host import Zoo
+    from .leftovers import FsckReport
+    from .limits import LoadLimits
     from .registry import register_model, unregister_model
     from .store import TIERS, ObjectStore, StoreUsage
     from .training.quota import TrainingQuotaExceeded
@@ -115,6 +119,9 @@ __all__ = [
     "ObjectChangedError",
     "StorageLimitError",
     "BundleIntegrityError",
+    "BundleFormatError",
+    "BundleLimitError",
+    "LoadLimits",
     "UntrustedModelError",
     "UnsupportedModelError",
     "UnsupportedFormatError",

@@ -1,7 +1,8 @@
 """The host's own plugin: defaults and the trust guard around loading.
 
 Cross-cutting rules are hook implementations here rather than special cases inside adapters:
-the trust guard wraps ``alphazoo_load`` so no adapter can unpickle an untrusted payload, and
+the trust guard wraps ``alphazoo_load`` so no adapter can unpickle an untrusted payload (the
+rules live in :mod:`alphazoo.trust`) or read an ``adapter_data`` its format's schema refuses, and
 ``trylast`` defaults answer only when no adapter claimed the model.
 """
 
@@ -14,9 +15,10 @@ from .errors import (
     IncompatibleVersionError,
     UnsupportedFormatError,
     UnsupportedModelError,
-    UntrustedModelError,
 )
 from .hookspecs import hookimpl
+from .manifest_schema import validate_adapter_data
+from .trust import check_trust
 
 if TYPE_CHECKING:
     from .host import Zoo
@@ -59,7 +61,9 @@ class HostPlugin:
                 f"loaded plugin reads (formats available: {self._zoo.describe_formats()}); "
                 f"install or enable the {adapter!r} adapter{self._zoo.plugin_trouble(adapter)}"
             )
-        _check_trust(request, spec.safe)
+        # The format's declared adapter_data first: trust and version checks read the manifest.
+        validate_adapter_data(manifest, spec.adapter_data)
+        check_trust(request, spec.safe)
         _check_versions(request, spec.load_requires, pickled=not spec.safe)
         result = yield
         if result is None:
@@ -85,46 +89,3 @@ def _check_versions(request: LoadRequest, load_requires: tuple[str, ...], *,
             raise IncompatibleVersionError(finding.message, finding.library, finding.saved,
                                            finding.installed)
         request.notices.append(finding.allowed_message or finding.message)
-
-
-def _check_trust(request: LoadRequest, safe: bool) -> None:
-    """Refuse a load that the caller's trust, or the bundle's signature, does not cover.
-
-    Safety comes from the loader's own format table (``safe``), never from the bundle's word.
-    A signature that does not verify is refused for unsafe formats, and for safe ones when
-    the caller passed the key explicitly; a key from ``$ALPHAZOO_SIGNING_KEY`` does not stop a
-    safe bundle signed by another team from loading.
-    """
-    manifest, key = request.manifest, request.key
-    signed = manifest.get("signature") is not None
-    source = {"argument": "the sign_key argument",
-              "environment": "$ALPHAZOO_SIGNING_KEY"}.get(request.sign_key_source or "", "")
-    if signed and source and not request.signature_valid:
-        if not safe or request.sign_key_source == "argument":
-            raise UntrustedModelError(
-                f"{key!r} is signed, but its HMAC does not verify with the key from {source}: "
-                "the bundle was changed after signing, or signed with another key"
-            )
-    if safe or request.trusted:
-        return
-    fmt = manifest.get("format")
-    if request.signature_valid:
-        if manifest.get("key") == key:
-            return
-        raise UntrustedModelError(
-            f"{key!r} holds a bundle signed for key {manifest.get('key')!r}. A signature vouches "
-            "only for the key it was saved under, so a copy cannot replay an old model under a "
-            f"new name: save it again under {key!r}, or pass trusted=True."
-        )
-    if not signed:
-        raise UntrustedModelError(
-            f"format {fmt!r} runs code when it is loaded, and {key!r} is not signed. Pass "
-            "trusted=True if you know where it came from, or save it again with "
-            "zoo.save(..., sign_key=KEY) and load it with that key ($ALPHAZOO_SIGNING_KEY "
-            "serves both). Safe formats need neither."
-        )
-    raise UntrustedModelError(
-        f"format {fmt!r} runs code when it is loaded, and {key!r} is signed but no signing key "
-        "was given: load it with sign_key=KEY (or $ALPHAZOO_SIGNING_KEY), the key it was saved "
-        "with, or pass trusted=True if you know where it came from. Safe formats need neither."
-    )

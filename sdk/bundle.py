@@ -36,7 +36,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Callable
 
-from .errors import BundleIntegrityError
+from .errors import BundleFormatError, BundleIntegrityError
+from .limits import LoadLimits, check_bytes, check_json_text
+from .manifest_schema import validate_manifest
 from .store import ObjectStore
 
 __all__ = [
@@ -133,13 +135,17 @@ class OpenedBundle:
 
 
 def read_bundle(
-    store: ObjectStore, key: str, extract_to: Path | None, sign_key: bytes | None = None
+    store: ObjectStore, key: str, extract_to: Path | None, sign_key: bytes | None = None,
+    limits: LoadLimits | None = None,
 ) -> OpenedBundle:
     """Verify the bundle under ``key`` and extract its files into ``extract_to``.
 
     With ``extract_to=None`` the payload is verified but not written anywhere (``inspect``).
-    Raises :class:`~alphazoo.BundleIntegrityError` on any corruption; a missing key raises
-    :class:`~alphazoo.ObjectNotFoundError`.
+    Raises :class:`~alphazoo.BundleIntegrityError` on any corruption,
+    :class:`~alphazoo.BundleFormatError` for a manifest its schema
+    (:mod:`alphazoo.manifest_schema`) refuses, :class:`~alphazoo.BundleLimitError` when the
+    manifest or the payload files are larger than ``limits.max_bytes`` (checked before they
+    are read); a missing key raises :class:`~alphazoo.ObjectNotFoundError`.
     """
     with store.open(key) as handle:
         # The size of the object this handle reads, not a separate lookup: a writer may
@@ -156,47 +162,57 @@ def read_bundle(
                 f"{key!r} uses bundle protocol {protocol}, which this alphazoo cannot read "
                 f"(it reads {sorted(_READERS)}); upgrade alphazoo"
             )
-        return reader(handle, key, size, magic + header, extract_to, sign_key)
+        return reader(handle, key, size, magic + header, extract_to, sign_key,
+                      limits or LoadLimits())
 
 
-def read_manifest(store: ObjectStore, key: str) -> dict[str, Any]:
+def read_manifest(store: ObjectStore, key: str,
+                  limits: LoadLimits | None = None) -> dict[str, Any]:
     """The manifest of the bundle under ``key``, after verifying the whole object."""
-    return read_bundle(store, key, None).manifest
+    return read_bundle(store, key, None, limits=limits).manifest
 
 
 def _read_v1(
     handle: IO[bytes], key: str, size: int, head: bytes, extract_to: Path | None,
-    sign_key: bytes | None,
+    sign_key: bytes | None, limits: LoadLimits,
 ) -> OpenedBundle:
     """Protocol 1: the MAC and the closing SHA-256 run over the payload too."""
-    return _read(handle, key, size, head, extract_to, sign_key, trailer_covers_payload=True)
+    return _read(handle, key, size, head, extract_to, sign_key, limits,
+                 trailer_covers_payload=True)
 
 
 def _read_v2(
     handle: IO[bytes], key: str, size: int, head: bytes, extract_to: Path | None,
-    sign_key: bytes | None,
+    sign_key: bytes | None, limits: LoadLimits,
 ) -> OpenedBundle:
     """Protocol 2: the payload is covered by the manifest's per-file SHA-256 values."""
-    return _read(handle, key, size, head, extract_to, sign_key, trailer_covers_payload=False)
+    return _read(handle, key, size, head, extract_to, sign_key, limits,
+                 trailer_covers_payload=False)
 
 
 def _read(
     handle: IO[bytes], key: str, size: int, head: bytes, extract_to: Path | None,
-    sign_key: bytes | None, *, trailer_covers_payload: bool,
+    sign_key: bytes | None, limits: LoadLimits, *, trailer_covers_payload: bool,
 ) -> OpenedBundle:
     _, manifest_length = _HEADER.unpack(head[len(MAGIC):])
     if manifest_length > size:
         raise BundleIntegrityError(f"{key!r} is corrupt: manifest length exceeds the object")
+    check_bytes(manifest_length, limits, f"the manifest of {key!r}")
     manifest_bytes = _read_exact(handle, manifest_length, key)
+    check_json_text(manifest_bytes, limits, f"the manifest of {key!r}")
     try:
         manifest = json.loads(manifest_bytes)
-        entries = manifest["files"]
-        signed = manifest.get("signature") == SIGNATURE_ALGORITHM
-        names = [entry["name"] for entry in entries]
-        sizes = [int(entry["size"]) for entry in entries]
-        hashes = [str(entry["sha256"]) for entry in entries]
-    except (ValueError, KeyError, TypeError, OverflowError, RecursionError) as exc:
+    except (ValueError, RecursionError) as exc:
         raise BundleIntegrityError(f"{key!r} is corrupt: unreadable manifest ({exc})") from None
+    try:
+        validate_manifest(manifest)
+    except RecursionError:  # a deeply nested field: as unreadable as broken JSON
+        raise BundleFormatError("manifest", "nested too deeply") from None
+    entries = manifest["files"]
+    signed = manifest.get("signature") == SIGNATURE_ALGORITHM
+    names = [entry["name"] for entry in entries]
+    sizes = [entry["size"] for entry in entries]
+    hashes = [entry["sha256"] for entry in entries]
     if (
         any(not isinstance(n, str) or not _FILE_NAME.fullmatch(n) for n in names)
         or len(set(names)) != len(names)
@@ -204,14 +220,15 @@ def _read(
         raise BundleIntegrityError(f"{key!r} is corrupt: bad payload file names {names}")
     if any(not _SHA256_HEX.fullmatch(h) for h in hashes):
         raise BundleIntegrityError(f"{key!r} is corrupt: bad payload SHA-256 values")
-    if any(s < 0 for s in sizes):
-        raise BundleIntegrityError(f"{key!r} is corrupt: negative payload size")
     expected = len(head) + manifest_length + sum(sizes) + _DIGEST * (2 if signed else 1)
     if expected != size:
         raise BundleIntegrityError(
             f"{key!r} is corrupt: {size} bytes stored, the manifest accounts for {expected} "
             "(truncated or extended)"
         )
+    # After the size check (a wrong size is corruption), before a byte of payload is read or
+    # written to disk: the extracted files are the first thing a bundle could make large.
+    check_bytes(sum(sizes), limits, f"the payload files of {key!r}")
     digest = hashlib.sha256(head)
     digest.update(manifest_bytes)
     mac = hmac.new(sign_key, digestmod=hashlib.sha256) if (sign_key and signed) else None

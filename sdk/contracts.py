@@ -29,6 +29,10 @@ class FormatSpec:
     default: bool = False
     #: Distributions needed to *load* this format (an ONNX bundle needs only onnxruntime).
     load_requires: tuple[str, ...] = ()
+    #: The declared schema of the manifest's ``adapter_data`` for this format (a
+    #: :class:`alphazoo.manifest_schema.Spec`; None: any object). The host checks it before
+    #: the adapter's ``alphazoo_load`` runs, so a loader reads only fields of the right type.
+    adapter_data: Any = None
 
 
 @dataclass(frozen=True)
@@ -107,3 +111,9 @@ class LoadRequest:
     allow_version_mismatch: bool = False
     #: Messages for the caller (version mismatches), shown as warnings at the ``Zoo.load`` line.
     notices: list[str] = field(default_factory=list)
+    #: Refuse the bundle unless its HMAC verifies for this key (``require_signature=True``,
+    #: the zoo's setting or ``$ALPHAZOO_REQUIRE_SIGNATURE``); the host enforces it.
+    require_signature: bool = False
+    #: Bounds on what loading may read or allocate (an :class:`alphazoo.LoadLimits`); None
+    #: means the defaults. Adapters check what a payload declares against them first.
+    limits: Any = None

@@ -17,6 +17,8 @@ __all__ = [
     "ObjectChangedError",
     "StorageLimitError",
     "BundleIntegrityError",
+    "BundleFormatError",
+    "BundleLimitError",
     "UntrustedModelError",
     "UnsupportedModelError",
     "UnsupportedFormatError",
@@ -105,6 +107,43 @@ class StorageLimitError(AlphazooError):
 
 class BundleIntegrityError(AlphazooError):
     """A stored model bundle is corrupt, truncated, extended or tampered with."""
+
+
+class BundleFormatError(BundleIntegrityError):
+    """A bundle is intact (its hashes match) but does not follow its declared format.
+
+    A manifest field of the wrong type or missing, an ``adapter_data`` the format's schema
+    refuses, a payload that is not the archive its format promises, a tree whose node arrays
+    point outside themselves: ``field`` names what is wrong (``"adapter_data.outputs"``,
+    ``"model.skops"``...). It derives from :class:`BundleIntegrityError`, so code that catches
+    corrupt bundles catches malformed ones too: hashes prove only that nothing changed since
+    the bundle was written, not that its writer followed the format.
+    """
+
+    def __init__(self, field: str, problem: str) -> None:
+        self.field = field
+        self.problem = problem
+        super().__init__(f"malformed bundle: {field}: {problem}")
+
+
+class BundleLimitError(AlphazooError):
+    """Loading a bundle would read or allocate more than a load limit allows; nothing was
+    allocated. ``limit`` names the limit (``"max_bytes"``, ``"max_members"``), ``value`` what
+    the bundle declares, ``maximum`` the limit's value, ``what`` the part of the bundle.
+
+    Raise the limit for one load with ``zoo.load(key, max_bytes=...)`` (or ``Zoo(...,
+    max_bytes=...)``, or ``$ALPHAZOO_MAX_BYTES``) when the model is known to be that large.
+    """
+
+    def __init__(self, limit: str, value: int, maximum: int, what: str) -> None:
+        self.limit = limit
+        self.value = value
+        self.maximum = maximum
+        self.what = what
+        super().__init__(
+            f"{what} needs {value:,} (limit {limit}={maximum:,}): refused before allocating. "
+            f"If this model really is that large, load it with a higher {limit}."
+        )
 
 
 class UntrustedModelError(AlphazooError):

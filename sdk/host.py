@@ -24,8 +24,10 @@ from .discovery import (PluginInfo, PluginLoadWarning, discover_plugins, plugin_
                         settle_status)
 from .errors import UnsupportedFormatError, UnsupportedModelError, VersionMismatchWarning
 from .keys import normalize_key
+from .limits import LoadLimits
 from .registry import ModelTable
 from .store import ObjectStore
+from .trust import require_signature_from_env
 
 __all__ = ["Zoo"]
 
@@ -50,6 +52,13 @@ class Zoo:
     discover:
         Load the plugins of the ``alphazoo`` entry-point group (default True). With False
         only ``plugins`` and the host's built-ins are present: an isolated host.
+    require_signature:
+        Refuse every bundle whose HMAC does not verify for the key it is loaded from,
+        whatever its format (signed-only loading; see :mod:`alphazoo.trust`).
+        ``$ALPHAZOO_REQUIRE_SIGNATURE=1`` demands the same for every zoo of a process.
+    max_bytes:
+        The load limit of this zoo (:class:`~alphazoo.LoadLimits`); default
+        ``$ALPHAZOO_MAX_BYTES`` or 256 MiB.
 
     Plugins are discovered on first use, not in the constructor, and discovering them imports
     no ML framework: adapters import their library when they handle a model.
@@ -61,7 +70,13 @@ class Zoo:
         *,
         plugins: Iterable[Any] = (),
         discover: bool = True,
+        require_signature: bool = False,
+        max_bytes: int | None = None,
     ) -> None:
+        if max_bytes is not None:
+            LoadLimits(max_bytes=max_bytes)  # a bad value fails here, not at the first load
+        self.require_signature = bool(require_signature)
+        self.max_bytes = max_bytes
         self._store_arg = store
         self._store: ObjectStore | None = store if isinstance(store, ObjectStore) else None
         self._extra_plugins = list(plugins)
@@ -302,6 +317,8 @@ class Zoo:
         trusted: bool = False,
         sign_key: str | bytes | None = None,
         allow_version_mismatch: bool = False,
+        require_signature: bool = False,
+        max_bytes: int | None = None,
         **options: Any,
     ) -> Any:
         """Load the model saved under ``key``.
@@ -316,9 +333,17 @@ class Zoo:
         ``allow_version_mismatch=True``); other formats warn on a major difference
         (:class:`~alphazoo.VersionMismatchWarning`). Other keyword arguments go to the adapter
         (torch's ``builder=``, for one).
+
+        ``require_signature=True`` (or the zoo's setting, or
+        ``$ALPHAZOO_REQUIRE_SIGNATURE=1``) refuses any bundle, of any format, whose HMAC does
+        not verify for ``key``; ``trusted=True`` does not lift it. ``max_bytes`` bounds what
+        the load may decompress or allocate (:class:`~alphazoo.LoadLimits`; default the zoo's,
+        ``$ALPHAZOO_MAX_BYTES`` or 256 MiB): a larger declaration raises
+        :class:`~alphazoo.BundleLimitError` before anything is allocated, signed or not. A
+        manifest its schema refuses raises :class:`~alphazoo.BundleFormatError`.
         """
         return self._load(self.store, normalize_key(key), trusted, sign_key,
-                          allow_version_mismatch, options)
+                          allow_version_mismatch, require_signature, max_bytes, options)
 
     def load_bytes(
         self,
@@ -328,6 +353,8 @@ class Zoo:
         trusted: bool = False,
         sign_key: str | bytes | None = None,
         allow_version_mismatch: bool = False,
+        require_signature: bool = False,
+        max_bytes: int | None = None,
         **options: Any,
     ) -> Any:
         """Load a model from the bytes of a bundle (``store.read_bytes(key)``, a file...).
@@ -343,18 +370,22 @@ class Zoo:
             store = ObjectStore(folder)
             store.save_bytes(key, data)
             return self._load(store, normalize_key(key), trusted, sign_key,
-                              allow_version_mismatch, options)
+                              allow_version_mismatch, require_signature, max_bytes, options)
 
     def _load(self, store: ObjectStore, key: str, trusted: bool, sign_key: str | bytes | None,
-              allow_version_mismatch: bool, options: dict[str, Any]) -> Any:
+              allow_version_mismatch: bool, require_signature: bool, max_bytes: int | None,
+              options: dict[str, Any]) -> Any:
         key_bytes, key_source = signing_key_and_source(sign_key)
+        limits = LoadLimits.resolve(max_bytes, self.max_bytes)
+        required = require_signature or self.require_signature or require_signature_from_env()
         with tempfile.TemporaryDirectory(prefix="alphazoo-load-") as tmp:
-            opened = read_bundle(store, key, Path(tmp), key_bytes)
+            opened = read_bundle(store, key, Path(tmp), key_bytes, limits)
             manifest = opened.manifest
             request = LoadRequest(manifest, opened.files, trusted, opened.signature_valid,
                                   key=key, sign_key_source=key_source, options=options,
                                   build=self._build_for_load,
-                                  allow_version_mismatch=allow_version_mismatch)
+                                  allow_version_mismatch=allow_version_mismatch,
+                                  require_signature=required, limits=limits)
             model = self.hook.alphazoo_load(request=request)
         for notice in request.notices:
             # Attributed to the caller of load() or load_bytes(), two frames up.
@@ -380,7 +411,7 @@ class Zoo:
 
     def inspect(self, key: str) -> dict[str, Any]:
         """The manifest of the bundle under ``key`` (the whole bundle is verified first)."""
-        return read_manifest(self.store, key)
+        return read_manifest(self.store, key, LoadLimits.resolve(self.max_bytes))
 
     def check_target(self, key: str, target: str = "quantconnect") -> Any:
         """Whether the bundle under ``key`` loads on ``target``, and why not.
@@ -391,7 +422,8 @@ class Zoo:
         the format), ``warnings`` and ``instead`` (a format of the same adapter that would
         load). ``alphazoo inspect KEY --target quantconnect`` prints it.
         """
-        return self._verdict(read_manifest(self.store, key), target)
+        return self._verdict(read_manifest(self.store, key, LoadLimits.resolve(self.max_bytes)),
+                             target)
 
     def _verdict(self, manifest: dict[str, Any], target: str) -> Any:
         from alphazoo.compat.targets import verdict

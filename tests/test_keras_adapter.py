@@ -539,7 +539,8 @@ def test_a_signed_bundle_copied_to_another_key_stays_in_safe_mode(zoo, lambda_mo
         warnings.simplefilter("ignore", UserWarning)
         zoo.save(lambda_model, "signed", format="json", sign_key="k" * 32)
     zoo.store.save_bytes("replayed", zoo.store.read_bytes("signed"))
-    with pytest.raises(alphazoo.UntrustedModelError, match="signature is for key 'signed'"):
+    # The host refuses the replay for every format (alphazoo.trust) before Keras sees it.
+    with pytest.raises(alphazoo.UntrustedModelError, match="signed for key 'signed'"):
         zoo.load("replayed", sign_key="k" * 32)
     assert zoo.load("signed", sign_key="k" * 32) is not None
     assert zoo.load("replayed", trusted=True) is not None
