@@ -58,6 +58,7 @@ def rewrite(zoo, saved, fmt: str, key: str, edit) -> None:
 
 
 # -- the declared schema, field by field ---------------------------------------------------------
+@pytest.mark.slow
 @pytest.mark.parametrize("edit,field", [
     (lambda m: m.update(adapter_data={}), "adapter_data.task"),
     (lambda m: m.update(adapter_data=None), "adapter_data"),

@@ -289,6 +289,7 @@ def test_tables_fit_80_columns_and_a_store_path_stays_whole(tmp_path: Path) -> N
     assert f"Store {store}" in listed.stdout.splitlines()
 
 
+@pytest.mark.slow
 def test_store_fsck_lists_by_default_and_removes_with_a_flag(tmp_path: Path) -> None:
     help_text = cli("store", "fsck", "--help").stdout
     assert "--remove" in help_text and "--older-than" in help_text and "dry run" in help_text

@@ -92,6 +92,7 @@ def test_the_same_seed_gives_the_same_model() -> None:
     assert not np.allclose(first.predict(X), other.predict(X))
 
 
+@pytest.mark.slow
 def test_early_stopping_stops_and_restores_the_best_epoch() -> None:
     # Pure noise, a wide net and a high learning rate: the training loss falls while the
     # held-out loss does not, so the patience runs out long before n_epochs.

@@ -260,6 +260,7 @@ def test_json_round_trip_in_process(saved, data, case):
     assert loaded.monitor_.converged == original.monitor_.converged
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", [c for c in CASES if c.startswith(("gaussian", "gmm"))])
 def test_json_keeps_the_internal_covariance_shape(saved, case):
     """GaussianHMM's _covars_ (not the always-full public covars_), GMMHMM's per mixture."""

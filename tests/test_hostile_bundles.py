@@ -23,6 +23,9 @@ import pytest
 import alphazoo
 from _crafted import Bomb, constant_of_shape_onnx, rebundle, write_zip, zip_members
 
+# Every load runs in a bounded child interpreter: deselect with -m 'not slow'.
+pytestmark = pytest.mark.slow
+
 #: Address space of a child: alphazoo with scikit-learn, skops, onnx and onnxruntime imported
 #: maps about 1 GB; 2.5 GB leaves room for a real load and none for the bombs (>= 2 GB each).
 ADDRESS_SPACE = 2560 * 1024 * 1024

@@ -347,6 +347,7 @@ def test_json_whose_objects_would_dwarf_its_text_is_refused(tmp_path):
     assert read_weights(path, LoadLimits(max_bytes=50_000_000))[0] == []
 
 
+@pytest.mark.slow
 def test_a_manifest_whose_objects_would_dwarf_its_text_is_refused(zoo, forest, tmp_path):
     from alphazoo.bundle import read_bundle
 

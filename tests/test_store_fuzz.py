@@ -13,6 +13,7 @@ import uuid
 import warnings
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -71,6 +72,7 @@ def outside_state(outside: Path) -> dict[str, bytes]:
             if p.is_file()}
 
 
+@pytest.mark.slow
 def test_fuzzed_keys_fail_only_with_typed_errors(store_target, tmp_path: Path) -> None:
     outside = tmp_path / "outside"
     outside.mkdir()

@@ -292,6 +292,7 @@ def test_live_and_foreign_writers_are_left_alone(tmp_path: Path) -> None:
 
 # -- memory:// reads under threads ------------------------------------------------------------
 
+@pytest.mark.slow
 def test_memory_reads_under_threads_see_whole_objects() -> None:
     store = ObjectStore(f"memory://threads-{uuid.uuid4().hex}")
     versions = [bytes([n]) * (4096 + n) for n in range(4)]
