@@ -64,6 +64,7 @@ from typing import TYPE_CHECKING, Any
 from alphazoo.compat.installed import installed_versions as _versions
 from alphazoo.contracts import FormatSpec, LoadRequest, SavedPayload, SaveRequest
 from alphazoo.errors import (
+    BundleFormatError,
     BundleIntegrityError,
     UnsupportedFormatError,
     UntrustedModelError,
@@ -92,6 +93,7 @@ __all__ = [
     "FORMATS",
     "ONE_BATCH_ROWS",
     "KerasOnnxPredictor",  # noqa: F822 (made on first use, by __getattr__)
+    "UnknownKerasClassError",
     "keras_lstm",
     "keras_mlp",
     "owns",
@@ -275,20 +277,37 @@ def alphazoo_load(request: LoadRequest) -> Any:
                               limits=request.limits)
     except ValueError as exc:
         if "safe_mode" not in str(exc):
-            raise
+            raise _unreadable(fmt, exc) from exc
         raise UntrustedModelError(
             f"Keras' safe mode refused this {fmt} bundle ({exc}). Its Lambda layers run "
             "Python code: pass trusted=True (or load with the bundle's sign_key) if you trust "
             "it."
         ) from exc
+    except (KeyError, IndexError, AttributeError) as exc:
+        raise _unreadable(fmt, exc) from exc
     except TypeError as exc:
         if "Could not locate" not in str(exc):
-            raise
-        raise TypeError(
+            raise _unreadable(fmt, exc) from exc
+        raise UnknownKerasClassError(f"{fmt} payload", (
             f"{exc} Import the module that registers the class "
             "(@keras.saving.register_keras_serializable) before loading, or pass "
             "custom_objects={'Name': cls} to zoo.load."
-        ) from exc
+        )) from exc
+
+
+class UnknownKerasClassError(BundleFormatError, TypeError):
+    """The bundle names a Keras class that is not registered here.
+
+    Most often the user's own layer, whose module is not imported yet (hence also a
+    ``TypeError``, as Keras raises it); a crafted bundle naming nonsense lands here too.
+    """
+
+
+def _unreadable(fmt: str, exc: Exception) -> BundleFormatError:
+    # The hashes matched, so the bytes are what the writer stored: what Keras cannot rebuild
+    # from them is a malformed (or crafted) bundle, not a Keras bug to surface raw.
+    return BundleFormatError(f"{fmt} payload", f"Keras could not rebuild the model from it "
+                             f"({type(exc).__name__}: {exc})")
 
 
 # -- the ONNX predictor --------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import alphazoo
+from alphazoo.adapters.keras import UnknownKerasClassError
 import numpy as np
 import pytest
 from _child import HANG_TIMEOUT, blocking_prelude, run_python
@@ -640,3 +641,36 @@ def test_unknown_options_raise_type_error(zoo, saved):
     zoo.save(mlp, "x", format="json")
     with pytest.raises(TypeError, match=r"\['builder'\].*custom_objects"):
         zoo.load("x", builder=lambda: None)
+
+
+@pytest.mark.parametrize("architecture,error", [
+    ({"class_name": "Dense", "config": "not a config"}, alphazoo.BundleFormatError),
+    ({"module": "keras", "class_name": "Dense", "config": {"units": "x"}},
+     alphazoo.BundleFormatError),
+    ([1, 2, 3], alphazoo.BundleFormatError),
+    ({"class_name": "NoSuchLayer", "config": {}}, UnknownKerasClassError),
+])
+def test_an_architecture_keras_cannot_rebuild_is_a_typed_error(tmp_path, architecture, error):
+    # Intact hashes over a crafted architecture: Keras' own ValueError/TypeError/AttributeError
+    # come back as alphazoo errors naming the payload.
+    import keras
+
+    from alphazoo.adapters._weights import read_weights, write_weights
+    from alphazoo.bundle import read_bundle
+
+    from _crafted import rebundle
+
+    zoo = alphazoo.Zoo(tmp_path / "store")
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    zoo.save(model, "k/json", format="json")
+    (tmp_path / "opened").mkdir()
+    opened = read_bundle(zoo.store, "k/json", tmp_path / "opened")
+    (name,) = [getattr(entry, "name", entry) for entry in opened.files]
+    tensors, _ = read_weights(tmp_path / "opened" / name)
+    crafted = tmp_path / "crafted" / name
+    crafted.parent.mkdir()
+    write_weights(crafted, tensors, architecture=architecture)
+    rebundle(zoo.store, "k/json", "k/crafted", crafted)
+    with pytest.raises(error, match="json payload") as raised:
+        zoo.load("k/crafted")
+    assert isinstance(raised.value, alphazoo.AlphazooError)
