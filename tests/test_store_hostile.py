@@ -331,8 +331,6 @@ def test_memory_reads_under_threads_see_whole_objects() -> None:
 @pytest.mark.parametrize("limit", ["max_files", "max_size"])
 def test_limits_hold_for_several_stores_on_one_location_in_threads(store_target,
                                                                   limit: str) -> None:
-    if store_target.kind == "s3" and limit == "max_size":
-        pytest.skip("one S3 limit is enough to show the shared lock; each save lists the bucket")
     room, size = 6, 50
     limits = {"max_files": room} if limit == "max_files" else {"max_size": room * size}
     stores = [store_target.make(**limits) for _ in range(3)]
