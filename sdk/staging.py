@@ -111,6 +111,19 @@ class LocalCopies:
                 break
             parent = parent.parent
 
+    def forget_contents(self) -> None:
+        """Delete every copy's file but keep its key and folder (the store was cleared).
+
+        The next get_file_path downloads the object as it is now. A caller still holding a
+        path from before (a library saving to it later) has that file uploaded like any new
+        copy: dropping the key instead lost such a write without a warning, or made it fail
+        on a pruned folder.
+        """
+        for key, (path, _) in list(self.entries.items()):
+            with contextlib.suppress(FileNotFoundError, IsADirectoryError, NotADirectoryError):
+                path.unlink()
+            self.entries[key] = (path, None)
+
     def drop_all(self) -> None:
         """Forget and delete every copy (the store was cleared)."""
         for key in list(self.entries):

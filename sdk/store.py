@@ -309,12 +309,14 @@ class ObjectStore:
         objects and the file system's listing cache. The next read, listing or
         :meth:`get_file_path` sees the store as it is now, including objects another process
         or node saved meanwhile -- what LEAN's docs call ``clear()`` for before re-reading a
-        model updated elsewhere. To delete every object use :meth:`delete_all`.
+        model updated elsewhere. A path handed out before stays a copy of its key: a file
+        written there afterwards is uploaded. To delete every object use :meth:`delete_all`.
         """
         self._sync_staged(strict=True)
-        # Uploaded above, so dropping the copies loses nothing: get_file_path downloads the
-        # current object again.
-        self._copies.drop_all()
+        # Uploaded above, so deleting the copies' files loses nothing: get_file_path downloads
+        # the current object again. Their keys stay known, so a path handed out before is
+        # still uploaded if it is written after clear().
+        self._copies.forget_contents()
         # fsspec caches directory listings per file system (s3fs for its whole lifetime):
         # without this another node's saves could stay invisible.
         fs = getattr(self._backend, "fs", None)
@@ -325,11 +327,15 @@ class ObjectStore:
         """Delete every object in the store; returns how many were deleted.
 
         Irreversible; unlike LEAN's ``Clear`` (:meth:`clear`), which only drops caches.
-        Pending :meth:`get_file_path` copies are discarded, not uploaded.
+        Pending :meth:`get_file_path` copies are discarded, not uploaded. Temporary files of
+        writers that died are removed too (a live writer's are kept).
         """
         self._copies.drop_all()
         deleted = 0
         with self._backend.lock():
+            # Sweep again: a writer that died after this store's first listing left files
+            # that would keep counting against the limits of a store just emptied.
+            self._swept = False
             for key, _ in self._scan()[0]:
                 deleted += bool(self._backend.delete(key))
         return deleted
