@@ -10,10 +10,16 @@ it. ``alphazoo export-reader -o alphazoo_reader.py`` writes it as one file to ad
     model = load(self.object_store.read_bytes("spy/rf"))   # bytes of a bundle
     signal = model.predict(features)                        # and predict_proba where it has one
 
-:func:`load` verifies every checksum of the bundle first (any changed byte raises
-``BundleIntegrityError``), and with ``sign_key`` its HMAC-SHA256. Pickle bundles run code when
-loaded: they load only with ``trusted=True`` or a verifying ``sign_key``. It reads every bundle
-protocol alphazoo has written (1 and 2) and these formats:
+:func:`load` verifies the bundle's closing SHA-256, and with ``sign_key`` its HMAC-SHA256,
+before it parses the manifest, and each payload file's SHA-256 before the file is read (any
+changed byte raises ``BundleIntegrityError``). Pickle bundles run code when loaded: they load
+only with ``trusted=True``, or a verifying ``sign_key`` together with ``key=``, the key the
+bytes were read from, equal to the key the bundle was signed for (bytes carry no key of their
+own: without ``key=`` a signature cannot tell a bundle from a copy under another key). Nothing
+may exceed ``max_bytes`` (default 256 MiB): the bundle, a .keras archive's members, a weights
+tensor, an ONNX initializer or constant-folded tensor (these need the ``onnx`` package and are
+skipped without it). It reads every bundle protocol alphazoo has written (1 and 2) and these
+formats:
 
 =========================  ====================================================  ===============
 format                     what it returns                                       needs
@@ -26,8 +32,10 @@ sklearn/xgboost/hmmlearn   the unpickled model (trusted or signed only)         
 pickle
 =========================  ====================================================  ===============
 
-Inside alphazoo the errors are alphazoo's own classes; standing alone, classes of the same
-names defined here (all deriving from ``AlphazooError``).
+Every error raised for a bundle derives from ``ReaderError``: ``BundleIntegrityError`` (corrupt,
+malformed, or a payload its library refuses), ``BundleLimitError`` (``limit``, ``value``,
+``maximum``), ``UntrustedModelError``, ``UnsupportedFormatError``, ``MissingDependencyError``.
+Inside alphazoo these are alphazoo's own classes (``ReaderError`` is ``AlphazooError``).
 """
 
 from __future__ import annotations
@@ -258,7 +266,7 @@ def read_bundle_bytes(data: bytes, *, sign_key: bytes | None = None, max_bytes: 
     valid = bool(sign_key and len(view) >= start + length + 2 * _DIGEST and hmac.compare_digest(
         mac, hmac.new(sign_key, covered, hashlib.sha256).digest()))
     try:
-        manifest = json.loads(bytes(view[start:start + length]))
+        manifest = _json(bytes(view[start:start + length]), max_bytes, "the manifest")
         entries = manifest["files"] if isinstance(manifest, dict) else None
         if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
             raise TypeError("the manifest must be an object whose files are a list of objects")
@@ -356,6 +364,7 @@ def _check_onnx(payload: bytes, max_bytes: int) -> None:
         model = onnx.load_model_from_string(payload)
     except Exception as exc:  # noqa: BLE001 - protobuf's DecodeError and friends
         raise BundleIntegrityError(f"not a readable ONNX model ({exc})") from None
+
     def width(data_type: int) -> int:  # bytes per element; 8 when unknown (strings)
         try:
             return int(onnx.helper.tensor_dtype_to_np_dtype(data_type).itemsize) or 8
@@ -392,13 +401,12 @@ def _check_onnx(payload: bytes, max_bytes: int) -> None:
         inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)
     except Exception:  # noqa: BLE001 - a graph inference cannot follow: the checks above hold
         return
-    for graph in [inferred.graph]:
-        for info in (*graph.value_info, *graph.output):
-            dims = info.type.tensor_type.shape.dim
-            if dims and all(d.HasField("dim_value") for d in dims):
-                shape = [d.dim_value for d in dims]
-                _size(shape, width(info.type.tensor_type.elem_type), max_bytes,
-                      f"ONNX tensor {info.name!r} of shape {shape}")
+    for info in (*inferred.graph.value_info, *inferred.graph.output):
+        dims = info.type.tensor_type.shape.dim
+        if dims and all(d.HasField("dim_value") for d in dims):
+            shape = [d.dim_value for d in dims]
+            _size(shape, width(info.type.tensor_type.elem_type), max_bytes,
+                  f"ONNX tensor {info.name!r} of shape {shape}")
 
 
 def _xgboost(payload: bytes, manifest: dict[str, Any]) -> Any:
@@ -635,12 +643,26 @@ def _check_zip(payload: bytes, max_bytes: int) -> None:
     """Refuse a .keras archive of too many members or whose members declare more than
     ``max_bytes`` in all: Python's zipfile never inflates a member past its declared size."""
     try:
-        with zipfile.ZipFile(io.BytesIO(payload)) as archive:
-            members = archive.infolist()
+        archive = zipfile.ZipFile(io.BytesIO(payload))
     except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError) as exc:
         raise BundleIntegrityError(f"the .keras payload is not a zip archive ({exc})") from None
-    _limit(len(members), _MAX_MEMBERS, "the .keras archive's members", "max_members")
-    _limit(sum(m.file_size for m in members), max_bytes, "the .keras archive's members")
+    with archive:
+        members = archive.infolist()
+        _limit(len(members), _MAX_MEMBERS, "the .keras archive's members", "max_members")
+        _limit(sum(m.file_size for m in members), max_bytes, "the .keras archive's members")
+        # An HDF5 dataset can be chunked and compressed: a small file may declare arrays of
+        # any size, which Keras allocates when it reads them. h5py reads only shapes here.
+        h5py = _need("h5py", "a .keras archive")
+        for member in (m for m in members if m.filename.endswith(".h5")):
+            found: list[Any] = []
+            with archive.open(member) as handle, h5py.File(handle, "r") as weights:
+                weights.visititems(lambda _, item: found.append(
+                    (item.name, item.shape or (), item.dtype.itemsize))
+                    if isinstance(item, h5py.Dataset) else None)
+            total = 0
+            for name, shape, itemsize in found:
+                total += _size(shape, itemsize, max_bytes, f"{member.filename}:{name}")
+                _limit(total, max_bytes, f"{member.filename}'s datasets together")
 
 
 def _weights(payload: bytes, max_bytes: int) -> tuple[list[tuple[str, Any]], dict[str, Any]]:
@@ -648,7 +670,7 @@ def _weights(payload: bytes, max_bytes: int) -> tuple[list[tuple[str, Any]], dic
     import numpy as np
 
     try:
-        document = json.loads(payload)
+        document = _json(payload, max_bytes, "the weights document")
     except (ValueError, RecursionError) as exc:
         raise BundleIntegrityError(f"not a JSON document: {exc}") from None
     if not isinstance(document, dict) or not isinstance(document.get("tensors", []), list):
@@ -684,6 +706,14 @@ def _need(module: str, purpose: str) -> Any:
     except ImportError as exc:
         raise MissingDependencyError(
             f"{purpose} needs {module.split('.')[0]}, which is not installed: {exc}") from exc
+
+
+def _json(text: bytes, max_bytes: int, what: str) -> Any:
+    # json.loads can make twenty times its text in Python objects ("[[],[],..."): estimate
+    # from the containers and separators first (as alphazoo's check_json_text does).
+    estimate = len(text) + 100 * (text.count(b"[") + text.count(b"{")) + 32 * text.count(b",")
+    _limit(estimate, max_bytes, f"{what} (JSON of {len(text):,} bytes, as Python objects)")
+    return json.loads(text)
 
 
 def _limit(value: int, maximum: int, what: str, limit: str = "max_bytes") -> None:

@@ -191,3 +191,23 @@ def test_onnx_graphs_that_declare_gigabytes_are_refused_before_a_session(
         "BundleIntegrityError"], lines
     assert all("max_bytes=268,435,456" in line for line in lines[:3]), lines
     assert "external_data" in lines[3]
+
+
+def test_keras_hdf5_weights_are_bounded_by_their_declared_shapes(reader, tmp_path) -> None:
+    h5py = pytest.importorskip("h5py")
+    weights = tmp_path / "model.weights.h5"
+    with h5py.File(weights, "w") as handle:  # 14 GB declared; unwritten chunks take no space
+        handle.create_dataset("layers/dense/vars/0", shape=(60_000, 60_000), dtype="float32",
+                              chunks=(1000, 1000), compression="gzip")
+    archive = tmp_path / "model.keras"
+    write_zip(archive, [("config.json", b"{}"), ("model.weights.h5", weights.read_bytes())])
+    raw = bundle(tmp_path, archive.read_bytes(), adapter="keras", format="keras")
+    with pytest.raises(reader.BundleLimitError, match=r"model.weights.h5:/layers/dense/vars/0"):
+        reader.load(raw, trusted=True)
+
+
+def test_a_manifest_is_bounded_by_what_its_json_becomes(reader, tmp_path) -> None:
+    raw = bundle(tmp_path, b"x", padding=[[]] * 40_000)  # 160 kB of text, MBs of lists
+    with pytest.raises(reader.BundleLimitError, match="the manifest .*as Python objects"):
+        reader.load(raw, max_bytes=1 << 20)
+    assert reader.read_bundle_bytes(raw)[0]["padding"] == [[]] * 40_000  # fine by default
