@@ -134,11 +134,7 @@ def load(data: bytes, *, sign_key: str | bytes | None = None, trusted: bool = Fa
     key by default; this reader does not). ``trusted``: load a pickle without a signature.
     ``max_bytes``: the most the bundle, or any one thing its model declares (an ONNX tensor, a
     .keras archive's contents), may take; more raises ``BundleLimitError`` before allocating.
-
-    Every error raised on purpose derives from ``ReaderError`` (``AlphazooError`` inside
-    alphazoo): ``BundleIntegrityError`` (corrupt or malformed, including a payload its
-    library refuses), ``BundleLimitError``, ``UntrustedModelError``, ``UnsupportedFormatError``
-    and ``MissingDependencyError``.
+    Every error it raises for a bundle is a ``ReaderError`` (see the module's docstring).
     """
     secret = _secret(sign_key)
     manifest, files, signature_valid = read_bundle_bytes(data, sign_key=secret,
@@ -183,13 +179,13 @@ def _model(payload: bytes, manifest: dict[str, Any], fmt: Any, adapter: Any, nam
     if fmt == "onnx":
         return _Onnx(payload, manifest, max_bytes)
     if fmt in ("json", "ubj") and adapter == "xgboost":
-        return _xgboost(payload, manifest)
+        return _xgboost(payload, manifest, max_bytes)
     if fmt == "json" and adapter == "hmmlearn":
         return _hmmlearn(payload, max_bytes)
     if fmt in ("keras", "json") and adapter == "keras":
         return _keras(payload, fmt, safe_mode=not unsafe, max_bytes=max_bytes)
     if fmt == "pickle" and adapter in _PICKLE_ADAPTERS:
-        _need({"sklearn": "sklearn"}.get(adapter, adapter), name)
+        _need(adapter, name)
         return pickle.loads(payload)  # noqa: S301 - trusted or signed, checked in load()
     raise UnsupportedFormatError(
         f"{name} is a {adapter!r} bundle in format {fmt!r}, which this reader does not read "
@@ -350,10 +346,9 @@ def _check_onnx(payload: bytes, max_bytes: int) -> None:
     onnxruntime loads every initializer and folds constant subgraphs when the session is
     created: ``ConstantOfShape`` of a constant [100000, 100000] is 40 GB from a few hundred
     bytes. With the ``onnx`` package (QuantConnect has it) this sums initializers and Constant
-    values, sizes each ConstantOfShape fed a constant shape, runs shape inference (with
-    constant propagation) over every tensor, and refuses tensors stored outside the file
-    (``external_data`` makes onnxruntime read other paths). Without ``onnx`` these checks are
-    skipped: the payload is then bounded only by ``max_bytes`` on the bundle.
+    values, sizes each ConstantOfShape of a constant shape and every tensor shape inference
+    finds, and refuses ``external_data`` (onnxruntime would read other paths). Without
+    ``onnx`` all of this is skipped: only the bundle's own size is bounded.
     """
     try:
         import onnx
@@ -409,8 +404,10 @@ def _check_onnx(payload: bytes, max_bytes: int) -> None:
                   f"ONNX tensor {info.name!r} of shape {shape}")
 
 
-def _xgboost(payload: bytes, manifest: dict[str, Any]) -> Any:
+def _xgboost(payload: bytes, manifest: dict[str, Any], max_bytes: int) -> Any:
     xgboost = _need("xgboost", "an xgboost bundle")
+    if manifest.get("format") == "json":
+        _check_xgboost_json(payload, max_bytes)
     data = manifest.get("adapter_data") or {}
     name = data.get("estimator")
     suffix = ".ubj" if manifest.get("format") == "ubj" else ".json"
@@ -436,6 +433,26 @@ def _xgboost(payload: bytes, manifest: dict[str, Any]) -> Any:
                 f"xgboost {xgboost.__version__} cannot hold: serve it as onnx")
         return _PerClassIntercepts(model, offsets)
     return model
+
+
+def _check_xgboost_json(payload: bytes, max_bytes: int) -> None:
+    """xgboost trusts the counts a JSON model declares: a ``size_leaf_vector`` beyond a tree's
+    arrays crashes the process, a ``num_class`` of 10**9 allocates for that many. (UBJSON,
+    which this reader cannot parse, is left to xgboost.)"""
+    try:
+        learner = json.loads(payload)["learner"]
+        declared = learner["learner_model_param"]
+        for field in ("num_feature", "num_class", "num_target"):
+            _size([int(declared.get(field, 0))], 8, max_bytes, f"xgboost {field}")
+        booster = learner["gradient_booster"]
+        for tree in (booster.get("gbtree") or booster).get("model", {}).get("trees", []):
+            param = tree["tree_param"]
+            nodes, leaf = int(param["num_nodes"]), int(param.get("size_leaf_vector", 1))
+            if (min(nodes, leaf) < 0 or nodes > len(tree["left_children"])
+                    or nodes * max(leaf, 1) > len(tree["base_weights"])):
+                raise ValueError(f"{nodes} nodes of {leaf} values exceed the tree's arrays")
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
+        raise BundleIntegrityError(f"not a well-formed xgboost JSON model ({exc})") from None
 
 
 class _PerClassIntercepts:

@@ -211,3 +211,32 @@ def test_a_manifest_is_bounded_by_what_its_json_becomes(reader, tmp_path) -> Non
     with pytest.raises(reader.BundleLimitError, match="the manifest .*as Python objects"):
         reader.load(raw, max_bytes=1 << 20)
     assert reader.read_bundle_bytes(raw)[0]["padding"] == [[]] * 40_000  # fine by default
+
+
+def test_xgboost_json_counts_are_checked_before_xgboost_reads_them(reader_file, tmp_path) -> None:
+    xgboost = pytest.importorskip("xgboost")
+    import numpy as np
+
+    X = np.random.default_rng(0).normal(size=(60, 3))
+    xgboost.train({"max_depth": 2}, xgboost.DMatrix(X, X[:, 0] > 0), 2).save_model(
+        tmp_path / "m.json")
+    files = []
+    for number, (where, field) in enumerate([("tree", "size_leaf_vector"),  # a segfault
+                                             ("learner", "num_class")]):  # 8 GB allocated
+        model = json.loads((tmp_path / "m.json").read_text())
+        learner = model["learner"]
+        params = (learner["gradient_booster"]["model"]["trees"][0]["tree_param"]
+                  if where == "tree" else learner["learner_model_param"])
+        params[field] = "1000000000"
+        folder = tmp_path / str(number)
+        folder.mkdir()
+        files.append(folder / "bundle")
+        files[-1].write_bytes(bundle(folder, json.dumps(model).encode(), adapter="xgboost",
+                                     format="json", adapter_data={"estimator": "Booster"}))
+    result = subprocess.run([sys.executable, "-c", CHILD, str(reader_file), str(ADDRESS_SPACE),
+                             *map(str, files)], capture_output=True, text=True,
+                            timeout=HANG_TIMEOUT)
+    assert result.returncode == 0, (result.returncode, result.stderr[-3000:])
+    lines = result.stdout.strip().splitlines()
+    assert lines[0].startswith("BundleIntegrityError") and "exceed the tree" in lines[0], lines
+    assert lines[1].startswith("BundleLimitError") and "xgboost num_class" in lines[1], lines
