@@ -659,13 +659,16 @@ def _keras(payload: bytes, fmt: str, *, safe_mode: bool, max_bytes: int) -> Any:
 def _check_zip(payload: bytes, max_bytes: int) -> None:
     """Refuse a .keras archive of too many members or whose members declare more than
     ``max_bytes`` in all: Python's zipfile never inflates a member past its declared size."""
+    # zipfile makes an object per central directory record before anything can be counted:
+    # count their signatures first (an over-count, if the bytes occur inside a member).
+    _limit(payload.count(b"PK\x01\x02"), _MAX_MEMBERS, "the .keras archive's members",
+           "max_members")
     try:
         archive = zipfile.ZipFile(io.BytesIO(payload))
     except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError) as exc:
         raise BundleIntegrityError(f"the .keras payload is not a zip archive ({exc})") from None
     with archive:
         members = archive.infolist()
-        _limit(len(members), _MAX_MEMBERS, "the .keras archive's members", "max_members")
         _limit(sum(m.file_size for m in members), max_bytes, "the .keras archive's members")
         # An HDF5 dataset can be chunked and compressed: a small file may declare arrays of
         # any size, which Keras allocates when it reads them. h5py reads only shapes here.

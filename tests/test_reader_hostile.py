@@ -240,3 +240,17 @@ def test_xgboost_json_counts_are_checked_before_xgboost_reads_them(reader_file, 
     lines = result.stdout.strip().splitlines()
     assert lines[0].startswith("BundleIntegrityError") and "exceed the tree" in lines[0], lines
     assert lines[1].startswith("BundleLimitError") and "xgboost num_class" in lines[1], lines
+
+
+def test_keras_archive_members_are_counted_before_zipfile_reads_them(reader, tmp_path,
+                                                                    monkeypatch) -> None:
+    archive = tmp_path / "many.keras"
+    write_zip(archive, [(f"{n}.json", b"") for n in range(10_001)])
+    raw = bundle(tmp_path, archive.read_bytes(), adapter="keras", format="keras")
+
+    def refuse(*args: Any) -> None:
+        raise AssertionError("zipfile read the central directory before it was counted")
+
+    monkeypatch.setattr(reader.zipfile, "ZipFile", refuse)
+    with pytest.raises(reader.BundleLimitError, match="limit max_members=10,000"):
+        reader.load(raw, trusted=True)
