@@ -254,3 +254,17 @@ def test_keras_archive_members_are_counted_before_zipfile_reads_them(reader, tmp
     monkeypatch.setattr(reader.zipfile, "ZipFile", refuse)
     with pytest.raises(reader.BundleLimitError, match="limit max_members=10,000"):
         reader.load(raw, trusted=True)
+
+
+def test_a_signature_lifts_keras_safe_mode_only_for_the_key_given(reader, tmp_path) -> None:
+    keras = pytest.importorskip("keras")
+    import numpy as np
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Lambda(lambda x: x * 2.0)])
+    model.save(tmp_path / "lambda.keras")  # a Lambda runs code: safe mode refuses it
+    raw = bundle(tmp_path, (tmp_path / "lambda.keras").read_bytes(), key="team/k",
+                 sign_key=KEY, adapter="keras", format="keras")
+    for kwargs in ({}, {"key": "other/k"}):
+        with pytest.raises(reader.UntrustedModelError, match="safe mode refused"):
+            reader.load(raw, sign_key=KEY, **kwargs)
+    loaded = reader.load(raw, sign_key=KEY, key="team/k")
+    assert loaded.model.predict(np.array([[1.0, 2.0]]), verbose=0).tolist() == [[2.0, 4.0]]
