@@ -369,7 +369,7 @@ def _check_onnx(payload: bytes, max_bytes: int) -> None:
     graphs, total, shapes = [model.graph], 0, {}
     for graph in graphs:  # grows as subgraphs (If, Loop, Scan bodies) are found
         tensors = [(t, t.name) for t in graph.initializer]
-        tensors += [(s.values, s.values.name) for s in graph.sparse_initializer]
+        sparse = list(graph.sparse_initializer)
         for node in graph.node:
             for attribute in node.attribute:
                 graphs.extend([attribute.g] if attribute.HasField("g") else [])
@@ -377,8 +377,11 @@ def _check_onnx(payload: bytes, max_bytes: int) -> None:
                 if node.op_type == "Constant" and attribute.HasField("t"):
                     tensors.append((attribute.t, node.output[0] if node.output else ""))
                 elif node.op_type == "Constant" and attribute.HasField("sparse_tensor"):
-                    tensors.append((attribute.sparse_tensor.values, ""))
-                    total += _size(attribute.sparse_tensor.dims, 8, max_bytes, "a Constant")
+                    sparse.append(attribute.sparse_tensor)
+        for tensor in sparse:  # onnxruntime makes them dense: their full shape counts
+            tensors.append((tensor.values, tensor.values.name))
+            total += _size(tensor.dims, width(tensor.values.data_type), max_bytes,
+                           f"ONNX sparse tensor {tensor.values.name!r} of shape {tensor.dims}")
         for tensor, name in tensors:
             if tensor.data_location == onnx.TensorProto.EXTERNAL or len(tensor.external_data):
                 raise BundleIntegrityError(f"ONNX tensor {name!r} refers to data outside the "

@@ -153,7 +153,7 @@ CHILD = textwrap.dedent("""
 
 def test_onnx_graphs_that_declare_gigabytes_are_refused_before_a_session(
         reader_file, tmp_path) -> None:
-    pytest.importorskip("onnx")
+    onnx = pytest.importorskip("onnx")
     from onnx import TensorProto, helper
 
     paths = []
@@ -172,6 +172,13 @@ def test_onnx_graphs_that_declare_gigabytes_are_refused_before_a_session(
 
     huge = TensorProto(name="w", data_type=TensorProto.FLOAT, dims=[60_000, 60_000])  # no data
     paths.append(graph(huge))
+    values = TensorProto(name="w", data_type=TensorProto.FLOAT, dims=[1], float_data=[1.0])
+    indices = TensorProto(name="i", data_type=TensorProto.INT64, dims=[1], int64_data=[0])
+    sparse = helper.make_sparse_tensor(values, indices, [60_000, 60_000])  # densified: 14 GB
+    model = onnx.ModelProto()
+    model.ParseFromString(graph(TensorProto(name="unused", data_type=TensorProto.FLOAT)))
+    model.graph.sparse_initializer.append(sparse)
+    paths.append(model.SerializeToString())
     outside = TensorProto(name="w", data_type=TensorProto.FLOAT, dims=[1])
     outside.data_location = TensorProto.EXTERNAL
     outside.external_data.add(key="location", value="/etc/hostname")
@@ -187,10 +194,10 @@ def test_onnx_graphs_that_declare_gigabytes_are_refused_before_a_session(
                             timeout=HANG_TIMEOUT)
     assert result.returncode == 0, result.stderr[-3000:]
     lines = result.stdout.strip().splitlines()
-    assert [line.split()[0] for line in lines] == ["BundleLimitError"] * 3 + [
+    assert [line.split()[0] for line in lines] == ["BundleLimitError"] * 4 + [
         "BundleIntegrityError"], lines
-    assert all("max_bytes=268,435,456" in line for line in lines[:3]), lines
-    assert "external_data" in lines[3]
+    assert all("max_bytes=268,435,456" in line for line in lines[:4]), lines
+    assert "external_data" in lines[4]
 
 
 def test_keras_hdf5_weights_are_bounded_by_their_declared_shapes(reader, tmp_path) -> None:
