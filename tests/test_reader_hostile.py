@@ -275,3 +275,25 @@ def test_a_signature_lifts_keras_safe_mode_only_for_the_key_given(reader, tmp_pa
             reader.load(raw, sign_key=KEY, **kwargs)
     loaded = reader.load(raw, sign_key=KEY, key="team/k")
     assert loaded.model.predict(np.array([[1.0, 2.0]]), verbose=0).tolist() == [[2.0, 4.0]]
+
+
+def test_standing_alone_the_reader_raises_its_own_error_classes(reader_file, tmp_path) -> None:
+    path = tmp_path / "b"
+    path.write_bytes(bundle(tmp_path, b"x" * 5000))
+    code = textwrap.dedent("""
+        import importlib.util, sys
+        sys.modules["alphazoo"] = None  # as on QuantConnect: alphazoo cannot be imported
+        spec = importlib.util.spec_from_file_location("alphazoo_reader", sys.argv[1])
+        reader = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(reader)
+        try:
+            reader.load(open(sys.argv[2], "rb").read(), max_bytes=4096)
+        except reader.ReaderError as exc:
+            print(type(exc).__module__, type(exc).__name__, exc.limit, exc.maximum, exc)
+    """)
+    result = subprocess.run([sys.executable, "-c", code, str(reader_file), str(path)],
+                            capture_output=True, text=True, timeout=HANG_TIMEOUT)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.startswith("alphazoo_reader BundleLimitError max_bytes 4096 "), (
+        result.stdout)
+    assert "limit max_bytes=4,096" in result.stdout
