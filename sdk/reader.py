@@ -16,9 +16,10 @@ changed byte raises ``BundleIntegrityError``). Pickle bundles run code when load
 only with ``trusted=True``, or a verifying ``sign_key`` together with ``key=``, the key the
 bytes were read from, equal to the key the bundle was signed for (bytes carry no key of their
 own: without ``key=`` a signature cannot tell a bundle from a copy under another key). Nothing
-may exceed ``max_bytes`` (default 256 MiB): the bundle, a .keras archive's members, a weights
-tensor, an ONNX initializer or constant-folded tensor (these need the ``onnx`` package and are
-skipped without it). It reads every bundle protocol alphazoo has written (1 and 2) and these
+may exceed ``max_bytes`` (default 256 MiB): the bundle, a .keras archive's members and HDF5
+datasets, a weights tensor, an xgboost JSON model's declared counts (UBJSON is left to xgboost),
+an ONNX initializer or constant-folded tensor (these need the ``onnx`` package and are skipped
+without it). It reads every bundle protocol alphazoo has written (1 and 2) and these
 formats:
 
 =========================  ====================================================  ===============
@@ -87,8 +88,9 @@ except ImportError:  # standing alone (exported with `alphazoo export-reader`)
 
         def __init__(self, limit: str, value: int, maximum: int, what: str) -> None:
             self.limit, self.value, self.maximum, self.what = limit, value, maximum, what
+            hint = "; pass a higher max_bytes= if it is that large" if limit == "max_bytes" else ""
             super().__init__(f"{what} needs {value:,} (limit {limit}={maximum:,}): refused "
-                             f"before allocating; pass a higher {limit}= if it is that large")
+                             f"before allocating{hint}")
 
     class UntrustedModelError(AlphazooError):  # type: ignore[no-redef]
         """A format that runs code on load (pickle) was not shown to be trusted."""
