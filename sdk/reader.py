@@ -17,7 +17,7 @@ only with ``trusted=True``, or a verifying ``sign_key`` together with ``key=``, 
 bytes were read from, equal to the key the bundle was signed for (bytes carry no key of their
 own: without ``key=`` a signature cannot tell a bundle from a copy under another key). Nothing
 may exceed ``max_bytes`` (default 256 MiB): the bundle, a .keras archive's members and HDF5
-datasets, a weights tensor, an xgboost JSON model's declared counts (UBJSON is left to xgboost),
+datasets, a weights tensor, an xgboost model's declared counts (JSON or UBJSON),
 an ONNX initializer or constant-folded tensor (these need the ``onnx`` package and are skipped
 without it). It reads every bundle protocol alphazoo has written (1 and 2) and these
 formats:
@@ -411,8 +411,7 @@ def _check_onnx(payload: bytes, max_bytes: int) -> None:
 
 def _xgboost(payload: bytes, manifest: dict[str, Any], max_bytes: int) -> Any:
     xgboost = _need("xgboost", "an xgboost bundle")
-    if manifest.get("format") == "json":
-        _check_xgboost_json(payload, max_bytes)
+    _check_xgboost(payload, manifest.get("format"), max_bytes)
     data = manifest.get("adapter_data") or {}
     name = data.get("estimator")
     suffix = ".ubj" if manifest.get("format") == "ubj" else ".json"
@@ -440,12 +439,12 @@ def _xgboost(payload: bytes, manifest: dict[str, Any], max_bytes: int) -> Any:
     return model
 
 
-def _check_xgboost_json(payload: bytes, max_bytes: int) -> None:
-    """xgboost trusts the counts a JSON model declares: a ``size_leaf_vector`` beyond a tree's
-    arrays crashes the process, a ``num_class`` of 10**9 allocates for that many. (UBJSON,
-    which this reader cannot parse, is left to xgboost.)"""
+def _check_xgboost(payload: bytes, fmt: Any, max_bytes: int) -> None:
+    """xgboost trusts the counts a model file declares: a ``size_leaf_vector`` beyond a tree's
+    arrays crashes the process, a ``num_class`` of 10**9 allocates for that many."""
     try:
-        learner = json.loads(payload)["learner"]
+        document = json.loads(payload) if fmt == "json" else _ubjson(payload, max_bytes)
+        learner = document["learner"]
         declared = learner["learner_model_param"]
         for field in ("num_feature", "num_class", "num_target"):
             _size([int(declared.get(field, 0))], 8, max_bytes, f"xgboost {field}")
@@ -457,7 +456,54 @@ def _check_xgboost_json(payload: bytes, max_bytes: int) -> None:
                     or nodes * max(leaf, 1) > len(tree["base_weights"])):
                 raise ValueError(f"{nodes} nodes of {leaf} values exceed the tree's arrays")
     except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
-        raise BundleIntegrityError(f"not a well-formed xgboost JSON model ({exc})") from None
+        raise BundleIntegrityError(f"not a well-formed xgboost {fmt} model ({exc})") from None
+
+
+def _ubjson(data: bytes, max_bytes: int) -> Any:
+    """A UBJSON document (xgboost's .ubj) as Python values; typed numeric arrays become
+    ``range`` objects of their length, all the checks need, so nothing is copied."""
+    at = made = 0
+    numbers = {b"i": ">b", b"U": ">B", b"I": ">h", b"l": ">i", b"L": ">q", b"d": ">f", b"D": ">d"}
+
+    def take(count: int) -> bytes:
+        nonlocal at
+        if count < 0 or at + count > len(data):
+            raise ValueError("the UBJSON ends early")
+        at += count
+        return data[at - count:at]
+
+    def value(marker: bytes) -> Any:
+        nonlocal made
+        made += 1  # a few bytes each can become ~100 bytes of Python objects
+        _limit(100 * made, max_bytes, "the xgboost UBJSON model (as Python objects)")
+        if marker in numbers:
+            return struct.unpack(numbers[marker], take(struct.calcsize(numbers[marker])))[0]
+        if marker in (b"S", b"H"):
+            return take(value(take(1))).decode("utf-8", "replace")
+        if marker in (b"T", b"F", b"Z"):
+            return {b"T": True, b"F": False, b"Z": None}[marker]
+        if marker not in (b"[", b"{"):
+            raise ValueError(f"UBJSON marker {marker!r}")
+        kind = take(2)[1:] if data[at:at + 1] == b"$" else None
+        count = value(take(2)[1:]) if data[at:at + 1] == b"#" else None
+        if kind is not None:  # typed: only numbers, whose count the bytes must hold
+            if kind not in numbers or count is None or marker != b"[":
+                raise ValueError(f"UBJSON typed container of {kind!r}")
+            take(count * struct.calcsize(numbers[kind]))
+            return range(count)
+        items: Any = {} if marker == b"{" else []
+        while (len(items) < count) if count is not None else data[at:at + 1] not in (b"]", b"}"):
+            key = take(value(take(1))).decode("utf-8", "replace") if marker == b"{" else None
+            item = value(take(1))
+            if key is None:
+                items.append(item)
+            else:
+                items[key] = item
+        if count is None:
+            take(1)
+        return items
+
+    return value(take(1))
 
 
 class _PerClassIntercepts:

@@ -225,8 +225,13 @@ def test_xgboost_json_counts_are_checked_before_xgboost_reads_them(reader_file, 
     import numpy as np
 
     X = np.random.default_rng(0).normal(size=(60, 3))
-    xgboost.train({"max_depth": 2}, xgboost.DMatrix(X, X[:, 0] > 0), 2).save_model(
-        tmp_path / "m.json")
+    booster = xgboost.train({"max_depth": 2}, xgboost.DMatrix(X, X[:, 0] > 0), 2)
+    booster.save_model(tmp_path / "m.json")
+    booster.save_model(tmp_path / "m.ubj")
+    one = b"size_leaf_vectorSL" + (1).to_bytes(8, "big") + b"1"
+    ubj = (tmp_path / "m.ubj").read_bytes()
+    assert one in ubj
+    ubj = ubj.replace(one, b"size_leaf_vectorSL" + (10).to_bytes(8, "big") + b"1000000000")
     files = []
     for number, (where, field) in enumerate([("tree", "size_leaf_vector"),  # a segfault
                                              ("learner", "num_class")]):  # 8 GB allocated
@@ -240,6 +245,10 @@ def test_xgboost_json_counts_are_checked_before_xgboost_reads_them(reader_file, 
         files.append(folder / "bundle")
         files[-1].write_bytes(bundle(folder, json.dumps(model).encode(), adapter="xgboost",
                                      format="json", adapter_data={"estimator": "Booster"}))
+    (tmp_path / "ubj").mkdir()
+    files.append(tmp_path / "ubj" / "bundle")
+    files[-1].write_bytes(bundle(tmp_path / "ubj", ubj, adapter="xgboost", format="ubj",
+                                 adapter_data={"estimator": "Booster"}))
     result = subprocess.run([sys.executable, "-c", CHILD, str(reader_file), str(ADDRESS_SPACE),
                              *map(str, files)], capture_output=True, text=True,
                             timeout=HANG_TIMEOUT)
@@ -247,6 +256,7 @@ def test_xgboost_json_counts_are_checked_before_xgboost_reads_them(reader_file, 
     lines = result.stdout.strip().splitlines()
     assert lines[0].startswith("BundleIntegrityError") and "exceed the tree" in lines[0], lines
     assert lines[1].startswith("BundleLimitError") and "xgboost num_class" in lines[1], lines
+    assert lines[2].startswith("BundleIntegrityError ") and "exceed the tree" in lines[2], lines
 
 
 def test_keras_archive_members_are_counted_before_zipfile_reads_them(reader, tmp_path,
