@@ -17,10 +17,9 @@ only with ``trusted=True``, or a verifying ``sign_key`` together with ``key=``, 
 bytes were read from, equal to the key the bundle was signed for (bytes carry no key of their
 own: without ``key=`` a signature cannot tell a bundle from a copy under another key). Nothing
 may exceed ``max_bytes`` (default 256 MiB): the bundle, a .keras archive's members and HDF5
-datasets, a weights tensor, an xgboost model's declared counts (JSON or UBJSON),
-an ONNX initializer or constant-folded tensor (these need the ``onnx`` package and are skipped
-without it). It reads every bundle protocol alphazoo has written (1 and 2) and these
-formats:
+datasets, a weights tensor, an xgboost model's declared counts (JSON or UBJSON), an ONNX
+initializer or constant-folded tensor (these need the ``onnx`` package and are skipped without
+it). It reads every bundle protocol alphazoo has written (1 and 2) and these formats:
 
 =========================  ====================================================  ===============
 format                     what it returns                                       needs
