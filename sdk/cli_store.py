@@ -349,7 +349,7 @@ def _put(store: Any, path: str, key: str, raw: bool) -> int:
         from .reader import read_bundle_bytes
 
         try:
-            manifest = read_bundle_bytes(data)[0]
+            manifest = read_bundle_bytes(data, max_bytes=len(data))[0]  # already read
         except BundleIntegrityError as exc:
             raise BundleIntegrityError(
                 f"{path} is not a valid alphazoo model bundle ({exc}); pass --raw to store "

@@ -10,10 +10,16 @@ it. ``alphazoo export-reader -o alphazoo_reader.py`` writes it as one file to ad
     model = load(self.object_store.read_bytes("spy/rf"))   # bytes of a bundle
     signal = model.predict(features)                        # and predict_proba where it has one
 
-:func:`load` verifies every checksum of the bundle first (any changed byte raises
-``BundleIntegrityError``), and with ``sign_key`` its HMAC-SHA256. Pickle bundles run code when
-loaded: they load only with ``trusted=True`` or a verifying ``sign_key``. It reads every bundle
-protocol alphazoo has written (1 and 2) and these formats:
+:func:`load` verifies the bundle's closing SHA-256, and with ``sign_key`` its HMAC-SHA256,
+before it parses the manifest, and each payload file's SHA-256 before the file is read (any
+changed byte raises ``BundleIntegrityError``). Pickle bundles run code when loaded: they load
+only with ``trusted=True``, or a verifying ``sign_key`` together with ``key=``, the key the
+bytes were read from, equal to the key the bundle was signed for (bytes carry no key of their
+own: without ``key=`` a signature cannot tell a bundle from a copy under another key). Nothing
+may exceed ``max_bytes`` (default 256 MiB): the bundle, a .keras archive's members and HDF5
+datasets, a weights tensor, an xgboost model's declared counts (JSON or UBJSON), an ONNX
+initializer or constant-folded tensor (these need the ``onnx`` package and are skipped without
+it). It reads every bundle protocol alphazoo has written (1 and 2) and these formats:
 
 =========================  ====================================================  ===============
 format                     what it returns                                       needs
@@ -26,8 +32,10 @@ sklearn/xgboost/hmmlearn   the unpickled model (trusted or signed only)         
 pickle
 =========================  ====================================================  ===============
 
-Inside alphazoo the errors are alphazoo's own classes; standing alone, classes of the same
-names defined here (all deriving from ``AlphazooError``).
+Every error raised for a bundle derives from ``ReaderError``: ``BundleIntegrityError`` (corrupt,
+malformed, or a payload its library refuses), ``BundleLimitError`` (``limit``, ``value``,
+``maximum``), ``UntrustedModelError``, ``UnsupportedFormatError``, ``MissingDependencyError``.
+Inside alphazoo these are alphazoo's own classes (``ReaderError`` is ``AlphazooError``).
 """
 
 from __future__ import annotations
@@ -36,34 +44,52 @@ import base64
 import hashlib
 import hmac
 import importlib
+import io
 import json
+import math
 import os
 import pickle
 import re
 import struct
 import tempfile
+import zipfile
 from typing import Any
 
-__all__ = ["load", "read_bundle_bytes", "Predictor", "PROTOCOLS", "READER_VERSION"]
+__all__ = ["load", "read_bundle_bytes", "Predictor", "PROTOCOLS", "READER_VERSION",
+           "MAX_BYTES", "ReaderError", "BundleIntegrityError", "BundleLimitError",
+           "UntrustedModelError", "UnsupportedFormatError", "MissingDependencyError"]
 
 #: The bundle protocols this reader verifies (all that alphazoo has written).
 PROTOCOLS = (1, 2)
-READER_VERSION = "1"
+READER_VERSION = "2"
+#: The default ``max_bytes``: the most a bundle, or anything loading it declares, may take.
+MAX_BYTES = 256 * 1024 * 1024
+_MAX_MEMBERS = 10_000  # files of a bundle, members of a .keras archive
 
 try:  # inside alphazoo: its own error classes, so `except alphazoo.AlphazooError` catches them
     from alphazoo.errors import (
         AlphazooError,
         BundleIntegrityError,
+        BundleLimitError,
         MissingDependencyError,
         UnsupportedFormatError,
         UntrustedModelError,
     )
 except ImportError:  # standing alone (exported with `alphazoo export-reader`)
     class AlphazooError(Exception):  # type: ignore[no-redef]
-        """Base class of every error this reader raises on purpose."""
+        """Base class of every error this reader raises on purpose (alias ``ReaderError``)."""
 
     class BundleIntegrityError(AlphazooError):  # type: ignore[no-redef]
-        """The bundle is corrupt, truncated, extended or tampered with."""
+        """The bundle is corrupt, truncated, extended, tampered with or malformed."""
+
+    class BundleLimitError(AlphazooError):  # type: ignore[no-redef]
+        """Loading would read or allocate more than ``max_bytes`` (or the member limit)."""
+
+        def __init__(self, limit: str, value: int, maximum: int, what: str) -> None:
+            self.limit, self.value, self.maximum, self.what = limit, value, maximum, what
+            hint = "; pass a higher max_bytes= if it is that large" if limit == "max_bytes" else ""
+            super().__init__(f"{what} needs {value:,} (limit {limit}={maximum:,}): refused "
+                             f"before allocating{hint}")
 
     class UntrustedModelError(AlphazooError):  # type: ignore[no-redef]
         """A format that runs code on load (pickle) was not shown to be trusted."""
@@ -73,6 +99,7 @@ except ImportError:  # standing alone (exported with `alphazoo export-reader`)
 
     class MissingDependencyError(AlphazooError, ImportError):  # type: ignore[no-redef]
         """The bundle's format needs a library that is not installed."""
+ReaderError = AlphazooError
 
 _MAGIC = b"ALPHAZOO-BUNDLE\n"
 _HEADER = struct.Struct(">HQ")
@@ -97,56 +124,74 @@ _HMM_CLASSES = {
 
 
 def load(data: bytes, *, sign_key: str | bytes | None = None, trusted: bool = False,
-         key: str | None = None) -> Predictor:
+         key: str | None = None, max_bytes: int = MAX_BYTES) -> Predictor:
     """The model in ``data``, the bytes of an alphazoo bundle, ready to ``predict``.
 
     ``sign_key``: the HMAC key the bundle was signed with; when given, a signed bundle whose
-    HMAC does not verify is refused, and a verified signature lets a pickle load. ``trusted``:
-    load a pickle without a signature. ``key``: where the bytes were read from; a signature
-    vouches only for the key it was saved under, so a signed pickle copied to another key is
-    refused unless trusted.
+    HMAC does not verify is refused. ``key``: where the bytes were read from. A signature
+    vouches only for the key the bundle was saved under, and bytes carry no key of their own,
+    so a verified signature lets a pickle load (or Keras leave its safe mode) only when ``key``
+    is given and is the bundle's recorded key (alphazoo's ``Zoo.load_bytes`` takes the recorded
+    key by default; this reader does not). ``trusted``: load a pickle without a signature.
+    ``max_bytes``: the most the bundle, or any one thing its model declares (an ONNX tensor, a
+    .keras archive's contents), may take; more raises ``BundleLimitError`` before allocating.
+    Every error it raises for a bundle is a ``ReaderError`` (see the module's docstring).
     """
     secret = _secret(sign_key)
-    manifest, files, signature_valid = read_bundle_bytes(data, sign_key=secret)
+    manifest, files, signature_valid = read_bundle_bytes(data, sign_key=secret,
+                                                         max_bytes=max_bytes)
     fmt, adapter = manifest.get("format"), manifest.get("adapter")
     name = f"{key or manifest.get('key')!r}"
     if manifest.get("signature") and secret is not None and not signature_valid:
         raise UntrustedModelError(
             f"{name} is signed, but its HMAC does not verify with the sign_key given: the bundle "
             "was changed after signing, or signed with another key")
-    if fmt in _UNSAFE and not trusted:
+    vouched = signature_valid and key is not None and manifest.get("key") == key
+    if fmt in _UNSAFE and not trusted and not vouched:
         if not signature_valid:
             raise UntrustedModelError(
                 f"format {fmt!r} runs code when it is loaded, and {name} is not "
                 f"{'verified' if manifest.get('signature') else 'signed'}: pass the bundle's "
                 "sign_key, or trusted=True if you know where it came from")
-        if key is not None and manifest.get("key") != key:
-            raise UntrustedModelError(
-                f"{name} holds a bundle signed for key {manifest.get('key')!r}: a signature "
-                "vouches only for the key it was saved under; pass trusted=True")
+        raise UntrustedModelError(
+            f"{name} holds a bundle signed for key {manifest.get('key')!r}: a signature vouches "
+            "only for the key it was saved under; pass key= (where the bytes were read from), "
+            "or trusted=True")
     model_class = str(manifest.get("model_class") or "")
     if fmt != "onnx" and model_class.startswith("alphazoo."):
         raise UnsupportedFormatError(
             f"{name} holds alphazoo's own class {model_class}, which needs alphazoo; save it "
             "as format='onnx' to serve it without alphazoo")
     payload = _payload(files, name)
-    if fmt == "onnx":
-        model: Any = _Onnx(payload, manifest)
-    elif fmt in ("json", "ubj") and adapter == "xgboost":
-        model = _xgboost(payload, manifest)
-    elif fmt == "json" and adapter == "hmmlearn":
-        model = _hmmlearn(payload)
-    elif fmt in ("keras", "json") and adapter == "keras":
-        model = _keras(payload, fmt, safe_mode=not (trusted or signature_valid))
-    elif fmt == "pickle" and adapter in _PICKLE_ADAPTERS:
-        _need({"sklearn": "sklearn"}.get(adapter, adapter), name)
-        model = pickle.loads(payload)  # noqa: S301 - trusted or signed, checked above
-    else:
-        raise UnsupportedFormatError(
-            f"{name} is a {adapter!r} bundle in format {fmt!r}, which this reader does not read "
-            "(it reads onnx, xgboost json/ubj, hmmlearn json, keras keras/json and the pickles "
-            f"of {', '.join(_PICKLE_ADAPTERS)}); load it with alphazoo, or save it as onnx")
+    try:
+        model = _model(payload, manifest, fmt, adapter, name, trusted or vouched, max_bytes)
+    except ReaderError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the libraries' own errors on a crafted payload
+        raise BundleIntegrityError(f"{name}: its {adapter} {fmt} payload does not load "
+                                   f"({type(exc).__name__}: {exc})") from exc
     return Predictor(model, manifest)
+
+
+def _model(payload: bytes, manifest: dict[str, Any], fmt: Any, adapter: Any, name: str,
+           unsafe: bool, max_bytes: int) -> Any:
+    if not isinstance(manifest.get("adapter_data") or {}, dict):
+        raise BundleIntegrityError(f"{name}: adapter_data is not an object")
+    if fmt == "onnx":
+        return _Onnx(payload, manifest, max_bytes)
+    if fmt in ("json", "ubj") and adapter == "xgboost":
+        return _xgboost(payload, manifest, max_bytes)
+    if fmt == "json" and adapter == "hmmlearn":
+        return _hmmlearn(payload, max_bytes)
+    if fmt in ("keras", "json") and adapter == "keras":
+        return _keras(payload, fmt, safe_mode=not unsafe, max_bytes=max_bytes)
+    if fmt == "pickle" and adapter in _PICKLE_ADAPTERS:
+        _need(adapter, name)
+        return pickle.loads(payload)  # noqa: S301 - trusted or signed, checked in load()
+    raise UnsupportedFormatError(
+        f"{name} is a {adapter!r} bundle in format {fmt!r}, which this reader does not read "
+        "(it reads onnx, xgboost json/ubj, hmmlearn json, keras keras/json and the pickles "
+        f"of {', '.join(_PICKLE_ADAPTERS)}); load it with alphazoo, or save it as onnx")
 
 
 class Predictor:
@@ -179,48 +224,66 @@ class Predictor:
                 f", format={self.manifest.get('format')!r})")
 
 
-def read_bundle_bytes(data: bytes, *, sign_key: bytes | None = None
+def read_bundle_bytes(data: bytes, *, sign_key: bytes | None = None, max_bytes: int = MAX_BYTES
                       ) -> tuple[dict[str, Any], dict[str, bytes], bool]:
     """Verify a bundle held in memory: ``(manifest, {file name: bytes}, signature_valid)``.
 
     Every size and SHA-256 is checked (protocol 1: the closing SHA-256 and the MAC cover the
     payload too; protocol 2: the manifest's per-file SHA-256 values stand for the payload).
+    Unlike alphazoo's streaming loader, which must parse the manifest to find its files, this
+    one holds every byte: the closing SHA-256 and the HMAC are checked before the manifest is
+    parsed, and each file's SHA-256 before it is returned.
     """
+    _limit(len(data), max_bytes, "the bundle")
     view = memoryview(bytes(data))
     if bytes(view[:len(_MAGIC)]) != _MAGIC:
         raise BundleIntegrityError("not an alphazoo model bundle (bad magic bytes)")
     start = len(_MAGIC) + _HEADER.size
-    if len(view) < start:
+    if len(view) < start + _DIGEST:
         raise BundleIntegrityError("the bundle ends early (truncated)")
-    head = bytes(view[:start])
-    protocol, length = _HEADER.unpack(head[len(_MAGIC):])
+    protocol, length = _HEADER.unpack(bytes(view[len(_MAGIC):start]))
     if protocol not in PROTOCOLS:
         raise BundleIntegrityError(
             f"bundle protocol {protocol}: this reader reads {list(PROTOCOLS)}; export a newer "
             "reader with `alphazoo export-reader`")
-    if length > len(view) - start:
+    if length > len(view) - start - _DIGEST:
         raise BundleIntegrityError("the manifest length exceeds the bundle (truncated?)")
-    manifest_bytes = bytes(view[start:start + length])
+    closing, mac = bytes(view[-_DIGEST:]), bytes(view[-2 * _DIGEST:-_DIGEST])
+    # Whether the bundle is signed is a manifest field; before trusting the manifest, try both
+    # layouts: protocol 1 hashes everything before the digest (the MAC included) either way.
+    head = view[:start + length]
+    layouts = ({(False, True): view[:-_DIGEST]} if protocol == 1
+               else {(False,): head, (True,): bytes(head) + mac})
+    matched = [signed for layout, covered in layouts.items() for signed in layout
+               if hmac.compare_digest(hashlib.sha256(covered).digest(), closing)]
+    if not matched:
+        raise BundleIntegrityError("the bundle's SHA-256 does not match (truncated, extended "
+                                   "or changed)")
+    covered = view[:-2 * _DIGEST] if protocol == 1 else head
+    valid = bool(sign_key and len(view) >= start + length + 2 * _DIGEST and hmac.compare_digest(
+        mac, hmac.new(sign_key, covered, hashlib.sha256).digest()))
     try:
-        manifest = json.loads(manifest_bytes)
-        entries = manifest["files"]
+        manifest = _json(bytes(view[start:start + length]), max_bytes, "the manifest")
+        entries = manifest["files"] if isinstance(manifest, dict) else None
+        if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+            raise TypeError("the manifest must be an object whose files are a list of objects")
         names = [entry["name"] for entry in entries]
         sizes = [int(entry["size"]) for entry in entries]
         hashes = [str(entry["sha256"]) for entry in entries]
         signed = manifest.get("signature") == _SIGNED
     except (ValueError, KeyError, TypeError, OverflowError, RecursionError) as exc:
         raise BundleIntegrityError(f"unreadable manifest ({exc})") from None
+    _limit(len(names), _MAX_MEMBERS, "the bundle's payload files", "max_members")
     if (any(not isinstance(n, str) or not _FILE_NAME.fullmatch(n) for n in names)
             or len(set(names)) != len(names)):
         raise BundleIntegrityError(f"bad payload file names {names}")
     if any(not _SHA256_HEX.fullmatch(h) for h in hashes) or any(s < 0 for s in sizes):
         raise BundleIntegrityError("bad payload sizes or SHA-256 values")
     expected = start + length + sum(sizes) + _DIGEST * (2 if signed else 1)
-    if expected != len(view):
+    if expected != len(view) or signed not in matched:
         raise BundleIntegrityError(
             f"{len(view)} bytes, the manifest accounts for {expected} (truncated or extended)")
     position = start + length
-    payload_start = position
     files = {}
     for name, size, expected_hash in zip(names, sizes, hashes):
         chunk = view[position:position + size]
@@ -228,25 +291,16 @@ def read_bundle_bytes(data: bytes, *, sign_key: bytes | None = None
             raise BundleIntegrityError(f"payload file {name!r} fails its SHA-256")
         files[name] = bytes(chunk)
         position += size
-    covered = view[:position] if protocol == 1 else view[:payload_start]
-    digest = hashlib.sha256(covered)
-    stored_mac = bytes(view[position:position + _DIGEST]) if signed else None
-    if stored_mac is not None:
-        digest.update(stored_mac)
-        position += _DIGEST
-    if not hmac.compare_digest(bytes(view[position:position + _DIGEST]), digest.digest()):
-        raise BundleIntegrityError("the bundle's SHA-256 does not match")
-    valid = bool(stored_mac is not None and sign_key and hmac.compare_digest(
-        stored_mac, hmac.new(sign_key, covered, hashlib.sha256).digest()))
-    return manifest, files, valid
+    return manifest, files, valid and signed
 
 
 # -- formats -----------------------------------------------------------------------------------
 class _Onnx:
     """An ONNX model on onnxruntime, answering as alphazoo's OnnxPredictor does."""
 
-    def __init__(self, payload: bytes, manifest: dict[str, Any]) -> None:
+    def __init__(self, payload: bytes, manifest: dict[str, Any], max_bytes: int) -> None:
         onnxruntime = _need("onnxruntime", "an ONNX bundle")
+        _check_onnx(payload, max_bytes)
         self.session = onnxruntime.InferenceSession(payload, providers=["CPUExecutionProvider"])
         first = self.session.get_inputs()[0]
         self._input_name, self._rank = first.name, len(first.shape)
@@ -287,8 +341,76 @@ class _Onnx:
         raise AttributeError(name)
 
 
-def _xgboost(payload: bytes, manifest: dict[str, Any]) -> Any:
+def _check_onnx(payload: bytes, max_bytes: int) -> None:
+    """Refuse a graph whose stored or constant-folded tensors exceed ``max_bytes``.
+
+    onnxruntime loads every initializer and folds constant subgraphs when the session is
+    created: ``ConstantOfShape`` of a constant [100000, 100000] is 40 GB from a few hundred
+    bytes. With the ``onnx`` package (QuantConnect has it) this sums initializers and Constant
+    values, sizes each ConstantOfShape of a constant shape and every tensor shape inference
+    finds, and refuses ``external_data`` (onnxruntime would read other paths). Without
+    ``onnx`` all of this is skipped: only the bundle's own size is bounded.
+    """
+    try:
+        import onnx
+        from onnx import numpy_helper
+    except ImportError:
+        return
+    try:
+        model = onnx.load_model_from_string(payload)
+    except Exception as exc:  # noqa: BLE001 - protobuf's DecodeError and friends
+        raise BundleIntegrityError(f"not a readable ONNX model ({exc})") from None
+
+    def width(data_type: int) -> int:  # bytes per element; 8 when unknown (strings)
+        try:
+            return int(onnx.helper.tensor_dtype_to_np_dtype(data_type).itemsize) or 8
+        except (KeyError, TypeError, ValueError):
+            return 8
+
+    graphs, total, shapes = [model.graph], 0, {}
+    for graph in graphs:  # grows as subgraphs (If, Loop, Scan bodies) are found
+        tensors = [(t, t.name) for t in graph.initializer]
+        sparse = list(graph.sparse_initializer)
+        for node in graph.node:
+            for attribute in node.attribute:
+                graphs.extend([attribute.g] if attribute.HasField("g") else [])
+                graphs.extend(attribute.graphs)
+                if node.op_type == "Constant" and attribute.HasField("t"):
+                    tensors.append((attribute.t, node.output[0] if node.output else ""))
+                elif node.op_type == "Constant" and attribute.HasField("sparse_tensor"):
+                    sparse.append(attribute.sparse_tensor)
+        for tensor in sparse:  # onnxruntime makes them dense: their full shape counts
+            tensors.append((tensor.values, tensor.values.name))
+            total += _size(tensor.dims, width(tensor.values.data_type), max_bytes,
+                           f"ONNX sparse tensor {tensor.values.name!r} of shape {tensor.dims}")
+        for tensor, name in tensors:
+            if tensor.data_location == onnx.TensorProto.EXTERNAL or len(tensor.external_data):
+                raise BundleIntegrityError(f"ONNX tensor {name!r} refers to data outside the "
+                                           "file (external_data)")
+            total += _size(tensor.dims, width(tensor.data_type), max_bytes,
+                           f"ONNX tensor {name!r}")
+            _limit(total, max_bytes, "the ONNX initializers and constants together")
+            if len(tensor.dims) == 1 and tensor.data_type == onnx.TensorProto.INT64:
+                shapes[name] = tensor
+        for node in graph.node:
+            if node.op_type == "ConstantOfShape" and node.input and node.input[0] in shapes:
+                dims = numpy_helper.to_array(shapes[node.input[0]]).tolist()
+                _size(dims, 8, max_bytes, f"ONNX ConstantOfShape {node.name!r} of {dims}")
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)
+    except Exception:  # noqa: BLE001 - a graph inference cannot follow: the checks above hold
+        return
+    for info in (*inferred.graph.value_info, *inferred.graph.output):
+        dims = info.type.tensor_type.shape.dim
+        if dims and all(d.HasField("dim_value") for d in dims):
+            shape = [d.dim_value for d in dims]
+            _size(shape, width(info.type.tensor_type.elem_type), max_bytes,
+                  f"ONNX tensor {info.name!r} of shape {shape}")
+
+
+def _xgboost(payload: bytes, manifest: dict[str, Any], max_bytes: int) -> Any:
     xgboost = _need("xgboost", "an xgboost bundle")
+    _check_xgboost(payload, manifest.get("format"), max_bytes)
     data = manifest.get("adapter_data") or {}
     name = data.get("estimator")
     suffix = ".ubj" if manifest.get("format") == "ubj" else ".json"
@@ -314,6 +436,73 @@ def _xgboost(payload: bytes, manifest: dict[str, Any]) -> Any:
                 f"xgboost {xgboost.__version__} cannot hold: serve it as onnx")
         return _PerClassIntercepts(model, offsets)
     return model
+
+
+def _check_xgboost(payload: bytes, fmt: Any, max_bytes: int) -> None:
+    """xgboost trusts the counts a model file declares: a ``size_leaf_vector`` beyond a tree's
+    arrays crashes the process, a ``num_class`` of 10**9 allocates for that many."""
+    try:
+        document = json.loads(payload) if fmt == "json" else _ubjson(payload, max_bytes)
+        learner = document["learner"]
+        declared = learner["learner_model_param"]
+        for field in ("num_feature", "num_class", "num_target"):
+            _size([int(declared.get(field, 0))], 8, max_bytes, f"xgboost {field}")
+        booster = learner["gradient_booster"]
+        for tree in (booster.get("gbtree") or booster).get("model", {}).get("trees", []):
+            param = tree["tree_param"]
+            nodes, leaf = int(param["num_nodes"]), int(param.get("size_leaf_vector", 1))
+            if (min(nodes, leaf) < 0 or nodes > len(tree["left_children"])
+                    or nodes * max(leaf, 1) > len(tree["base_weights"])):
+                raise ValueError(f"{nodes} nodes of {leaf} values exceed the tree's arrays")
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
+        raise BundleIntegrityError(f"not a well-formed xgboost {fmt} model ({exc})") from None
+
+
+def _ubjson(data: bytes, max_bytes: int) -> Any:
+    """A UBJSON document (xgboost's .ubj) as Python values; typed numeric arrays become
+    ``range`` objects of their length, all the checks need, so nothing is copied."""
+    at = made = 0
+    numbers = {b"i": ">b", b"U": ">B", b"I": ">h", b"l": ">i", b"L": ">q", b"d": ">f", b"D": ">d"}
+
+    def take(count: int) -> bytes:
+        nonlocal at
+        if count < 0 or at + count > len(data):
+            raise ValueError("the UBJSON ends early")
+        at += count
+        return data[at - count:at]
+
+    def value(marker: bytes) -> Any:
+        nonlocal made
+        made += 1  # a few bytes each can become ~100 bytes of Python objects
+        _limit(100 * made, max_bytes, "the xgboost UBJSON model (as Python objects)")
+        if marker in numbers:
+            return struct.unpack(numbers[marker], take(struct.calcsize(numbers[marker])))[0]
+        if marker in (b"S", b"H"):
+            return take(value(take(1))).decode("utf-8", "replace")
+        if marker in (b"T", b"F", b"Z"):
+            return {b"T": True, b"F": False, b"Z": None}[marker]
+        if marker not in (b"[", b"{"):
+            raise ValueError(f"UBJSON marker {marker!r}")
+        kind = take(2)[1:] if data[at:at + 1] == b"$" else None
+        count = value(take(2)[1:]) if data[at:at + 1] == b"#" else None
+        if kind is not None:  # typed: only numbers, whose count the bytes must hold
+            if kind not in numbers or count is None or marker != b"[":
+                raise ValueError(f"UBJSON typed container of {kind!r}")
+            take(count * struct.calcsize(numbers[kind]))
+            return range(count)
+        items: Any = {} if marker == b"{" else []
+        while (len(items) < count) if count is not None else data[at:at + 1] not in (b"]", b"}"):
+            key = take(value(take(1))).decode("utf-8", "replace") if marker == b"{" else None
+            item = value(take(1))
+            if key is None:
+                items.append(item)
+            else:
+                items[key] = item
+        if count is None:
+            take(1)
+        return items
+
+    return value(take(1))
 
 
 class _PerClassIntercepts:
@@ -413,8 +602,8 @@ def _xgb_params(value: Any, top: bool = True) -> Any:
     return value
 
 
-def _hmmlearn(payload: bytes) -> Any:
-    tensors, header = _weights(payload)
+def _hmmlearn(payload: bytes, max_bytes: int) -> Any:
+    tensors, header = _weights(payload, max_bytes)
     arrays = dict(tensors)
     document = header.get("hmmlearn")
     if not isinstance(document, dict):
@@ -482,7 +671,9 @@ def _hmm_value(entry: Any, arrays: dict[str, Any]) -> Any:
     return generator
 
 
-def _keras(payload: bytes, fmt: str, *, safe_mode: bool) -> Any:
+def _keras(payload: bytes, fmt: str, *, safe_mode: bool, max_bytes: int) -> Any:
+    if fmt == "keras":
+        _check_zip(payload, max_bytes)
     keras = _need("keras", "a Keras bundle")
     version = tuple(int(p) for p in keras.__version__.split(".")[:2] if p.isdigit())
     if safe_mode and version < _SAFE_MODE_KERAS:
@@ -498,7 +689,7 @@ def _keras(payload: bytes, fmt: str, *, safe_mode: bool) -> Any:
                 with open(path, "wb") as handle:
                     handle.write(payload)
                 return keras.saving.load_model(path, safe_mode=safe_mode)
-        tensors, header = _weights(payload)
+        tensors, header = _weights(payload, max_bytes)
         if "architecture" not in header:
             raise BundleIntegrityError("the weights document has no 'architecture' entry")
         model = keras.saving.deserialize_keras_object(header["architecture"],
@@ -515,18 +706,51 @@ def _keras(payload: bytes, fmt: str, *, safe_mode: bool) -> Any:
     return model
 
 
-def _weights(payload: bytes) -> tuple[list[tuple[str, Any]], dict[str, Any]]:
+def _check_zip(payload: bytes, max_bytes: int) -> None:
+    """Refuse a .keras archive of too many members or whose members declare more than
+    ``max_bytes`` in all: Python's zipfile never inflates a member past its declared size."""
+    # zipfile makes an object per central directory record before anything can be counted:
+    # count their signatures first (an over-count, if the bytes occur inside a member).
+    _limit(payload.count(b"PK\x01\x02"), _MAX_MEMBERS, "the .keras archive's members",
+           "max_members")
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(payload))
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError) as exc:
+        raise BundleIntegrityError(f"the .keras payload is not a zip archive ({exc})") from None
+    with archive:
+        members = archive.infolist()
+        _limit(sum(m.file_size for m in members), max_bytes, "the .keras archive's members")
+        # An HDF5 dataset can be chunked and compressed: a small file may declare arrays of
+        # any size, which Keras allocates when it reads them. h5py reads only shapes here.
+        h5py = _need("h5py", "a .keras archive")
+        for member in (m for m in members if m.filename.endswith(".h5")):
+            found: list[Any] = []
+            with archive.open(member) as handle, h5py.File(handle, "r") as weights:
+                weights.visititems(lambda _, item: found.append(
+                    (item.name, item.shape or (), item.dtype.itemsize))
+                    if isinstance(item, h5py.Dataset) else None)
+            total = 0
+            for name, shape, itemsize in found:
+                total += _size(shape, itemsize, max_bytes, f"{member.filename}:{name}")
+                _limit(total, max_bytes, f"{member.filename}'s datasets together")
+
+
+def _weights(payload: bytes, max_bytes: int) -> tuple[list[tuple[str, Any]], dict[str, Any]]:
     """The ``(name, array)`` pairs, in order, and the whole of an alphazoo weights document."""
     import numpy as np
 
     try:
-        document = json.loads(payload)
-    except ValueError as exc:
-        raise BundleIntegrityError(f"not a JSON document: {exc}") from exc
+        document = _json(payload, max_bytes, "the weights document")
+    except (ValueError, RecursionError) as exc:
+        raise BundleIntegrityError(f"not a JSON document: {exc}") from None
+    if not isinstance(document, dict) or not isinstance(document.get("tensors", []), list):
+        raise BundleIntegrityError("the weights document is not an object")
     if document.get("format") != "alphazoo-weights" or document.get("version") != 1:
         raise BundleIntegrityError("not an alphazoo weights document of version 1")
     arrays: list[tuple[str, Any]] = []
     for entry in document.get("tensors", []):
+        if not isinstance(entry, dict):
+            raise BundleIntegrityError(f"weights entry {entry!r} is not an object")
         if entry.get("type"):
             raise UnsupportedFormatError(f"weights of type {entry['type']!r} need alphazoo")
         try:
@@ -537,7 +761,8 @@ def _weights(payload: bytes) -> tuple[list[tuple[str, Any]], dict[str, Any]]:
             raise BundleIntegrityError(f"malformed weights entry: {exc}") from exc
         if dtype.kind not in "biuf":
             raise BundleIntegrityError(f"weights entry of dtype {dtype}")
-        if len(raw) != int(np.prod(shape, dtype=np.int64)) * dtype.itemsize:
+        what = f"weights entry {entry.get('name')!r} of shape {list(shape)}"
+        if len(raw) != _size(shape, dtype.itemsize, max_bytes, what):
             raise BundleIntegrityError(f"weights entry {entry.get('name')!r} has a wrong size")
         array = np.frombuffer(bytearray(raw), dtype=dtype).reshape(shape)
         arrays.append((str(entry.get("name")), array.astype(dtype.newbyteorder("="), copy=False)))
@@ -551,6 +776,29 @@ def _need(module: str, purpose: str) -> Any:
     except ImportError as exc:
         raise MissingDependencyError(
             f"{purpose} needs {module.split('.')[0]}, which is not installed: {exc}") from exc
+
+
+def _json(text: bytes, max_bytes: int, what: str) -> Any:
+    # json.loads can make twenty times its text in Python objects ("[[],[],..."): estimate
+    # from the containers and separators first (as alphazoo's check_json_text does).
+    estimate = len(text) + 100 * (text.count(b"[") + text.count(b"{")) + 32 * text.count(b",")
+    _limit(estimate, max_bytes, f"{what} (JSON of {len(text):,} bytes, as Python objects)")
+    return json.loads(text)
+
+
+def _limit(value: int, maximum: int, what: str, limit: str = "max_bytes") -> None:
+    if value > maximum:
+        raise BundleLimitError(limit, value, maximum, what)
+
+
+def _size(shape: Any, itemsize: int, max_bytes: int, what: str) -> int:
+    """The bytes of a tensor of ``shape``, in Python integers (numpy's int64 product wraps
+    around), refused past ``max_bytes``; a negative dimension is malformed."""
+    if any(isinstance(d, bool) or not isinstance(d, int) or d < 0 for d in shape):
+        raise BundleIntegrityError(f"{what}: bad dimensions {list(shape)}")
+    size = math.prod(shape) * itemsize
+    _limit(size, max_bytes, what)
+    return size
 
 
 def _payload(files: dict[str, bytes], name: str) -> bytes:
