@@ -186,6 +186,7 @@ def _apply(manifest: dict, edits) -> None:
             target[field] = value
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.function_scoped_fixture,
                                  HealthCheck.too_slow])

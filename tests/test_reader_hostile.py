@@ -151,6 +151,7 @@ CHILD = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow  # a bounded child interpreter per case
 def test_onnx_graphs_that_declare_gigabytes_are_refused_before_a_session(
         reader_file, tmp_path) -> None:
     onnx = pytest.importorskip("onnx")
@@ -220,6 +221,7 @@ def test_a_manifest_is_bounded_by_what_its_json_becomes(reader, tmp_path) -> Non
     assert reader.read_bundle_bytes(raw)[0]["padding"] == [[]] * 40_000  # fine by default
 
 
+@pytest.mark.slow  # a bounded child interpreter per case
 def test_xgboost_json_counts_are_checked_before_xgboost_reads_them(reader_file, tmp_path) -> None:
     xgboost = pytest.importorskip("xgboost")
     import numpy as np
