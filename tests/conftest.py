@@ -205,3 +205,31 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if item.get_closest_marker("s3") is not None:
             item.add_marker(pytest.mark.slow)
+
+
+# -- the one-file reader, exported with the real command and imported from the written file --
+@pytest.fixture(scope="module")
+def reader_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``alphazoo export-reader -o FILE`` run in a fresh process; the file's path."""
+    import subprocess
+    import sys
+
+    from _child import HANG_TIMEOUT
+
+    path = tmp_path_factory.mktemp("reader") / "alphazoo_reader.py"
+    result = subprocess.run([sys.executable, "-m", "alphazoo.cli", "export-reader", "-o",
+                             str(path)], capture_output=True, text=True, timeout=HANG_TIMEOUT)
+    assert result.returncode == 0, result.stderr
+    return path
+
+
+@pytest.fixture(scope="module")
+def reader(reader_file: Path) -> Any:
+    """The exported reader, imported from its file as a QuantConnect project would."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("alphazoo_reader_under_test", reader_file)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -35,25 +35,6 @@ LEAN_PINS = ("numpy==1.26.4", "pandas==2.3.3", "scikit-learn==1.6.1", "xgboost==
              "hmmlearn==0.3.3", "onnxruntime==1.23.2")
 
 
-def export_reader(folder: Path) -> Path:
-    path = folder / "alphazoo_reader.py"
-    result = subprocess.run([sys.executable, "-m", "alphazoo.cli", "export-reader", "-o",
-                             str(path)], capture_output=True, text=True, timeout=HANG_TIMEOUT)
-    assert result.returncode == 0, result.stderr
-    return path
-
-
-@pytest.fixture(scope="module")
-def reader_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return export_reader(tmp_path_factory.mktemp("reader"))
-
-
-@pytest.fixture(scope="module")
-def reader(reader_file: Path) -> Any:
-    spec = importlib.util.spec_from_file_location("alphazoo_reader_under_test", reader_file)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import builtins
-import importlib.util
 import json
 import pickle
 import struct
@@ -26,7 +25,6 @@ from alphazoo.bundle import write_bundle
 
 from _child import HANG_TIMEOUT
 from _crafted import Bomb, constant_of_shape_onnx, write_zip
-from test_reader import export_reader
 
 pytest.importorskip("onnxruntime", reason="needs alphazoo[onnx]")
 
@@ -34,17 +32,6 @@ KEY = b"team-key"
 ADDRESS_SPACE = 2 * 1024 * 1024 * 1024
 
 
-@pytest.fixture(scope="module")
-def reader_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return export_reader(tmp_path_factory.mktemp("reader"))
-
-
-@pytest.fixture(scope="module")
-def reader(reader_file: Path) -> Any:
-    spec = importlib.util.spec_from_file_location("alphazoo_reader_hostile", reader_file)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def bundle(tmp_path: Path, payload: bytes, *, key: str = "m/x", sign_key: bytes | None = None,
