@@ -38,7 +38,7 @@ try:  # POSIX; elsewhere the lock is per process only (documented on LocalBacken
 except ImportError:  # pragma: no cover - not on this platform
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["Backend", "LocalBackend", "FsspecBackend", "backend_for"]
+__all__ = ["Backend", "LocalBackend", "FsspecBackend", "backend_for", "prune_empty_folders"]
 
 _TMP_DIR = ".alphazoo-tmp"
 _LOCK_FILE = ".alphazoo.lock"
@@ -163,7 +163,7 @@ class LocalBackend:
             raise ValueError(f"{relative!r} is not a temporary file of the store")
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
-        self._prune(path.parent)
+        prune_empty_folders(path.parent, self.root)
 
     def modified(self, relative: str) -> float | None:
         try:
@@ -270,16 +270,8 @@ class LocalBackend:
                 return False
             raise
         # Tidy empty parent folders so `keys()` and the folder view stay in step.
-        self._prune(path.parent)
+        prune_empty_folders(path.parent, self.root)
         return True
-
-    def _prune(self, parent: Path) -> None:
-        while parent != self.root and self.root in parent.parents:
-            try:
-                parent.rmdir()
-            except OSError:
-                break
-            parent = parent.parent
 
     def local_path(self, key: str) -> Path | None:
         """The object's own file, ready for another library to write: its folder made, and an
@@ -569,3 +561,17 @@ def _fsync_dir(folder: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def prune_empty_folders(parent: Path, root: Path) -> None:
+    """Remove ``parent`` and its ancestors while they are empty, stopping at ``root``.
+
+    What a removed file leaves behind: an empty folder would read as a key prefix (a folder
+    store's listing, a get_file_path copy's tree) that no object holds any more.
+    """
+    while parent != root and root in parent.parents:
+        try:
+            parent.rmdir()
+        except OSError:  # not empty (or already gone): the ancestors stay too
+            break
+        parent = parent.parent

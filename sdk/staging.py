@@ -21,6 +21,7 @@ import warnings
 import weakref
 from pathlib import Path
 
+from .backends import prune_empty_folders
 from .errors import KeyConflictError
 from .leftovers import STAGING_PREFIX, new_token, staging_leftovers
 
@@ -103,13 +104,7 @@ class LocalCopies:
         path = entry[0]
         with contextlib.suppress(FileNotFoundError, IsADirectoryError, NotADirectoryError):
             path.unlink()
-        parent = path.parent
-        while parent != self.folder and self.folder in parent.parents:
-            try:
-                parent.rmdir()
-            except OSError:
-                break
-            parent = parent.parent
+        prune_empty_folders(path.parent, self.folder)
 
     def forget_contents(self) -> None:
         """Delete every copy's file but keep its key and folder (the store was cleared).
