@@ -42,8 +42,8 @@ from .manifest_schema import validate_manifest
 from .store import ObjectStore
 
 __all__ = [
-    "PROTOCOL", "MAGIC", "write_bundle", "read_bundle", "read_manifest", "signing_key",
-    "signing_key_and_source",
+    "PROTOCOL", "MAGIC", "write_bundle", "read_bundle", "read_bundle_from", "read_manifest",
+    "signing_key", "signing_key_and_source",
 ]
 
 PROTOCOL = 2
@@ -148,22 +148,31 @@ def read_bundle(
     are read); a missing key raises :class:`~alphazoo.ObjectNotFoundError`.
     """
     with store.open(key) as handle:
-        # The size of the object this handle reads, not a separate lookup: a writer may
-        # replace the object between the two, and a reader must see the old or the new one.
-        size = _size_of(handle)
-        magic = handle.read(len(MAGIC))
-        if magic != MAGIC:
-            raise BundleIntegrityError(f"{key!r} is not an alphazoo model bundle (bad magic bytes)")
-        header = _read_exact(handle, _HEADER.size, key)
-        protocol, _ = _HEADER.unpack(header)
-        reader = _READERS.get(protocol)
-        if reader is None:
-            raise BundleIntegrityError(
-                f"{key!r} uses bundle protocol {protocol}, which this alphazoo cannot read "
-                f"(it reads {sorted(_READERS)}); upgrade alphazoo"
-            )
-        return reader(handle, key, size, magic + header, extract_to, sign_key,
-                      limits or LoadLimits())
+        return read_bundle_from(handle, key, extract_to, sign_key, limits)
+
+
+def read_bundle_from(
+    handle: IO[bytes], key: str, extract_to: Path | None, sign_key: bytes | None = None,
+    limits: LoadLimits | None = None,
+) -> OpenedBundle:
+    """:func:`read_bundle` over an open binary stream (a store's object, a file, bytes in an
+    ``io.BytesIO``); ``key`` names it in errors. The same checks, in the same order."""
+    # The size of the object this handle reads, not a separate lookup: a writer may
+    # replace the object between the two, and a reader must see the old or the new one.
+    size = _size_of(handle)
+    magic = handle.read(len(MAGIC))
+    if magic != MAGIC:
+        raise BundleIntegrityError(f"{key!r} is not an alphazoo model bundle (bad magic bytes)")
+    header = _read_exact(handle, _HEADER.size, key)
+    protocol, _ = _HEADER.unpack(header)
+    reader = _READERS.get(protocol)
+    if reader is None:
+        raise BundleIntegrityError(
+            f"{key!r} uses bundle protocol {protocol}, which this alphazoo cannot read "
+            f"(it reads {sorted(_READERS)}); upgrade alphazoo"
+        )
+    return reader(handle, key, size, magic + header, extract_to, sign_key,
+                  limits or LoadLimits())
 
 
 def read_manifest(store: ObjectStore, key: str,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import platform
 import tempfile
 import threading
@@ -10,7 +11,7 @@ import warnings
 import weakref
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import pluggy
 
@@ -18,7 +19,8 @@ from alphazoo.compat.installed import installed_version
 
 from . import hookspecs
 from .builtins import HostPlugin
-from .bundle import read_bundle, read_manifest, signing_key, signing_key_and_source, write_bundle
+from .bundle import (OpenedBundle, read_bundle, read_bundle_from, read_manifest, signing_key,
+                     signing_key_and_source, write_bundle)
 from .contracts import FormatSpec, LoadRequest, ModelSpec, SaveRequest
 from .discovery import (PluginInfo, PluginLoadWarning, discover_plugins, plugin_trouble,
                         settle_status)
@@ -342,7 +344,9 @@ class Zoo:
         :class:`~alphazoo.BundleLimitError` before anything is allocated, signed or not. A
         manifest its schema refuses raises :class:`~alphazoo.BundleFormatError`.
         """
-        return self._load(self.store, normalize_key(key), trusted, sign_key,
+        key = normalize_key(key)
+        store = self.store
+        return self._load(lambda *args: read_bundle(store, key, *args), key, trusted, sign_key,
                           allow_version_mismatch, require_signature, max_bytes, options)
 
     def load_bytes(
@@ -363,24 +367,26 @@ class Zoo:
         under: give ``key``, where the bytes were read from, and a signed pickle loads only
         when that is its key; by default the bundle's own recorded key is taken.
         """
-        data = bytes(data)
-        if key is None:
-            key = _recorded_key(data)
-        with tempfile.TemporaryDirectory(prefix="alphazoo-bytes-") as folder:
-            store = ObjectStore(folder)
-            store.save_bytes(key, data)
-            return self._load(store, normalize_key(key), trusted, sign_key,
-                              allow_version_mismatch, require_signature, max_bytes, options)
+        # Read in memory, as a store's object would be streamed: no copy through a file.
+        where = normalize_key(key) if key is not None else None
+        buffer = io.BytesIO(bytes(data))
+        return self._load(lambda *args: read_bundle_from(buffer, where or "<bytes>", *args),
+                          where, trusted, sign_key, allow_version_mismatch, require_signature,
+                          max_bytes, options)
 
-    def _load(self, store: ObjectStore, key: str, trusted: bool, sign_key: str | bytes | None,
-              allow_version_mismatch: bool, require_signature: bool, max_bytes: int | None,
-              options: dict[str, Any]) -> Any:
+    def _load(self, open_bundle: Callable[..., OpenedBundle], key: str | None, trusted: bool,
+              sign_key: str | bytes | None, allow_version_mismatch: bool,
+              require_signature: bool, max_bytes: int | None, options: dict[str, Any]) -> Any:
+        """Verify and load what ``open_bundle(extract_to, sign_key, limits)`` reads; ``key``
+        is where it came from (None: the key its verified manifest records)."""
         key_bytes, key_source = signing_key_and_source(sign_key)
         limits = LoadLimits.resolve(max_bytes, self.max_bytes)
         required = require_signature or self.require_signature or require_signature_from_env()
         with tempfile.TemporaryDirectory(prefix="alphazoo-load-") as tmp:
-            opened = read_bundle(store, key, Path(tmp), key_bytes, limits)
+            opened = open_bundle(Path(tmp), key_bytes, limits)
             manifest = opened.manifest
+            if key is None:
+                key = normalize_key(manifest["key"])
             request = LoadRequest(manifest, opened.files, trusted, opened.signature_valid,
                                   key=key, sign_key_source=key_source, options=options,
                                   build=self._build_for_load,
@@ -442,23 +448,6 @@ class Zoo:
     def _note(self, model: Any, **facts: Any) -> None:
         if _weakable(model):
             self._notes.setdefault(model, {}).update(facts)
-
-
-def _recorded_key(data: bytes) -> str:
-    """The key a bundle's manifest records (read before verification: only a storage name)."""
-    import json
-    import struct
-
-    from .bundle import MAGIC
-
-    try:
-        if not data.startswith(MAGIC):
-            raise ValueError("bad magic")
-        _, length = struct.unpack(">HQ", data[len(MAGIC):len(MAGIC) + 10])
-        key = json.loads(data[len(MAGIC) + 10:len(MAGIC) + 10 + length])["key"]
-        return normalize_key(key)
-    except Exception:  # noqa: BLE001 - anything unreadable is left to the verified read
-        return "bundle"
 
 
 def _weakable(model: Any) -> bool:
