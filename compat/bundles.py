@@ -77,8 +77,8 @@ class FormatBreak:
 #: and loads without an error, shifting every prediction (a probability of 0.859 read as 0.841).
 FORMAT_BREAKS: tuple[FormatBreak, ...] = (
     FormatBreak("xgboost", frozenset({"json", "ubj"}), "3.1",
-                "xgboost 3.1 writes the model's intercept as a vector, which older releases "
-                "read as the default 0.5 without an error, shifting every prediction"),
+                "xgboost 3.1 writes the model's intercept (base_score) as a vector, which older "
+                "releases read as the default 0.5 without an error, shifting every prediction"),
 )
 
 

@@ -23,7 +23,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .bundles import check_bundle_versions
+from .bundles import FORMAT_BREAKS, check_bundle_versions
 
 __all__ = ["Target", "TargetVerdict", "TARGETS", "QUANTCONNECT", "READER_FORMATS", "target_for",
            "verdict"]
@@ -139,10 +139,16 @@ def verdict(
     """
     target = target_for(target)
     reasons = _reasons(manifest, target, tuple(load_requires), safe)
+    findings = _findings(manifest, target, load_requires, safe)
     notes = [f"saved with {f.library} {f.saved}; {target.name} has {f.installed}, another "
              "major version: check its predictions there"
-             for f in _findings(manifest, target, load_requires, safe) if f.severity == "warning"]
-    notes += _xgboost_intercept_note(manifest, target)
+             for f in findings if f.severity == "warning"]
+    # A known silent format break (compat.bundles.FORMAT_BREAKS) is the reader's to repair
+    # there, so it is a note, not a reason.
+    notes += [f"saved with {f.library} {f.saved}; {target.name} has {f.installed}: "
+              f"{_break_of(f.library)}. Load it there through the exported reader (which "
+              "restores it), not the library's own load"
+              for f in findings if f.rule == "format break"]
     instead = None
     if reasons:
         for name, requires, alt_safe in alternatives:
@@ -189,21 +195,8 @@ def _reasons(manifest: Mapping[str, Any], target: Target, load_requires: tuple[s
     return reasons
 
 
-def _xgboost_intercept_note(manifest: Mapping[str, Any], target: Target) -> list[str]:
-    # xgboost 3.1+ writes base_score as a vector that xgboost < 3.1 misreads as 0.5 without
-    # an error; the reader sets it back, xgboost's own load_model there would not.
-    if manifest.get("adapter") != "xgboost" or manifest.get("format") not in ("json", "ubj"):
-        return []
-    saved = str((manifest.get("libraries") or {}).get("xgboost", ""))
-    there = target.version_of("xgboost") or ""
-    if _minor(saved) >= (3, 1) > _minor(there) > (0,):
-        return [f"saved with xgboost {saved}, whose base_score xgboost {there} misreads: load "
-                "it there through the exported reader (which restores it), not load_model"]
-    return []
-
-
-def _minor(version: str) -> tuple[int, ...]:
-    return tuple(int(p) for p in version.split(".")[:2] if p.isdigit())
+def _break_of(library: str) -> str:
+    return next(known.why for known in FORMAT_BREAKS if known.library == library)
 
 
 def _findings(manifest: Mapping[str, Any], target: Target, load_requires: Iterable[str],
