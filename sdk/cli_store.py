@@ -125,24 +125,23 @@ def open_store(location: str | None, *, create: bool = False) -> Any:
     a file is always one. URL stores (``s3://``, ``memory://``) have no folder to check: an
     empty prefix is an empty store.
     """
-    from .backends import LocalBackend
     from .store import ObjectStore
 
     store = ObjectStore(location)
-    backend = store._backend  # the store's own backend knows whether it is a local folder
-    if isinstance(backend, LocalBackend):
+    folder = store.folder
+    if folder is not None:
         if location:
             given = f" (--store {location})"
         elif os.environ.get("ALPHAZOO_STORE"):
             given = " (from $ALPHAZOO_STORE)"
         else:
             given = " (the default, ./storage; pass --store or set $ALPHAZOO_STORE)"
-        if backend.root.exists() and not backend.root.is_dir():
-            raise StoreLocationError(f"{backend.root} is a file, not an object store folder"
+        if folder.exists() and not folder.is_dir():
+            raise StoreLocationError(f"{folder} is a file, not an object store folder"
                                      f"{given}")
-        if not backend.root.exists() and not create:
+        if not folder.exists() and not create:
             raise StoreLocationError(
-                f"no object store at {backend.root}{given}: the folder does not exist; "
+                f"no object store at {folder}{given}: the folder does not exist; "
                 "check the path, or run `alphazoo demo` to make one there")
     return store
 

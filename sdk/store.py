@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from .backends import Backend, backend_for
+from .backends import Backend, LocalBackend, backend_for
 from .errors import (
     InvalidKeyError,
     KeyConflictError,
@@ -145,6 +145,13 @@ class ObjectStore:
     def url(self) -> str:
         """Where the store lives (a folder or URL)."""
         return self._backend.url
+
+    @property
+    def folder(self) -> Path | None:
+        """The local folder a folder store lives in (whether or not it exists yet); None for
+        memory:// and remote stores."""
+        backend = self._backend
+        return backend.root if isinstance(backend, LocalBackend) else None
 
     def usage(self) -> StoreUsage:
         """Objects and bytes in use, with the limits."""

@@ -757,3 +757,8 @@ def test_file_urls_name_local_folders(tmp_path: Path) -> None:
         assert ObjectStore(url).read("k") == "v", url
     with pytest.raises(ValueError, match="another host"):
         ObjectStore(f"file://elsewhere{folder.as_posix()}")
+
+
+def test_folder_is_the_local_root_and_none_elsewhere(tmp_path: Path) -> None:
+    assert ObjectStore(tmp_path / "not-yet").folder == (tmp_path / "not-yet").resolve()
+    assert ObjectStore(f"memory://folder-{uuid.uuid4().hex}").folder is None
