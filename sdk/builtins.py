@@ -18,7 +18,7 @@ from .errors import (
 )
 from .hookspecs import hookimpl
 from .manifest_schema import validate_adapter_data
-from .trust import check_trust
+from .trust import check_trust, may_run_code
 
 if TYPE_CHECKING:
     from .host import Zoo
@@ -64,6 +64,7 @@ class HostPlugin:
         # The format's declared adapter_data first: trust and version checks read the manifest.
         validate_adapter_data(manifest, spec.adapter_data)
         check_trust(request, spec.safe)
+        request.may_run_code = may_run_code(request)
         _check_versions(request, spec.load_requires, pickled=not spec.safe)
         result = yield
         if result is None:

@@ -114,6 +114,10 @@ class LoadRequest:
     #: Refuse the bundle unless its HMAC verifies for this key (``require_signature=True``,
     #: the zoo's setting or ``$ALPHAZOO_REQUIRE_SIGNATURE``); the host enforces it.
     require_signature: bool = False
+    #: The load's one trust decision, made by the host before any adapter runs (see
+    #: :mod:`alphazoo.trust`): True when content that runs code may run (``trusted=True``, or a
+    #: signature valid for this key). Adapters read this fact; they never decide trust.
+    may_run_code: bool = False
     #: Bounds on what loading may read or allocate (an :class:`alphazoo.LoadLimits`); None
     #: means the defaults. Adapters check what a payload declares against them first.
     limits: Any = None

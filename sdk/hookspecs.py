@@ -50,6 +50,24 @@ def alphazoo_formats() -> list[FormatSpec]:
     """
 
 
+@hookspec
+def alphazoo_model_types() -> list[str]:
+    """Name the model classes this plugin's adapter owns, as ``"module.QualifiedName"`` strings.
+
+    Called when the host decides which adapter trains, predicts with or saves a model, before
+    any plugin's library code runs. The host resolves a name only when its module is already
+    imported (a model of a library cannot exist before the library is), never importing it,
+    and the plugin whose class is the nearest base of the model's type wins: an
+    ``xgboost.sklearn.XGBModel`` is xgboost's although it is also a scikit-learn
+    ``BaseEstimator``. Only the owner's ``alphazoo_train``, ``alphazoo_predict`` and
+    ``alphazoo_save`` are called for that model.
+
+    :returns: a list of class paths such as ``["sklearn.base.BaseEstimator"]``; a plugin that
+        declares none is asked in turn, as before, for models no declared class matches.
+    :firstresult: no (every plugin's classes are gathered).
+    """
+
+
 @hookspec(firstresult=True)
 def alphazoo_build(spec: ModelSpec, params: dict[str, Any]) -> Any:
     """Build an unfitted model from a registered zoo model.
