@@ -33,7 +33,7 @@ Loading rebuilds the class from that fixed list of names: a bundle never names a
 import. An unfitted model round-trips too (its parameters only).
 
 Nothing is imported from hmmlearn until a model is handled; whether a model is ours is decided
-from its class's module name.
+from its declared base classes (BaseHMM, VariationalBaseHMM) in ``sys.modules``.
 """
 
 from __future__ import annotations
@@ -47,28 +47,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from alphazoo.compat.installed import installed_versions as _versions
-from alphazoo.contracts import FormatSpec, LoadRequest, SavedPayload, SaveRequest
+from alphazoo.contracts import LoadRequest
 from alphazoo.errors import BundleIntegrityError, UnsupportedFormatError, require
 from alphazoo.hookspecs import hookimpl
 
-from ._common import (
-    check_options,
-    choose_format,
-    class_path,
-    dump_pickle,
-    load_pickle,
-    payload_path,
-)
+from ._common import check_options, class_path
+from .base import Adapter, Format, Saving, pickle_format
 
-__all__ = ["ADAPTER", "FORMATS", "MODEL_CLASSES", "gaussian_hmm", "owns", "read_json",
-           "write_json"]
+__all__ = ["ADAPTER", "MODEL_CLASSES", "gaussian_hmm", "owns", "read_json", "write_json"]
 
-ADAPTER = "hmmlearn"
-FORMATS = ("json", "pickle")
-_FILES = {"json": "model.json", "pickle": "model.pkl"}
-_NO_ONNX = ("no ONNX converter exists for hmmlearn models; save as 'json' (safe, bit-exact) "
-            "or 'pickle'")
 _MODULE = "hmmlearn.hmm"
 
 #: The classes the ``json`` format stores, each with the fitted arrays it keeps. Loading looks
@@ -85,21 +72,60 @@ _OTHER_STATE = frozenset({"n_features", "monitor_"})
 _MONITOR_FIELDS = ("iter", "tol", "n_iter", "verbose")
 
 
-def owns(model: Any) -> bool:
-    """True for hmmlearn's models, decided from the class's module without importing it."""
-    return type(model).__module__.partition(".")[0] == "hmmlearn"
+def _write_json_format(model: Any, path: Path, saving: Saving) -> None:
+    left_out = write_json(model, path)
+    if left_out:
+        saving.notices.append(
+            f"the json format keeps hmmlearn's parameters and fitted arrays, not the "
+            f"attributes {left_out} set on this model; save as 'pickle' to keep them"
+        )
 
 
-# -- hooks ---------------------------------------------------------------------------------------
-@hookimpl
-def alphazoo_formats() -> list[FormatSpec]:
-    return [
-        FormatSpec("json", ADAPTER, True,
-                   "parameters and fitted arrays as JSON, bit-exact; no code runs on load", True,
-                   ("hmmlearn",)),
-        FormatSpec("pickle", ADAPTER, False, "pickle; runs code on load, trusted only", False,
-                   ("hmmlearn",)),
-    ]
+def _read_json_format(path: Path, request: LoadRequest) -> Any:
+    model = read_json(path, request.limits)
+    recorded = request.manifest.get("model_class")
+    if recorded != class_path(model):
+        raise BundleIntegrityError(
+            f"the manifest names class {recorded!r}, but the JSON document holds a "
+            f"{class_path(model)}"
+        )
+    return model
+
+
+def _describe(model: Any) -> dict[str, Any]:
+    return {
+        "class": type(model).__name__,
+        "n_components": _plain(getattr(model, "n_components", None)),
+        "n_features": _plain(getattr(model, "n_features", None)),
+        "covariance_type": getattr(model, "covariance_type", None),
+        "fitted": hasattr(model, "startprob_") and hasattr(model, "transmat_"),
+    }
+
+
+ADAPTER = Adapter(
+    "hmmlearn",
+    library="hmmlearn",
+    model_types=["hmmlearn.base.BaseHMM", "hmmlearn.base.VariationalBaseHMM"],
+    formats=[
+        Format("json", "model.json", True,
+               "parameters and fitted arrays as JSON, bit-exact; no code runs on load",
+               write=_write_json_format, read=_read_json_format, default=True,
+               load_requires=("hmmlearn",)),
+        pickle_format(("hmmlearn",)),
+    ],
+    records=("hmmlearn", "numpy", "scipy", "scikit-learn"),
+    describe=_describe,
+    signature=lambda model, sample: _signature(model, sample),
+    hints={"onnx": "no ONNX converter exists for hmmlearn models; save as 'json' (safe, "
+                   "bit-exact) or 'pickle'"},
+)
+owns = ADAPTER.owns
+
+# The hooks pluggy finds on this module.
+alphazoo_formats = ADAPTER.alphazoo_formats
+alphazoo_model_types = ADAPTER.alphazoo_model_types
+alphazoo_save = ADAPTER.alphazoo_save
+alphazoo_load = ADAPTER.alphazoo_load
 
 
 @hookimpl
@@ -128,63 +154,6 @@ def alphazoo_predict(model: Any, X: Any) -> Any:
     if not owns(model):
         return None
     return model.predict(X)
-
-
-@hookimpl
-def alphazoo_save(request: SaveRequest) -> SavedPayload | None:
-    model = request.model
-    if not owns(model):
-        return None
-    fmt = choose_format("hmmlearn", request.format, FORMATS, "json", hints={"onnx": _NO_ONNX})
-    check_options("hmmlearn", "save", request.options, ())
-    path = request.directory / _FILES[fmt]
-    notices: list[str] = []
-    if fmt == "json":
-        left_out = write_json(model, path)
-        if left_out:
-            notices.append(
-                f"the json format keeps hmmlearn's parameters and fitted arrays, not the "
-                f"attributes {left_out} set on this model; save as 'pickle' to keep them"
-            )
-    else:
-        dump_pickle(model, path)
-    n_features = getattr(model, "n_features", None)
-    return SavedPayload(
-        adapter=ADAPTER,
-        format=fmt,
-        files=[path.name],
-        model_class=class_path(model),
-        libraries=_versions("hmmlearn", "numpy", "scipy", "scikit-learn"),
-        adapter_data={
-            "class": type(model).__name__,
-            "n_components": _plain(getattr(model, "n_components", None)),
-            "n_features": _plain(n_features),
-            "covariance_type": getattr(model, "covariance_type", None),
-            "fitted": hasattr(model, "startprob_") and hasattr(model, "transmat_"),
-        },
-        input_signature=_signature(model, request.sample),
-        warnings=notices,
-    )
-
-
-@hookimpl
-def alphazoo_load(request: LoadRequest) -> Any:
-    manifest = request.manifest
-    if manifest.get("adapter") != ADAPTER:
-        return None
-    check_options("hmmlearn", "load", request.options, ())
-    fmt = manifest["format"]
-    path = payload_path(request, _FILES)
-    if fmt == "pickle":  # the host's trust guard has already run
-        return load_pickle(path)
-    model = read_json(path, request.limits)
-    recorded = manifest.get("model_class")
-    if recorded != class_path(model):
-        raise BundleIntegrityError(
-            f"the manifest names class {recorded!r}, but the JSON document holds a "
-            f"{class_path(model)}"
-        )
-    return model
 
 
 # -- zoo models ----------------------------------------------------------------------------------

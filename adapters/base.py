@@ -1,0 +1,290 @@
+"""The shape every adapter shares: a table of formats, declared once, around one dispatcher.
+
+An adapter module declares its library's formats as :class:`Format` rows (name, payload file,
+safety, what loading needs, the options each direction takes, and the library's own write and
+read code) and the model classes it owns, then hands them to :class:`Adapter`. The adapter
+answers the host's hooks from that table: the format list shown by ``alphazoo formats``, the
+choice and checking of a format and its options on save, the one :class:`SavedPayload` built
+for every format, and the dispatch of a load to the right reader. So an adapter module holds
+its library's write and read code and little else, as skops' per-library modules sit around
+its central dispatcher.
+
+Formats every library has in the same shape live here too: :func:`pickle_format` and
+:func:`onnx_reader` (an ONNX payload served by onnxruntime alone); :func:`onnx_facts` finishes
+an ONNX save (parity against the native model on a sample, outputs, opsets) for the
+converters, which differ per library.
+
+Nothing here imports an ML library: a module built on this base stays cheap to import, which
+plugin discovery requires.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from alphazoo.compat.installed import installed_versions
+from alphazoo.contracts import FormatSpec, LoadRequest, SavedPayload, SaveRequest
+from alphazoo.hookspecs import hookimpl
+
+from ._common import check_options, choose_format, class_path, dump_pickle, load_pickle
+
+__all__ = ["Adapter", "Format", "Saving", "onnx_facts", "onnx_reader", "pickle_format"]
+
+
+@dataclass
+class Saving:
+    """What a format's ``write`` receives besides the model and its payload path.
+
+    ``data`` starts as the adapter's facts common to every format (``Adapter.describe``) and
+    collects the format's own (``adapter_data`` in the manifest, read back by its loader);
+    ``notices`` become warnings at the caller's ``zoo.save`` line; :meth:`record` adds the
+    versions of distributions this format depends on to the manifest.
+    """
+
+    request: SaveRequest
+    data: dict[str, Any] = field(default_factory=dict)
+    notices: list[str] = field(default_factory=list)
+    libraries: dict[str, str] = field(default_factory=dict)
+    #: Files the format wrote beyond its main payload file (names in the request's folder).
+    extra_files: list[str] = field(default_factory=list)
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """The caller's adapter options for this save (already checked against the format's)."""
+        return self.request.options
+
+    def record(self, *distributions: str) -> None:
+        """Record the installed versions of ``distributions`` in the manifest."""
+        self.libraries.update(installed_versions(*distributions))
+
+
+#: ``write(model, path, saving)``: the library's own save of ``model`` into ``path``.
+Writer = Callable[[Any, Path, Saving], None]
+#: ``read(path, request)``: the library's own load of the payload at ``path``.
+Reader = Callable[[Path, LoadRequest], Any]
+
+
+@dataclass(frozen=True)
+class Format:
+    """One serialization format of an adapter, declared once.
+
+    ``safe`` is False for a format that runs code when loaded: the host's trust guard refuses
+    it unless the load is trusted or signed for its key, before ``read`` runs. The host decides
+    safety from this declaration, never from a bundle's word.
+    """
+
+    name: str
+    #: The payload file's name inside the bundle.
+    file: str
+    safe: bool
+    description: str
+    write: Writer
+    read: Reader
+    default: bool = False
+    #: Distributions needed to *load* this format (an ONNX bundle needs only onnxruntime).
+    load_requires: tuple[str, ...] = ()
+    #: The declared schema of the manifest's ``adapter_data`` (an
+    #: :class:`alphazoo.manifest_schema.Spec`), checked by the host before ``read`` runs.
+    adapter_data: Any = None
+    #: The keyword options of ``Zoo.save`` and ``Zoo.load`` this format takes.
+    save_options: tuple[str, ...] = ()
+    load_options: tuple[str, ...] = ()
+    #: Distributions whose versions every save in this format records.
+    records: tuple[str, ...] = ()
+
+
+def pickle_format(requires: tuple[str, ...], *, file: str = "model.pkl",
+                  write: Writer | None = None, read: Reader | None = None) -> Format:
+    """The ``pickle`` format: the pickled object; runs code on load, so trusted only.
+
+    ``write``/``read`` replace :mod:`pickle` for libraries with their own pickler (torch).
+    """
+    return Format(
+        "pickle", file, False, "pickle; runs code on load, trusted only",
+        write=write or (lambda model, path, saving: dump_pickle(model, path)),
+        read=read or (lambda path, request: load_pickle(path)),
+        load_requires=requires,
+    )
+
+
+def onnx_reader(adapter: str, producers: tuple[str, ...]) -> Reader:
+    """The reader of an ONNX payload: bounded and checked (:func:`check_onnx`), then served by
+    onnxruntime alone as an :class:`OnnxPredictor` built from the facts the save recorded."""
+
+    def read(path: Path, request: LoadRequest) -> Any:
+        from ._onnx import OnnxPredictor
+        from ._onnx_bounds import check_onnx
+
+        check_onnx(path, request.limits, adapter=adapter, producers=producers)
+        data = request.manifest.get("adapter_data", {})
+        signature = request.manifest.get("input") or {}
+        return OnnxPredictor(str(path), task=data["task"], outputs=data["outputs"],
+                             classes=data.get("classes"),
+                             feature_names=signature.get("feature_names"))
+
+    return read
+
+
+def onnx_facts(onx: Any, path: Path, saving: Saving, *, task: str, outputs: dict[str, str],
+               classes: Sequence[Any] | None, native_predict: Callable[[Any], Any],
+               native_proba: Callable[[Any], Any] | None, sample: Any,
+               sample_source: str) -> dict[str, Any]:
+    """Write the converted graph ``onx`` to ``path`` and check it against the native model.
+
+    The graph is served exactly as a load will serve it and compared with ``native_predict``
+    (and ``native_proba``) on ``sample``; :func:`check_parity` raises when they differ beyond
+    the request's tolerance, so a bundle that would predict differently is never written.
+    Returns the facts a loader and a reader of the manifest need.
+    """
+    from ._onnx import OnnxPredictor, check_parity
+
+    path.write_bytes(onx.SerializeToString())
+    listed = None if classes is None else list(classes)
+    predictor = OnnxPredictor(str(path), task=task, outputs=outputs, classes=listed)
+    parity = check_parity(native_predict, native_proba, predictor, sample,
+                          saving.request.parity_tolerance)
+    parity["sample"] = sample_source
+    return {"task": task, "outputs": outputs, "classes": listed, "parity": parity,
+            "opset": {d.domain or "ai.onnx": d.version for d in onx.opset_import}}
+
+
+class Adapter:
+    """An adapter plugin built from its format table.
+
+    :param name: the adapter's name in manifests and the format table (``"sklearn"``).
+    :param library: the library's name in messages (``"scikit-learn"``).
+    :param model_types: the classes it owns, as ``"module.QualifiedName"``; the host resolves
+        them without importing (see the ``alphazoo_model_types`` hook).
+    :param formats: its :class:`Format` rows, exactly one ``default``.
+    :param records: distributions whose versions every save records.
+    :param describe: ``describe(model)``: facts for ``adapter_data`` common to every format.
+    :param signature: ``signature(model, sample)``: the manifest's input signature.
+    :param hints: why a format that cannot exist for this library is missing (shown when
+        asked for: ``{"onnx": "no converter exists ..."}``).
+    :param owns: overrides the ownership test (default: an instance of a declared class).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        library: str,
+        model_types: Sequence[str],
+        formats: Sequence[Format],
+        records: Sequence[str] = (),
+        describe: Callable[[Any], dict[str, Any]] | None = None,
+        signature: Callable[[Any, Any], dict[str, Any] | None] | None = None,
+        hints: Mapping[str, str] | None = None,
+        owns: Callable[[Any], bool] | None = None,
+    ) -> None:
+        defaults = [row.name for row in formats if row.default]
+        if len(defaults) != 1:
+            raise ValueError(f"adapter {name!r} needs exactly one default format, has {defaults}")
+        names = [row.name for row in formats]
+        if len(set(names)) != len(names):
+            raise ValueError(f"adapter {name!r} declares a format twice: {names}")
+        self.name = name
+        self.library = library
+        self.model_types = tuple(model_types)
+        self.formats = {row.name: row for row in formats}
+        self.default_format = defaults[0]
+        self.records = tuple(records)
+        self._describe = describe
+        self._signature = signature
+        self._hints = dict(hints or {})
+        self._owns = owns
+
+    # -- ownership ---------------------------------------------------------------------------
+    def owns(self, model: Any) -> bool:
+        """True when ``model`` is an instance of a declared class whose module is imported.
+
+        Never imports a library: a model of it cannot exist unless it is already imported.
+        """
+        if self._owns is not None:
+            return self._owns(model)
+        return any(isinstance(model, cls) for cls in self.declared_classes())
+
+    def declared_classes(self) -> list[type]:
+        """The declared classes whose modules are already imported."""
+        found = []
+        for path in self.model_types:
+            module_name, _, qualname = path.rpartition(".")
+            module = sys.modules.get(module_name)
+            cls = getattr(module, qualname, None) if module is not None else None
+            if isinstance(cls, type):
+                found.append(cls)
+        return found
+
+    def _action(self, action: str, row: Format) -> str:
+        """``"save"``, or ``"save (format 'onnx')"`` when the formats take different options,
+        so an unknown-option error names what the caller asked of."""
+        attribute = f"{action}_options"
+        if len({getattr(other, attribute) for other in self.formats.values()}) == 1:
+            return action
+        return f"{action} (format {row.name!r})"
+
+    # -- hooks (module-level names in each adapter module point at these) -----------------
+    @hookimpl
+    def alphazoo_formats(self) -> list[FormatSpec]:
+        return [FormatSpec(row.name, self.name, row.safe, row.description, row.default,
+                           row.load_requires, row.adapter_data)
+                for row in self.formats.values()]
+
+    @hookimpl
+    def alphazoo_model_types(self) -> list[str]:
+        return list(self.model_types)
+
+    @hookimpl
+    def alphazoo_save(self, request: SaveRequest) -> SavedPayload | None:
+        model = request.model
+        if not self.owns(model):
+            return None
+        name = choose_format(self.library, request.format, self.formats, self.default_format,
+                             hints=self._hints)
+        row = self.formats[name]
+        check_options(self.library, self._action("save", row), request.options,
+                      row.save_options)
+        saving = Saving(request, data=dict(self._describe(model)) if self._describe else {})
+        saving.record(*self.records, *row.records)
+        path = request.directory / row.file
+        row.write(model, path, saving)
+        return SavedPayload(
+            adapter=self.name,
+            format=name,
+            files=[row.file, *saving.extra_files],
+            model_class=class_path(model),
+            libraries=saving.libraries,
+            adapter_data=saving.data,
+            input_signature=(self._signature(model, request.sample)
+                             if self._signature else None),
+            warnings=saving.notices,
+        )
+
+    @hookimpl
+    def alphazoo_load(self, request: LoadRequest) -> Any:
+        manifest = request.manifest
+        if manifest.get("adapter") != self.name:
+            return None
+        # The host's guard has checked the format against this table, the adapter_data
+        # against the format's schema and the trust the format needs.
+        row = self.formats[manifest["format"]]
+        check_options(self.library, self._action("load", row), request.options,
+                      row.load_options)
+        return row.read(payload_file(request, row.file), request)
+
+
+def payload_file(request: LoadRequest, name: str) -> Path:
+    """The extracted payload file ``name``; a manifest naming a format without its file is a
+    damaged bundle."""
+    from alphazoo.errors import BundleIntegrityError
+
+    path = request.files.get(name)
+    if path is None:
+        raise BundleIntegrityError(
+            f"the bundle has no {name!r} payload for format {request.manifest.get('format')!r}"
+        )
+    return path
