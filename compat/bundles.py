@@ -197,7 +197,7 @@ def _opset_findings(manifest: dict[str, Any], key: str, max_opset: int | None,
     opsets = (manifest.get("adapter_data") or {}).get("opset") or {}
     wanted = opsets.get("ai.onnx", opsets.get("")) if isinstance(opsets, dict) else None
     try:
-        wanted = int(wanted)
+        wanted = int(wanted)  # type: ignore[arg-type]  # any value: non-numbers fail below
     except (TypeError, ValueError):
         return []  # no opset recorded (or not a number): onnxruntime itself will say
     runtime = (installed or {}).get("onnxruntime") if installed is not None else _installed(

@@ -8,6 +8,7 @@ missing, 2 for usage errors (an unknown library name, an unreadable lock file).
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import sys
 from pathlib import Path
@@ -150,12 +151,9 @@ def _names(text: str | None) -> list[str] | None:
     return [name.strip() for name in text.split(",") if name.strip()]
 
 
-class _Discard:
+class _Discard(io.StringIO):
     """A file that drops what rich writes while recording (the text is exported instead)."""
 
     def write(self, text: str) -> int:
         return len(text)
-
-    def flush(self) -> None:
-        pass
 

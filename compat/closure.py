@@ -45,7 +45,8 @@ def collect_closure(roots: Iterable[str] = ("alphazoo",), *, all_extras: bool = 
     interpreter. ``include_roots`` also pins the roots themselves (off by default: a project's
     own lock pins its dependencies, not the project).
     """
-    environment: dict[str, str] = dict(default_environment())
+    environment: dict[str, str] = {key: str(value)
+                                   for key, value in default_environment().items()}
     pins: dict[str, str] = {}
     missing: list[str] = []
     roots = [canonicalize_name(root) for root in roots]

@@ -34,7 +34,8 @@ def collect_target_report(target: str | Target) -> dict[str, Any]:
         status = ("absent there" if there is None else "not installed here" if here is None
                   else "same" if here == there else "differs")
         library_rows.append({"library": name, "here": here, "there": there, "status": status})
-    format_rows, adapters = [], {}
+    format_rows: list[dict[str, Any]] = []
+    adapters: dict[str, Any] = {}
     for spec in specs:
         library = _adapter_library(spec.adapter, specs)
         if library is None or installed_version(library) is None:

@@ -205,7 +205,7 @@ def _checked_segments(segments: Mapping[str, Segment]) -> dict[str, Segment]:
                 or len(bounds) != 2:
             raise ValueError(f"segment {name!r} must be a (first, last) pair of dates (None for "
                              f"an open end), got {bounds!r}")
-        ends = []
+        ends: list[Any] = []
         for end in bounds:
             if end is None:
                 ends.append(None)

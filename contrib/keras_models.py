@@ -331,7 +331,7 @@ def _seeded(keras: Any, seed: int) -> Iterator[None]:
     py_state, np_state = random.getstate(), np.random.get_state()
     keras_state = _keras_seed_state()
     tf_state = _tf_seed_state()
-    torch_rng = contextlib.nullcontext()
+    torch_rng: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
     if keras.backend.backend() == "torch":
         import torch
 

@@ -13,11 +13,14 @@ under ``"contrib"``; loading rebuilds the wrapper from them around the loaded es
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from alphazoo.contracts import LoadRequest, SavedPayload, SaveRequest
 from alphazoo.errors import UnsupportedModelError
 from alphazoo.hookspecs import hookimpl
+
+if TYPE_CHECKING:
+    from .model import Model
 
 __all__ = ["MODELS", "model_class"]
 
@@ -42,7 +45,7 @@ MODELS: dict[str, tuple[str, str, str, str]] = {
 _NOT_REGISTERED = {"sklearn"}
 
 
-def model_class(name: str) -> type:
+def model_class(name: str) -> type[Model]:
     """The :class:`~alphazoo.contrib.model.Model` subclass behind zoo name ``name``."""
     try:
         module, cls, _, _ = MODELS[name]

@@ -163,8 +163,9 @@ def _models(args: argparse.Namespace) -> int:
 
     columns = [Column("name", wrap=False), Column("library", priority=2),
                Column("plugin", priority=3), Column("description", priority=1)]
-    _emit_fitted("Zoo models", columns, [[row["name"], row["library"] or "", row["plugin"],
-                                          row["description"]] for row in rows])
+    _emit_fitted("Zoo models", columns, [[row["name"] or "", row["library"] or "",
+                                          row["plugin"] or "", row["description"] or ""]
+                                         for row in rows])
     return EXIT_OK
 
 

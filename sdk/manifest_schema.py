@@ -133,9 +133,9 @@ def validate(value: Any, spec: Spec, path: str) -> None:
                 raise BundleFormatError(f"{path}.{name}" if path else name,
                                         f"missing; it must be {inner.describe()}")
         for name, item in value.items():
-            inner = spec.required.get(name) or spec.optional.get(name) or spec.values
-            if inner is not None:
-                validate(item, inner, f"{path}.{name}" if path else str(name))
+            member = spec.required.get(name) or spec.optional.get(name) or spec.values
+            if member is not None:
+                validate(item, member, f"{path}.{name}" if path else str(name))
 
 
 def _matches_kind(value: Any, spec: Spec) -> bool:

@@ -252,8 +252,9 @@ def read_bundle_bytes(data: bytes, *, sign_key: bytes | None = None, max_bytes: 
     # Whether the bundle is signed is a manifest field; before trusting the manifest, try both
     # layouts: protocol 1 hashes everything before the digest (the MAC included) either way.
     head = view[:start + length]
-    layouts = ({(False, True): view[:-_DIGEST]} if protocol == 1
-               else {(False,): head, (True,): bytes(head) + mac})
+    layouts: dict[tuple[bool, ...], bytes | memoryview] = (
+        {(False, True): view[:-_DIGEST]} if protocol == 1
+        else {(False,): head, (True,): bytes(head) + mac})
     matched = [signed for layout, covered in layouts.items() for signed in layout
                if hmac.compare_digest(hashlib.sha256(covered).digest(), closing)]
     if not matched:
