@@ -1,6 +1,6 @@
 """The keras adapter's ONNX side: export, the SavedModel fallback, parity, the predictor.
 
-Split from :mod:`alphazoo.adapters.keras`, which documents the format. Nothing here imports
+:mod:`alphazoo.adapters.keras` documents the format and declares it. Nothing here imports
 Keras, TensorFlow or torch at module level: :func:`predictor_class` serves a bundle with numpy
 and onnxruntime alone, and the export functions are called with a live Keras model.
 """
@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING, Any
 from alphazoo.contracts import SaveRequest
 from alphazoo.errors import OnnxParityError, UnsupportedFormatError, require
 
-from .keras import _input_shape, _layout, _native_predict, _task
+from ._keras_facts import input_shape, layout, native_predict, task_of
 
 if TYPE_CHECKING:
     import numpy as np
 
-__all__ = ["predictor_class", "save_onnx"]
+__all__ = ["check_parity", "predictor_class", "save_onnx"]
 
 _SAMPLE_ROWS = 64
 
@@ -75,7 +75,7 @@ def _onnx_sample(model: Any, sample: Any) -> tuple[np.ndarray, str]:
     if sample is not None:
         array = np.asarray(sample, dtype=np.float32)
         return array, "training rows"
-    shape = _input_shape(model)
+    shape = input_shape(model)
     if shape is None or any(d is None for d in shape[1:]):
         raise UnsupportedFormatError(
             "ONNX export of this Keras model needs input rows for the parity check: pass "
@@ -107,7 +107,7 @@ def save_onnx(model: Any, request: SaveRequest, path: Path) -> dict[str, Any]:
                 f"has {len(tensors)} {side}; use format='keras' or 'json' for it"
             )
     sample, source = _onnx_sample(model, request.sample)
-    _native_predict(model, sample[:1])  # Keras exports only a model that has been called
+    native_predict(model, sample[:1])  # Keras exports only a model that has been called
     backend = keras.backend.backend()
     fallback_reason = None
     if exporter == "keras":
@@ -128,17 +128,17 @@ def save_onnx(model: Any, request: SaveRequest, path: Path) -> dict[str, Any]:
     if len(proto.graph.output) != 1:  # a subclassed model's outputs show only now
         raise UnsupportedFormatError("the onnx format takes single-output Keras models; use "
                                      "format='keras' or 'json' for this one")
-    layout = _layout(_input_shape(model)) or f"(batch, {sample.ndim - 1} axes)"
-    task = _task(model, request)
+    shape_layout = layout(input_shape(model)) or f"(batch, {sample.ndim - 1} axes)"
+    task = task_of(model, request)
     predictor = predictor_class()(str(path), task=task, output=proto.graph.output[0].name,
-                                   input_layout=layout)
-    parity = _check_parity(model, predictor, sample, request.parity_tolerance)
+                                   input_layout=shape_layout)
+    parity = check_parity(model, predictor, sample, request.parity_tolerance)
     parity["sample"] = source
     data: dict[str, Any] = {
         "outputs": {"value": proto.graph.output[0].name},
         "input_name": predictor.input_name,
         "input_shape": [d if isinstance(d, int) else None for d in predictor.input_shape],
-        "input_layout": layout,
+        "input_layout": shape_layout,
         "opset": {d.domain or "ai.onnx": d.version for d in proto.opset_import},
         "exporter": "torch" if backend == "torch" else exporter,
         "parity": parity,
@@ -171,9 +171,10 @@ def _export_via_saved_model(model: Any, folder: Path, target: Path, opset: int |
         shutil.rmtree(folder, ignore_errors=True)  # not a payload file of the bundle
 
 
-def _check_parity(model: Any, predictor: Any, sample: np.ndarray,
-                  tolerance: float) -> dict[str, Any]:
-    """Compare the export with the native model on one row and on the whole sample.
+def check_parity(model: Any, predictor: Any, sample: np.ndarray,
+                 tolerance: float) -> dict[str, Any]:
+    """Compare the export ``predictor`` with the Keras ``model`` on one row and on the whole
+    ``sample``.
 
     Two batch sizes prove the batch axis is dynamic. Values must agree within ``tolerance``
     times their scale (at least 1); raise OnnxParityError otherwise.
@@ -182,7 +183,7 @@ def _check_parity(model: Any, predictor: Any, sample: np.ndarray,
 
     worst, scale_seen = 0.0, 1.0
     for batch in (sample[:1], sample):
-        native = np.asarray(_native_predict(model, batch), dtype=np.float64)
+        native = np.asarray(native_predict(model, batch), dtype=np.float64)
         try:
             exported = np.asarray(predictor.predict(batch), dtype=np.float64)
         except Exception as exc:  # onnxruntime rejects a batch size the graph fixed

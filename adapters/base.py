@@ -51,6 +51,10 @@ class Saving:
     libraries: dict[str, str] = field(default_factory=dict)
     #: Files the format wrote beyond its main payload file (names in the request's folder).
     extra_files: list[str] = field(default_factory=list)
+    #: The manifest's input signature when this format's input differs from the model's own
+    #: (a torch ONNX graph takes float32 whatever dtype the module computes in); None leaves
+    #: it to the adapter's ``signature``.
+    input_signature: dict[str, Any] | None = None
 
     @property
     def options(self) -> dict[str, Any]:
@@ -132,17 +136,20 @@ def onnx_reader(adapter: str, producers: tuple[str, ...]) -> Reader:
 def onnx_facts(onx: Any, path: Path, saving: Saving, *, task: str, outputs: dict[str, str],
                classes: Sequence[Any] | None, native_predict: Callable[[Any], Any],
                native_proba: Callable[[Any], Any] | None, sample: Any,
-               sample_source: str) -> dict[str, Any]:
+               sample_source: str, write: bool = True) -> dict[str, Any]:
     """Write the converted graph ``onx`` to ``path`` and check it against the native model.
 
     The graph is served exactly as a load will serve it and compared with ``native_predict``
     (and ``native_proba``) on ``sample``; :func:`check_parity` raises when they differ beyond
     the request's tolerance, so a bundle that would predict differently is never written.
-    Returns the facts a loader and a reader of the manifest need.
+    ``write=False`` when the exporter wrote ``path`` itself (``torch.onnx.export``) and
+    ``onx`` is the graph read back from it. Returns the facts a loader and a reader of the
+    manifest need.
     """
     from ._onnx import OnnxPredictor, check_parity
 
-    path.write_bytes(onx.SerializeToString())
+    if write:
+        path.write_bytes(onx.SerializeToString())
     listed = None if classes is None else list(classes)
     predictor = OnnxPredictor(str(path), task=task, outputs=outputs, classes=listed)
     parity = check_parity(native_predict, native_proba, predictor, sample,
@@ -162,6 +169,9 @@ class Adapter:
     :param formats: its :class:`Format` rows, exactly one ``default``.
     :param records: distributions whose versions every save records.
     :param describe: ``describe(model)``: facts for ``adapter_data`` common to every format.
+    :param prepare: ``prepare(model, saving)``: runs before every format's ``write``, for what
+        every format records but ``describe`` cannot see: facts that depend on the request (the
+        task a zoo model was built for) or on the runtime (Keras' backend and its distribution).
     :param signature: ``signature(model, sample)``: the manifest's input signature.
     :param hints: why a format that cannot exist for this library is missing (shown when
         asked for: ``{"onnx": "no converter exists ..."}``).
@@ -177,6 +187,7 @@ class Adapter:
         formats: Sequence[Format],
         records: Sequence[str] = (),
         describe: Callable[[Any], dict[str, Any]] | None = None,
+        prepare: Callable[[Any, Saving], None] | None = None,
         signature: Callable[[Any, Any], dict[str, Any] | None] | None = None,
         hints: Mapping[str, str] | None = None,
         owns: Callable[[Any], bool] | None = None,
@@ -194,6 +205,7 @@ class Adapter:
         self.default_format = defaults[0]
         self.records = tuple(records)
         self._describe = describe
+        self._prepare = prepare
         self._signature = signature
         self._hints = dict(hints or {})
         self._owns = owns
@@ -250,8 +262,13 @@ class Adapter:
                       row.save_options)
         saving = Saving(request, data=dict(self._describe(model)) if self._describe else {})
         saving.record(*self.records, *row.records)
+        if self._prepare is not None:
+            self._prepare(model, saving)
         path = request.directory / row.file
         row.write(model, path, saving)
+        signature = saving.input_signature
+        if signature is None and self._signature is not None:
+            signature = self._signature(model, request.sample)
         return SavedPayload(
             adapter=self.name,
             format=name,
@@ -259,8 +276,7 @@ class Adapter:
             model_class=class_path(model),
             libraries=saving.libraries,
             adapter_data=saving.data,
-            input_signature=(self._signature(model, request.sample)
-                             if self._signature else None),
+            input_signature=signature,
             warnings=saving.notices,
         )
 

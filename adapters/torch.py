@@ -59,8 +59,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from alphazoo.compat.installed import installed_versions as _versions
-from alphazoo.contracts import FormatSpec, LoadRequest, SavedPayload, SaveRequest
+from alphazoo.contracts import LoadRequest
 from alphazoo.errors import (
     BundleIntegrityError,
     UnsupportedFormatError,
@@ -69,48 +68,16 @@ from alphazoo.errors import (
 )
 from alphazoo.hookspecs import hookimpl
 from alphazoo.limits import check_zip
-from alphazoo.manifest_schema import (
-    ONNX_OUTPUTS,
-    array,
-    either,
-    null,
-    obj,
-    string,
-)
+from alphazoo.manifest_schema import ONNX_OUTPUTS, array, either, null, obj, string
 
-from ._common import check_options, choose_format, class_path, payload_path
+from ._common import check_options, class_path
+from .base import Adapter, Format, Saving, onnx_facts, onnx_reader, pickle_format
 
 __all__ = ["ADAPTER", "FORMATS", "owns", "predict", "predict_proba", "torch_lstm", "torch_mlp"]
 
-ADAPTER = "torch"
-FORMATS = ("json", "pt", "pickle", "onnx")
-_FILES = {"json": "weights.json", "pt": "state_dict.pt", "pickle": "module.pt",
-          "onnx": "model.onnx"}
-_SAVE_OPTIONS = {"onnx": ("opset", "dynamic_axes", "exporter")}
-_LOAD_OPTIONS = {"json": ("builder",), "pt": ("builder",)}
 _TRAIN_OPTIONS = ("epochs", "lr", "batch_size", "weight_decay", "seed", "shuffle")
-
-
-def owns(model: Any) -> bool:
-    """True for ``torch.nn.Module`` objects, decided without importing torch.
-
-    Keras 3 layers and models are modules too under ``KERAS_BACKEND=torch``; they are the
-    keras adapter's, whose formats keep their Keras architecture.
-    """
-    nn = sys.modules.get("torch.nn")
-    if nn is None or not isinstance(model, nn.Module):
-        return False
-    keras = sys.modules.get("keras")
-    layer = getattr(keras, "Layer", None) if keras is not None else None
-    return not (isinstance(layer, type) and isinstance(model, layer))
-
-
-def _models() -> Any:
-    require("torch", "torch", "the torch adapter")
-    from . import _torch_models
-
-    return _torch_models
-
+#: The producer_name of the graphs torch.onnx.export writes.
+ONNX_PRODUCERS = ("pytorch",)
 
 #: The adapter_data each format's loader reads (see :mod:`alphazoo.manifest_schema`).
 _TASK = string(choices=("classification", "regression"))
@@ -123,23 +90,174 @@ _WEIGHTS_DATA = obj(optional={
 })
 _ONNX_DATA = obj(required={"task": _TASK, "outputs": ONNX_OUTPUTS},
                  optional={"classes": _CLASSES})
-#: The producer_name of the graphs torch.onnx.export writes.
-ONNX_PRODUCERS = ("pytorch",)
 
 
-# -- hooks ---------------------------------------------------------------------------------------
-@hookimpl
-def alphazoo_formats() -> list[FormatSpec]:
-    return [
-        FormatSpec("json", ADAPTER, True, "architecture + state_dict as JSON tensors, bit-exact",
-                   True, ("torch",), _WEIGHTS_DATA),
-        FormatSpec("pt", ADAPTER, True, "state_dict via torch.save, loaded weights_only", False,
-                   ("torch",), _WEIGHTS_DATA),
-        FormatSpec("pickle", ADAPTER, False, "whole module via torch.save; runs code on load, "
-                   "trusted only", False, ("torch",)),
-        FormatSpec("onnx", ADAPTER, True, "torch.onnx.export graph served by onnxruntime",
-                   False, ("onnxruntime",), _ONNX_DATA),
-    ]
+def _torch() -> Any:
+    """torch, imported when a model is handled (plugin discovery must not import it)."""
+    return require("torch", "torch", "the torch adapter")
+
+
+# -- the formats: torch's own write and read code ----------------------------------------------
+def _write_json(model: Any, path: Path, saving: Saving) -> None:
+    torch = _torch()
+    from ._torch_state import state_to_tensors, versions_of
+    from ._weights import write_weights
+
+    _weights_facts(model, saving)
+    state = model.state_dict()
+    write_weights(path, state_to_tensors(state),
+                  architecture={"class": class_path(model), **saving.data},
+                  versions=versions_of(state), torch=torch.__version__)
+
+
+def _write_pt(model: Any, path: Path, saving: Saving) -> None:
+    _weights_facts(model, saving)
+    _torch().save(model.state_dict(), path)
+
+
+def _weights_facts(model: Any, saving: Saving) -> None:
+    """What a module rebuilt for the weights needs: its zoo builder, its buffers' dtypes."""
+    from ._torch_state import buffer_dtypes
+
+    request = saving.request
+    # The host also notes a name for modules it loaded from a user bundle (their class name)
+    # but with params None; only Zoo.build leaves a params dict.
+    saving.data["builder"] = (None if request.zoo_model is None or request.params is None
+                              else {"zoo_model": request.zoo_model, "params": request.params})
+    buffers = buffer_dtypes(model)
+    if buffers:  # left out of the state_dict, but their dtype may have been changed
+        saving.data["buffers"] = buffers
+
+
+def _read_json(path: Path, request: LoadRequest) -> Any:
+    _torch()
+    from ._torch_state import tensors_to_state
+    from ._weights import read_weights
+
+    tensors, header = read_weights(path, request.limits)
+    return _into_module(request, tensors_to_state(tensors, header.get("versions")))
+
+
+def _read_pt(path: Path, request: LoadRequest) -> Any:
+    torch = _torch()
+    # weights_only admits tensors and plain values (a module's extra state) only; a .pt is a
+    # zip whose members are the storages, so their declared sizes bound the load.
+    check_zip(path, request.limits)
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(state, Mapping) or not all(isinstance(k, str) for k in state):
+        raise BundleIntegrityError(f"{path.name} does not hold a state_dict")
+    return _into_module(request, state)
+
+
+def _write_pickle(model: Any, path: Path, saving: Saving) -> None:
+    _torch().save(model, path)
+
+
+def _read_pickle(path: Path, request: LoadRequest) -> Any:
+    torch = _torch()
+    module = torch.load(path, map_location="cpu", weights_only=False)
+    if not isinstance(module, torch.nn.Module):
+        raise BundleIntegrityError(f"{path.name} holds a {type(module).__name__}, not a module")
+    return module
+
+
+def _write_onnx(model: Any, path: Path, saving: Saving) -> None:
+    torch = _torch()
+    import numpy as np
+
+    from ._torch_fit import input_dtype
+    from ._torch_fit import predict as native_predict
+    from ._torch_fit import predict_proba as native_proba
+    from ._torch_onnx import export_onnx, free_axes
+
+    require("onnxscript", "onnx", "the onnx format")
+    request, options = saving.request, saving.options
+    # Rows given to zoo.save(sample=) or kept by zoo.train: the host passes either.
+    sample, source = request.sample, "sample rows"
+    if sample is None and callable(getattr(model, "example_input", None)):
+        sample, source = model.example_input(64), f"{type(model).__name__}.example_input(64)"
+    if sample is None:
+        raise UnsupportedFormatError(
+            "ONNX export of a torch module needs example inputs: train it with zoo.train (its "
+            "first rows are kept), or pass sample=ROWS to zoo.save"
+        )
+    if input_dtype(model) != torch.float32:
+        raise UnsupportedFormatError(
+            f"ONNX bundles take float32 inputs, and this module computes in "
+            f"{input_dtype(model)}: export a float32 copy (copy.deepcopy(m).float())"
+        )
+    sample = np.asarray(sample.numpy() if isinstance(sample, torch.Tensor) else sample,
+                        dtype=np.float32)
+    axes = free_axes(options.get("dynamic_axes"), sample.ndim)
+    exporter = options.get("exporter", "dynamo")
+    classes = saving.data["classes"]
+    proto = export_onnx(model, sample, path, None if classes is None else np.asarray(classes),
+                        axes, options.get("opset"), exporter)
+    outputs = ({"label": "label", "probabilities": "probabilities"} if classes is not None
+               else {"value": "value"})
+    saving.data.update(onnx_facts(
+        proto, path, saving, task=saving.data["task"], outputs=outputs, classes=classes,
+        native_predict=lambda X: native_predict(model, X),
+        native_proba=(lambda X: native_proba(model, X)) if classes is not None else None,
+        sample=sample, sample_source=source, write=False,
+    ))
+    saving.data.update(exporter=exporter, dynamic_axes={str(k): v for k, v in axes.items()})
+    saving.input_signature = _signature(model, request.sample, "float32")
+
+
+ADAPTER = Adapter(
+    "torch",
+    library="torch",
+    model_types=["torch.nn.modules.module.Module"],
+    formats=[
+        Format("json", "weights.json", True,
+               "architecture + state_dict as JSON tensors, bit-exact",
+               write=_write_json, read=_read_json, default=True, load_requires=("torch",),
+               adapter_data=_WEIGHTS_DATA, load_options=("builder",)),
+        Format("pt", "state_dict.pt", True, "state_dict via torch.save, loaded weights_only",
+               write=_write_pt, read=_read_pt, load_requires=("torch",),
+               adapter_data=_WEIGHTS_DATA, load_options=("builder",)),
+        pickle_format(("torch",), file="module.pt", write=_write_pickle, read=_read_pickle),
+        Format("onnx", "model.onnx", True, "torch.onnx.export graph served by onnxruntime",
+               write=_write_onnx, read=onnx_reader("torch", ONNX_PRODUCERS),
+               load_requires=("onnxruntime",), adapter_data=_ONNX_DATA,
+               save_options=("opset", "dynamic_axes", "exporter"),
+               records=("onnx", "onnxscript", "onnxruntime")),
+    ],
+    records=("torch", "numpy"),
+    describe=lambda model: _describe(model),
+    signature=lambda model, sample: _signature(model, sample, None),
+    owns=lambda model: _owns(model),
+)
+FORMATS = tuple(ADAPTER.formats)
+
+
+def _owns(model: Any) -> bool:
+    # Transitional, until the host picks the owner by the nearest declared class: Keras 3
+    # layers and models are nn.Modules too under KERAS_BACKEND=torch, and they are the keras
+    # adapter's (which declares keras' Layer and Model), whose formats keep their Keras
+    # architecture. While every adapter's hooks are still asked in turn, torch refuses them.
+    if not any(isinstance(model, cls) for cls in ADAPTER.declared_classes()):
+        return False
+    keras = sys.modules.get("keras")
+    layer = getattr(keras, "Layer", None) if keras is not None else None
+    return not (isinstance(layer, type) and isinstance(model, layer))
+
+
+def owns(model: Any) -> bool:
+    """True for ``torch.nn.Module`` objects, decided without importing torch.
+
+    Keras 3 layers and models are modules too under ``KERAS_BACKEND=torch``; they are the
+    keras adapter's, whose formats keep their Keras architecture.
+    """
+    return ADAPTER.owns(model)
+
+
+# The hooks pluggy finds on this module.
+alphazoo_formats = ADAPTER.alphazoo_formats
+alphazoo_model_types = ADAPTER.alphazoo_model_types
+alphazoo_save = ADAPTER.alphazoo_save
+alphazoo_load = ADAPTER.alphazoo_load
 
 
 @hookimpl
@@ -160,110 +278,16 @@ def alphazoo_train(model: Any, X: Any, y: Any, params: dict[str, Any]) -> Any:
     if not owns(model):
         return None
     check_options("torch", "train", params, _TRAIN_OPTIONS)
-    return _models().fit(model, X, y, **params)
+    from ._torch_fit import fit
+
+    return fit(model, X, y, **params)
 
 
 @hookimpl
 def alphazoo_predict(model: Any, X: Any) -> Any:
     if not owns(model):
         return None
-    return _models().predict(model, X)
-
-
-@hookimpl
-def alphazoo_save(request: SaveRequest) -> SavedPayload | None:
-    model = request.model
-    if not owns(model):
-        return None
-    fmt = choose_format("torch", request.format, FORMATS, "json")
-    check_options("torch", f"save (format {fmt!r})", request.options, _SAVE_OPTIONS.get(fmt, ()))
-    models = _models()
-    import torch
-
-    path = request.directory / _FILES[fmt]
-    classes = getattr(model, "classes_", None)
-    adapter_data: dict[str, Any] = {
-        "task": "classification" if classes is not None else "regression",
-        "classes": _plain(classes),
-    }
-    libraries = _versions("torch", "numpy")
-    if fmt in ("json", "pt"):
-        adapter_data["builder"] = _builder_record(request)
-        buffers = models.buffer_dtypes(model)
-        if buffers:  # left out of the state_dict, but their dtype may have been changed
-            adapter_data["buffers"] = buffers
-        if fmt == "json":
-            from ._weights import write_weights
-
-            state = model.state_dict()
-            # Per-submodule format versions: load_state_dict hands them to modules that
-            # migrate old layouts (BatchNorm's num_batches_tracked, for one).
-            write_weights(path, models.state_to_tensors(state),
-                          architecture={"class": class_path(model), **adapter_data},
-                          versions=_jsonable_metadata(getattr(state, "_metadata", None)),
-                          torch=torch.__version__)
-        else:
-            torch.save(model.state_dict(), path)
-    elif fmt == "pickle":
-        torch.save(model, path)
-    else:
-        adapter_data.update(_save_onnx(models, model, request, path, adapter_data["classes"]))
-        libraries.update(_versions("onnx", "onnxscript", "onnxruntime"))
-    return SavedPayload(
-        adapter=ADAPTER,
-        format=fmt,
-        files=[path.name],
-        model_class=class_path(model),
-        libraries=libraries,
-        adapter_data=adapter_data,
-        input_signature=_signature(model, request.sample,
-                                   "float32" if fmt == "onnx" else models.input_dtype(model)),
-    )
-
-
-@hookimpl
-def alphazoo_load(request: LoadRequest) -> Any:
-    manifest = request.manifest
-    if manifest.get("adapter") != ADAPTER:
-        return None
-    fmt = manifest["format"]
-    check_options("torch", f"load (format {fmt!r})", request.options, _LOAD_OPTIONS.get(fmt, ()))
-    path = payload_path(request, _FILES)
-    data = manifest.get("adapter_data", {})
-    if fmt == "onnx":
-        from ._onnx import OnnxPredictor
-        from ._onnx_bounds import check_onnx
-
-        check_onnx(path, request.limits, adapter=ADAPTER, producers=ONNX_PRODUCERS)
-        return OnnxPredictor(str(path), task=data["task"], outputs=data["outputs"],
-                             classes=data.get("classes"))
-    models = _models()
-    import torch
-
-    if fmt == "pickle":  # the host's trust guard has already run
-        module = torch.load(path, map_location="cpu", weights_only=False)
-        if not isinstance(module, torch.nn.Module):
-            raise BundleIntegrityError(f"{path.name} holds a {type(module).__name__}, not a module")
-        return module
-    if fmt == "json":
-        from ._weights import read_weights
-
-        tensors, header = read_weights(path, request.limits)
-        state = models.tensors_to_state(tensors, header.get("versions"))
-    else:
-        # weights_only admits tensors and plain values (a module's extra state) only; a .pt is
-        # a zip whose members are the storages, so their declared sizes bound the load.
-        check_zip(path, request.limits)
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        if not isinstance(state, Mapping) or not all(isinstance(k, str) for k in state):
-            raise BundleIntegrityError(f"{path.name} does not hold a state_dict")
-    module, source = _rebuild(request, data, manifest.get("model_class", "?"))
-    models.load_state(module, state, source, data.get("buffers"))
-    if data.get("classes") is not None:
-        import numpy as np
-
-        module.classes_ = np.asarray(data["classes"])
-    return module
+    return predict(model, X)
 
 
 # -- zoo models ----------------------------------------------------------------------------------
@@ -271,54 +295,64 @@ def torch_mlp(in_features: int, out_features: int, hidden: Sequence[int] = (64, 
               activation: str = "relu", dropout: float = 0.0, batch_norm: bool = False,
               seed: int | None = 0) -> Any:
     """Multi-layer perceptron (torch) over (batch, in_features) rows; seeded initialisation."""
-    models = _models()
-    with models.seeded(seed):
-        return models.MLP(in_features, out_features, tuple(hidden), activation, dropout,
-                          batch_norm)
+    _torch()
+    from ._torch_models import MLP, seeded
+
+    with seeded(seed):
+        return MLP(in_features, out_features, tuple(hidden), activation, dropout, batch_norm)
 
 
 def torch_lstm(in_features: int, out_features: int, hidden: int = 32, layers: int = 1,
                dropout: float = 0.0, seed: int | None = 0) -> Any:
     """LSTM (torch) over (batch, sequence, in_features), predicting from the last step."""
-    models = _models()
-    with models.seeded(seed):
-        return models.LSTMNet(in_features, out_features, hidden, layers, dropout)
+    _torch()
+    from ._torch_models import LSTMNet, seeded
+
+    with seeded(seed):
+        return LSTMNet(in_features, out_features, hidden, layers, dropout)
 
 
 # -- public helpers ------------------------------------------------------------------------------
 def predict(module: Any, X: Any) -> Any:
     """Labels of a classifier (``classes_``), else the module's output, as numpy."""
-    return _models().predict(module, X)
+    _torch()
+    from . import _torch_fit
+
+    return _torch_fit.predict(module, X)
 
 
 def predict_proba(module: Any, X: Any) -> Any:
     """Softmax probabilities of a module trained as a classifier, as numpy."""
-    return _models().predict_proba(module, X)
+    _torch()
+    from . import _torch_fit
+
+    return _torch_fit.predict_proba(module, X)
 
 
 # -- helpers -------------------------------------------------------------------------------------
-def _plain(classes: Any) -> list[Any] | None:
-    if classes is None:
-        return None
-    import numpy as np
+def _describe(model: Any) -> dict[str, Any]:
+    classes = getattr(model, "classes_", None)
+    listed = None
+    if classes is not None:
+        import numpy as np
 
-    return np.asarray(classes).tolist()
-
-
-def _jsonable_metadata(metadata: Any) -> dict[str, Any] | None:
-    if not isinstance(metadata, Mapping):
-        return None
-    return {str(k): {str(n): v for n, v in dict(entry).items()
-                     if isinstance(v, (int, float, str, bool)) or v is None}
-            for k, entry in metadata.items() if isinstance(entry, Mapping)}
+        listed = np.asarray(classes).tolist()
+    return {"task": "classification" if classes is not None else "regression",
+            "classes": listed}
 
 
-def _builder_record(request: SaveRequest) -> dict[str, Any] | None:
-    # The host also notes a name for modules it loaded from a user bundle (their class name)
-    # but with params None; only Zoo.build leaves a params dict.
-    if request.zoo_model is None or request.params is None:
-        return None
-    return {"zoo_model": request.zoo_model, "params": request.params}
+def _into_module(request: LoadRequest, state: Mapping[str, Any]) -> Any:
+    """A module rebuilt for the bundle, ``state`` loaded into it and its classes restored."""
+    from ._torch_state import load_state
+
+    data = request.manifest.get("adapter_data", {})
+    module, source = _rebuild(request, data, request.manifest.get("model_class", "?"))
+    load_state(module, state, source, data.get("buffers"))
+    if data.get("classes") is not None:
+        import numpy as np
+
+        module.classes_ = np.asarray(data["classes"])
+    return module
 
 
 def _rebuild(request: LoadRequest, data: Mapping[str, Any], saved_class: str) -> tuple[Any, str]:
@@ -350,72 +384,14 @@ def _rebuild(request: LoadRequest, data: Mapping[str, Any], saved_class: str) ->
     return module, source
 
 
-def _save_onnx(models: Any, model: Any, request: SaveRequest, path: Path,
-               classes: list[Any] | None) -> dict[str, Any]:
-    import numpy as np
-    import torch
-
-    from ._onnx import OnnxPredictor, check_parity
-
-    require("onnxscript", "onnx", "the onnx format")
-    # Rows given to zoo.save(sample=) or kept by zoo.train: the host passes either.
-    sample, source = request.sample, "sample rows"
-    if sample is None and callable(getattr(model, "example_input", None)):
-        sample, source = model.example_input(64), f"{type(model).__name__}.example_input(64)"
-    if sample is None:
-        raise UnsupportedFormatError(
-            "ONNX export of a torch module needs example inputs: train it with zoo.train (its "
-            "first rows are kept), or pass sample=ROWS to zoo.save"
-        )
-    if models.input_dtype(model) != torch.float32:
-        raise UnsupportedFormatError(
-            f"ONNX bundles take float32 inputs, and this module computes in "
-            f"{models.input_dtype(model)}: export a float32 copy (copy.deepcopy(m).float())"
-        )
-    sample = np.asarray(sample.numpy() if isinstance(sample, torch.Tensor) else sample,
-                        dtype=np.float32)
-    axes = _dynamic_axes(request.options.get("dynamic_axes"), sample.ndim)
-    example = sample[:8]
-    # The exporter treats an axis of size 0 or 1 as a constant: trace with at least two.
-    for axis in axes:
-        if example.shape[axis] < 2:
-            example = np.concatenate([example, example], axis=axis)
-    exporter = request.options.get("exporter", "dynamo")
-    if exporter not in models.EXPORTERS:
-        raise ValueError(f"exporter must be one of {', '.join(models.EXPORTERS)}, "
-                         f"not {exporter!r}")
-    opsets = models.export_onnx(model, torch.from_numpy(np.ascontiguousarray(example)), path,
-                                None if classes is None else np.asarray(classes), axes,
-                                request.options.get("opset"), exporter)
-    task = "classification" if classes is not None else "regression"
-    outputs = ({"label": "label", "probabilities": "probabilities"} if classes is not None
-               else {"value": "value"})
-    predictor = OnnxPredictor(str(path), task=task, outputs=outputs, classes=classes)
-    native_proba = (lambda X: models.predict_proba(model, X)) if classes is not None else None
-    parity = check_parity(lambda X: models.predict(model, X), native_proba, predictor, sample,
-                          request.parity_tolerance)
-    parity["sample"] = source
-    return {"outputs": outputs, "parity": parity, "opset": opsets, "exporter": exporter,
-            "dynamic_axes": {str(k): v for k, v in axes.items()}}
-
-
-def _dynamic_axes(requested: Any, ndim: int) -> dict[int, str]:
-    if requested is None:
-        return {0: "batch", 1: "sequence"} if ndim == 3 else {0: "batch"}
-    if not isinstance(requested, Mapping) or not all(
-        isinstance(k, int) and 0 <= k < ndim and isinstance(v, str) and v
-        for k, v in requested.items()
-    ):
-        raise TypeError(
-            f"dynamic_axes must map input axes (0..{ndim - 1}) to names, e.g. "
-            f"{{0: 'batch'}}, not {requested!r}"
-        )
-    return dict(requested)
-
-
 def _signature(model: Any, sample: Any, dtype: Any) -> dict[str, Any]:
-    """Input shape and layout from the sample rows; ``dtype`` is what the model computes in
-    (the sample's own dtype, float64 from numpy say, is cast on the way in)."""
+    """Input shape and layout from the sample rows; ``dtype`` is what the model takes: what it
+    computes in when None (the sample's own dtype, float64 from numpy say, is cast on the way
+    in), float32 for an ONNX graph."""
+    if dtype is None:
+        from ._torch_fit import input_dtype
+
+        dtype = input_dtype(model)
     if sample is None and callable(getattr(model, "example_input", None)):
         sample = model.example_input(1)
     shape = getattr(sample, "shape", None)

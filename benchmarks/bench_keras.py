@@ -198,13 +198,13 @@ def parity_seconds(model: Any, path: Path, sample: np.ndarray, cfg: dict[str, in
     """The parity check alone, as zoo.save runs it (a session, then one row and the sample)."""
     import onnx
 
-    from alphazoo.adapters._keras_onnx import _check_parity, predictor_class
+    from alphazoo.adapters._keras_onnx import check_parity, predictor_class
 
     output = onnx.load(str(path), load_external_data=False).graph.output[0].name
 
     def parity() -> None:
         predictor = predictor_class()(str(path), task="classification", output=output)
-        _check_parity(model, predictor, np.asarray(sample, dtype=np.float32), 1e-4)
+        check_parity(model, predictor, np.asarray(sample, dtype=np.float32), 1e-4)
 
     parity()
     return med([time_once(parity) for _ in range(cfg["io_repeats"])])

@@ -102,12 +102,12 @@ def direct_calls(model: Any, fmt: str, path: Path, example: Any) -> tuple[Any, A
     else:
         import onnxruntime
 
-        from alphazoo.adapters._torch_models import _quiet_exporter
+        from alphazoo.adapters._torch_onnx import quiet_exporter
 
         shapes = ({0: torch.export.Dim("batch")},)
 
         def save() -> None:
-            with _quiet_exporter():  # the same silence alphazoo's export runs in
+            with quiet_exporter():  # the same silence alphazoo's export runs in
                 torch.onnx.export(model, (example,), str(path), dynamo=True,
                                   external_data=False, input_names=["input"],
                                   dynamic_shapes=shapes, verbose=False)
@@ -243,7 +243,7 @@ def parity_cost(zoo: Any, model: Any, key: str, sample: np.ndarray,
 def bench_codec(model: Any, workdir: Path, cfg: dict[str, int]) -> dict[str, Any]:
     import torch
 
-    from alphazoo.adapters._torch_models import state_to_tensors, tensors_to_state
+    from alphazoo.adapters._torch_state import state_to_tensors, tensors_to_state
     from alphazoo.adapters._weights import read_weights, write_weights
 
     state = model.state_dict()

@@ -162,3 +162,41 @@ def test_check_options_names_what_the_adapter_takes():
         check_options("demo", "load", {"bulder": 1}, ("builder",))
     with pytest.raises(TypeError, match="it takes: none"):
         check_options("demo", "save", {"x": 1}, ())
+
+
+# -- base ------------------------------------------------------------------------------------------
+def test_the_base_runs_prepare_before_every_write_and_a_format_may_set_the_signature(tmp_path):
+    from alphazoo.adapters.base import Adapter, Format
+    from alphazoo.contracts import SaveRequest
+
+    class Demo:
+        pass
+
+    seen: list[tuple[str, dict]] = []
+
+    def write(name):
+        def writer(model, path, saving):
+            seen.append((name, dict(saving.data)))
+            path.write_text(name)
+            if name == "graph":
+                saving.input_signature = {"dtype": "float32", "shape": [None, 2]}
+        return writer
+
+    adapter = Adapter(
+        "demo", library="demo", model_types=[], owns=lambda model: isinstance(model, Demo),
+        formats=[Format("plain", "m.txt", True, "text", write=write("plain"), read=print,
+                        default=True),
+                 Format("graph", "g.txt", True, "graph", write=write("graph"), read=print)],
+        describe=lambda model: {"kind": "demo"},
+        prepare=lambda model, saving: saving.data.update(task=saving.request.zoo_model),
+        signature=lambda model, sample: {"dtype": "float64", "shape": [None, 2]},
+    )
+    plain = adapter.alphazoo_save(SaveRequest(Demo(), None, tmp_path, zoo_model="demo_model"))
+    graph = adapter.alphazoo_save(SaveRequest(Demo(), "graph", tmp_path))
+    # prepare's facts reach the writer and the manifest, after describe's.
+    assert seen == [("plain", {"kind": "demo", "task": "demo_model"}),
+                    ("graph", {"kind": "demo", "task": None})]
+    assert plain.adapter_data == {"kind": "demo", "task": "demo_model"}
+    assert plain.input_signature["dtype"] == "float64"
+    assert graph.input_signature["dtype"] == "float32"  # the format's own, not the adapter's
+    assert adapter.alphazoo_save(SaveRequest(object(), None, tmp_path)) is None

@@ -549,14 +549,14 @@ def test_a_signed_bundle_copied_to_another_key_stays_in_safe_mode(zoo, lambda_mo
 
 def test_a_json_weight_type_must_be_a_number_type(tmp_path):
     from alphazoo.adapters._weights import Tensor, write_weights
-    from alphazoo.adapters.keras import _load_json
+    from alphazoo.adapters._keras_json import load_json
 
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
     weights = [Tensor(v.path, w.view(np.int32), "__loader__")
                for v, w in zip(model.weights, model.get_weights())]
     write_weights(tmp_path / "model.json", weights, architecture=json.loads(model.to_json()))
     with pytest.raises(alphazoo.BundleIntegrityError, match="'__loader__'"):
-        _load_json(keras, tmp_path / "model.json", None, safe_mode=True)
+        load_json(keras, tmp_path / "model.json", None, safe_mode=True)
 
 
 @pytest.mark.slow
