@@ -48,12 +48,12 @@ class Saving:
 
     request: SaveRequest
     data: dict[str, Any] = field(default_factory=dict)
-    #: The name of the format being written (one ``write`` may serve several rows).
-    format: str = ""
     notices: list[str] = field(default_factory=list)
     libraries: dict[str, str] = field(default_factory=dict)
     #: Files the format wrote beyond its main payload file (names in the request's folder).
     extra_files: list[str] = field(default_factory=list)
+    #: The name of the format being written (one ``write`` may serve several rows).
+    format: str = ""
 
     @property
     def options(self) -> dict[str, Any]:
