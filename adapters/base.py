@@ -10,9 +10,9 @@ its library's write and read code and little else, as skops' per-library modules
 its central dispatcher.
 
 Formats every library has in the same shape live here too: :func:`pickle_format` and
-:func:`onnx_reader` (an ONNX payload served by onnxruntime alone); :func:`onnx_facts` finishes
-an ONNX save (parity against the native model on a sample, outputs, opsets) for the
-converters, which differ per library.
+:func:`onnx_reader` (an ONNX payload served by onnxruntime alone); :func:`onnx_sample` picks
+the rows an ONNX export is checked on and :func:`onnx_facts` finishes the save (parity against
+the native model on them, outputs, opsets) for the converters, which differ per library.
 
 Nothing here imports an ML library: a module built on this base stays cheap to import, which
 plugin discovery requires.
@@ -32,7 +32,8 @@ from alphazoo.hookspecs import hookimpl
 
 from ._common import check_options, choose_format, class_path, dump_pickle, load_pickle
 
-__all__ = ["Adapter", "Format", "Saving", "onnx_facts", "onnx_reader", "pickle_format"]
+__all__ = ["Adapter", "Format", "Saving", "onnx_facts", "onnx_reader", "onnx_sample",
+           "pickle_format"]
 
 
 @dataclass
@@ -55,6 +56,8 @@ class Saving:
     #: (a torch ONNX graph takes float32 whatever dtype the module computes in); None leaves
     #: it to the adapter's ``signature``.
     input_signature: dict[str, Any] | None = None
+    #: The name of the format being written (one ``write`` may serve several rows).
+    format: str = ""
 
     @property
     def options(self) -> dict[str, Any]:
@@ -117,7 +120,11 @@ def pickle_format(requires: tuple[str, ...], *, file: str = "model.pkl",
 
 def onnx_reader(adapter: str, producers: tuple[str, ...]) -> Reader:
     """The reader of an ONNX payload: bounded and checked (:func:`check_onnx`), then served by
-    onnxruntime alone as an :class:`OnnxPredictor` built from the facts the save recorded."""
+    onnxruntime alone as an :class:`OnnxPredictor` built from the facts the save recorded.
+
+    A task other than ``"classification"`` (xgboost's ``"ranking"``, say) is served as values,
+    as :func:`onnx_facts` checked it.
+    """
 
     def read(path: Path, request: LoadRequest) -> Any:
         from ._onnx import OnnxPredictor
@@ -126,11 +133,40 @@ def onnx_reader(adapter: str, producers: tuple[str, ...]) -> Reader:
         check_onnx(path, request.limits, adapter=adapter, producers=producers)
         data = request.manifest.get("adapter_data", {})
         signature = request.manifest.get("input") or {}
-        return OnnxPredictor(str(path), task=data["task"], outputs=data["outputs"],
+        return OnnxPredictor(str(path), task=_served_task(data["task"]), outputs=data["outputs"],
                              classes=data.get("classes"),
                              feature_names=signature.get("feature_names"))
 
     return read
+
+
+def _served_task(task: str) -> str:
+    """The :class:`OnnxPredictor` task serving a model of ``task``: labels or values."""
+    return "classification" if task == "classification" else "regression"
+
+
+def onnx_sample(sample: Any, row_shape: Sequence[int | None], *, rows: int = 64,
+                missing: str = "") -> tuple[Any, str]:
+    """The float32 rows an ONNX export is checked on, and where they came from.
+
+    ``sample`` (the rows ``zoo.train`` kept or ``zoo.save(sample=...)`` gave) when there is
+    one, else ``rows`` synthetic standard-normal rows of ``row_shape`` (one row's shape, such
+    as ``(n_features,)``), seeded so that a save is repeatable. Without a sample and with a
+    ``row_shape`` not fully known, raises :class:`~alphazoo.UnsupportedFormatError` with
+    ``missing`` as its message (say what would make the rows known).
+    """
+    import numpy as np
+
+    from alphazoo.errors import UnsupportedFormatError
+
+    if sample is not None:
+        return np.asarray(sample, dtype=np.float32), "training rows"
+    if any(d is None for d in row_shape):
+        raise UnsupportedFormatError(missing or "ONNX export needs sample= rows for its "
+                                                "parity check")
+    shape = (rows, *(int(d) for d in row_shape if d is not None))
+    return (np.random.default_rng(0).normal(size=shape).astype(np.float32),
+            "synthetic normal rows (no training rows were recorded)")
 
 
 def onnx_facts(onx: Any, path: Path, saving: Saving, *, task: str, outputs: dict[str, str],
@@ -142,6 +178,7 @@ def onnx_facts(onx: Any, path: Path, saving: Saving, *, task: str, outputs: dict
     The graph is served exactly as a load will serve it and compared with ``native_predict``
     (and ``native_proba``) on ``sample``; :func:`check_parity` raises when they differ beyond
     the request's tolerance, so a bundle that would predict differently is never written.
+    A ``task`` other than ``"classification"`` is checked (and later served) as values.
     ``write=False`` when the exporter wrote ``path`` itself (``torch.onnx.export``) and
     ``onx`` is the graph read back from it. Returns the facts a loader and a reader of the
     manifest need.
@@ -151,7 +188,8 @@ def onnx_facts(onx: Any, path: Path, saving: Saving, *, task: str, outputs: dict
     if write:
         path.write_bytes(onx.SerializeToString())
     listed = None if classes is None else list(classes)
-    predictor = OnnxPredictor(str(path), task=task, outputs=outputs, classes=listed)
+    predictor = OnnxPredictor(str(path), task=_served_task(task), outputs=outputs,
+                              classes=listed)
     parity = check_parity(native_predict, native_proba, predictor, sample,
                           saving.request.parity_tolerance)
     parity["sample"] = sample_source
@@ -231,13 +269,17 @@ class Adapter:
                 found.append(cls)
         return found
 
-    def _action(self, action: str, row: Format) -> str:
-        """``"save"``, or ``"save (format 'onnx')"`` when the formats take different options,
-        so an unknown-option error names what the caller asked of."""
+    def _check_options(self, action: str, row: Format, options: Mapping[str, Any]) -> None:
+        """Raise TypeError for options ``row`` does not take. The error says ``"save (format
+        'json')"`` when another format takes one of them (``opset`` is an ONNX option), so the
+        caller learns the option is the format's, not unknown; else plain ``"save"``."""
         attribute = f"{action}_options"
-        if len({getattr(other, attribute) for other in self.formats.values()}) == 1:
-            return action
-        return f"{action} (format {row.name!r})"
+        accepted: tuple[str, ...] = getattr(row, attribute)
+        unknown = set(options) - set(accepted)
+        elsewhere = any(unknown & set(getattr(other, attribute))
+                        for other in self.formats.values())
+        check_options(self.library, f"{action} (format {row.name!r})" if elsewhere else action,
+                      options, accepted)
 
     # -- hooks (module-level names in each adapter module point at these) -----------------
     @hookimpl
@@ -258,9 +300,9 @@ class Adapter:
         name = choose_format(self.library, request.format, self.formats, self.default_format,
                              hints=self._hints)
         row = self.formats[name]
-        check_options(self.library, self._action("save", row), request.options,
-                      row.save_options)
-        saving = Saving(request, data=dict(self._describe(model)) if self._describe else {})
+        self._check_options("save", row, request.options)
+        saving = Saving(request, data=dict(self._describe(model)) if self._describe else {},
+                        format=name)
         saving.record(*self.records, *row.records)
         if self._prepare is not None:
             self._prepare(model, saving)
@@ -288,8 +330,7 @@ class Adapter:
         # The host's guard has checked the format against this table, the adapter_data
         # against the format's schema and the trust the format needs.
         row = self.formats[manifest["format"]]
-        check_options(self.library, self._action("load", row), request.options,
-                      row.load_options)
+        self._check_options("load", row, request.options)
         return row.read(payload_file(request, row.file), request)
 
 

@@ -44,7 +44,10 @@ parameters and the rest are ``xgboost.train`` keywords
 (``num_boost_round=10`` by default); it returns a new Booster and leaves the given one as is.
 
 Nothing is imported from xgboost until a model is handled; whether a model is ours is decided
-from ``sys.modules`` (an xgboost model cannot exist unless xgboost is already imported).
+from its declared classes, ``xgboost.core.Booster`` and ``xgboost.sklearn.XGBModel``, looked up
+in ``sys.modules`` (an xgboost model cannot exist unless xgboost is already imported). The
+formats are declared once, as :class:`~alphazoo.adapters.base.Format` rows; the ONNX
+conversion lives in :mod:`alphazoo.adapters._xgboost_onnx`.
 """
 
 from __future__ import annotations
@@ -52,82 +55,168 @@ from __future__ import annotations
 import json
 import math
 import sys
-from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-from alphazoo.compat.installed import installed_versions as _versions
-from alphazoo.contracts import FormatSpec, LoadRequest, SavedPayload, SaveRequest
+from alphazoo.contracts import LoadRequest
 from alphazoo.errors import BundleIntegrityError, UnsupportedFormatError, require
 from alphazoo.hookspecs import hookimpl
 from alphazoo.manifest_schema import ONNX_OUTPUTS, array, either, null, obj, string
 
-from ._common import (
-    check_options,
-    choose_format,
-    class_path,
-    dump_pickle,
-    load_pickle,
-    payload_path,
-)
+from ._common import class_path, dump_pickle
+from ._xgboost_onnx import MAX_ONNX_OPSET, ONNX_PRODUCERS, write_onnx
+from .base import Adapter, Format, Saving, onnx_reader, pickle_format
 
 __all__ = [
     "ADAPTER",
     "ESTIMATORS",
-    "FORMATS",
     "MAX_ONNX_OPSET",
+    "ONNX_PRODUCERS",
     "owns",
     "xgboost_classifier",
     "xgboost_regressor",
 ]
 
-ADAPTER = "xgboost"
-FORMATS = ("json", "ubj", "pickle", "onnx")
-_FILES = {"json": "model.json", "ubj": "model.ubj", "pickle": "model.pkl", "onnx": "model.onnx"}
 #: The scikit-learn wrappers a json or ubj bundle can load back as, by name.
 ESTIMATORS = ("XGBClassifier", "XGBRegressor", "XGBRFClassifier", "XGBRFRegressor", "XGBRanker")
-#: The highest ONNX opset onnxmltools' xgboost converter targets (1.16 raises above it).
-MAX_ONNX_OPSET = 15
 _BOOSTER = "Booster"
-#: Other adapters' formats, named in the error when one is asked for an xgboost model.
-_OTHER_FORMATS = {
-    "skops": "skops is the scikit-learn adapter's format; xgboost's own JSON is the safe one",
-    "pt": "pt is the torch adapter's format",
-    "keras": "keras is the Keras adapter's format",
-}
 
 
-def owns(model: Any) -> bool:
-    """True for xgboost Boosters and scikit-learn wrappers (``XGBModel`` subclasses), decided
-    without importing xgboost: none can exist unless it is already imported."""
-    xgboost = sys.modules.get("xgboost")
-    if xgboost is None:
-        return False
-    kinds = tuple(k for k in (getattr(xgboost, "Booster", None), getattr(xgboost, "XGBModel", None))
-                  if isinstance(k, type))
-    return bool(kinds) and isinstance(model, kinds)
+# -- formats: xgboost's own write and read code --------------------------------------------------
+def _trained_booster(model: Any, saving: Saving) -> Any:
+    """The model's Booster, checked before any format writes: only pickle stores an unfitted
+    wrapper. A wrapper's save also records scikit-learn, which it subclasses."""
+    if not _is_booster(model):
+        saving.record("scikit-learn")
+    booster = _fitted_booster(model)
+    if booster is None and saving.format != "pickle":
+        raise UnsupportedFormatError(
+            f"the {saving.format} format stores a trained model: fit {type(model).__name__} "
+            "first (pickle can store an unfitted one)"
+        )
+    return booster
+
+
+def _write_native(model: Any, path: Path, saving: Saving) -> None:
+    """json and ubj: ``save_model``'s own file, plus the wrapper's class and parameters."""
+    _trained_booster(model, saving)
+    fmt, data = saving.format, saving.data
+    if data["estimator"] is None:
+        raise UnsupportedFormatError(
+            f"the {fmt} format reloads Booster and the wrappers {', '.join(ESTIMATORS)}; "
+            f"{class_path(model)} is none of them: save it with format='pickle'"
+        )
+    if data["estimator"] != _BOOSTER:
+        params, left_out = _encode_params(model.get_params(deep=False))
+        data["params"] = params
+        if left_out:
+            saving.notices.append(
+                f"parameters that are code or have no JSON form are not stored: {left_out}; "
+                "the loaded model predicts the same but a refit would use the defaults "
+                "(format='pickle' keeps them)"
+            )
+        if type(model).__name__ != data["estimator"]:
+            saving.notices.append(
+                f"{class_path(model)} is stored as xgboost.{data['estimator']}: "
+                "it loads as that class (format='pickle' keeps the subclass)"
+            )
+    model.save_model(str(path))  # the extension picks xgboost's JSON or UBJ writer
+
+
+def _read_native(path: Path, request: LoadRequest) -> Any:
+    """A json or ubj payload, loaded as the Booster or listed wrapper the manifest names."""
+    fmt = request.manifest["format"]
+    data = request.manifest.get("adapter_data") or {}
+    xgboost: Any = require("xgboost", "xgboost", f"loading an xgboost {fmt} bundle")
+    name = data.get("estimator")
+    if name == _BOOSTER:
+        return xgboost.Booster(model_file=str(path))
+    if name not in ESTIMATORS:
+        raise BundleIntegrityError(
+            f"the manifest names the estimator {name!r}; an xgboost {fmt} bundle holds a "
+            f"Booster or one of {', '.join(ESTIMATORS)}"
+        )
+    params = _decode(data.get("params") or {})
+    cls = getattr(xgboost, name)
+    # Parameters are constructor arguments or booster parameters (kwargs such as ``eta``);
+    # a name like ``_Booster`` or ``classes_`` is fitted state, which the payload alone sets.
+    odd = ([repr(params)] if not isinstance(params, dict) else
+           sorted(k for k in params if not k.isidentifier() or k.startswith("_")
+                  or k.endswith("_") or k == "kwargs"))
+    if odd:
+        raise BundleIntegrityError(
+            f"the manifest's xgboost parameters {odd} are not parameter names: a json or ubj "
+            "bundle sets fitted state only from its model file"
+        )
+    model = cls(**params)
+    model.load_model(str(path))
+    # load_model resets the parameters it reads from the booster (objective, base_score...);
+    # put back the user's own, so get_params() and a refit match the saved model.
+    constructor = cls().get_params(deep=False)
+    for key, value in params.items():
+        if key in constructor:
+            setattr(model, key, value)
+    return model
+
+
+def _write_pickle(model: Any, path: Path, saving: Saving) -> None:
+    _trained_booster(model, saving)
+    dump_pickle(model, path)
+
+
+def _write_onnx(model: Any, path: Path, saving: Saving) -> None:
+    booster = _trained_booster(model, saving)
+    write_onnx(model, booster, path, saving, lambda X: _booster_predict(booster, X))
+
+
+def _describe(model: Any) -> dict[str, Any]:
+    """The wrapper class a json or ubj bundle loads as; task, objective, classes once fitted."""
+    facts: dict[str, Any] = {"estimator": _estimator_name(model)}
+    booster = _fitted_booster(model)
+    if booster is not None:
+        facts.update(_learner_facts(model, booster))
+    return facts
 
 
 #: The adapter_data each format's loader reads (see :mod:`alphazoo.manifest_schema`).
 _NATIVE_DATA = obj(optional={"estimator": either(string(), null), "params": either(obj(), null)})
-_ONNX_DATA = obj(required={"task": string(), "outputs": ONNX_OUTPUTS},
-                 optional={"classes": either(array(), null)})
-#: The producer_name of the graphs this adapter's ONNX exporter (onnxmltools) writes.
-ONNX_PRODUCERS = ("OnnxMLTools",)
 
+ADAPTER = Adapter(
+    "xgboost",
+    library="xgboost",
+    model_types=["xgboost.core.Booster", "xgboost.sklearn.XGBModel"],
+    formats=[
+        Format("json", "model.json", True, "xgboost's JSON model; no code runs on load",
+               write=_write_native, read=_read_native, default=True,
+               load_requires=("xgboost",), adapter_data=_NATIVE_DATA),
+        Format("ubj", "model.ubj", True, "xgboost's binary JSON (UBJSON) model",
+               write=_write_native, read=_read_native, load_requires=("xgboost",),
+               adapter_data=_NATIVE_DATA),
+        pickle_format(("xgboost",), write=_write_pickle),
+        Format("onnx", "model.onnx", True, "onnxmltools graph served by onnxruntime",
+               write=_write_onnx, read=onnx_reader("xgboost", ONNX_PRODUCERS),
+               load_requires=("onnxruntime",), save_options=("opset",),
+               records=("onnxmltools", "onnx", "onnxruntime"),
+               adapter_data=obj(required={"task": string(), "outputs": ONNX_OUTPUTS},
+                                optional={"classes": either(array(), null)})),
+    ],
+    records=("xgboost", "numpy"),
+    describe=_describe,
+    signature=lambda model, sample: _signature(_fitted_booster(model), sample),
+    # Other adapters' formats, named in the error when one is asked for an xgboost model.
+    hints={
+        "skops": "skops is the scikit-learn adapter's format; xgboost's own JSON is the safe one",
+        "pt": "pt is the torch adapter's format",
+        "keras": "keras is the Keras adapter's format",
+    },
+)
+owns = ADAPTER.owns
 
-# -- hooks ---------------------------------------------------------------------------------------
-@hookimpl
-def alphazoo_formats() -> list[FormatSpec]:
-    return [
-        FormatSpec("json", ADAPTER, True, "xgboost's JSON model; no code runs on load", True,
-                   ("xgboost",), _NATIVE_DATA),
-        FormatSpec("ubj", ADAPTER, True, "xgboost's binary JSON (UBJSON) model", False,
-                   ("xgboost",), _NATIVE_DATA),
-        FormatSpec("pickle", ADAPTER, False, "pickle; runs code on load, trusted only", False,
-                   ("xgboost",)),
-        FormatSpec("onnx", ADAPTER, True, "onnxmltools graph served by onnxruntime", False,
-                   ("onnxruntime",), _ONNX_DATA),
-    ]
+# The hooks pluggy finds on this module.
+alphazoo_formats = ADAPTER.alphazoo_formats
+alphazoo_model_types = ADAPTER.alphazoo_model_types
+alphazoo_save = ADAPTER.alphazoo_save
+alphazoo_load = ADAPTER.alphazoo_load
 
 
 @hookimpl
@@ -162,121 +251,6 @@ def alphazoo_predict(model: Any, X: Any) -> Any:
     if _is_booster(model):
         return _booster_predict(model, X)
     return model.predict(X)
-
-
-@hookimpl
-def alphazoo_save(request: SaveRequest) -> SavedPayload | None:
-    model = request.model
-    if not owns(model):
-        return None
-    fmt = choose_format("xgboost", request.format, FORMATS, "json", hints=_OTHER_FORMATS)
-    check_options("xgboost", "save", request.options, ("opset",) if fmt == "onnx" else ())
-    path = request.directory / _FILES[fmt]
-    booster = _fitted_booster(model)
-    if booster is None and fmt != "pickle":
-        raise UnsupportedFormatError(
-            f"the {fmt} format stores a trained model: fit {type(model).__name__} first "
-            "(pickle can store an unfitted one)"
-        )
-    libraries = _versions("xgboost", "numpy")
-    if not _is_booster(model):
-        libraries.update(_versions("scikit-learn"))
-    adapter_data: dict[str, Any] = {"estimator": _estimator_name(model)}
-    if booster is not None:
-        adapter_data.update(_describe(model, booster))
-    notices: list[str] = []
-    if fmt in ("json", "ubj"):
-        if adapter_data["estimator"] is None:
-            raise UnsupportedFormatError(
-                f"the {fmt} format reloads Booster and the wrappers {', '.join(ESTIMATORS)}; "
-                f"{class_path(model)} is none of them: save it with format='pickle'"
-            )
-        if adapter_data["estimator"] != _BOOSTER:
-            params, left_out = _encode_params(model.get_params(deep=False))
-            adapter_data["params"] = params
-            if left_out:
-                notices.append(
-                    f"parameters that are code or have no JSON form are not stored: {left_out}; "
-                    "the loaded model predicts the same but a refit would use the defaults "
-                    "(format='pickle' keeps them)"
-                )
-            if type(model).__name__ != adapter_data["estimator"]:
-                notices.append(
-                    f"{class_path(model)} is stored as xgboost.{adapter_data['estimator']}: "
-                    "it loads as that class (format='pickle' keeps the subclass)"
-                )
-        model.save_model(str(path))  # the extension picks xgboost's JSON or UBJ writer
-    elif fmt == "pickle":
-        dump_pickle(model, path)
-    else:
-        adapter_data.update(_save_onnx(model, booster, adapter_data, request, path))
-        libraries.update(_versions("onnxmltools", "onnx", "onnxruntime"))
-    return SavedPayload(
-        adapter=ADAPTER,
-        format=fmt,
-        files=[path.name],
-        model_class=class_path(model),
-        libraries=libraries,
-        adapter_data=adapter_data,
-        input_signature=_signature(booster, request.sample),
-        warnings=notices,
-    )
-
-
-@hookimpl
-def alphazoo_load(request: LoadRequest) -> Any:
-    manifest = request.manifest
-    if manifest.get("adapter") != ADAPTER:
-        return None
-    check_options("xgboost", "load", request.options, ())
-    fmt = manifest["format"]
-    path = payload_path(request, _FILES)
-    data = manifest.get("adapter_data") or {}
-    if fmt == "pickle":  # the host's trust guard has already run
-        return load_pickle(path)
-    if fmt == "onnx":
-        from ._onnx import OnnxPredictor
-        from ._onnx_bounds import check_onnx
-
-        check_onnx(path, request.limits, adapter=ADAPTER, producers=ONNX_PRODUCERS)
-        signature = manifest.get("input") or {}
-        return OnnxPredictor(
-            str(path),
-            task="classification" if data["task"] == "classification" else "regression",
-            outputs=data["outputs"],
-            classes=data.get("classes"),
-            feature_names=signature.get("feature_names"),
-        )
-    xgboost: Any = require("xgboost", "xgboost", f"loading an xgboost {fmt} bundle")
-    name = data.get("estimator")
-    if name == _BOOSTER:
-        return xgboost.Booster(model_file=str(path))
-    if name not in ESTIMATORS:
-        raise BundleIntegrityError(
-            f"the manifest names the estimator {name!r}; an xgboost {fmt} bundle holds a "
-            f"Booster or one of {', '.join(ESTIMATORS)}"
-        )
-    params = _decode(data.get("params") or {})
-    cls = getattr(xgboost, name)
-    # Parameters are constructor arguments or booster parameters (kwargs such as ``eta``);
-    # a name like ``_Booster`` or ``classes_`` is fitted state, which the payload alone sets.
-    odd = ([repr(params)] if not isinstance(params, dict) else
-           sorted(k for k in params if not k.isidentifier() or k.startswith("_")
-                  or k.endswith("_") or k == "kwargs"))
-    if odd:
-        raise BundleIntegrityError(
-            f"the manifest's xgboost parameters {odd} are not parameter names: a json or ubj "
-            "bundle sets fitted state only from its model file"
-        )
-    model = cls(**params)
-    model.load_model(str(path))
-    # load_model resets the parameters it reads from the booster (objective, base_score...);
-    # put back the user's own, so get_params() and a refit match the saved model.
-    constructor = cls().get_params(deep=False)
-    for key, value in params.items():
-        if key in constructor:
-            setattr(model, key, value)
-    return model
 
 
 # -- zoo models ----------------------------------------------------------------------------------
@@ -334,7 +308,7 @@ def _estimator_name(model: Any) -> str | None:
     return None
 
 
-def _describe(model: Any, booster: Any) -> dict[str, Any]:
+def _learner_facts(model: Any, booster: Any) -> dict[str, Any]:
     """Task, objective and classes of a fitted model, from its learner configuration."""
     learner = json.loads(booster.save_config())["learner"]
     objective = learner["objective"]["name"]
@@ -446,151 +420,3 @@ def _decode(value: Any) -> Any:
             return {k: _decode(v) for k, v in value["dict"].items()}
         return {k: _decode(v) for k, v in value.items()}  # the top level: name -> value
     return value
-
-
-def _native(model: Any, booster: Any, data: dict[str, Any]) -> tuple[Callable[..., Any],
-                                                                       Callable[..., Any] | None]:
-    """The native predict and predict_proba that an ONNX export of ``model`` must match."""
-    import numpy as np
-
-    if not _is_booster(model):
-        proba = getattr(model, "predict_proba", None) if data["task"] == "classification" else None
-        return model.predict, proba
-    if data["task"] != "classification":
-        return (lambda X: _booster_predict(booster, X)), None
-    objective = data["objective"]
-
-    def raw(X: Any) -> Any:
-        return _booster_predict(booster, X)
-
-    if objective == "binary:logistic":
-        def proba(X: Any) -> Any:
-            p = raw(X)
-            return np.column_stack([1.0 - p, p])
-
-        # XGBClassifier's own rule: class 1 when its probability is above one half.
-        return (lambda X: (raw(X) > 0.5).astype(np.int64)), proba
-    if objective == "multi:softprob":
-        return (lambda X: np.argmax(raw(X), axis=1)), raw
-    if objective == "multi:softmax":
-        return (lambda X: raw(X).astype(np.int64)), None
-    raise UnsupportedFormatError(
-        f"ONNX export of a Booster with objective {objective!r} is not supported: the "
-        "classification objectives it exports are binary:logistic, multi:softprob and "
-        "multi:softmax (save this one as json, ubj or pickle)"
-    )
-
-
-def _save_onnx(model: Any, booster: Any, data: dict[str, Any], request: SaveRequest,
-               path: Any) -> dict[str, Any]:
-    import numpy as np
-
-    from ._onnx import OnnxPredictor, check_parity
-
-    onnxmltools: Any = require("onnxmltools", "onnx", "the onnx format")
-    from onnxmltools.convert.common.data_types import FloatTensorType
-
-    opset = request.options.get("opset", MAX_ONNX_OPSET)
-    if isinstance(opset, bool) or not isinstance(opset, int) or not 1 <= opset <= MAX_ONNX_OPSET:
-        raise ValueError(f"opset must be an int from 1 to {MAX_ONNX_OPSET}, not {opset!r}")
-    native_predict, native_proba = _native(model, booster, data)
-    n_features = booster.num_features()
-    sample, source = request.sample, "training rows"
-    if sample is None:
-        sample = np.random.default_rng(0).normal(size=(64, n_features))
-        source = "synthetic normal rows (no training rows were recorded)"
-    sample = np.asarray(sample, dtype=np.float32)
-    missing = _missing_value(model)
-    sample, missing_rows = _with_missing_rows(sample, missing)
-    # The wrappers predict with the trees up to best_iteration after early stopping, while
-    # onnxmltools exports every tree: export the ones predict uses.
-    rounds = booster.num_boosted_rounds()
-    best = None if _is_booster(model) else getattr(model, "best_iteration", None)
-    plain = booster[: best + 1] if best is not None and best + 1 < rounds else booster
-    # onnxmltools reads split features from the tree dump and understands only f0, f1...:
-    # convert a copy without names (columns are positional in ONNX anyway).
-    if plain.feature_names is not None:
-        plain = plain.copy()
-        plain.feature_names = None
-    try:
-        onx = onnxmltools.convert_xgboost(
-            plain, initial_types=[("input", FloatTensorType([None, n_features]))],
-            target_opset=opset,
-        )
-    except Exception as exc:  # the converter raises bare RuntimeErrors, KeyErrors...
-        raise UnsupportedFormatError(
-            f"onnxmltools could not convert this xgboost model (objective "
-            f"{data['objective']!r}): {type(exc).__name__}: {exc}"
-        ) from exc
-    if missing is not None:
-        _map_missing_to_nan(onx, missing, opset)
-    path.write_bytes(onx.SerializeToString())
-    classifier = data["task"] == "classification"
-    if classifier:
-        outputs = {"label": "label"}
-        if native_proba is not None:  # multi:softmax exports margins, not probabilities
-            outputs["probabilities"] = "probabilities"
-    else:
-        outputs = {"value": onx.graph.output[0].name}
-    predictor = OnnxPredictor(str(path), task="classification" if classifier else "regression",
-                              outputs=outputs, classes=data.get("classes"))
-    parity = check_parity(native_predict, native_proba, predictor, sample,
-                          request.parity_tolerance)
-    parity["sample"] = source
-    parity["missing_rows"] = missing_rows
-    return {"outputs": outputs, "parity": parity,
-            "opset": {d.domain or "ai.onnx": d.version for d in onx.opset_import},
-            "target_opset": opset, "rounds_exported": plain.num_boosted_rounds()}
-
-
-def _missing_value(model: Any) -> float | None:
-    """The wrapper's ``missing`` when it is a number other than NaN, else None.
-
-    xgboost skips NaN and ``missing`` alike when it walks a tree; the ONNX tree ensemble knows
-    only NaN, so another ``missing`` needs a mapping in front of it (:func:`_map_missing_to_nan`).
-    """
-    missing = None if _is_booster(model) else getattr(model, "missing", None)
-    if missing is None or math.isnan(float(missing)):
-        return None
-    return float(missing)
-
-
-def _with_missing_rows(sample: Any, missing: float | None) -> tuple[Any, int]:
-    """``sample`` and copies of it with a fixed quarter of the values missing (NaN, and the
-    model's own ``missing`` value), so parity covers the trees' default directions too."""
-    import numpy as np
-
-    holes = np.random.default_rng(0).random(sample.shape) < 0.25
-    copies = [np.where(holes, np.float32(value), sample)
-              for value in (np.nan, missing) if value is not None]
-    return np.concatenate([sample, *copies]), sum(len(c) for c in copies)
-
-
-def _map_missing_to_nan(onx: Any, missing: float, target_opset: int) -> None:
-    """Put ``Where(input == missing, NaN, input)`` in front of the exported trees."""
-    import numpy as np
-    from onnx import helper, numpy_helper
-
-    graph = onx.graph
-    default = [d for d in onx.opset_import if d.domain in ("", "ai.onnx")]
-    opset = default[0].version if default else target_opset  # a regressor uses only ai.onnx.ml
-    if opset < 11:  # Equal on floats
-        raise UnsupportedFormatError(
-            f"missing={missing!r} is mapped to NaN in the ONNX graph, which needs opset >= 11 "
-            f"(this export targets {opset}): save with a higher opset or missing=np.nan"
-        )
-    if not default:
-        onx.opset_import.append(helper.make_opsetid("", opset))
-    source, mapped = graph.input[0].name, "alphazoo_input_missing_as_nan"
-    for node in graph.node:
-        node.input[:] = [mapped if name == source else name for name in node.input]
-    graph.initializer.extend([
-        numpy_helper.from_array(np.array(missing, dtype=np.float32), "alphazoo_missing"),
-        numpy_helper.from_array(np.array(np.nan, dtype=np.float32), "alphazoo_nan"),
-    ])
-    first = [helper.make_node("Equal", [source, "alphazoo_missing"], ["alphazoo_is_missing"]),
-             helper.make_node("Where", ["alphazoo_is_missing", "alphazoo_nan", source],
-                              [mapped])]
-    nodes = first + list(graph.node)
-    del graph.node[:]
-    graph.node.extend(nodes)

@@ -200,3 +200,63 @@ def test_the_base_runs_prepare_before_every_write_and_a_format_may_set_the_signa
     assert plain.input_signature["dtype"] == "float64"
     assert graph.input_signature["dtype"] == "float32"  # the format's own, not the adapter's
     assert adapter.alphazoo_save(SaveRequest(object(), None, tmp_path)) is None
+
+
+def _demo_adapter(written: list[str]):
+    from alphazoo.adapters.base import Adapter, Format
+
+    def write(model, path, saving):
+        written.append(saving.format)
+        path.write_text(json.dumps(model))
+
+    def read(path, request):
+        return json.loads(path.read_text())
+
+    return Adapter("demo", library="demo", model_types=["builtins.dict"], formats=[
+        Format("json", "model.json", True, "JSON", write=write, read=read, default=True),
+        Format("jsonl", "model.jsonl", True, "JSON lines", write=write, read=read),
+        Format("onnx", "model.onnx", True, "a graph", write=write, read=read,
+               save_options=("opset",)),
+    ])
+
+
+def test_base_names_the_format_only_for_an_option_another_format_takes(tmp_path):
+    from alphazoo.contracts import SaveRequest
+
+    adapter = _demo_adapter([])
+    with pytest.raises(TypeError, match=r"demo adapter's save \(format 'json'\) got unexpected "
+                                        r"options \['opset'\]; it takes: none"):
+        adapter.alphazoo_save(SaveRequest({}, None, tmp_path, options={"opset": 13}))
+    with pytest.raises(TypeError, match=r"demo adapter's save got unexpected options "
+                                        r"\['compress'\]; it takes: none"):
+        adapter.alphazoo_save(SaveRequest({}, "jsonl", tmp_path, options={"compress": True}))
+    with pytest.raises(TypeError, match=r"save got unexpected options \['compress'\]; it "
+                                        r"takes: opset"):
+        adapter.alphazoo_save(SaveRequest({}, "onnx", tmp_path, options={"compress": True}))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_base_tells_a_shared_writer_which_format_it_writes(tmp_path):
+    from alphazoo.contracts import SaveRequest
+
+    written: list[str] = []
+    adapter = _demo_adapter(written)
+    for fmt in (None, "jsonl"):
+        payload = adapter.alphazoo_save(SaveRequest({"a": 1}, fmt, tmp_path))
+        assert payload is not None and payload.format == (fmt or "json")
+    assert written == ["json", "jsonl"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.json", "model.jsonl"]
+
+
+def test_onnx_sample_takes_the_given_rows_or_makes_repeatable_ones():
+    from alphazoo.adapters.base import onnx_sample
+
+    rows, source = onnx_sample([[1, 2], [3, 4]], (2,))
+    assert rows.dtype == np.float32 and rows.tolist() == [[1, 2], [3, 4]]
+    assert source == "training rows"
+    made, source = onnx_sample(None, (3,), rows=8)
+    assert made.shape == (8, 3) and made.dtype == np.float32
+    assert source.startswith("synthetic normal rows")
+    assert np.array_equal(made, onnx_sample(None, (3,), rows=8)[0])
+    with pytest.raises(alphazoo.UnsupportedFormatError, match="pass sample= rows"):
+        onnx_sample(None, (None,), missing="the width is unknown: pass sample= rows")
