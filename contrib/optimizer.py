@@ -27,7 +27,7 @@ _FEASIBILITY_TOL = 1e-6
 _SUPPORT = 1e-6
 
 
-class OptimizationError(RuntimeError):
+class OptimizationError(AlphazooError, RuntimeError):
     """The solver did not find a feasible optimum; the message carries scipy's reason."""
 
 
