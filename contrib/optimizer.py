@@ -18,6 +18,8 @@ import numpy as np
 import pandas as pd
 from scipy import optimize
 
+from alphazoo.errors import AlphazooError
+
 __all__ = ["OptimizationError", "PortfolioOptimizer", "covariance"]
 
 _METHODS = ("inv", "gmv", "mvo", "rp")
