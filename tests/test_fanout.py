@@ -15,7 +15,7 @@ import pytest
 
 from alphazoo import ObjectStore, Zoo
 from alphazoo.datasets import load_prices, symbols
-from alphazoo.demo import make_features
+from alphazoo.example_features import make_features
 from alphazoo.training import JobError, TrainJob, Trainer, map_train
 from alphazoo.training.model_versions import LATEST, latest_version, save_version
 

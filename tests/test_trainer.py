@@ -15,7 +15,7 @@ import pytest
 
 from alphazoo import AlphazooError, Zoo
 from alphazoo.datasets import load_prices
-from alphazoo.demo import make_features
+from alphazoo.example_features import make_features
 from alphazoo.training import (
     DateRules,
     DayOfWeek,

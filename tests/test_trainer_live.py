@@ -130,7 +130,7 @@ def test_predictions_never_see_a_half_built_model():
 def test_a_real_forest_is_swapped_while_predicting():
     from alphazoo import Zoo
     from alphazoo.datasets import load_prices
-    from alphazoo.demo import make_features
+    from alphazoo.example_features import make_features
 
     X, y, _ = make_features(load_prices("GOOGL"))
     zoo = Zoo("memory://live-forest")

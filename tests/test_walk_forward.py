@@ -11,7 +11,7 @@ import pytest
 
 from alphazoo import Zoo
 from alphazoo.datasets import load_prices
-from alphazoo.demo import FEATURES, make_features
+from alphazoo.example_features import FEATURES, make_features
 from alphazoo.training import DateRules, walk_forward
 from alphazoo.training.model_versions import LATEST
 
