@@ -228,10 +228,11 @@ class Algorithm:
         then; returns None there, else what the trainer returns.
         """
         if len(args) == 1:
-            rules, fn = (), args[0]
+            rules: tuple[Any, ...] = ()
+            fn = args[0]
         elif len(args) == 3:
             rules, fn = args[:2], args[2]
-            check_rules(*rules, fn)
+            check_rules(args[0], args[1], fn)
         else:
             raise TypeError("use train(fn) to train now or train(date_rule, time_rule, fn); "
                             f"got {len(args)} positional argument(s)")
