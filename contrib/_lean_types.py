@@ -2,19 +2,18 @@
 
 What an algorithm sees (:class:`Symbol`, :class:`TradeBar`, :class:`Slice`, :class:`Security`,
 :class:`SecurityHolding`, :class:`Portfolio`), what a run records (:class:`Order`,
-:class:`LogEntry`, :class:`BacktestResult`), and the daily bars a run reads. They hold state and
-compute values from it; the rules that change them (fills, buying power, the clock) live in
-:mod:`alphazoo.contrib.algorithm`, which re-exports every public name here: import them from
-there.
+:class:`LogEntry`, :class:`AlgorithmBacktest`), and the checks of the arguments that make them.
+They hold state and compute values from it; the rules that change them live beside them (fills
+and buying power in ``_lean_orders``, the clock in ``_lean_algorithm``).
+:mod:`alphazoo.contrib.algorithm` re-exports every public name: import them from there.
 """
 
 from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, time
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -26,12 +25,9 @@ from alphazoo.training import DateRule, TimeRule, TrainingRecord
 from .evaluation import risk_metrics
 
 __all__ = [
-    "BacktestResult", "LogEntry", "Order", "Portfolio", "Resolution", "Security",
-    "SecurityHolding", "Slice", "Symbol", "TradeBar",
+    "AlgorithmBacktest", "LogEntry", "Order", "Portfolio", "Resolution", "Security",
+    "SecurityHolding", "Slice", "Symbol", "TradeBar", "is_number", "check_rules",
 ]
-
-_COLUMNS = ("open", "high", "low", "close", "volume")
-
 
 class Resolution:
     """LEAN's resolutions; this engine runs daily bars only."""
@@ -183,8 +179,11 @@ class LogEntry:
 
 
 @dataclass
-class BacktestResult:
-    """What :func:`run_backtest` returns.
+class AlgorithmBacktest:
+    """What :func:`~alphazoo.contrib.algorithm.run_backtest` returns: the run of a QC-style
+    :class:`~alphazoo.contrib.algorithm.Algorithm` (formerly ``BacktestResult``; the
+    weights backtest of :mod:`alphazoo.contrib.evaluation` is
+    :class:`~alphazoo.contrib.evaluation.WeightsBacktest`).
 
     ``equity``: the portfolio value after each bar's ``on_data`` (a Series on the bars'
     datetimes, warm-up excluded); ``orders``: every order, ``fills``: the filled ones;
@@ -199,8 +198,8 @@ class BacktestResult:
     training: list[TrainingRecord]
     starting_cash: float
     final_value: float
-    # Dotted, since algorithm.py imports this module: resolvable by get_type_hints() once
-    # both are loaded, without a circular import.
+    # Dotted, since the algorithm's module imports this one: resolvable by get_type_hints()
+    # once both are loaded, without a circular import.
     algorithm: alphazoo.contrib.algorithm.Algorithm = field(repr=False)
 
     @property
@@ -227,96 +226,19 @@ class BacktestResult:
         return out
 
 
-# -- the bars a run reads ---------------------------------------------------------------------
-class _Bars:
-    """One symbol's bars and the moments they close."""
-
-    def __init__(self, frame: pd.DataFrame, close_time: time) -> None:
-        self.frame, self.labels = frame, frame.index
-        self.closes = _close_moments(frame.index, close_time)
-        self._values = [frame[c].to_numpy(dtype=float) if c in frame else
-                        np.full(len(frame), math.nan) for c in _COLUMNS]
-
-    def visible(self, moment: datetime) -> int:
-        return int(np.searchsorted(self.closes, np.datetime64(moment, "ns"), side="right"))
-
-    def update(self, security: Security, row: int) -> TradeBar:
-        o, h, low, c, v = (float(column[row]) for column in self._values)
-        security.bar = TradeBar(security.symbol, self.labels[row].to_pydatetime(), o, h, low, c, v)
-        security.price = c
-        return security.bar
-
-
-def _close_moments(index: pd.DatetimeIndex, close_time: time) -> np.ndarray:
-    offset = pd.Timedelta(hours=close_time.hour, minutes=close_time.minute,
-                          seconds=close_time.second)
-    return np.where(index == index.normalize(), index + offset, index).astype("datetime64[ns]")
-
-
-
-def _symbol_frames(data: Any) -> dict[str, pd.DataFrame]:
-    """``{symbol: bars}`` from a panel, a mapping or Bars; each cleaned and checked."""
-    from alphazoo.datasets import Bars
-
-    from .features import split_panel
-
-    if isinstance(data, Bars):
-        data = [data]
-    if isinstance(data, Sequence) and not isinstance(data, str) and all(
-            isinstance(b, Bars) for b in data):
-        data = {b.symbol: b for b in data}
-    if isinstance(data, pd.DataFrame):
-        if not (isinstance(data.index, pd.MultiIndex) and data.index.nlevels == 2):
-            raise ValueError("a DataFrame must be a panel on a (datetime, instrument) "
-                             "MultiIndex; pass one symbol's bars as {'AAPL': frame}")
-        data = split_panel(data)
-    if not isinstance(data, Mapping) or not data:
-        raise TypeError("data must be a (datetime, instrument) panel DataFrame, a non-empty "
-                        f"{{symbol: DataFrame}} mapping or Bars, got {type(data).__name__}")
-    return {str(name): _clean(str(name), frame) for name, frame in data.items()}
-
-
-def _clean(name: str, frame: Any) -> pd.DataFrame:
-    from alphazoo.datasets import Bars
-
-    from .features import bars_frame
-
-    if isinstance(frame, Bars):
-        frame = bars_frame(frame)
-    if not isinstance(frame, pd.DataFrame):
-        raise TypeError(f"{name}: bars must be a DataFrame or Bars, got {type(frame).__name__}")
-    frame = frame.rename(columns=str.lower)
-    if "close" not in frame:
-        raise ValueError(f"{name}: the bars have no 'close' column (columns: {list(frame)})")
-    index = pd.DatetimeIndex(frame.index)
-    if index.tz is not None:
-        index = index.tz_localize(None)
-    frame = frame[[c for c in _COLUMNS if c in frame]].astype(float).set_axis(
-        index.rename("datetime")).sort_index()
-    if frame.index.has_duplicates:
-        twice = frame.index[frame.index.duplicated()][0]
-        raise ValueError(f"{name}: more than one bar at {twice}")
-    frame = frame[np.isfinite(frame["close"].to_numpy())]
-    if frame.empty:
-        raise ValueError(f"{name}: no bars with a close price")
-    return frame
-
-
-def _is_number(value: Any) -> bool:
-    # numpy scalars count (a model's float32 prediction sizes a position); booleans do not.
+# -- argument checks shared by the algorithm's modules -----------------------------------------
+def is_number(value: Any) -> bool:
+    """Whether ``value`` is a real number an order or setting may take. numpy scalars count (a
+    model's float32 prediction sizes a position); booleans do not."""
     return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
 
 
-def _check_rules(date_rule: Any, time_rule: Any, fn: Any) -> None:
+def check_rules(date_rule: Any, time_rule: Any, fn: Any) -> None:
+    """Raise TypeError unless the arguments of ``schedule.on``/``train`` are a date rule, a
+    time rule and a callable."""
     if not isinstance(date_rule, DateRule):
         raise TypeError(f"date_rule must come from self.date_rules.*, got {date_rule!r}")
     if not isinstance(time_rule, TimeRule):
         raise TypeError(f"time_rule must come from self.time_rules.*, got {time_rule!r}")
     if not callable(fn):
         raise TypeError(f"the scheduled function must be callable, got {fn!r}")
-
-
-def _as_datetime(year: int | date | str, month: int = 1, day: int = 1) -> datetime:
-    if isinstance(year, (date, str, pd.Timestamp)):
-        return pd.Timestamp(year).to_pydatetime().replace(tzinfo=None)
-    return datetime(year, month, day)

@@ -52,13 +52,13 @@ from alphazoo.adapters._torch_models import seeded
 
 from .model import Model, fit_scaling, hold_out_tail, scale
 
-__all__ = ["ALSTM", "ALSTMNet", "RNN_TYPES"]
+__all__ = ["ALSTM", "ALSTMNet", "RNN_TYPES", "torch_threads"]
 
 log = logging.getLogger(__name__)
 
 
 @contextlib.contextmanager
-def _torch_threads(count: int | None) -> Iterator[None]:
+def torch_threads(count: int | None) -> Iterator[None]:
     """Run the block with torch's intra-op thread count at ``count`` (None: unchanged).
 
     The count is process-wide; it is restored after. Small recurrent nets gain nothing from a
@@ -267,7 +267,7 @@ class ALSTM(Model):
         history: list[dict[str, Any]] = []
         best_loss, best_epoch, best_state = float("inf"), 0, copy.deepcopy(net.state_dict())
         # Dropout draws from the global generator: seeded() forks it for the fit.
-        with seeded(p["seed"]), _torch_threads(p["num_threads"]):
+        with seeded(p["seed"]), torch_threads(p["num_threads"]):
             for epoch in range(1, p["n_epochs"] + 1):
                 net.train()
                 order = torch.randperm(len(X), generator=generator)
@@ -321,15 +321,15 @@ class ALSTM(Model):
 
     def _predict_native(self, X: np.ndarray) -> np.ndarray:
         self.estimator.eval()
-        with torch.no_grad(), _torch_threads(self.params["num_threads"]):
+        with torch.no_grad(), torch_threads(self.params["num_threads"]):
             return self._forward(self.estimator, torch.from_numpy(X)).numpy()
 
-    def _save_options(self, format: str) -> dict[str, Any]:
+    def adapter_save_options(self, format: str) -> dict[str, Any]:
         # torch's TorchScript exporter writes this LSTM in ~0.1 s against ~4 s for dynamo (see
         # benchmarks/bench_export.py); a weekly retrain exports every version. Parity-checked.
         return {"exporter": "torchscript"} if format == "onnx" else {}
 
-    def _load_options(self, format: str) -> dict[str, Any]:
+    def adapter_load_options(self, format: str) -> dict[str, Any]:
         # The torch adapter stores weights, never code, for json and pt: it needs the net.
         return {"builder": self.build_net} if format in ("json", "pt") else {}
 

@@ -37,7 +37,8 @@ import pandas as pd
 
 from alphazoo.host import Zoo
 
-__all__ = ["ModelResult", "Comparison", "compare_models", "default_models", "STEP_LEN"]
+__all__ = ["ModelResult", "Comparison", "compare_models", "default_models", "model_factories",
+           "STEP_LEN"]
 
 #: ``progress(done, total, message)``.
 Progress = Callable[[int, int, str], None]
@@ -136,7 +137,7 @@ def compare_models(
     from .strategy import TopkDropout
 
     started = time.perf_counter()
-    factories = _factories(models)
+    factories = model_factories(models)
     panel = to_panel(panel)
     labels = compute_labels(panel)["label_return"]
     features = compute_features(panel)
@@ -248,7 +249,9 @@ def _forward_returns(panel: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     return prices.shift(-1) / prices - 1.0, listed
 
 
-def _factories(models: Sequence[str] | Mapping[str, Factory]) -> dict[str, Factory]:
+def model_factories(models: Sequence[str] | Mapping[str, Factory]) -> dict[str, Factory]:
+    """``{name: factory}`` for ``models``: names from :func:`default_models`, or a mapping
+    returned as is. Raises ValueError naming the choices for an unknown name or none."""
     if isinstance(models, Mapping):
         return dict(models)
     known = default_models()

@@ -20,7 +20,7 @@ from pathlib import Path
 from alphazoo.host import Zoo
 from alphazoo.store import ObjectStore
 
-from .comparison import Comparison, Progress, _factories, compare_models
+from .comparison import Comparison, Progress, compare_models, model_factories
 
 __all__ = ["DEMO_MODELS", "DemoResult", "check_chart_path", "draw_equity", "run_demo"]
 
@@ -57,7 +57,7 @@ def run_demo(
     """
     from .features import load_panel
 
-    _factories(models)  # a typo must not cost the previous run's versions
+    model_factories(models)  # a typo must not cost the previous run's versions
     path = Path(chart) if chart else None
     if path is not None:
         check_chart_path(path)

@@ -27,6 +27,7 @@ definitions by default, qlib's ``risk_analysis`` with ``mode="sum"``/``"product"
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -34,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 __all__ = [
-    "BacktestResult",
+    "WeightsBacktest",
     "backtest_weights",
     "ic",
     "long_short_return",
@@ -160,9 +161,11 @@ def _grouped_correlation(pred: Any, realised: Any, by: By, min_count: int,
 # ----------------------------------------------------------------------------------- backtest
 
 @dataclass(frozen=True)
-class BacktestResult:
-    """Outcome of :func:`backtest_weights`. All Series except ``equity`` are indexed by the
-    decision date ``t`` (return earned over ``t -> t+1``).
+class WeightsBacktest:
+    """Outcome of :func:`backtest_weights`: a weighted portfolio's returns (formerly
+    ``BacktestResult``; a QC-style algorithm's run is
+    :class:`~alphazoo.contrib.algorithm.AlgorithmBacktest`). All Series except ``equity`` are
+    indexed by the decision date ``t`` (return earned over ``t -> t+1``).
 
     ``weights``: the weights actually evaluated (NaN -> 0); ``gross``: ``sum_i w[t,i] *
     r[t,i]``; ``turnover``: ``sum_i |w[t,i] - w[t-1,i]|`` (``w`` before the first date is all
@@ -187,7 +190,7 @@ class BacktestResult:
 
 
 def backtest_weights(weights: pd.DataFrame | pd.Series, returns: pd.DataFrame | pd.Series,
-                     cost: float | tuple[float, float] = DEFAULT_COST) -> BacktestResult:
+                     cost: float | tuple[float, float] = DEFAULT_COST) -> WeightsBacktest:
     """Daily returns of a portfolio holding ``weights`` over ``returns``, net of trading costs.
 
     ``weights`` is a date x instrument frame decided at each date's close and held to the next
@@ -239,7 +242,7 @@ def backtest_weights(weights: pd.DataFrame | pd.Series, returns: pd.DataFrame | 
     costs = buy_rate * change.clip(lower=0.0).sum(axis=1) + \
         sell_rate * (-change).clip(lower=0.0).sum(axis=1)
     net = gross - costs
-    return BacktestResult(weights=weights, gross=gross.rename("gross"), net=net.rename("net"),
+    return WeightsBacktest(weights=weights, gross=gross.rename("gross"), net=net.rename("net"),
                           turnover=turnover.rename("turnover"), costs=costs.rename("costs"),
                           equity=_equity(net, returns.index))
 
@@ -438,3 +441,12 @@ def long_short_return(pred: pd.Series | pd.DataFrame, realised: pd.Series | pd.D
               - pd.Series(list(short_leg.values()), index=index, dtype=float)) / 2
     average = frame["label"].groupby(level="datetime").mean()
     return spread.rename("long_short"), average.rename("average")
+
+
+def __getattr__(name: str) -> Any:
+    # One release of grace for the old name, which the QC-style algorithm's result also had.
+    if name == "BacktestResult":
+        warnings.warn("alphazoo.contrib.evaluation.BacktestResult is deprecated; use "
+                      "WeightsBacktest", DeprecationWarning, stacklevel=2)
+        return WeightsBacktest
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from .model import Model, NotFittedError, _is_dataset, fit_scaling
+from .model import Model, NotFittedError, is_dataset, fit_scaling
 
 __all__ = ["OBSERVATIONS", "HMMRegime", "filtered_probabilities"]
 
@@ -87,7 +87,7 @@ class HMMRegime(Model):
         hmmlearn. ``y`` (optional) is the label whose mean per regime :meth:`predict` scores;
         without labels only :meth:`regimes` and :meth:`regime_probabilities` work.
         """
-        if _is_dataset(data):
+        if is_dataset(data):
             if y is not None or lengths is not None:
                 raise TypeError("fit(dataset) takes labels and sequences from the dataset")
             columns = _observation_columns(data.feature_names)
@@ -175,7 +175,7 @@ class HMMRegime(Model):
                 "this hmm_regime model was fitted without labels, so it has no score; use "
                 "regimes() or regime_probabilities(), or fit it on a labelled dataset"
             )
-        if _is_dataset(data):
+        if is_dataset(data):
             scores = probs.to_numpy() @ np.asarray(labels)
             import pandas as pd
 
@@ -189,7 +189,7 @@ class HMMRegime(Model):
         (each instrument filtered from its first row). For an array: ``(rows, n_regimes)``.
         """
         self._check_fitted()
-        if not _is_dataset(data):
+        if not is_dataset(data):
             return self._filter(self._check_obs(data))
         import pandas as pd
 
@@ -206,7 +206,7 @@ class HMMRegime(Model):
     def regimes(self, data: Any, segment: str | None = "test") -> Any:
         """The most likely filtered regime per row (0 = calmest): a Series or an array."""
         probs = self.regime_probabilities(data, segment)
-        if _is_dataset(data):
+        if is_dataset(data):
             import pandas as pd
 
             return pd.Series(probs.to_numpy().argmax(axis=1), index=probs.index, name="regime")

@@ -28,7 +28,8 @@ import numpy as np
 
 from alphazoo.errors import AlphazooError
 
-__all__ = ["Model", "NotFittedError", "is_onnx_predictor", "fit_scaling", "scale", "hold_out_tail"]
+__all__ = ["Model", "NotFittedError", "is_onnx_predictor", "fit_scaling", "scale", "hold_out_tail",
+           "is_dataset"]
 
 
 class NotFittedError(AlphazooError, ValueError):
@@ -132,7 +133,7 @@ class Model:
         Returns the model itself, like scikit-learn.
         """
         X_valid = y_valid = None
-        if _is_dataset(data):
+        if is_dataset(data):
             if y is not None:
                 raise TypeError("fit(dataset) takes the labels from the dataset; pass no y")
             if data.segments and not data.has_segment("train"):
@@ -177,7 +178,7 @@ class Model:
                 f"this {self.name or type(self).__name__} model is not fitted yet: call "
                 "fit(dataset) or fit(X, y) first, or load a fitted one with zoo.load(key)"
             )
-        if _is_dataset(data):
+        if is_dataset(data):
             import pandas as pd
 
             self._check_feature_names(data.feature_names)
@@ -208,12 +209,15 @@ class Model:
         # Regressors, and exports whose single output is already P(up) (a sigmoid head).
         return np.asarray(self.estimator.predict(X)).reshape(len(X), -1)[:, -1]
 
-    def _save_options(self, format: str) -> dict[str, Any]:
-        """Adapter save options this model prefers for ``format`` (the caller's win)."""
+    def adapter_save_options(self, format: str) -> dict[str, Any]:
+        """Adapter save options this model prefers for ``format``; options the caller passes to
+        :meth:`Zoo.save` win over them. Subclasses override this (the zoo's save hook calls
+        it)."""
         return {}
 
-    def _load_options(self, format: str) -> dict[str, Any]:
-        """Options the adapter needs to rebuild the estimator (torch's ``builder=``)."""
+    def adapter_load_options(self, format: str) -> dict[str, Any]:
+        """Options the adapter needs to rebuild the estimator from a ``format`` bundle (torch's
+        ``builder=``); the caller's load options win. Subclasses override this."""
         return {}
 
     # -- helpers -----------------------------------------------------------------------------
@@ -284,5 +288,7 @@ def _input_width(estimator: Any) -> int | None:
     return width if isinstance(width, int) else None
 
 
-def _is_dataset(data: Any) -> bool:
+def is_dataset(data: Any) -> bool:
+    """Whether ``data`` is a qlib-style dataset (it has ``prepare`` and ``segments``, as
+    :class:`alphazoo.contrib.dataset.DatasetH` does) rather than arrays or frames."""
     return hasattr(data, "prepare") and hasattr(data, "segments")

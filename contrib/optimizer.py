@@ -18,6 +18,8 @@ import numpy as np
 import pandas as pd
 from scipy import optimize
 
+from alphazoo.errors import AlphazooError
+
 __all__ = ["OptimizationError", "PortfolioOptimizer", "covariance"]
 
 _METHODS = ("inv", "gmv", "mvo", "rp")
@@ -27,7 +29,7 @@ _FEASIBILITY_TOL = 1e-6
 _SUPPORT = 1e-6
 
 
-class OptimizationError(RuntimeError):
+class OptimizationError(AlphazooError, RuntimeError):
     """The solver did not find a feasible optimum; the message carries scipy's reason."""
 
 

@@ -106,7 +106,7 @@ def alphazoo_save(request: SaveRequest) -> Any:
     original = (request.model, request.sample, request.zoo_model, request.params,
                 request.options)
     request.model, request.sample = model.estimator, model.sample
-    request.options = {**model._save_options(request.format or ""), **request.options}
+    request.options = {**model.adapter_save_options(request.format or ""), **request.options}
     # The estimator is not itself a zoo model: adapters must not record the wrapper's name as
     # the estimator's builder (torch's json format would rebuild the wrapper, not the module).
     request.zoo_model, request.params = None, None
@@ -149,7 +149,8 @@ def alphazoo_load(request: LoadRequest) -> Any:
             f"the bundle's {name} model has parameters this alphazoo does not take ({exc}); "
             "upgrade alphazoo"
         ) from exc
-    request.options = {**model._load_options(request.manifest.get("format")), **request.options}
+    preferred = model.adapter_load_options(request.manifest.get("format"))
+    request.options = {**preferred, **request.options}
     estimator = yield
     if estimator is None:  # no adapter loaded it: let the host say so, not return an empty model
         return None

@@ -36,8 +36,8 @@ from torch import nn
 
 from alphazoo.adapters._torch_models import mlp_layers, seeded
 
-from .alstm import _torch_threads
-from .model import Model, NotFittedError, _is_dataset, fit_scaling, is_onnx_predictor, scale
+from .alstm import torch_threads
+from .model import Model, NotFittedError, is_dataset, fit_scaling, is_onnx_predictor, scale
 
 __all__ = ["PolicyGradient", "PolicyNet"]
 
@@ -165,7 +165,7 @@ class PolicyGradient(Model):
         """
         if fit_params:
             raise TypeError(f"PolicyGradient.fit got unexpected arguments {sorted(fit_params)}")
-        if _is_dataset(data):
+        if is_dataset(data):
             if y is not None:
                 raise TypeError("fit(dataset) takes the labels from the dataset; pass no y")
             if data.label_name == "label_direction":
@@ -260,7 +260,7 @@ class PolicyGradient(Model):
         best_reward, best_epoch = -np.inf, 0
         best_state = copy.deepcopy(net.state_dict())
         level = logging.INFO if verbose else logging.DEBUG
-        with _torch_threads(p["num_threads"]):
+        with torch_threads(p["num_threads"]):
             for epoch in range(1, p["n_epochs"] + 1):
                 net.train()
                 sampled = [self._update(net, optimizer, states, rewards_of, rng)
@@ -357,7 +357,7 @@ class PolicyGradient(Model):
         if not self.fitted:
             raise NotFittedError("this policy_gradient model is not fitted yet: call fit() "
                                  "first, or load a fitted one with zoo.load(key)")
-        if _is_dataset(data):
+        if is_dataset(data):
             X, _, index = data.prepare(segment if data.segments else None, labels=False)
             episodes = _episodes(index)
         else:
@@ -404,7 +404,7 @@ class PolicyGradient(Model):
             raise ValueError(f"the policy takes {width} features per row; X has {X.shape[-1]}")
         return scale(X, self.state) if "mean" in self.state else X
 
-    def _load_options(self, format: str) -> dict[str, Any]:
+    def adapter_load_options(self, format: str) -> dict[str, Any]:
         return {"builder": self.build_net} if format in ("json", "pt") else {}
 
 

@@ -35,6 +35,7 @@ _EXPORTS = {
 #: Submodules reachable as attributes (``alphazoo.errors``) before anything imported them.
 _SUBMODULES = frozenset({
     "backends", "builtins", "bundle", "cli", "contracts", "datasets", "demo", "discovery",
+    "example_features",
     "errors", "hookspecs", "host", "keys", "leftovers", "limits", "manifest_schema", "reader",
     "registry", "staging", "store", "training", "trust",
 })

@@ -149,7 +149,7 @@ def open_store(location: str | None, *, create: bool = False) -> Any:
 def missing_key_message(store: Any, key: str) -> str:
     """Why ``key`` is not in ``store``, for a shell user: the store, and what is there."""
     from .keys import normalize_key
-    from .training.versions import LATEST, latest_version, versions
+    from .training.model_versions import LATEST, latest_version, versions
 
     try:
         key = normalize_key(key)

@@ -194,7 +194,7 @@ def test_a_store_that_is_not_there_is_an_error_naming_it(tmp_path: Path) -> None
 
 @pytest.mark.slow
 def test_missing_keys_name_the_store_near_matches_and_a_series_versions(tmp_path: Path) -> None:
-    from alphazoo.training.versions import write_latest
+    from alphazoo.training.model_versions import write_latest
 
     store = alphazoo.ObjectStore(tmp_path)
     for number in (1, 2, 3, 4):

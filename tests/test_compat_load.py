@@ -36,7 +36,7 @@ import numpy as np
 import sklearn
 import alphazoo
 from alphazoo.datasets import load_prices
-from alphazoo.demo import make_features
+from alphazoo.example_features import make_features
 
 store = sys.argv[1]
 X, y, _ = make_features(load_prices())
@@ -98,7 +98,7 @@ def old_env_bundles(tmp_path_factory: pytest.TempPathFactory) -> dict:
 @pytest.fixture(scope="module")
 def rows() -> np.ndarray:
     from alphazoo.datasets import load_prices
-    from alphazoo.demo import make_features
+    from alphazoo.example_features import make_features
 
     X, _, _ = make_features(load_prices())
     return X[600:700]
@@ -179,7 +179,7 @@ def _rewrite(zoo: alphazoo.Zoo, key: str, new_key: str, tmp_path: Path, **change
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory) -> alphazoo.Zoo:
     from alphazoo.datasets import load_prices
-    from alphazoo.demo import make_features
+    from alphazoo.example_features import make_features
 
     X, y, _ = make_features(load_prices())
     zoo = alphazoo.Zoo(tmp_path_factory.mktemp("store"))
@@ -365,7 +365,7 @@ def test_xgboost_31_json_is_refused_by_xgboost_30_which_would_misread_it(tmp_pat
     import xgboost
 
     from alphazoo.datasets import load_prices
-    from alphazoo.demo import make_features
+    from alphazoo.example_features import make_features
 
     if Version(xgboost.__version__) < Version("3.1"):
         pytest.skip(f"the bundles must come from xgboost 3.1 or later; {xgboost.__version__} "

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from alphazoo import ObjectStore, Zoo
-from alphazoo.contrib.algorithm import Algorithm, BacktestResult, run_backtest
+from alphazoo.contrib.algorithm import Algorithm, AlgorithmBacktest, run_backtest
 from alphazoo.contrib.evaluation import risk_metrics
 from alphazoo.datasets import load_prices
 from alphazoo.training import DayOfWeek
@@ -61,7 +61,7 @@ class _Once(Algorithm):
         self.bars += 1
 
 
-def _run(cls, aapl, **kwargs) -> BacktestResult:
+def _run(cls, aapl, **kwargs) -> AlgorithmBacktest:
     return run_backtest(cls, aapl, CASH, **kwargs)
 
 

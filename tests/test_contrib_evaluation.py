@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from scipy import stats
 
 from alphazoo.contrib.evaluation import (
-    BacktestResult,
+    WeightsBacktest,
     backtest_weights,
     ic,
     rank_ic,
@@ -136,7 +136,7 @@ def test_two_asset_turnover_costs_and_equity():
     returns = pd.DataFrame({"A": [0.10, -0.20, 0.05, 0.00],
                             "B": [0.00, 0.10, -0.10, 0.02]}, index=dates)
     result = backtest_weights(weights, returns, cost=0.01)
-    assert isinstance(result, BacktestResult)
+    assert isinstance(result, WeightsBacktest)
     np.testing.assert_allclose(result.gross, [0.10, -0.05, -0.10, 0.02])
     np.testing.assert_allclose(result.turnover, [1.0, 1.0, 1.0, 0.0])  # cash->A, half, rest
     np.testing.assert_allclose(result.costs, [0.01, 0.01, 0.01, 0.0])

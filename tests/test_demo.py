@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from alphazoo.datasets import Bars, load_prices, symbols
-from alphazoo.demo import FEATURES, make_features
+from alphazoo.example_features import FEATURES, make_features
 
 
 def _prefix(bars: Bars, k: int, last_bar_scale: float = 1.0) -> Bars:

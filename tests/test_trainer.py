@@ -15,7 +15,7 @@ import pytest
 
 from alphazoo import AlphazooError, Zoo
 from alphazoo.datasets import load_prices
-from alphazoo.demo import make_features
+from alphazoo.example_features import make_features
 from alphazoo.training import (
     DateRules,
     DayOfWeek,
@@ -27,7 +27,7 @@ from alphazoo.training import (
     TrainingQuotaExceeded,
     TimeRules,
 )
-from alphazoo.training.versions import LATEST, latest_version, versions
+from alphazoo.training.model_versions import LATEST, latest_version, versions
 
 from _child import HANG_TIMEOUT
 
@@ -403,7 +403,7 @@ def test_save_as_writes_versions_with_their_window_and_latest(data, tmp_path):
 def test_a_new_version_never_overwrites_one_the_pointer_missed(tmp_path):
     # A walk-forward or fan-out that saved v2 but failed before moving latest.json leaves
     # the pointer at v1; the next save must take v3, not overwrite v2.
-    from alphazoo.training.versions import next_version, save_version
+    from alphazoo.training.model_versions import next_version, save_version
 
     zoo = Zoo(tmp_path / "store")
     trainer = Trainer(start=datetime(2024, 1, 1), zoo=zoo)

@@ -130,7 +130,7 @@ def test_predictions_never_see_a_half_built_model():
 def test_a_real_forest_is_swapped_while_predicting():
     from alphazoo import Zoo
     from alphazoo.datasets import load_prices
-    from alphazoo.demo import make_features
+    from alphazoo.example_features import make_features
 
     X, y, _ = make_features(load_prices("GOOGL"))
     zoo = Zoo("memory://live-forest")
@@ -197,7 +197,7 @@ def test_stop_ends_the_threads_and_refuses_new_work():
     trainer.train(lambda: _Layered(1).build(0)).result(WAIT)
     trainer.train(DateRules.every_day(), TimeRules.every(timedelta(hours=1)),
                   lambda: _Layered(2).build(0))
-    threads = list(trainer._threads)
+    threads = list(trainer._live.threads)
     trainer.close()
     assert threads and not any(thread.is_alive() for thread in threads)
     with pytest.raises(RuntimeError, match="stopped"):
@@ -231,7 +231,7 @@ def test_train_racing_stop_never_leaves_a_future_pending():
     # job must then be run or cancelled, never queued behind the worker's end-of-work mark.
     trainer = Trainer(mode="live", bucket=False)
     trainer.train(lambda: _Layered(1).build(0)).result(WAIT)
-    real_put = trainer._queue.put
+    real_put = trainer._live.queue.put
     stopper = threading.Thread(target=trainer.stop)
 
     def put_while_stopping(job, *args, **kwargs):
@@ -240,7 +240,7 @@ def test_train_racing_stop_never_leaves_a_future_pending():
             stopper.join(1.0)  # returns at once unless train() holds the trainer's lock
         real_put(job, *args, **kwargs)
 
-    trainer._queue.put = put_while_stopping
+    trainer._live.queue.put = put_while_stopping
     future = trainer.train(lambda: _Layered(2).build(0))
     stopper.join(WAIT)
     assert not stopper.is_alive()  # stop() joined the worker: the job's fate is settled

@@ -11,9 +11,9 @@ import pytest
 
 from alphazoo import Zoo
 from alphazoo.datasets import load_prices
-from alphazoo.demo import FEATURES, make_features
+from alphazoo.example_features import FEATURES, make_features
 from alphazoo.training import DateRules, walk_forward
-from alphazoo.training.versions import LATEST
+from alphazoo.training.model_versions import LATEST
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,7 @@ from alphazoo.adapters._onnx import OnnxPredictor
 from alphazoo.bundle import read_bundle
 from alphazoo.contracts import LoadRequest
 from alphazoo.datasets import load_prices
-from alphazoo.demo import FEATURES, make_features
+from alphazoo.example_features import FEATURES, make_features
 
 xgboost = pytest.importorskip("xgboost", reason="xgboost is in the project's [xgboost] extra")
 

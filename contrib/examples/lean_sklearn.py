@@ -32,7 +32,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from alphazoo.contrib.algorithm import Algorithm, BacktestResult, Resolution, Slice, run_backtest
+from alphazoo.contrib.algorithm import (
+    Algorithm,
+    AlgorithmBacktest,
+    Resolution,
+    Slice,
+    run_backtest,
+)
 
 __all__ = ["LeanSklearnAlgorithm", "run", "main"]
 
@@ -114,7 +120,7 @@ class LeanSklearnAlgorithm(Algorithm):
                           metadata={"trained_through": str(self.time), "symbol": self._symbol})
 
 
-def run(symbol: str = "AAPL", *, object_store: Any = None, **parameters: Any) -> BacktestResult:
+def run(symbol: str = "AAPL", *, object_store: Any = None, **parameters: Any) -> AlgorithmBacktest:
     """Backtest :class:`LeanSklearnAlgorithm` on the bundled daily bars of ``symbol``."""
     from alphazoo.datasets import load_prices
 

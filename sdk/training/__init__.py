@@ -12,7 +12,7 @@ LEAN's training workflow for any Python program:
   runs dry.
 - :func:`walk_forward` -- rolling or expanding retraining with stitched out-of-sample
   predictions; :func:`map_train` / :class:`TrainJob` -- many trainings on any executor.
-- :mod:`~alphazoo.training.versions` -- ``save_as`` series ``name/v000001`` + ``latest.json``.
+- :mod:`~alphazoo.training.model_versions` -- ``save_as`` series ``name/v000001`` + ``latest.json``.
 
 Importing this package imports no ML framework (pandas only when walk-forward runs).
 """
@@ -24,8 +24,9 @@ from .fanout import JobError, JobResult, TrainJob, current_zoo, map_train, train
 from .quota import TrainingProcessError, TrainingQuotaExceeded
 from .rules import DateRule, DateRules, DayOfWeek, TimeRule, TimeRules, fire_times
 from .served import ModelNotReadyError, ModelVersion, ServedModel
-from .trainer import Schedule, Trained, Trainer, TrainingRecord
-from .versions import (
+from .records import Schedule, Trained, TrainingRecord
+from .trainer import Trainer
+from .model_versions import (
     latest_version,
     load_latest,
     next_version,

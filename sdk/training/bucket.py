@@ -290,10 +290,11 @@ class LeakyBucket:
         with self._changed:
             self._changed.notify_all()
 
-    def _adopt_clock(self, clock: Callable[[], datetime]) -> bool:
-        """Run a bucket made without ``clock=`` on ``clock`` from now on (the Trainer gives a
-        backtest's bucket its simulated clock); False, and nothing changed, when the bucket
-        already has a clock of its own. Refills are counted from the adopted clock's now."""
+    def adopt_clock(self, clock: Callable[[], datetime]) -> bool:
+        """Run a bucket made without ``clock=`` on ``clock`` from now on; returns whether it
+        did. A :class:`~alphazoo.training.Trainer` gives a backtest's bucket its simulated
+        clock this way. False, and nothing changed, when the bucket already has a clock of its
+        own. Refills are counted from the adopted clock's now."""
         with self._changed:
             if not self._wall_clock:
                 return False

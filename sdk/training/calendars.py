@@ -15,7 +15,7 @@ from datetime import date, datetime, timedelta, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
-__all__ = ["MARKETS", "market_calendar", "resolve_market"]
+__all__ = ["MARKETS", "MarketCalendar", "market_calendar", "resolve_market"]
 
 #: Friendly market names (case-insensitive) and the ISO MIC each stands for. Any MIC or name
 #: that exchange_calendars knows is accepted as well.
@@ -58,7 +58,7 @@ def resolve_market(market: str) -> str:
     return str(xcals.resolve_alias(known[name.upper()]))
 
 
-class _MarketCalendar:
+class MarketCalendar:
     """Sessions and hours of one exchange as plain Python objects, grown on demand.
 
     exchange_calendars answers per-date questions through pandas, which is slow in the
@@ -131,15 +131,15 @@ class _MarketCalendar:
         return self._hours.get(day)
 
 
-_CALENDARS: dict[str, _MarketCalendar] = {}
+_CALENDARS: dict[str, MarketCalendar] = {}
 _CALENDARS_LOCK = threading.Lock()
 
 
-def market_calendar(market: str) -> _MarketCalendar:
+def market_calendar(market: str) -> MarketCalendar:
     """The (cached) calendar of ``market``: sessions and hours as plain Python objects."""
     mic = resolve_market(market)
     with _CALENDARS_LOCK:
         found = _CALENDARS.get(mic)
         if found is None:
-            found = _CALENDARS[mic] = _MarketCalendar(mic)
+            found = _CALENDARS[mic] = MarketCalendar(mic)
     return found

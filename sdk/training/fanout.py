@@ -30,7 +30,11 @@ from concurrent.futures import Executor, Future, ThreadPoolExecutor, as_complete
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
-from .versions import next_version, save_version, write_latest
+from alphazoo.errors import AlphazooError
+
+from .model_versions import next_version, save_version, write_latest
+from .progress import ProgressReporter
+from .records import Trained
 
 if TYPE_CHECKING:
     from alphazoo.host import Zoo
@@ -144,8 +148,6 @@ def _worker_zoo(spec: tuple[Any, ...] | None) -> Any:
 
 def _run_job(job: TrainJob, index: int, spec: tuple[Any, ...] | None, version: int | None,
              return_model: bool) -> JobResult:
-    from .trainer import Trained
-
     result = JobResult(index, job.label,
                        worker=f"{socket.gethostname()}:{os.getpid()}:"
                               f"{threading.current_thread().name}")
@@ -174,7 +176,7 @@ def _run_job(job: TrainJob, index: int, spec: tuple[Any, ...] | None, version: i
     return result
 
 
-class JobError(RuntimeError):
+class JobError(AlphazooError, RuntimeError):
     """Stands in for a job's exception that could not travel back from its worker process
     (it does not pickle, or does not unpickle); the message names the original type."""
 
@@ -228,7 +230,7 @@ def map_train(
             pool.submit(_run_job, job, index, spec, versions[index], return_models): index
             for index, job in enumerate(job_list)
         }
-        with _progress(progress, len(job_list)) as report:
+        with ProgressReporter(progress, len(job_list)) as report:
             for future in as_completed(futures):
                 index = futures[future]
                 try:
@@ -284,31 +286,3 @@ def _assign_versions(jobs: list[TrainJob], store: ObjectStore | None) -> list[in
             following[job.save_as] += 1
         assigned.append(following[job.save_as])
     return assigned
-
-
-class _progress:
-    """A context manager yielding ``report(result)``: rich bar, callback or nothing."""
-
-    def __init__(self, progress: Any, total: int, label: str = "training") -> None:
-        self.progress, self.total, self.label, self.done = progress, total, label, 0
-        self.bar: Any = None
-
-    def __enter__(self) -> Callable[[Any], None]:
-        if self.progress is True:
-            from rich.progress import Progress
-
-            self.bar = Progress(transient=False)
-            self.bar.start()
-            self.task = self.bar.add_task(self.label, total=self.total)
-        return self.report
-
-    def report(self, result: Any) -> None:
-        self.done += 1
-        if self.bar is not None:
-            self.bar.advance(self.task)
-        elif callable(self.progress):
-            self.progress(self.done, self.total, result)
-
-    def __exit__(self, *exc_info: object) -> None:
-        if self.bar is not None:
-            self.bar.stop()

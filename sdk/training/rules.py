@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterable, Iterator
 from datetime import date, datetime, time, timedelta, tzinfo
 from zoneinfo import ZoneInfo
 
-from .calendars import MARKETS, _MarketCalendar, market_calendar, resolve_market
+from .calendars import MARKETS, MarketCalendar, market_calendar, resolve_market
 
 __all__ = [
     "MARKETS",
@@ -178,7 +178,7 @@ def _period_rule(
     periods: Callable[[date, date], Iterator[_Period]],
     offset: int,
     forward: bool,
-    market: _MarketCalendar | None,
+    market: MarketCalendar | None,
 ) -> DateRule:
     """One day per period: the first (``forward``) or last day, moved ``offset`` days inward.
 

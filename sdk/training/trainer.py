@@ -10,107 +10,34 @@ Python program, with a training-time quota, a backtest clock, live scheduling an
 
 from __future__ import annotations
 
-import heapq
 import itertools
 import logging
-import queue
 import threading
 import traceback
-from collections.abc import Iterable, Iterator, Mapping
-from concurrent.futures import Executor, Future
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
+from concurrent.futures import Executor
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Callable, Literal
 from zoneinfo import ZoneInfo
 
+from .bucket import LeakyBucket
+from .events import EventQueue
+from .live import LiveRunner
+from .model_versions import latest_version, load_latest, save_version, version_key
 from .quota import TrainingQuotaExceeded, run_metered
+from .records import Schedule, Trained, TrainingRecord
+from .rules import fire_times
 from .served import ServedModel
-from .versions import load_latest, save_version
 
 if TYPE_CHECKING:
     from alphazoo.host import Zoo
 
     from .fanout import JobResult, TrainJob
 
-__all__ = ["Trainer", "Trained", "TrainingRecord", "Schedule"]
+__all__ = ["Trainer"]
 
 log = logging.getLogger("alphazoo.training")
 _EPSILON = timedelta(microseconds=1)
-_LIVE_HORIZON = timedelta(days=7)
-_LIVE_RECHECK_S = 60.0
-
-
-@dataclass(frozen=True)
-class Trained:
-    """What a training function may return instead of a bare model, to describe it.
-
-    ``window``: the training data's span, ``{"start": ..., "end": ...}`` (written into the
-    saved manifest and the :class:`~alphazoo.training.ModelVersion`); ``metadata``: JSON
-    values for the manifest (metrics, parameters).
-    """
-
-    model: Any
-    window: dict[str, Any] | None = None
-    metadata: dict[str, Any] | None = None
-
-
-@dataclass
-class TrainingRecord:
-    """One training's outcome, kept in :attr:`Trainer.history`.
-
-    ``status``: ``"served"`` (its model went into service), ``"kept"`` (it returned None, the
-    model in service stayed), ``"failed"`` (it raised), ``"quota_exceeded"`` (refused or
-    stopped by the bucket). ``at`` is the trainer's clock when it ran; ``charged`` the quota
-    units drawn; ``save_error`` an exception from persisting an otherwise served model.
-    """
-
-    name: str
-    at: datetime
-    status: str = "running"
-    seconds: float = 0.0
-    charged: int = 0
-    version: int | None = None
-    key: str | None = None
-    error: BaseException | None = None
-    traceback: str | None = None
-    save_error: BaseException | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.status in ("served", "kept")
-
-
-@dataclass(eq=False)
-class Schedule:
-    """A registered ``train(date_rule, time_rule, fn)``; :meth:`cancel` stops it firing."""
-
-    name: str
-    date_rule: Any
-    time_rule: Any
-    fn: Callable[[], Any]
-    options: dict[str, Any]
-    order: int
-    cursor: datetime  # fire times after this one are still to come
-    cancelled: bool = False
-    skipped: int = 0  # live: firings dropped because the previous one was still training
-    busy: bool = field(default=False, repr=False)
-    _trainer: Trainer | None = field(default=None, repr=False)
-
-    def cancel(self) -> None:
-        """Stop this schedule; a training it already started finishes."""
-        self.cancelled = True
-        if self._trainer is not None:
-            self._trainer._wake()
-
-
-@dataclass
-class _Job:
-    fn: Callable[[], Any]
-    name: str
-    at: datetime
-    options: dict[str, Any]
-    future: Future[TrainingRecord]
-    schedule: Schedule | None = None
 
 
 class Trainer:
@@ -186,8 +113,6 @@ class Trainer:
         self.history: list[TrainingRecord] = []
         self.errors: list[TrainingRecord] = []
         self._now = self._naive(start) if start is not None else self._wall_now()
-        from .bucket import LeakyBucket
-
         if bucket is None or isinstance(bucket, Mapping):
             settings = dict(bucket or {})
             if any(str(k).startswith("scheduled-event-") for k in settings):
@@ -197,18 +122,16 @@ class Trainer:
         elif isinstance(bucket, LeakyBucket) and mode == "backtest":
             # A wall-clock bucket in a backtest is LEAN's starvation: years of simulated
             # trainings drawing on the minutes the backtest takes to run.
-            bucket._adopt_clock(self._clock)
+            bucket.adopt_clock(self._clock)
         self.bucket = bucket if bucket is not False else None
         self._schedules: list[Schedule] = []
         self._order = itertools.count()
         self._lock = threading.RLock()
         self._advancing = False
         self._added: list[Schedule] = []
-        # live machinery, started on first use
-        self._cond = threading.Condition(self._lock)
-        self._queue: queue.Queue[_Job | None] = queue.Queue()
-        self._threads: list[threading.Thread] = []
-        self._stopped = False
+        # live: the scheduler and worker threads, started on first use
+        self._live = LiveRunner(lock=self._lock, tz=self.tz, schedules=lambda: self.schedules,
+                                run=self._run, now=self._wall_now, dropped=self._dropped)
 
     # -- time --------------------------------------------------------------------------------
     @property
@@ -254,7 +177,7 @@ class Trainer:
         the next version of :attr:`model`; returning None keeps the model in service (a
         training that decided nothing needed to change). ``save_as="spy/gbdt"`` saves each
         new model as ``spy/gbdt/v000001``, ``v000002``... with ``latest.json`` pointing at the
-        newest (see :mod:`alphazoo.training.versions`), in ``format`` with ``save_options``
+        newest (see :mod:`alphazoo.training.model_versions`), in ``format`` with ``save_options``
         passed to :meth:`Zoo.save`. ``isolate`` overrides the trainer's default; an isolated
         ``fn`` runs in a child process on a copy of the program's state, so what it changes
         there (a list it appends to, ``trainer`` attributes) does not come back: only its
@@ -273,11 +196,7 @@ class Trainer:
             job_name = name or _name_of(fn)
             if self.mode == "backtest":
                 return self._run(fn, job_name, self._now, options)
-            future: Future[TrainingRecord] = Future()
-            with self._lock:  # as one step against stop(): no job may land after its drain
-                self._ensure_live()
-                self._queue.put(_Job(fn, job_name, self._wall_now(), options, future))
-            return future
+            return self._live.submit(fn, job_name, options)
         if len(args) == 3:
             date_rule, time_rule, fn = args
             for rule, kind, needs, maker in ((date_rule, "date_rule", "dates", "DateRules"),
@@ -296,15 +215,15 @@ class Trainer:
         # A fire time equal to now still fires (LEAN keeps events at the current time), hence
         # the cursor a hair before now: fire_times() is after < t <= until.
         schedule = Schedule(name, date_rule.bind(now), time_rule.bind(now), fn, options,
-                            next(self._order), now - _EPSILON, _trainer=self)
+                            next(self._order), now - _EPSILON, on_cancel=self._live.wake)
         with self._lock:
             if self.mode == "live":
-                self._ensure_live()  # a stopped trainer refuses before registering anything
+                self._live.ensure_started()  # a stopped trainer refuses before registering
             self._schedules.append(schedule)
             if self._advancing:
                 self._added.append(schedule)
         if self.mode == "live":
-            self._wake()
+            self._live.wake()
         return schedule
 
     @property
@@ -330,18 +249,11 @@ class Trainer:
             raise ValueError(f"cannot advance backwards: now is {self._now}, until is {until}")
         if self._advancing:
             raise RuntimeError("advance() was called from inside a training it is running")
-        from .rules import fire_times
-
-        heap: list[tuple[datetime, int, Iterator[datetime], Schedule]] = []
-
-        def push(schedule: Schedule, times: Iterator[datetime]) -> None:
-            for when in times:
-                heapq.heappush(heap, (when, schedule.order, times, schedule))
-                return
+        queue: EventQueue[Schedule] = EventQueue(active=lambda s: not s.cancelled)
 
         def start(schedule: Schedule) -> None:
-            push(schedule, iter(fire_times(schedule.date_rule, schedule.time_rule,
-                                           schedule.cursor, until, self.tz)))
+            queue.add(fire_times(schedule.date_rule, schedule.time_rule, schedule.cursor,
+                                 until, self.tz), schedule, schedule.order)
 
         records = []
         self._advancing = True
@@ -349,13 +261,12 @@ class Trainer:
             with self._lock:
                 for schedule in self.schedules:
                     start(schedule)
-            while heap:
-                when, _, times, schedule = heapq.heappop(heap)
-                if schedule.cancelled:
-                    continue
+            # pop() queues a schedule's next time before it runs: a raise must not re-fire
+            # this one.
+            while (due := queue.pop()) is not None:
+                when, schedule = due
                 self._now = when
                 schedule.cursor = when
-                push(schedule, times)  # before running: a raise must not re-fire this time
                 records.append(self._run(schedule.fn, schedule.name, when, schedule.options))
                 with self._lock:
                     added, self._added = self._added, []
@@ -439,8 +350,6 @@ class Trainer:
     def serve_latest(self, save_as: str, **load_options: Any) -> int:
         """Put the newest saved version of ``save_as`` into service (a live restart's warm
         start); returns the served version number."""
-        from .versions import latest_version, version_key
-
         number = latest_version(self.zoo.store, save_as)
         model = self.load_latest(save_as, **load_options)
         return self.model.publish(model, key=version_key(save_as, number), name=save_as).version
@@ -458,80 +367,8 @@ class Trainer:
                          raise_errors=raise_errors)
 
     # -- live --------------------------------------------------------------------------------
-    def _ensure_live(self) -> None:
-        with self._lock:
-            if self._stopped:
-                raise RuntimeError("this trainer was stopped; create a new one")
-            if self._threads:
-                return
-            for target, label in ((self._work, "worker"), (self._schedule_loop, "scheduler")):
-                thread = threading.Thread(target=target, name=f"alphazoo-trainer-{label}",
-                                          daemon=True)
-                thread.start()
-                self._threads.append(thread)
-
-    def _wake(self) -> None:
-        with self._cond:
-            self._cond.notify_all()
-
-    def _work(self) -> None:
-        while True:
-            job = self._queue.get()
-            if job is None:
-                return
-            if not job.future.set_running_or_notify_cancel():
-                continue
-            try:
-                record = self._run(job.fn, job.name, job.at, job.options)
-            except BaseException as exc:  # raise_errors=True live: the future carries it
-                job.future.set_exception(exc)
-            else:
-                if record.error is not None:
-                    job.future.set_exception(record.error)
-                else:
-                    job.future.set_result(record)
-            finally:
-                if job.schedule is not None:
-                    job.schedule.busy = False
-
-    def _schedule_loop(self) -> None:
-        from .rules import fire_times
-
-        upcoming: dict[int, datetime | None] = {}
-        with self._cond:
-            while not self._stopped:
-                now = self._wall_now()
-                wait = _LIVE_RECHECK_S
-                for schedule in self.schedules:
-                    when = upcoming.get(id(schedule))
-                    if when is None or when <= schedule.cursor:
-                        try:
-                            when = next(iter(fire_times(schedule.date_rule, schedule.time_rule,
-                                                        schedule.cursor, now + _LIVE_HORIZON,
-                                                        self.tz)), None)
-                        except Exception as exc:  # one broken rule must not stop the others
-                            self._drop_schedule(schedule, now, exc)
-                            continue
-                        upcoming[id(schedule)] = when
-                    if when is None:
-                        continue
-                    if when <= now:
-                        # Fire once even if several times were missed (a slow training, a
-                        # suspended machine): catching up would only queue stale trainings.
-                        schedule.cursor = max(when, now)
-                        self._fire(schedule, when)
-                        wait = 0.0
-                    else:
-                        wait = min(wait, (when - now).total_seconds())
-                if wait > 0:
-                    self._cond.wait(wait)
-
-    def _drop_schedule(self, schedule: Schedule, now: datetime, error: Exception) -> None:
-        schedule.cancelled = True
-        record = TrainingRecord(schedule.name, now, status="failed", error=error,
-                                traceback=traceback.format_exc())
-        log.error("schedule %r was cancelled: computing its next fire time raised %s: %s",
-                  schedule.name, type(error).__name__, error, exc_info=error)
+    def _dropped(self, record: TrainingRecord) -> None:
+        # a live schedule whose rule raised; the runner cancelled it and logged why
         self.errors.append(record)
         if self.on_error is not None:
             try:
@@ -539,34 +376,10 @@ class Trainer:
             except Exception:
                 log.exception("the trainer's on_error callback raised")
 
-    def _fire(self, schedule: Schedule, when: datetime) -> None:
-        if schedule.busy:
-            schedule.skipped += 1
-            log.warning("schedule %r fired at %s while its previous training was still "
-                        "running; skipped", schedule.name, when)
-            return
-        schedule.busy = True
-        self._queue.put(_Job(schedule.fn, schedule.name, when, schedule.options, Future(),
-                             schedule))
-
     def stop(self, wait: bool = True, timeout: float | None = None) -> None:
         """Live: stop firing schedules, drop queued trainings and end the threads. With
         ``wait`` a training that is running is allowed to finish first (up to ``timeout``)."""
-        with self._cond:
-            self._stopped = True
-            self._cond.notify_all()
-        while True:  # queued, not started trainings are cancelled
-            try:
-                job = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if job is not None:
-                job.future.cancel()
-        self._queue.put(None)
-        if wait:
-            for thread in self._threads:
-                if thread is not threading.current_thread():
-                    thread.join(timeout)
+        self._live.stop(wait, timeout)
 
     close = stop
 

@@ -1,128 +1,28 @@
-"""Versioned model keys in the object store: ``<name>/v000001``, ``<name>/v000002``, ...
-
-A store key cannot be both an object and a folder, so a trained model series named
-``"spy/gbdt"`` is kept as a folder of versions::
-
-    spy/gbdt/v000001        the first model's bundle
-    spy/gbdt/v000002        the next one
-    spy/gbdt/latest.json    {"version": 2, "key": "spy/gbdt/v000002", ...}
-
-Each bundle's manifest carries ``metadata["training"]``: the series name, version number, the
-training window and when it was trained. ``latest.json`` is written after the bundle it points
-to, so a reader never follows it to a missing bundle; :func:`load_latest` loads what it points
-to, and :func:`versions` lists the numbers actually stored.
-
-The pointer can lag behind the stored versions (a walk-forward or fan-out that saved some
-versions and failed before moving it), so a new number is always taken past both the pointer
-and every stored version (:func:`next_version`): an existing bundle is never overwritten.
-"""
+"""Deprecated: renamed :mod:`alphazoo.training.model_versions` (the name said "library
+versions"; the module keeps a trained model's series of versions). Importing this module warns;
+it goes away in the next release."""
 
 from __future__ import annotations
 
-import re
-from typing import TYPE_CHECKING, Any
+import sys
+import types
+import warnings
+from typing import Any
 
-from alphazoo.keys import normalize_key
+from . import model_versions
+from .model_versions import *  # noqa: F403  (the old module's names, unchanged)
+from .model_versions import __all__  # noqa: F401
 
-if TYPE_CHECKING:
-    from alphazoo.host import Zoo
-    from alphazoo.store import ObjectStore
-
-__all__ = ["version_key", "versions", "latest_version", "next_version", "save_version",
-           "load_latest", "write_latest", "LATEST"]
-
-#: The pointer object in each series folder.
-LATEST = "latest.json"
-_VERSION = re.compile(r"v(\d{6,})")
+warnings.warn("alphazoo.training.versions is deprecated; import from "
+              "alphazoo.training.model_versions instead", DeprecationWarning, stacklevel=2)
 
 
-def version_key(name: str, version: int) -> str:
-    """The key of version ``version`` of series ``name``: ``"spy/gbdt/v000007"``."""
-    if version < 1:
-        raise ValueError(f"model versions count from 1, got {version}")
-    return f"{normalize_key(name)}/v{version:06d}"
+class _CallableModule(types.ModuleType):
+    # Importing this module binds alphazoo.training.versions to it, hiding the function
+    # alphazoo.training.versions(store, name) of the same name; calling the module keeps that
+    # call working for the release this shim lives.
+    def __call__(self, *args: Any, **kwargs: Any) -> list[int]:
+        return model_versions.versions(*args, **kwargs)
 
 
-def versions(store: ObjectStore, name: str) -> list[int]:
-    """The version numbers of series ``name`` present in ``store``, ascending."""
-    prefix = normalize_key(name) + "/"
-    found = []
-    for key in store.keys():
-        if key.startswith(prefix):
-            match = _VERSION.fullmatch(key[len(prefix):])
-            if match:
-                found.append(int(match.group(1)))
-    return sorted(found)
-
-
-def latest_version(store: ObjectStore, name: str) -> int:
-    """The newest version of ``name``: the ``latest.json`` pointer, else the highest stored
-    number, else 0."""
-    pointer = f"{normalize_key(name)}/{LATEST}"
-    if store.contains_key(pointer):
-        return int(store.read_json(pointer)["version"])
-    stored = versions(store, name)
-    return stored[-1] if stored else 0
-
-
-def next_version(store: ObjectStore, name: str) -> int:
-    """The first free version number of ``name``: past the ``latest.json`` pointer and past
-    every version stored, even those the pointer was never moved to."""
-    stored = versions(store, name)
-    return max(latest_version(store, name), stored[-1] if stored else 0) + 1
-
-
-def write_latest(store: ObjectStore, name: str, version: int, **facts: Any) -> None:
-    """Point ``name``'s ``latest.json`` at ``version`` unless it already points at a later one."""
-    pointer = f"{normalize_key(name)}/{LATEST}"
-    if store.contains_key(pointer) and int(store.read_json(pointer)["version"]) > version:
-        return
-    store.save_json(pointer, {"version": version, "key": version_key(name, version), **facts})
-
-
-def save_version(
-    zoo: Zoo,
-    model: Any,
-    name: str,
-    *,
-    version: int | None = None,
-    format: str | None = None,
-    window: dict[str, Any] | None = None,
-    metadata: dict[str, Any] | None = None,
-    update_latest: bool = True,
-    **save_options: Any,
-) -> tuple[str, dict[str, Any]]:
-    """Save ``model`` as the next (or the given) version of series ``name``.
-
-    Returns ``(key, manifest)``; the version defaults to :func:`next_version`. ``window``
-    (``{"start": ..., "end": ...}``) and ``metadata`` go into the manifest's ``metadata``;
-    ``save_options`` go to :meth:`Zoo.save` (``sample=``, ``sign_key=``...). With
-    ``update_latest`` the series' ``latest.json`` is moved to this version after the bundle
-    is written.
-    """
-    store = zoo.store
-    if version is None:
-        version = next_version(store, name)
-    key = version_key(name, version)
-    facts = {"series": normalize_key(name), "version": version, "window": window}
-    meta = {**(metadata or {}), "training": facts}
-    manifest = zoo.save(model, key, format, metadata=meta, **save_options)
-    if update_latest:
-        write_latest(store, name, version, window=_plain(window))
-    return key, manifest
-
-
-def load_latest(zoo: Zoo, name: str, **load_options: Any) -> Any:
-    """Load the newest version of series ``name`` (see :func:`latest_version`)."""
-    version = latest_version(zoo.store, name)
-    if version == 0:
-        from alphazoo.errors import ObjectNotFoundError
-
-        raise ObjectNotFoundError(f"{normalize_key(name)}/v000001")
-    return zoo.load(version_key(name, version), **load_options)
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: None if v is None else str(v) for k, v in value.items()}
-    return value
+sys.modules[__name__].__class__ = _CallableModule

@@ -30,8 +30,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Callable, Literal
 
-from .fanout import _progress
-from .versions import next_version, save_version, write_latest
+from .progress import ProgressReporter
+from .model_versions import next_version, save_version, write_latest
 
 if TYPE_CHECKING:
     from alphazoo.host import Zoo
@@ -204,7 +204,7 @@ def walk_forward(
 
     jobs = [(fit, take(X, tr), take(labels, tr)) for tr, _ in slices]
     fitted: list[tuple[Any, float]] = [None] * len(jobs)  # type: ignore[list-item]
-    with _progress(progress, len(jobs), "walk-forward") as report:
+    with ProgressReporter(progress, len(jobs), "walk-forward") as report:
         if executor is None:
             for i, job in enumerate(jobs):
                 fitted[i] = _fit_fold(*job)
