@@ -19,7 +19,7 @@ import sys
 import tempfile
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, NoReturn, Sequence
 
 import numpy as np
 
@@ -107,8 +107,8 @@ class Session:
         adapter = None if self._default is None else str(self._default["adapter"])
         return adapter, list(self._saved or {})
 
-    def fail(self, problem: str) -> AdapterCheckError:
-        """Raise the running check's failure (typed as returning one, for ``raise``)."""
+    def fail(self, problem: str) -> NoReturn:
+        """Raise the running check's failure: :class:`AdapterCheckError` naming the check."""
         raise AdapterCheckError(self.current, problem, self.plugin_path)
 
     def own_formats(self) -> list[FormatSpec]:
@@ -145,13 +145,13 @@ class Session:
         if self._default is None:
             model = self.model
             try:
-                self._default = self.zoo.save(model, "conformance/default",
-                                              sample=self.sample)
+                manifest = self.zoo.save(model, "conformance/default", sample=self.sample)
             except UnsupportedModelError as exc:
                 self.fail(f"expected the plugin to save its own model, a "
                           f"{_kind(model)}; no adapter claimed it: {exc}")
             except Exception as exc:
                 self.fail(f"saving the plugin's own model raised {type(exc).__name__}: {exc}")
+            self._default = manifest
         return self._default
 
     @property
@@ -216,10 +216,11 @@ class Session:
         if self._expected is None:
             model = self.model
             try:
-                self._expected = np.asarray(self.zoo.predict(model, self.X))
+                expected = np.asarray(self.zoo.predict(model, self.X))
             except Exception as exc:
                 self.fail(f"predicting with the in-process model raised "
                           f"{type(exc).__name__}: {exc}")
+            self._expected = expected
         return self._expected
 
     def child(self, kind: str) -> dict[str, Any]:

@@ -53,6 +53,12 @@ def resolve(path):
     return obj
 
 
+def raised(what, exc):
+    # The error first, on one line; then the last frames, for the plugin's author.
+    frames = "".join(traceback.format_tb(exc.__traceback__, limit=-3))
+    return f"{what} raised {type(exc).__name__}: {exc}\nlast frames:\n{frames}"
+
+
 def write():
     with open(job["out"], "w", encoding="utf-8") as handle:
         json.dump(result, handle)
@@ -108,16 +114,16 @@ try:
         recording.append(found)
         try:
             model = zoo.load(item["key"], trusted=item["trusted"])
-        except Exception:
-            seen["error"] = "loading raised " + traceback.format_exc(limit=-3)
+        except Exception as exc:
+            seen["error"] = raised("loading", exc)
             continue
         finally:
             recording.pop()
         seen["unpickled"] = found
         try:
             np.save(item["predictions"], np.asarray(zoo.predict(model, X)), allow_pickle=False)
-        except Exception:
-            seen["error"] = "predicting raised " + traceback.format_exc(limit=-3)
+        except Exception as exc:
+            seen["error"] = raised("predicting", exc)
 except BaseException:
     result["crash"] = traceback.format_exc(limit=-5)
 write()
