@@ -38,12 +38,18 @@ class ToyAdapter:
 
     def __init__(self, *, claim_all: bool = False, load_offset: float = 0.0,
                  pickle_safe: bool = False, two_defaults: bool = False,
-                 portable_needs: str | None = None) -> None:
+                 portable_needs: str | None = None, model_types: tuple[str, ...] = ()
+                 ) -> None:
         self.claim_all = claim_all
         self.load_offset = load_offset
         self.pickle_safe = pickle_safe
         self.two_defaults = two_defaults
         self.portable_needs = portable_needs
+        self.model_types = model_types
+
+    @alphazoo.hookimpl
+    def alphazoo_model_types(self) -> list[str]:
+        return list(self.model_types)
 
     @alphazoo.hookimpl
     def alphazoo_formats(self) -> list[FormatSpec]:
@@ -69,7 +75,8 @@ class ToyAdapter:
             (request.directory / "model.json").write_text(json.dumps({"coef": coef}))
             files = ["model.json"]
         return SavedPayload(adapter="toy", format=fmt, files=files,
-                            model_class="conformance_plugins.Toy")
+                            model_class="conformance_plugins.Toy",
+                            libraries={"numpy": np.__version__})
 
     @alphazoo.hookimpl
     def alphazoo_load(self, request: Any) -> Any:
@@ -92,3 +99,5 @@ drifting = ToyAdapter(load_offset=1e-3)
 pickle_declared_safe = ToyAdapter(pickle_safe=True)
 two_defaults = ToyAdapter(two_defaults=True)
 portable_needs_sklearn = ToyAdapter(portable_needs="sklearn")
+declares_its_class = ToyAdapter(model_types=("conformance_plugins.Toy",))
+declares_another_class = ToyAdapter(model_types=("builtins.dict",))

@@ -108,6 +108,18 @@ def test_caller_given_foreign_models_are_checked_too(data) -> None:
                       checks=["ownership"])
 
 
+def test_declared_model_types_must_cover_the_model(data) -> None:
+    X, y = data
+    report = check_adapter("conformance_plugins:declares_its_class", _toy(X, y), X,
+                           checks=["ownership"])
+    assert report.checks == ["ownership"]
+    # Whether the host then never asks the adapter to save the model, or the kit sees the
+    # declaration miss it, the ownership check is the one that fails.
+    with pytest.raises(AdapterCheckError, match=r"^ownership: expected "):
+        check_adapter("conformance_plugins:declares_another_class", _toy(X, y), X,
+                      checks=["ownership"])
+
+
 def test_a_load_that_predicts_differently_fails_the_round_trip(data) -> None:
     X, y = data
     with pytest.raises(AdapterCheckError, match=r"^round_trip: format 'toy-json' loaded in a "
