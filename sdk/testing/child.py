@@ -43,6 +43,10 @@ class Blocker(importlib.abc.MetaPathFinder):
 
 if blocked:
     sys.meta_path.insert(0, Blocker())
+    # A .pth file or sitecustomize may have imported one already: then the block cannot hold.
+    early = sorted(name for name in blocked if name in sys.modules)
+    if early:
+        raise SystemExit(f"cannot block {', '.join(early)}: imported at interpreter start-up")
 
 
 def resolve(path):
