@@ -101,6 +101,7 @@ class Session:
         self._saved: dict[str, str] | None = None
         self._expected: np.ndarray | None = None
         self._children: dict[str, dict[str, Any]] = {}
+        self._library_dists: set[str] | None = None
 
     # -- helpers -------------------------------------------------------------------------
     def summary(self) -> tuple[str | None, list[str]]:
@@ -179,12 +180,14 @@ class Session:
         return not needs & self._library_distributions()
 
     def _library_distributions(self) -> set[str]:
-        owners = metadata.packages_distributions()
-        names = set()
-        for module in self.library_modules:
-            names.add(_canonical(module))
-            names.update(_canonical(dist) for dist in owners.get(module, ()))
-        return names
+        if self._library_dists is None:  # reading every installed distribution: once
+            owners = metadata.packages_distributions()
+            names = set()
+            for module in self.library_modules:
+                names.add(_canonical(module))
+                names.update(_canonical(dist) for dist in owners.get(module, ()))
+            self._library_dists = names
+        return self._library_dists
 
     def tolerance(self, spec: FormatSpec) -> tuple[float, float]:
         """``(rtol, atol)`` for comparing ``spec``'s predictions with the model's."""
