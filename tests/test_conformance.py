@@ -54,6 +54,20 @@ def test_each_check_runs_alone_as_its_own_test_item(data, check) -> None:
     assert report.checks == [check]
 
 
+def test_plugins_are_named_as_modules_or_objects_in_them(data) -> None:
+    X, y = data
+    import conformance_plugins
+
+    # A dotted object path, and a module object (standing for its name): the module itself
+    # has no hooks, so the kit finds no formats in it.
+    report = check_adapter("conformance_plugins.good", _toy(X, y), X,
+                           checks=["formats", "round_trip"])
+    assert report.formats == ["toy-json", "toy-pickle"]
+    with pytest.raises(AdapterCheckError, match="^formats: expected alphazoo_formats to "
+                                                "declare at least one FormatSpec"):
+        check_adapter(conformance_plugins, _toy(X, y), X, checks=["formats"])
+
+
 def test_the_kit_error_is_an_alphazoo_error_and_an_assertion() -> None:
     assert issubclass(AdapterCheckError, AlphazooError)
     assert issubclass(AdapterCheckError, AssertionError)

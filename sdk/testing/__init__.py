@@ -128,7 +128,8 @@ def check_adapter(
 
     :param plugin: the plugin's import path, as a fresh interpreter will find it: a module
         (``"my_package.plugin"``) or an object in one (``"my_package.plugin:adapter"``, the
-        entry-point spelling); a module object stands for its name. It is registered with an
+        entry-point spelling, or ``"my_package.plugin.adapter"``); a module object stands for
+        its name. It is registered with an
         isolated :class:`~alphazoo.Zoo` (``discover=False``), here and in each child.
     :param make_model: returns a *fitted* model of the plugin. When it takes an argument it is
         given the zoo the checks save through, so it can ``zoo.build`` a zoo model and

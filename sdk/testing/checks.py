@@ -47,8 +47,15 @@ _SAMPLE_ROWS = 32
 
 def resolve_plugin(path: str) -> Any:
     """The plugin object at ``path``: a module (``"pkg.plugin"``) or an object in one
-    (``"pkg.plugin:AdapterObject"``, the entry-point spelling)."""
+    (``"pkg.plugin:adapter"``, the entry-point spelling, or ``"pkg.plugin.adapter"``)."""
     module, _, attribute = path.partition(":")
+    if not attribute:
+        try:
+            return importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module or "." not in module:
+                raise
+            module, attribute = module.rsplit(".", 1)
     obj: Any = importlib.import_module(module)
     for part in filter(None, attribute.split(".")):
         obj = getattr(obj, part)

@@ -49,8 +49,15 @@ if blocked:
         raise SystemExit(f"cannot block {', '.join(early)}: imported at interpreter start-up")
 
 
-def resolve(path):
+def resolve(path):  # alphazoo.testing.checks.resolve_plugin, before alphazoo is imported
     module, _, attribute = path.partition(":")
+    if not attribute:
+        try:
+            return importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module or "." not in module:
+                raise
+            module, attribute = module.rsplit(".", 1)
     obj = importlib.import_module(module)
     for part in filter(None, attribute.split(".")):
         obj = getattr(obj, part)
