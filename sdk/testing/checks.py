@@ -417,8 +417,9 @@ def check_tamper(s: Session) -> None:
     keys = ["conformance/default", *(s._saved or {}).values()]
     for key in keys:
         data = s.store.read_bytes(key)
-        safe = s.zoo.format_spec(*_adapter_and_format(s.zoo.inspect(key)))
-        trusted = safe is None or not safe.safe
+        manifest = s.zoo.inspect(key)
+        spec = s.zoo.format_spec(manifest.get("adapter"), manifest.get("format"))
+        trusted = spec is None or not spec.safe
         try:  # the bytes as stored load: what fails below fails for the flipped byte
             with warnings.catch_warnings():  # version notes belong to round_trip's loads
                 warnings.simplefilter("ignore", VersionMismatchWarning)
@@ -440,10 +441,6 @@ def check_tamper(s: Session) -> None:
                        f"of {len(data)} flipped; saw {type(exc).__name__}: {exc}")
             s.fail(f"expected BundleIntegrityError for bundle {key!r} with byte {position} of "
                    f"{len(data)} flipped; it loaded")
-
-
-def _adapter_and_format(manifest: dict[str, Any]) -> tuple[str | None, str | None]:
-    return manifest.get("adapter"), manifest.get("format")
 
 
 def check_light_import(s: Session) -> None:
