@@ -30,6 +30,7 @@ _EXPORTS = {
     "UnsupportedFormatError": "errors", "ModelNotFoundError": "errors",
     "OnnxParityError": "errors", "MissingDependencyError": "errors",
     "IncompatibleVersionError": "errors", "VersionMismatchWarning": "errors",
+    "AdapterCheckError": "errors",
     "TrainingQuotaExceeded": "training.quota",
 }
 #: Submodules reachable as attributes (``alphazoo.errors``) before anything imported them.
@@ -37,13 +38,14 @@ _SUBMODULES = frozenset({
     "backends", "builtins", "bundle", "cli", "contracts", "datasets", "demo", "discovery",
     "example_features",
     "errors", "hookspecs", "host", "keys", "leftovers", "limits", "manifest_schema", "reader",
-    "registry", "staging", "store", "training", "trust",
+    "registry", "staging", "store", "testing", "training", "trust",
 })
 
 if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
     from .contracts import FormatSpec, LoadRequest, ModelSpec, SavedPayload, SaveRequest
     from .discovery import PluginInfo, PluginLoadWarning
     from .errors import (
+        AdapterCheckError,
         AlphazooError,
         BundleFormatError,
         BundleIntegrityError,
@@ -131,6 +133,7 @@ __all__ = [
     "MissingDependencyError",
     "IncompatibleVersionError",
     "VersionMismatchWarning",
+    "AdapterCheckError",
     "TrainingQuotaExceeded",
     "__version__",
 ]

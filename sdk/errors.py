@@ -27,6 +27,7 @@ __all__ = [
     "MissingDependencyError",
     "IncompatibleVersionError",
     "VersionMismatchWarning",
+    "AdapterCheckError",
 ]
 
 
@@ -188,6 +189,22 @@ class IncompatibleVersionError(AlphazooError):
         self.library = library
         self.saved = saved
         self.installed = installed
+
+
+class AdapterCheckError(AlphazooError, AssertionError):
+    """A plugin failed a check of :func:`alphazoo.testing.check_adapter`.
+
+    ``check`` names the check (``"round_trip"``, ``"trust"``...), and the message starts with
+    it, then says what was expected and what was seen. It is an ``AssertionError``, so pytest
+    shows it as a failed assertion in the plugin author's test suite.
+    """
+
+    def __init__(self, check: str, problem: str, plugin: str = "") -> None:
+        self.check = check
+        self.problem = problem
+        self.plugin = plugin
+        where = f" [plugin {plugin}]" if plugin else ""
+        super().__init__(f"{check}: {problem}{where}")
 
 
 class VersionMismatchWarning(UserWarning):

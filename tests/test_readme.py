@@ -94,3 +94,21 @@ def test_plugin_example_works_as_a_plugin(tmp_path: Path) -> None:
     assert zoo.load("mean/x").predict([[0]]) == [2.0]
     with pytest.raises(alphazoo.UnsupportedFormatError, match="mean-json"):
         zoo.save(model, "mean/y", format="onnx")
+
+
+@pytest.mark.slow
+def test_plugin_conformance_example_passes_on_the_readme_plugin(tmp_path: Path) -> None:
+    plugin = next(block for block in _blocks("python") if "my_package/alphazoo_plugin.py" in block)
+    example = next(block for block in _blocks("python") if "check_adapter(" in block)
+    (tmp_path / "my_package").mkdir()
+    (tmp_path / "my_package" / "__init__.py").write_text("")
+    (tmp_path / "my_package" / "alphazoo_plugin.py").write_text(plugin)
+    (tmp_path / "test_mean_conformance.py").write_text(example)
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    env.pop("ALPHAZOO_SIGNING_KEY", None)
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider",
+                             "test_mean_conformance.py"], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=HANG_TIMEOUT, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "my_package.alphazoo_plugin: 6 checks passed in" in result.stdout
+    assert "formats mean-json" in result.stdout
