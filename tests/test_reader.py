@@ -291,7 +291,11 @@ print(json.dumps(out))
     answers = json.loads(result.stdout)
     assert answers["versions"] == ["1.26.4", "1.6.1", "3.0.5", "0.3.3", "1.23.2"]
     for index, (key, (tolerance, expected)) in enumerate(more_onnx.items()):
-        assert_matches(answers[str(index)], tolerance, expected, key)
+        # Native payloads carry the exact bits, but another numpy/scipy evaluates the model
+        # (hmmlearn's log-sum-exp, say) with other rounding: labels stay equal, floats within
+        # a few ulps. Bit-equal predictions are checked where the versions are the same.
+        across_versions = tolerance or 1e-12
+        assert_matches(answers[str(index)], across_versions, expected, key)
     # The profile's opset limit is onnxruntime 1.23.2's own answer, probed there.
     probe = Path(compat_bundles.__file__).read_text()
     start, end = probe.index("def _varint"), probe.index("def _installed")
