@@ -31,16 +31,18 @@ from pathlib import Path
 from typing import IO, Any, Protocol, cast
 
 from .errors import KeyConflictError, KeyEscapeError, ObjectChangedError
-from .leftovers import new_token, temp_file_name, temp_writer
+from .leftovers import REMOTE_TMP_DIR, new_token, remote_entry, temp_file_name, temp_writer
+from .memory_backend import MemoryBackend
 
 try:  # POSIX; elsewhere the lock is per process only (documented on LocalBackend)
     import fcntl
 except ImportError:  # pragma: no cover - not on this platform
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["Backend", "LocalBackend", "FsspecBackend", "backend_for", "prune_empty_folders"]
+__all__ = ["Backend", "LocalBackend", "FsspecBackend", "MemoryBackend", "backend_for",
+           "prune_empty_folders"]
 
-_TMP_DIR = ".alphazoo-tmp"
+_TMP_DIR = REMOTE_TMP_DIR
 _LOCK_FILE = ".alphazoo.lock"
 
 
@@ -71,8 +73,9 @@ class Backend(Protocol):
     def open_read(self, key: str) -> IO[bytes]:
         """Open the object for reading; raises FileNotFoundError when it does not exist."""
 
-    def write(self, key: str, chunks: Iterable[bytes]) -> None:
-        """Write the object atomically from ``chunks``."""
+    def write(self, key: str, chunks: Iterable[bytes]) -> bool:
+        """Write the object atomically from ``chunks``; True when temporary files of dead
+        writers were removed on the way (a folder of leftovers at the key)."""
 
     def delete(self, key: str) -> bool:
         """Remove the object; False when it did not exist."""
@@ -83,6 +86,13 @@ class Backend(Protocol):
 
     def lock(self) -> contextlib.AbstractContextManager[Any]:
         """A lock held around check-then-write sequences."""
+
+    def read_state(self) -> bytes:
+        """The store's usage record (:mod:`alphazoo.ledger`), ``b""`` when there is none;
+        called with :meth:`lock` held."""
+
+    def write_state(self, data: bytes) -> None:
+        """Replace the usage record (``b""`` drops it); called with :meth:`lock` held."""
 
 
 class LocalBackend:
@@ -106,6 +116,8 @@ class LocalBackend:
         self._real_root = os.path.realpath(self.root)
         self._thread_lock = threading.RLock()
         self._depth = 0  # lock() nesting in this object; only the outermost takes the flock
+        self._lock_fd: int | None = None  # the lock file while the flock is held
+        self._state: bytes = b""  # the usage record where there is no fcntl (per process)
 
     def _path(self, key: str) -> Path:
         path = self.root.joinpath(*key.split("/"))
@@ -225,10 +237,11 @@ class LocalBackend:
         if target.is_symlink():
             raise KeyConflictError(key, f"{str(target)!r} is a symbolic link to a folder; the "
                                    "store does not replace links with objects")
+        cleared = False
         if target.is_dir():
             # Holds no object (the store checked for conflicts), at most the temporary files
             # of writers that died: under the store's lock no live writer is mid-way there.
-            self._clear_ghost(key, target)
+            cleared = self._clear_ghost(key, target)
         tmp = target.parent / temp_file_name(target.name)
         try:
             with open(tmp, "wb") as handle:
@@ -247,17 +260,22 @@ class LocalBackend:
                     break
             raise
         _fsync_dir(target.parent)
+        return cleared
 
-    def _clear_ghost(self, key: str, folder: Path) -> None:
+    def _clear_ghost(self, key: str, folder: Path) -> bool:
+        """Remove a folder holding only temporary files; True when it held any."""
+        found = False
         for below, _, names in os.walk(folder, topdown=False):
             for name in names:
                 if temp_writer(name) is None:
                     raise KeyConflictError(key, f"the folder {str(folder)!r} holds {name!r}, "
                                            "which is not an object of this store")
+                found = True
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(os.path.join(below, name))
             with contextlib.suppress(FileNotFoundError):
                 os.rmdir(below)
+        return found
 
     def delete(self, key: str) -> bool:
         path = self._path(key)
@@ -313,13 +331,33 @@ class LocalBackend:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX)
                 self._depth += 1
+                self._lock_fd = fd
                 try:
                     yield
                 finally:
+                    self._lock_fd = None
                     self._depth -= 1
                     fcntl.flock(fd, fcntl.LOCK_UN)
             finally:
                 os.close(fd)
+
+    def read_state(self) -> bytes:
+        """The usage record, kept in the lock file: read under the flock, so every process
+        writing the folder sees the last one's update."""
+        fd = self._lock_fd
+        if fd is None:  # pragma: no cover - no fcntl: the record is this process's
+            return self._state
+        return os.pread(fd, os.fstat(fd).st_size, 0)
+
+    def write_state(self, data: bytes) -> None:
+        """Rewrite the record in place. A writer killed between the two calls leaves a tail
+        of the old record, which fails the record's checksum: the next user recounts."""
+        fd = self._lock_fd
+        if fd is None:  # pragma: no cover - no fcntl
+            self._state = data
+            return
+        os.pwrite(fd, data, 0)
+        os.ftruncate(fd, len(data))
 
 
 class FsspecBackend:
@@ -351,6 +389,7 @@ class FsspecBackend:
         self._memory = "memory" in _protocols(self.fs)
         options = getattr(self.fs, "storage_options", {}) or {}
         location = (type(self.fs).__name__, str(options.get("endpoint_url", "")), self.root)
+        self._location = location
         with _LOCATION_LOCKS_GUARD:
             self._lock = _LOCATION_LOCKS.setdefault(location, threading.RLock())
 
@@ -367,12 +406,9 @@ class FsspecBackend:
             path = path.lstrip("/") if not self.root.startswith("/") else path
             if info.get("type") == "file" and path.startswith(prefix):
                 rel = path[len(prefix):]
-                size = int(info.get("size") or 0)
-                parts = rel.split("/")
-                if len(parts) == 2 and parts[0] == _TMP_DIR and temp_writer(parts[1]):
-                    yield rel, size, True
-                elif not any(part.startswith(".") for part in parts):
-                    yield rel, size, False
+                temp = remote_entry(rel)
+                if temp is not None:
+                    yield rel, int(info.get("size") or 0), temp
 
     def list(self) -> Iterator[tuple[str, int]]:
         return ((name, size) for name, size, temp in self.scan() if not temp)
@@ -456,6 +492,7 @@ class FsspecBackend:
             raise
         finally:
             self.fs.invalidate_cache()
+        return False
 
     def delete(self, key: str) -> bool:
         if self.kind(key) != "file":
@@ -470,7 +507,17 @@ class FsspecBackend:
     def lock(self) -> contextlib.AbstractContextManager[Any]:
         return self._lock
 
+    def read_state(self) -> bytes:
+        """The usage record of this location in this process (no LIST per save)."""
+        return _LOCATION_STATES.get(self._location, b"")
 
+    def write_state(self, data: bytes) -> None:
+        """Replace this process's usage record of the location."""
+        _LOCATION_STATES[self._location] = data
+
+
+#: Usage records (:mod:`alphazoo.ledger`) per fsspec location in this process.
+_LOCATION_STATES: dict[tuple[str, str, str], bytes] = {}
 #: One lock per fsspec location in this process, shared by every store opened on it.
 _LOCATION_LOCKS: dict[tuple[str, str, str], threading.RLock] = {}
 _LOCATION_LOCKS_GUARD = threading.Lock()
@@ -544,6 +591,8 @@ def backend_for(location: str | os.PathLike[str], **storage_options: Any) -> Bac
         if parsed.netloc not in ("", "localhost"):
             raise ValueError(f"{text!r} names another host; a folder store must be local")
         return LocalBackend(urllib.request.url2pathname(parsed.path))
+    if parsed.scheme == "memory":
+        return MemoryBackend(text, **storage_options)
     if "://" in text:
         return FsspecBackend(text, **storage_options)
     return LocalBackend(text)
