@@ -221,7 +221,7 @@ class LocalBackend:
         except (IsADirectoryError, NotADirectoryError) as exc:
             raise FileNotFoundError(key) from exc
 
-    def write(self, key: str, chunks: Iterable[bytes]) -> None:
+    def write(self, key: str, chunks: Iterable[bytes]) -> bool:
         target = self._path(key)
         # Folders this write creates, deepest first: a failed write removes them again, or an
         # empty folder left at "a" would make a later save("a") look like a key conflict.
@@ -473,7 +473,7 @@ class FsspecBackend:
                                  lambda: self.fs.invalidate_cache(path))
         return cast(IO[bytes], guarded)
 
-    def write(self, key: str, chunks: Iterable[bytes]) -> None:
+    def write(self, key: str, chunks: Iterable[bytes]) -> bool:
         # Stream into a temporary object, then move it into place: a write that fails half way
         # leaves nothing under the key (closing an fsspec file commits whatever it holds).
         tmp = self._path(f"{_TMP_DIR}/{new_token()}")

@@ -167,6 +167,7 @@ def _decode(data: bytes) -> tuple[Counts, bool] | None:
                 or not isinstance(watch, dict)
                 or not all(v is None or type(v) is int for v in watch.values())):
             return None
-        return Counts(*numbers, watch=watch), bool(record["pending"])
+        objects, size, temp_files, temp_bytes = numbers
+        return Counts(objects, size, temp_files, temp_bytes, watch), bool(record["pending"])
     except (ValueError, KeyError, TypeError, AttributeError):
         return None

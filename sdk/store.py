@@ -97,9 +97,12 @@ class ObjectStore:
         ``./storage``.
     max_size, max_files:
         Limits in bytes and objects. Default: the ``tier`` preset, else LEAN's local limits
-        (10 GiB, 10,000 objects). Exact for every process writing a folder store, for every
-        store on one ``memory://`` name or URL within a process; across processes on S3
-        best-effort (no lock spans S3 clients). Crash leftovers count until removed.
+        (10 GiB, 10,000 objects). Checked in constant time against a usage record that
+        saves update (:mod:`alphazoo.ledger`). Exact for every process writing a folder
+        store (the record lives in its lock file), for every store on one ``memory://`` name
+        or URL within a process; across processes on S3 best-effort (each process keeps its
+        own record; no lock spans S3 clients; :meth:`clear` recounts). Crash leftovers count
+        until removed.
     tier:
         ``"free"`` (5 MiB/100), ``"prime"`` (50 MiB/1,000) or ``"professional"``
         (500 MiB/10,000), LEAN's cloud tiers.
