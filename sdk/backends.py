@@ -121,7 +121,7 @@ class LocalBackend:
 
     def _path(self, key: str) -> Path:
         path = self.root.joinpath(*key.split("/"))
-        real = os.path.realpath(path)
+        real = self._resolve(key, path)
         if not self._inside(real):
             raise KeyEscapeError(
                 key, f"its path {str(path)!r} resolves to {real!r} through a symbolic link "
@@ -129,6 +129,24 @@ class LocalBackend:
                 "follows links out of the root"
             )
         return path
+
+    def _resolve(self, key: str, path: Path) -> str:
+        """``os.path.realpath(path)``, looking only at the root and the key's own components
+        when none of them is a link (the common case: a few lstat calls instead of one per
+        folder from ``/`` down, which were most of a small save's work)."""
+        root = str(self.root)
+        if root != self._real_root:  # the root was reached through a link when opened
+            return os.path.realpath(path)
+        current = root
+        for part in ("", *key.split("/")):
+            current = f"{current}{os.sep}{part}" if part else current
+            try:
+                mode = os.lstat(current).st_mode
+            except (FileNotFoundError, NotADirectoryError):
+                break  # nothing below a missing component can be a link
+            if stat.S_ISLNK(mode):
+                return os.path.realpath(path)
+        return os.path.normpath(str(path))
 
     def _inside(self, real: str) -> bool:
         root = self._real_root
