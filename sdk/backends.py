@@ -1,6 +1,6 @@
 """Where an :class:`~alphazoo.ObjectStore` keeps its bytes.
 
-Two backends cover every URL:
+Three backends cover every URL:
 
 - :class:`LocalBackend` -- a folder. An object is a plain file at ``root/<key>``, so models
   are browsable and :meth:`ObjectStore.get_file_path` is the object itself. Writes go to a
@@ -10,6 +10,11 @@ Two backends cover every URL:
 - :class:`FsspecBackend` -- any fsspec URL (``memory://``, ``s3://bucket/prefix``...). Writes
   stream to a temporary path and are moved into place when complete, so a failed write never
   leaves a partial object under the key.
+- :class:`~alphazoo.memory_backend.MemoryBackend` -- ``memory://``, on fsspec's memory file
+  system's dict directly (fsspec's own calls there scan every path in memory).
+
+Each keeps the store's usage record (:mod:`alphazoo.ledger`) through ``read_state`` and
+``write_state``: a folder store in its lock file, the others in the process.
 
 Temporary names come from :mod:`alphazoo.leftovers`, so a writer killed half way leaves a file
 that names its writer. Backends deal in normalized keys only; validation and limits live in the
