@@ -171,8 +171,12 @@ class ObjectStore:
         :mod:`alphazoo.ledger`).
         """
         self._sync_staged()
-        with self._backend.lock():
-            counts = self._ledger.recount() if recount else self._counts()[0]
+        folder = self.folder
+        if folder is not None and not folder.is_dir():
+            counts = Counts(0, 0)  # no folder yet: nothing to count, and nothing to create
+        else:
+            with self._backend.lock():
+                counts = self._ledger.recount() if recount else self._counts()[0]
         return StoreUsage(self.url, counts.objects, counts.bytes, self._max_files,
                           self._max_size, counts.temp_files, counts.temp_bytes)
 

@@ -214,3 +214,11 @@ def test_s3_saves_do_not_list_and_clear_sees_other_writers(moto_s3) -> None:
         store.save("d", "4")
     assert ledger(store) == exact(store) == (3, 4)
 
+
+
+def test_usage_of_a_folder_store_not_made_yet_creates_nothing(tmp_path: Path) -> None:
+    root = tmp_path / "not-yet"
+    for recount in (True, False):
+        usage = ObjectStore(root).usage(recount=recount)
+        assert (usage.objects, usage.bytes, usage.temp_files) == (0, 0, 0)
+    assert not root.exists()
