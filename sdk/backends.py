@@ -1,15 +1,20 @@
 """Where an :class:`~alphazoo.ObjectStore` keeps its bytes.
 
-Two backends cover every URL:
+Three backends cover every URL:
 
 - :class:`LocalBackend` -- a folder. An object is a plain file at ``root/<key>``, so models
   are browsable and :meth:`ObjectStore.get_file_path` is the object itself. Writes go to a
   temporary file in the same folder, are fsynced and renamed over the target (readers see the
   old object or the new one, never a torn one); a lock file serialises the limit check and the
   rename across processes. No path is used whose resolved form leaves the root.
-- :class:`FsspecBackend` -- any fsspec URL (``memory://``, ``s3://bucket/prefix``...). Writes
-  stream to a temporary path and are moved into place when complete, so a failed write never
-  leaves a partial object under the key.
+- :class:`~alphazoo.fsspec_backend.FsspecBackend` -- any other fsspec URL
+  (``s3://bucket/prefix``...). Writes stream to a temporary path and are moved into place
+  when complete, so a failed write never leaves a partial object under the key.
+- :class:`~alphazoo.memory_backend.MemoryBackend` -- ``memory://``, on fsspec's memory file
+  system's dict directly (fsspec's own calls there scan every path in memory).
+
+Each keeps the store's usage record (:mod:`alphazoo.ledger`) through ``read_state`` and
+``write_state``: a folder store in its lock file, the others in the process.
 
 Temporary names come from :mod:`alphazoo.leftovers`, so a writer killed half way leaves a file
 that names its writer. Backends deal in normalized keys only; validation and limits live in the
@@ -19,28 +24,28 @@ store.
 from __future__ import annotations
 
 import contextlib
-import io
 import os
 import stat
-import sys
 import threading
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import IO, Any, Protocol, cast
+from typing import IO, Any, Protocol
 
-from .errors import KeyConflictError, KeyEscapeError, ObjectChangedError
-from .leftovers import new_token, temp_file_name, temp_writer
+from .errors import KeyConflictError, KeyEscapeError
+from .fsspec_backend import FsspecBackend
+from .leftovers import temp_file_name, temp_writer
+from .memory_backend import MemoryBackend
 
 try:  # POSIX; elsewhere the lock is per process only (documented on LocalBackend)
     import fcntl
 except ImportError:  # pragma: no cover - not on this platform
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["Backend", "LocalBackend", "FsspecBackend", "backend_for", "prune_empty_folders"]
+__all__ = ["Backend", "LocalBackend", "FsspecBackend", "MemoryBackend", "backend_for",
+           "prune_empty_folders"]
 
-_TMP_DIR = ".alphazoo-tmp"
 _LOCK_FILE = ".alphazoo.lock"
 
 
@@ -71,8 +76,9 @@ class Backend(Protocol):
     def open_read(self, key: str) -> IO[bytes]:
         """Open the object for reading; raises FileNotFoundError when it does not exist."""
 
-    def write(self, key: str, chunks: Iterable[bytes]) -> None:
-        """Write the object atomically from ``chunks``."""
+    def write(self, key: str, chunks: Iterable[bytes]) -> bool:
+        """Write the object atomically from ``chunks``; True when temporary files of dead
+        writers were removed on the way (a folder of leftovers at the key)."""
 
     def delete(self, key: str) -> bool:
         """Remove the object; False when it did not exist."""
@@ -83,6 +89,13 @@ class Backend(Protocol):
 
     def lock(self) -> contextlib.AbstractContextManager[Any]:
         """A lock held around check-then-write sequences."""
+
+    def read_state(self) -> bytes:
+        """The store's usage record (:mod:`alphazoo.ledger`), ``b""`` when there is none;
+        called with :meth:`lock` held."""
+
+    def write_state(self, data: bytes) -> None:
+        """Replace the usage record (``b""`` drops it); called with :meth:`lock` held."""
 
 
 class LocalBackend:
@@ -106,10 +119,12 @@ class LocalBackend:
         self._real_root = os.path.realpath(self.root)
         self._thread_lock = threading.RLock()
         self._depth = 0  # lock() nesting in this object; only the outermost takes the flock
+        self._lock_fd: int | None = None  # the lock file while the flock is held
+        self._state: bytes = b""  # the usage record where there is no fcntl (per process)
 
     def _path(self, key: str) -> Path:
         path = self.root.joinpath(*key.split("/"))
-        real = os.path.realpath(path)
+        real = self._resolve(key, path)
         if not self._inside(real):
             raise KeyEscapeError(
                 key, f"its path {str(path)!r} resolves to {real!r} through a symbolic link "
@@ -117,6 +132,24 @@ class LocalBackend:
                 "follows links out of the root"
             )
         return path
+
+    def _resolve(self, key: str, path: Path) -> str:
+        """``os.path.realpath(path)``, looking only at the root and the key's own components
+        when none of them is a link (the common case: a few lstat calls instead of one per
+        folder from ``/`` down, which were most of a small save's work)."""
+        root = str(self.root)
+        if root != self._real_root:  # the root was reached through a link when opened
+            return os.path.realpath(path)
+        current = root
+        for part in ("", *key.split("/")):
+            current = f"{current}{os.sep}{part}" if part else current
+            try:
+                mode = os.lstat(current).st_mode
+            except (FileNotFoundError, NotADirectoryError):
+                break  # nothing below a missing component can be a link
+            if stat.S_ISLNK(mode):
+                return os.path.realpath(path)
+        return os.path.normpath(str(path))
 
     def _inside(self, real: str) -> bool:
         root = self._real_root
@@ -209,7 +242,7 @@ class LocalBackend:
         except (IsADirectoryError, NotADirectoryError) as exc:
             raise FileNotFoundError(key) from exc
 
-    def write(self, key: str, chunks: Iterable[bytes]) -> None:
+    def write(self, key: str, chunks: Iterable[bytes]) -> bool:
         target = self._path(key)
         # Folders this write creates, deepest first: a failed write removes them again, or an
         # empty folder left at "a" would make a later save("a") look like a key conflict.
@@ -225,10 +258,11 @@ class LocalBackend:
         if target.is_symlink():
             raise KeyConflictError(key, f"{str(target)!r} is a symbolic link to a folder; the "
                                    "store does not replace links with objects")
+        cleared = False
         if target.is_dir():
             # Holds no object (the store checked for conflicts), at most the temporary files
             # of writers that died: under the store's lock no live writer is mid-way there.
-            self._clear_ghost(key, target)
+            cleared = self._clear_ghost(key, target)
         tmp = target.parent / temp_file_name(target.name)
         try:
             with open(tmp, "wb") as handle:
@@ -247,17 +281,22 @@ class LocalBackend:
                     break
             raise
         _fsync_dir(target.parent)
+        return cleared
 
-    def _clear_ghost(self, key: str, folder: Path) -> None:
+    def _clear_ghost(self, key: str, folder: Path) -> bool:
+        """Remove a folder holding only temporary files; True when it held any."""
+        found = False
         for below, _, names in os.walk(folder, topdown=False):
             for name in names:
                 if temp_writer(name) is None:
                     raise KeyConflictError(key, f"the folder {str(folder)!r} holds {name!r}, "
                                            "which is not an object of this store")
+                found = True
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(os.path.join(below, name))
             with contextlib.suppress(FileNotFoundError):
                 os.rmdir(below)
+        return found
 
     def delete(self, key: str) -> bool:
         path = self._path(key)
@@ -313,227 +352,33 @@ class LocalBackend:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX)
                 self._depth += 1
+                self._lock_fd = fd
                 try:
                     yield
                 finally:
+                    self._lock_fd = None
                     self._depth -= 1
                     fcntl.flock(fd, fcntl.LOCK_UN)
             finally:
                 os.close(fd)
 
+    def read_state(self) -> bytes:
+        """The usage record, kept in the lock file: read under the flock, so every process
+        writing the folder sees the last one's update."""
+        fd = self._lock_fd
+        if fd is None:  # pragma: no cover - no fcntl: the record is this process's
+            return self._state
+        return os.pread(fd, os.fstat(fd).st_size, 0)
 
-class FsspecBackend:
-    """Any fsspec file system under a root path (``memory://``, ``s3://bucket/prefix``...).
-
-    The lock is shared by every backend object on the same location in this process, so the
-    limits hold for all the stores a process opens on one URL. It is per process: S3 offers
-    no cross-client lock, so across several writing processes the limits are best-effort.
-
-    Reads return the old or the new object while a writer replaces it: ``memory://`` reads
-    copy the stored bytes (fsspec hands every reader the same file object, sharing one read
-    position); an S3 read that finds the object replaced mid-way raises
-    :class:`~alphazoo.ObjectChangedError`, which the store's whole-object reads retry.
-    """
-
-    def __init__(self, url: str, **storage_options: Any) -> None:
-        import fsspec  # only for non-local stores; keeps `import alphazoo` light
-
-        self.fs, root = fsspec.core.url_to_fs(url, **storage_options)
-        self.root = root.rstrip("/")
-        if not self.root.strip("/"):
-            # The file system's root would hold every other store on it (all memory:// stores
-            # of the process, a whole bucket listing): a store needs a folder of its own.
-            raise ValueError(
-                f"store URL {url!r} names no folder; add one, as in memory://NAME or "
-                "s3://bucket/prefix"
-            )
-        self.url = url
-        self._memory = "memory" in _protocols(self.fs)
-        options = getattr(self.fs, "storage_options", {}) or {}
-        location = (type(self.fs).__name__, str(options.get("endpoint_url", "")), self.root)
-        with _LOCATION_LOCKS_GUARD:
-            self._lock = _LOCATION_LOCKS.setdefault(location, threading.RLock())
-
-    def _path(self, key: str) -> str:
-        return f"{self.root}/{key}" if self.root else key
-
-    def scan(self) -> Iterator[tuple[str, int, bool]]:
-        try:
-            found = self.fs.find(self.root, detail=True)
-        except FileNotFoundError:
+    def write_state(self, data: bytes) -> None:
+        """Rewrite the record in place. A writer killed between the two calls leaves a tail
+        of the old record, which fails the record's checksum: the next user recounts."""
+        fd = self._lock_fd
+        if fd is None:  # pragma: no cover - no fcntl
+            self._state = data
             return
-        prefix = f"{self.root}/" if self.root else ""
-        for path, info in found.items():
-            path = path.lstrip("/") if not self.root.startswith("/") else path
-            if info.get("type") == "file" and path.startswith(prefix):
-                rel = path[len(prefix):]
-                size = int(info.get("size") or 0)
-                parts = rel.split("/")
-                if len(parts) == 2 and parts[0] == _TMP_DIR and temp_writer(parts[1]):
-                    yield rel, size, True
-                elif not any(part.startswith(".") for part in parts):
-                    yield rel, size, False
-
-    def list(self) -> Iterator[tuple[str, int]]:
-        return ((name, size) for name, size, temp in self.scan() if not temp)
-
-    def discard_temp(self, relative: str) -> None:
-        folder, _, name = relative.partition("/")
-        if folder != _TMP_DIR or temp_writer(name) is None:
-            raise ValueError(f"{relative!r} is not a temporary file of the store")
-        with contextlib.suppress(FileNotFoundError):
-            self.fs.rm(self._path(relative))
-        self.fs.invalidate_cache()
-
-    def modified(self, relative: str) -> float | None:
-        try:
-            info = self.fs.info(self._path(relative))
-        except (FileNotFoundError, OSError):
-            return None
-        stamp = info.get("LastModified") or info.get("created") or info.get("mtime")
-        if hasattr(stamp, "timestamp"):
-            return float(stamp.timestamp())
-        return float(stamp) if isinstance(stamp, (int, float)) else None
-
-    def kind(self, key: str) -> str | None:
-        path = self._path(key)
-        try:
-            info = self.fs.info(path)
-        except FileNotFoundError:
-            return None
-        except NotADirectoryError:  # a parent is an object
-            return None
-        if info.get("type") != "directory":
-            return "file"
-        # The memory file system keeps "pseudo folders" after their files are deleted; a folder
-        # holding no object is no conflict (S3 has no folders but the keys under them).
-        if self._memory and not self.fs.find(path):
-            return None
-        return "dir"
-
-    def size(self, key: str) -> int | None:
-        try:
-            info = self.fs.info(self._path(key))
-        except (FileNotFoundError, NotADirectoryError):
-            return None
-        if info.get("type") == "directory":
-            return None
-        return int(info.get("size") or 0)
-
-    def open_read(self, key: str) -> IO[bytes]:
-        if self.kind(key) != "file":
-            raise FileNotFoundError(key)
-        if self._memory:
-            # A private copy: fsspec's memory file system gives every reader the one stored
-            # file object, so concurrent readers would move each other's read position.
-            try:
-                data = self.fs.cat_file(self._path(key))
-            except (IsADirectoryError, NotADirectoryError) as exc:
-                raise FileNotFoundError(key) from exc
-            return io.BytesIO(data)
-        path = self._path(key)
-        # A retry must not reopen with the same stale listing (size, ETag) that expired.
-        guarded = _GuardedReader(key, self.fs.open(path, "rb"),
-                                 lambda: self.fs.invalidate_cache(path))
-        return cast(IO[bytes], guarded)
-
-    def write(self, key: str, chunks: Iterable[bytes]) -> None:
-        # Stream into a temporary object, then move it into place: a write that fails half way
-        # leaves nothing under the key (closing an fsspec file commits whatever it holds).
-        tmp = self._path(f"{_TMP_DIR}/{new_token()}")
-        target = self._path(key)
-        try:
-            with self.fs.open(tmp, "wb") as handle:
-                for chunk in chunks:
-                    handle.write(chunk)
-            if self._memory:
-                with contextlib.suppress(ValueError):
-                    self.fs.pseudo_dirs.remove(target)  # an empty folder the object replaces
-            self.fs.mv(tmp, target)
-        except BaseException:
-            with contextlib.suppress(Exception):
-                self.fs.rm(tmp)
-            raise
-        finally:
-            self.fs.invalidate_cache()
-
-    def delete(self, key: str) -> bool:
-        if self.kind(key) != "file":
-            return False
-        self.fs.rm(self._path(key))
-        self.fs.invalidate_cache()
-        return True
-
-    def local_path(self, key: str) -> Path | None:
-        return None
-
-    def lock(self) -> contextlib.AbstractContextManager[Any]:
-        return self._lock
-
-
-#: One lock per fsspec location in this process, shared by every store opened on it.
-_LOCATION_LOCKS: dict[tuple[str, str, str], threading.RLock] = {}
-_LOCATION_LOCKS_GUARD = threading.Lock()
-
-
-def _protocols(fs: Any) -> tuple[str, ...]:
-    protocol = getattr(fs, "protocol", ())
-    return (protocol,) if isinstance(protocol, str) else tuple(protocol)
-
-
-class _GuardedReader(io.RawIOBase):
-    """A remote file whose "replaced while reading" errors become ObjectChangedError.
-
-    s3fs raises ``FileExpired`` when the object's ETag changes between opening and a later
-    ranged read, and ``FileNotFoundError`` when it was deleted meanwhile.
-    """
-
-    def __init__(self, key: str, handle: Any, on_change: Callable[[], None]) -> None:
-        super().__init__()
-        self._key = key
-        self._handle = handle
-        self._on_change = on_change
-
-    def readable(self) -> bool:
-        return True
-
-    def read(self, size: int = -1) -> bytes:
-        try:
-            return self._handle.read(size)
-        except OSError as exc:
-            if _is_expired(exc) or isinstance(exc, FileNotFoundError):
-                self._on_change()
-                raise ObjectChangedError(self._key, f"{type(exc).__name__}: {exc}") from exc
-            raise
-
-    def readall(self) -> bytes:
-        return self.read(-1)
-
-    def readinto(self, buffer: Any) -> int:
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        return self._handle.seek(offset, whence)
-
-    def tell(self) -> int:
-        return self._handle.tell()
-
-    def seekable(self) -> bool:
-        return True
-
-    def close(self) -> None:
-        try:
-            self._handle.close()
-        finally:
-            super().close()
-
-
-def _is_expired(exc: BaseException) -> bool:
-    utils = sys.modules.get("s3fs.utils")
-    expired = getattr(utils, "FileExpired", None)
-    return expired is not None and isinstance(exc, expired)
+        os.pwrite(fd, data, 0)
+        os.ftruncate(fd, len(data))
 
 
 def backend_for(location: str | os.PathLike[str], **storage_options: Any) -> Backend:
@@ -544,6 +389,8 @@ def backend_for(location: str | os.PathLike[str], **storage_options: Any) -> Bac
         if parsed.netloc not in ("", "localhost"):
             raise ValueError(f"{text!r} names another host; a folder store must be local")
         return LocalBackend(urllib.request.url2pathname(parsed.path))
+    if parsed.scheme == "memory":
+        return MemoryBackend(text, **storage_options)
     if "://" in text:
         return FsspecBackend(text, **storage_options)
     return LocalBackend(text)

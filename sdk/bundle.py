@@ -51,6 +51,9 @@ MAGIC = b"ALPHAZOO-BUNDLE\n"
 _HEADER = struct.Struct(">HQ")
 _DIGEST = 32
 _CHUNK = 1024 * 1024
+#: Payload files are read once, hashed and kept in memory for the write while they add up to
+#: no more than this; the others are hashed in a first pass and streamed in a second.
+_READ_ONCE = 16 * 1024 * 1024
 _FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 SIGNATURE_ALGORITHM = "hmac-sha256"
@@ -84,19 +87,33 @@ def write_bundle(
 ) -> dict[str, Any]:
     """Pack ``file_names`` from ``directory`` with ``manifest`` into one object under ``key``.
 
-    Adds ``protocol``, ``files`` and ``signature`` to the manifest and returns it. The files are
-    read twice (hash, then stream) and never joined in memory; only the first read hashes.
+    Adds ``protocol``, ``files`` and ``signature`` to the manifest and returns it. The manifest
+    (with each file's SHA-256) precedes the payload, so every file is hashed before the write
+    starts: files are read once and their bytes kept for the write while they add up to 16 MiB
+    at most; the others are read twice (hash, then stream) and never held in memory whole.
     """
     entries = []
+    contents: dict[str, bytes] = {}
+    room = _READ_ONCE
     for name in file_names:
         if not _FILE_NAME.fullmatch(name):
             raise ValueError(f"payload file name {name!r} is not a plain file name")
-        path = directory / name
         digest = hashlib.sha256()
-        with open(path, "rb") as handle:
+        size = 0
+        with open(directory / name, "rb") as handle:
+            if os.fstat(handle.fileno()).st_size <= room:
+                # One read up to a byte past the room left: a file that grew meanwhile is
+                # still hashed whole, and streamed from the disk instead.
+                data = handle.read(room + 1)
+                digest.update(data)
+                size = len(data)
+                if size <= room:
+                    contents[name] = data
+                    room -= size
             while chunk := handle.read(_CHUNK):
                 digest.update(chunk)
-        entries.append({"name": name, "size": path.stat().st_size, "sha256": digest.hexdigest()})
+                size += len(chunk)
+        entries.append({"name": name, "size": size, "sha256": digest.hexdigest()})
     manifest = {
         **manifest,
         "protocol": PROTOCOL,
@@ -114,7 +131,7 @@ def write_bundle(
         # The per-file SHA-256 values in the manifest stand for the payload: the trailer
         # hashes only what precedes the payload (protocol 2).
         digest = hashlib.sha256(head)
-        yield from _file_chunks(head, directory, entries)
+        yield from _file_chunks(head, directory, entries, contents)
         if sign_key:
             signature = hmac.new(sign_key, head, digestmod=hashlib.sha256).digest()
             digest.update(signature)
@@ -307,9 +324,14 @@ def _read_exact(handle: IO[bytes], length: int, key: str) -> bytes:
     return data
 
 
-def _file_chunks(head: bytes, directory: Path, entries: list[dict[str, Any]]) -> Iterator[bytes]:
+def _file_chunks(head: bytes, directory: Path, entries: list[dict[str, Any]],
+                 contents: dict[str, bytes]) -> Iterator[bytes]:
     yield head
     for entry in entries:
+        data = contents.get(entry["name"])
+        if data is not None:  # read (and hashed) once, before the manifest was made
+            yield data
+            continue
         written = 0
         with open(directory / entry["name"], "rb") as handle:
             while chunk := handle.read(_CHUNK):

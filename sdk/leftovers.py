@@ -50,8 +50,14 @@ __all__ = [
     "temp_writer",
     "writer_state",
     "staging_leftovers",
+    "host_identity",
+    "REMOTE_TMP_DIR",
+    "remote_entry",
+    "boot_identity",
 ]
 
+#: The folder of an fsspec store (memory://, S3) that its writes' temporary objects go to.
+REMOTE_TMP_DIR = ".alphazoo-tmp"
 #: Folder name prefix of get_file_path's staging copies in the temporary directory.
 STAGING_PREFIX = "alphazoo-staged-"
 _TOKEN = r"az-([0-9a-f]{8})-([0-9a-f]{6})-([0-9a-f]+)-([0-9a-f]+)-[0-9a-f]+"
@@ -144,6 +150,17 @@ def temp_writer(name: str) -> Writer | None:
     if any(p.fullmatch(name) for p in (_LEGACY_FILE, _LEGACY_STAGING, _LEGACY_BARE)):
         return Writer(None, None, None, None)
     return None
+
+
+def remote_entry(relative: str) -> bool | None:
+    """What a file at ``relative`` in an fsspec store is: True for a write's temporary
+    object, False for a possible object, None for a hidden file that is neither."""
+    parts = relative.split("/")
+    if len(parts) == 2 and parts[0] == REMOTE_TMP_DIR and temp_writer(parts[1]):
+        return True
+    if any(part.startswith(".") for part in parts):
+        return None
+    return False
 
 
 def writer_state(writer: Writer) -> str:
@@ -242,6 +259,16 @@ def _boot_hash() -> str:
         except OSError:
             _BOOT = "000000"
     return _BOOT
+
+
+def host_identity() -> str:
+    """This host (and pid namespace), hashed: what writer tokens record as ``host``."""
+    return _host_hash()
+
+
+def boot_identity() -> str:
+    """This host's current boot, hashed ("000000" where the platform cannot say)."""
+    return _boot_hash()
 
 
 def _start_ticks(pid: int) -> int | None:

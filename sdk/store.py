@@ -39,6 +39,7 @@ from .errors import (
     StorageLimitError,
 )
 from .keys import is_canonical_key, normalize_key
+from .ledger import Counts, Ledger
 from .leftovers import (
     FsckReport,
     Leftover,
@@ -96,9 +97,12 @@ class ObjectStore:
         ``./storage``.
     max_size, max_files:
         Limits in bytes and objects. Default: the ``tier`` preset, else LEAN's local limits
-        (10 GiB, 10,000 objects). Exact for every process writing a folder store, for every
-        store on one ``memory://`` name or URL within a process; across processes on S3
-        best-effort (no lock spans S3 clients). Crash leftovers count until removed.
+        (10 GiB, 10,000 objects). Checked in constant time against a usage record that
+        saves update (:mod:`alphazoo.ledger`). Exact for every process writing a folder
+        store (the record lives in its lock file), for every store on one ``memory://`` name
+        or URL within a process; across processes on S3 best-effort (each process keeps its
+        own record; no lock spans S3 clients; :meth:`clear` recounts). Crash leftovers count
+        until removed.
     tier:
         ``"free"`` (5 MiB/100), ``"prime"`` (50 MiB/1,000) or ``"professional"``
         (500 MiB/10,000), LEAN's cloud tiers.
@@ -129,6 +133,9 @@ class ObjectStore:
         # change (LEAN persists the same way).
         self._copies = LocalCopies(self._backend.url)
         self._swept = False  # crash leftovers are looked for at the first listing only
+        # Usage kept as state that writes update (see alphazoo.ledger): limit checks cost
+        # the same in a store of 100,000 objects as in an empty one.
+        self._ledger = Ledger(self._backend, self._count)
 
     # -- limits ------------------------------------------------------------------------------
     @property
@@ -153,13 +160,25 @@ class ObjectStore:
         backend = self._backend
         return backend.root if isinstance(backend, LocalBackend) else None
 
-    def usage(self) -> StoreUsage:
-        """Objects and bytes in use, with the limits."""
+    def usage(self, *, recount: bool = True) -> StoreUsage:
+        """Objects and bytes in use, with the limits.
+
+        By default the store is listed and counted, and the usage record that limit checks
+        read is repaired from the count (files changed by hand are counted from here on).
+        ``recount=False`` returns that record instead, in constant time: the figures the
+        next save is checked against (the record is itself recounted when it is missing,
+        damaged, or left marked by a writer that crashed mid-save; see
+        :mod:`alphazoo.ledger`).
+        """
         self._sync_staged()
-        objects, temps = self._scan()
-        return StoreUsage(self.url, len(objects), sum(size for _, size in objects),
-                          self._max_files, self._max_size,
-                          len(temps), sum(size for _, size in temps))
+        folder = self.folder
+        if folder is not None and not folder.is_dir():
+            counts = Counts(0, 0)  # no folder yet: nothing to count, and nothing to create
+        else:
+            with self._backend.lock():
+                counts = self._ledger.recount() if recount else self._counts()[0]
+        return StoreUsage(self.url, counts.objects, counts.bytes, self._max_files,
+                          self._max_size, counts.temp_files, counts.temp_bytes)
 
     def fsck(self, *, remove: bool = False, older_than: float | None = None) -> FsckReport:
         """Find the temporary files crashed writers left, and remove them with ``remove=True``.
@@ -189,6 +208,7 @@ class ObjectStore:
                     if item.gone:
                         self._backend.discard_temp(item.where)
                         found[index] = dataclasses.replace(item, removed=True)
+                self._ledger.invalidate()  # the removed files counted in the usage record
         found.extend(staging_leftovers(remove=remove, older_than=older_than))
         return FsckReport(self.url, tuple(found))
 
@@ -231,10 +251,19 @@ class ObjectStore:
 
     def _put(self, key: str, chunks: Iterable[bytes], size: int) -> None:
         backend = self._backend
+        ledger = self._ledger
         with backend.lock():
             self._check_conflicts(key)
-            self._check_limits(key, size)
-            backend.write(key, _counted(chunks, size, key))
+            counts, replaced = self._check_limits(key, size)
+            # Marked before the object changes, cleared with the new figures after: a writer
+            # killed in between (or a write that raised) leaves the mark, and the next user
+            # of the store recounts.
+            ledger.store(counts, pending=True)
+            cleared = backend.write(key, _counted(chunks, size, key))
+            if cleared:  # leftovers at the key went with the folder they were in
+                ledger.invalidate()
+            else:
+                ledger.store(counts.updated(key, replaced, size))
 
     # -- reading -----------------------------------------------------------------------------
     def read(self, key: str) -> str:
@@ -300,8 +329,16 @@ class ObjectStore:
         """Remove the object under ``key``; False when there was none."""
         key = normalize_key(key)
         self._copies.drop(key)
-        with self._backend.lock():
-            return self._backend.delete(key)
+        backend = self._backend
+        with backend.lock():
+            size = backend.size(key)
+            if size is None:
+                return False
+            counts = self._counts()[0]
+            self._ledger.store(counts, pending=True)
+            deleted = backend.delete(key)
+            self._ledger.store(counts.updated(key, size, None) if deleted else counts)
+            return deleted
 
     def keys(self) -> list[str]:
         """Every key in the store, sorted."""
@@ -319,14 +356,19 @@ class ObjectStore:
         model updated elsewhere. A path handed out before stays a copy of its key: a file
         written there afterwards is uploaded. To delete every object use :meth:`delete_all`.
         """
+        # fsspec caches directory listings per file system (s3fs for its whole lifetime), and
+        # remote stores keep their usage per process: both are dropped first, so that the
+        # uploads below and every later check see other nodes' saves too.
+        fs = getattr(self._backend, "fs", None)
+        if fs is not None:
+            fs.invalidate_cache()
+        with self._backend.lock():
+            self._ledger.invalidate()
         self._sync_staged(strict=True)
         # Uploaded above, so deleting the copies' files loses nothing: get_file_path downloads
         # the current object again. Their keys stay known, so a path handed out before is
         # still uploaded if it is written after clear().
         self._copies.forget_contents()
-        # fsspec caches directory listings per file system (s3fs for its whole lifetime):
-        # without this another node's saves could stay invisible.
-        fs = getattr(self._backend, "fs", None)
         if fs is not None:
             fs.invalidate_cache()
 
@@ -345,6 +387,7 @@ class ObjectStore:
             self._swept = False
             for key, _ in self._scan()[0]:
                 deleted += bool(self._backend.delete(key))
+            self._ledger.invalidate()
         return deleted
 
     def get_file_path(self, key: str) -> str:
@@ -369,7 +412,15 @@ class ObjectStore:
         # uploaded and would make every later use of the store raise.
         with self._backend.lock():
             self._check_conflicts(key)
+            counts = self._counts()[0] if self.folder is not None else None
             local = self._backend.local_path(key)
+            if local is not None and counts is not None:
+                # Another library writes this file behind the store's back: the usage
+                # record watches the key and counts what it finds there at each check.
+                if counts.temp_files:  # local_path may have removed a folder of leftovers
+                    self._ledger.recount(watch={key: None})
+                else:
+                    self._ledger.store(self._ledger.watch(counts, key))
         if local is not None:
             return str(local)
         existing = self._copies.existing(key)
@@ -462,8 +513,25 @@ class ObjectStore:
                 with self._backend.lock():
                     for path in dead:
                         self._backend.discard_temp(path)
+                    self._ledger.invalidate()
                 temps = [(path, size) for path, size in temps if path not in dead]
         return objects, temps
+
+    def _count(self) -> Counts:
+        """Exact usage from a full listing (what the usage record is rebuilt from)."""
+        objects, temps = self._scan()
+        return Counts(len(objects), sum(size for _, size in objects),
+                      len(temps), sum(size for _, size in temps))
+
+    def _counts(self) -> tuple[Counts, bool]:
+        """The usage record's counts and whether they were just recounted (call under the
+        lock). This store's first use recounts when the record says crash leftovers exist,
+        so that the dead writers' files are removed (what "the next open" after a crash
+        does)."""
+        counts, fresh = self._ledger.current()
+        if not fresh and not self._swept and counts.temp_files:
+            return self._ledger.recount(), True
+        return counts, fresh
 
     def _check_conflicts(self, key: str) -> None:
         # An object cannot also be a folder of objects: "a" and "a/b" cannot both exist.
@@ -473,25 +541,41 @@ class ObjectStore:
         parts = key.split("/")
         for depth in range(1, len(parts)):
             parent = "/".join(parts[:depth])
-            if backend.kind(parent) == "file":
+            # size(), not kind(): whether a folder holds objects does not matter here, and
+            # finding out would read the folder (a full one holds thousands of objects).
+            if backend.size(parent) is not None:
                 raise KeyConflictError(
                     key, f"{parent!r} is an object, so it cannot be a folder", parent)
 
-    def _check_limits(self, key: str, size: int) -> None:
-        objects, temps = self._scan()
-        count, total = len(objects), sum(object_size for _, object_size in objects)
-        replaced = next((object_size for name, object_size in objects if name == key), None)
+    def _check_limits(self, key: str, size: int) -> tuple[Counts, int | None]:
+        """The counts a save of ``size`` bytes under ``key`` starts from, and the size of the
+        object it replaces; raises StorageLimitError when it does not fit."""
+        counts, fresh = self._counts()
+        replaced = self._backend.size(key)
+        while True:
+            error = self._limit_error(key, size, counts, replaced)
+            if error is None:
+                return counts, replaced
+            if fresh:
+                raise error
+            # A refusal is confirmed by a count: a record that counts too much (a file
+            # removed by hand) must not refuse a save that fits.
+            counts, fresh = self._ledger.recount(), True
+
+    def _limit_error(self, key: str, size: int, counts: Counts,
+                     replaced: int | None) -> StorageLimitError | None:
         # Temporary files are bytes on the disk: they count until they are removed.
-        count += len(temps)
-        total += sum(temp_size for _, temp_size in temps)
-        note = (f"{len(temps)} of them temporary files of unfinished or crashed writes "
+        count = counts.objects + counts.temp_files
+        total = counts.bytes + counts.temp_bytes
+        note = (f"{counts.temp_files} of them temporary files of unfinished or crashed writes "
                 "(alphazoo store fsck --remove clears those whose writer is gone)"
-                if temps else "")
+                if counts.temp_files else "")
         if (count if replaced is not None else count + 1) > self._max_files:
-            raise StorageLimitError(key, "max_files", count, 1, self._max_files, note)
+            return StorageLimitError(key, "max_files", count, 1, self._max_files, note)
         kept = total - (replaced or 0)
         if kept + size > self._max_size:
-            raise StorageLimitError(key, "max_size", kept, size, self._max_size, note)
+            return StorageLimitError(key, "max_size", kept, size, self._max_size, note)
+        return None
 
     def _sync_staged(self, only: str | None = None, strict: bool = False) -> None:
         for key, path, current in self._copies.changed(only):

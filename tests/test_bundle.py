@@ -166,6 +166,29 @@ def test_write_and_read_bundle_round_trip_several_files(store, tmp_path):
     assert read_bundle(store, "multi", None).files == {}
 
 
+@pytest.mark.parametrize("room", [0, 300, 10 ** 9])
+def test_payload_files_beyond_the_read_once_room_are_streamed_from_disk(store, tmp_path,
+                                                                        monkeypatch, room):
+    # Files are read once and kept while they fit in the room, the rest are hashed and then
+    # streamed again: every split of one payload must write the same bundle.
+    import alphazoo.bundle as bundle
+
+    monkeypatch.setattr(bundle, "_READ_ONCE", room)
+    src = tmp_path / "src"
+    src.mkdir()
+    contents = {"a.bin": bytes(range(256)), "b.bin": b"b" * 100, "c.bin": b"c" * 500}
+    for name, blob in contents.items():
+        (src / name).write_bytes(blob)
+    written = write_bundle(store, "split", {"adapter": "test", "format": "raw"}, src,
+                           list(contents))
+    assert [f["sha256"] for f in written["files"]] == [
+        hashlib.sha256(blob).hexdigest() for blob in contents.values()]
+    out = tmp_path / "out"
+    out.mkdir()
+    opened = read_bundle(store, "split", out)
+    assert {name: path.read_bytes() for name, path in opened.files.items()} == contents
+
+
 def test_signature_validity_depends_on_the_key(store, tmp_path):
     src = tmp_path / "src"
     src.mkdir()

@@ -228,6 +228,8 @@ def test_limits_hold_across_processes(tmp_path: Path, limit: str) -> None:
     assert set(refused) == {limit}
     # ...and together the processes filled the store exactly to its limit, never past it.
     store = alphazoo.ObjectStore(root, **limits)
+    ledger = store.usage(recount=False)  # the record the processes updated, as they left it
+    assert (ledger.objects, ledger.bytes, ledger.temp_files) == (room, room * size, 0)
     usage = store.usage()
     assert usage.objects <= room and usage.bytes <= room * size  # never past the limit
     assert (usage.objects, usage.bytes) == (room, room * size)  # and filled up to it

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+import alphazoo
 from alphazoo import ObjectStore
 
 from _child import HANG_TIMEOUT
@@ -108,7 +109,10 @@ def test_sigkilled_writers_leave_nothing_after_the_next_open(tmp_path: Path) -> 
     assert seen > 0, "no writer was killed mid-save: the test proved nothing"
 
     fresh = ObjectStore(root)
+    ledger = fresh.usage(recount=False)  # what the next save is checked against
     usage = fresh.usage()
+    assert (ledger.objects, ledger.bytes, ledger.temp_files) == (
+        usage.objects, usage.bytes, 0)
     assert raw_temp_files(root) == {}
     assert (usage.temp_files, usage.temp_bytes) == (0, 0)
     keys = fresh.keys()
@@ -146,3 +150,73 @@ def test_a_killed_processes_staging_folder_is_removed_by_fsck(tmp_path: Path,
     assert [item.state for item in report.removed] == ["dead"]
     assert list(temp.iterdir()) == []
 
+
+
+#: A writer that SIGKILLs itself at a chosen point of one save or delete (argv[2]).
+CHOSEN = r"""
+import os, pathlib, signal, sys
+import alphazoo
+from alphazoo import backends
+
+root, point = sys.argv[1], sys.argv[2]
+store = alphazoo.ObjectStore(root)
+
+def die(*args, **kwargs):
+    os.kill(os.getpid(), signal.SIGKILL)
+
+if point == "before-object":  # the ledger is marked pending, no byte of the object written
+    backends.LocalBackend.write = die
+elif point == "after-rename":  # the object is in place, the ledger not yet updated
+    real_replace = os.replace
+    def replace(source, target):
+        real_replace(source, target)
+        die()
+    os.replace = replace
+elif point == "torn-record":  # half way through rewriting the ledger's record
+    os.ftruncate = die
+elif point == "after-unlink":  # a delete removed the object, the ledger not yet updated
+    real_unlink = pathlib.Path.unlink
+    def unlink(self, *args, **kwargs):
+        real_unlink(self, *args, **kwargs)
+        die()
+    pathlib.Path.unlink = unlink
+if point == "after-unlink":
+    store.delete("k/old")
+else:
+    store.save_bytes("k/new", b"n" * 100)
+print("not killed", flush=True)
+"""
+
+
+def objects_on_disk(root: Path) -> tuple[int, int]:
+    """(objects, bytes) of the non-hidden files under ``root``, read from the disk."""
+    files = [path for path in root.rglob("*") if path.is_file()
+             and not any(part.startswith(".") for part in path.relative_to(root).parts)]
+    return len(files), sum(path.stat().st_size for path in files)
+
+
+@pytest.mark.parametrize("point", ["before-object", "after-rename", "torn-record",
+                                   "after-unlink"])
+def test_a_writer_killed_at_any_step_leaves_usage_exact_at_the_next_open(
+        tmp_path: Path, point: str) -> None:
+    root = tmp_path / "store"
+    store = ObjectStore(root, max_files=4)
+    store.save_bytes("k/old", b"o" * 50)
+    store.save_bytes("k/a", b"a" * 7)
+    child = subprocess.run([sys.executable, "-c", CHOSEN, str(root), point],
+                           capture_output=True, text=True, timeout=HANG_TIMEOUT)
+    assert child.returncode == -signal.SIGKILL, child.stdout + child.stderr
+    expected = {"before-object": (2, 57), "after-rename": (3, 157), "torn-record": (2, 57),
+                "after-unlink": (1, 7)}[point]
+    assert objects_on_disk(root) == expected
+    # The next open's limit checks start from exact figures, without being told to recount.
+    fresh = ObjectStore(root, max_files=4)
+    usage = fresh.usage(recount=False)
+    assert (usage.objects, usage.bytes, usage.temp_files) == (*expected, 0)
+    assert raw_temp_files(root) == {}
+    # ...and they stay exact through more saves: the limit holds at exactly max_files.
+    for index in range(4 - expected[0]):
+        fresh.save_bytes(f"more/{index}", b"m")
+    with pytest.raises(alphazoo.StorageLimitError, match="max_files"):
+        fresh.save_bytes("one/too/many", b"m")
+    assert objects_on_disk(root)[0] == fresh.usage(recount=False).objects == 4

@@ -421,3 +421,26 @@ def test_s3_read_after_another_clients_overwrite_is_not_stale(moto_s3) -> None:
                           aws_access_key_id="testing", aws_secret_access_key="testing")
     client.put_object(Bucket=moto_s3.bucket, Key=f"{prefix}/k", Body=b"new and longer")
     assert store.read_bytes("k") in (b"new and longer",)
+
+
+def test_a_root_reached_through_a_link_works_and_one_swapped_for_a_link_is_refused(
+        tmp_path: Path) -> None:
+    real = tmp_path / "real"
+    real.mkdir()
+    os.symlink(real, tmp_path / "linked")
+    through_link = ObjectStore(tmp_path / "linked")
+    through_link.save("a/b", "x")
+    assert (real / "a" / "b").read_text() == "x"
+    assert through_link.read("a/b") == "x"
+    # A root replaced by a link after the store was opened: keys would lead outside it.
+    store = ObjectStore(tmp_path / "root")
+    store.save("k", "v")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    os.rename(tmp_path / "root", tmp_path / "moved")
+    os.symlink(outside, tmp_path / "root")
+    with pytest.raises(alphazoo.KeyEscapeError):
+        store.save("k2", "v")
+    with pytest.raises(alphazoo.KeyEscapeError):
+        store.read("k")
+    assert not (outside / "k2").exists()
