@@ -30,13 +30,14 @@ _EXPORTS = {
     "UnsupportedFormatError": "errors", "ModelNotFoundError": "errors",
     "OnnxParityError": "errors", "MissingDependencyError": "errors",
     "IncompatibleVersionError": "errors", "VersionMismatchWarning": "errors",
+    "PluginError": "errors", "PluginHookError": "errors", "PluginConflictError": "errors",
     "TrainingQuotaExceeded": "training.quota",
 }
 #: Submodules reachable as attributes (``alphazoo.errors``) before anything imported them.
 _SUBMODULES = frozenset({
     "backends", "builtins", "bundle", "cli", "contracts", "datasets", "demo", "discovery",
-    "errors", "hookspecs", "host", "keys", "leftovers", "limits", "manifest_schema", "reader",
-    "registry", "staging", "store", "training", "trust",
+    "errors", "hookspecs", "host", "keys", "leftovers", "limits", "manifest_schema", "ownership",
+    "reader", "registry", "staging", "store", "training", "trust",
 })
 
 if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
@@ -56,6 +57,9 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
         ObjectChangedError,
         ObjectNotFoundError,
         OnnxParityError,
+        PluginConflictError,
+        PluginError,
+        PluginHookError,
         StorageLimitError,
         UnsupportedFormatError,
         UnsupportedModelError,
@@ -130,6 +134,9 @@ __all__ = [
     "MissingDependencyError",
     "IncompatibleVersionError",
     "VersionMismatchWarning",
+    "PluginError",
+    "PluginHookError",
+    "PluginConflictError",
     "TrainingQuotaExceeded",
     "__version__",
 ]

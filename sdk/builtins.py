@@ -8,9 +8,9 @@ rules live in :mod:`alphazoo.trust`) or read an ``adapter_data`` its format's sc
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
-from .contracts import LoadRequest, ModelSpec
+from .contracts import LoadRequest, ModelSpec, SavedPayload, SaveRequest
 from .errors import (
     IncompatibleVersionError,
     UnsupportedFormatError,
@@ -27,17 +27,28 @@ __all__ = ["HostPlugin"]
 
 
 class HostPlugin:
-    """Registered by every :class:`~alphazoo.Zoo` under the name ``alphazoo.host``."""
+    """Registered by every :class:`~alphazoo.Zoo` under the name ``alphazoo.host``.
 
-    def __init__(self, zoo: Zoo) -> None:
+    Its ``alphazoo_train``, ``alphazoo_predict`` and ``alphazoo_save`` are the router: the
+    host removes every other plain implementation of those hooks from the caller it uses, and
+    ``route(hook_name, model, kwargs)`` calls the model's owner (or the chain of plugins that
+    declare no model classes; see :mod:`alphazoo.ownership`). Hook wrappers run around it.
+    """
+
+    def __init__(self, zoo: Zoo, route: Callable[[str, Any, dict[str, Any]], Any]) -> None:
         self._zoo = zoo
+        self._route = route
 
     @hookimpl(trylast=True)
     def alphazoo_build(self, spec: ModelSpec, params: dict[str, Any]) -> Any:
         return spec.builder(**params)
 
-    @hookimpl(trylast=True)
+    @hookimpl(tryfirst=True)
     def alphazoo_train(self, model: Any, X: Any, y: Any, params: dict[str, Any]) -> Any:
+        answer = self._route("alphazoo_train", model,
+                             {"model": model, "X": X, "y": y, "params": params})
+        if answer is not None:
+            return answer
         # Any object with a scikit-learn style fit() trains without an adapter.
         fit = getattr(model, "fit", None)
         if fit is None:
@@ -45,10 +56,20 @@ class HostPlugin:
         result = fit(X, **params) if y is None else fit(X, y, **params)
         return model if result is None else result
 
-    @hookimpl(trylast=True)
+    @hookimpl(tryfirst=True)
     def alphazoo_predict(self, model: Any, X: Any) -> Any:
+        answer = self._route("alphazoo_predict", model, {"model": model, "X": X})
+        if answer is not None:
+            return answer
         predict = getattr(model, "predict", None)
         return None if predict is None else predict(X)
+
+    @hookimpl(tryfirst=True)
+    def alphazoo_save(self, request: SaveRequest) -> SavedPayload | None:
+        # request.model as hook wrappers left it (contrib swaps in its estimator).
+        answer: SavedPayload | None = self._route("alphazoo_save", request.model,
+                                                  {"request": request})
+        return answer
 
     @hookimpl(wrapper=True, tryfirst=True)
     def alphazoo_load(self, request: LoadRequest) -> Any:

@@ -27,6 +27,9 @@ __all__ = [
     "MissingDependencyError",
     "IncompatibleVersionError",
     "VersionMismatchWarning",
+    "PluginError",
+    "PluginHookError",
+    "PluginConflictError",
 ]
 
 
@@ -192,6 +195,49 @@ class IncompatibleVersionError(AlphazooError):
 
 class VersionMismatchWarning(UserWarning):
     """A bundle was saved with another version of a library; it loads, but check it."""
+
+
+class PluginError(AlphazooError):
+    """A plugin misbehaved; ``plugin`` names it. Disable it with
+    ``ALPHAZOO_DISABLE_PLUGINS=name`` or fix (or uninstall) its distribution."""
+
+    def __init__(self, plugin: str, message: str) -> None:
+        self.plugin = plugin
+        super().__init__(message)
+
+
+class PluginHookError(PluginError):
+    """A plugin's hook implementation raised an exception that is not an alphazoo error.
+
+    Raised from the exception (``__cause__``), naming the plugin and the hook, so a broken
+    third-party plugin is not mistaken for a fault of the model being handled.
+    """
+
+    def __init__(self, plugin: str, hook: str, error: BaseException) -> None:
+        self.hook = hook
+        self.error = error
+        super().__init__(
+            plugin,
+            f"plugin {plugin!r} raised {type(error).__name__} in {hook}: {error}; fix or "
+            f"uninstall the plugin, or disable it with ALPHAZOO_DISABLE_PLUGINS={plugin} "
+            "(see `alphazoo plugins`)",
+        )
+
+
+class PluginConflictError(PluginError):
+    """Two plugins declare the same class in ``alphazoo_model_types``: no single adapter owns
+    its models. ``plugins`` names them, ``model_class`` the class."""
+
+    def __init__(self, plugins: list[str], model_class: str) -> None:
+        self.plugins = list(plugins)
+        self.model_class = model_class
+        names = " and ".join(repr(name) for name in self.plugins)
+        super().__init__(
+            self.plugins[0],
+            f"plugins {names} both declare {model_class} in alphazoo_model_types, so neither "
+            "owns its models; uninstall one of them or disable it with "
+            f"ALPHAZOO_DISABLE_PLUGINS={self.plugins[-1]}",
+        )
 
 
 def require(module: str, extra: str, purpose: str) -> object:

@@ -27,6 +27,7 @@ from .discovery import (PluginInfo, PluginLoadWarning, discover_plugins, plugin_
 from .errors import UnsupportedFormatError, UnsupportedModelError, VersionMismatchWarning
 from .keys import normalize_key
 from .limits import LoadLimits
+from .ownership import ModelOwners
 from .registry import ModelTable
 from .store import ObjectStore
 from .trust import require_signature_from_env
@@ -34,6 +35,8 @@ from .trust import require_signature_from_env
 __all__ = ["Zoo"]
 
 _SAMPLE_ROWS = 256
+#: The name the host's own plugin is registered under.
+HOST_PLUGIN = "alphazoo.host"
 
 
 class Zoo:
@@ -88,6 +91,8 @@ class Zoo:
         self._plugin_rows: list[PluginInfo] = []
         self._models: ModelTable | None = None
         self._formats: list[FormatSpec] | None = None
+        self._owners: ModelOwners
+        self._host_plugin: HostPlugin
         # Facts about models this host built or trained, recorded into manifests on save.
         self._notes: weakref.WeakKeyDictionary[Any, dict[str, Any]] = weakref.WeakKeyDictionary()
 
@@ -111,14 +116,40 @@ class Zoo:
     def _setup(self) -> None:
         pm = pluggy.PluginManager(hookspecs.PROJECT)
         pm.add_hookspecs(hookspecs)
-        pm.register(HostPlugin(self), name="alphazoo.host")
+        owners = ModelOwners(pm, lambda hook_name: self._each(hook_name, pm=pm),
+                             is_builtin=self._is_builtin_plugin)
+        host = HostPlugin(self, lambda hook_name, model, kwargs:
+                          owners.call(hook_name, model, kwargs, skip=HOST_PLUGIN))
+        pm.register(host, name=HOST_PLUGIN)
         rows = discover_plugins(pm) if self._discover else []
         for index, plugin in enumerate(self._extra_plugins):
             name = getattr(plugin, "__name__", None) or f"{type(plugin).__name__}-{index}"
             pm.register(plugin, name=name)
             rows.append(PluginInfo(name, "-", "-", name, "loaded"))
         self._plugin_rows = rows
+        self._owners = owners
+        self._host_plugin = host
         self._pm = pm
+
+    def _is_builtin_plugin(self, name: str) -> bool:
+        """True for the adapters alphazoo itself ships (entry points of its distribution)."""
+        return any(row.name == name and row.distribution == "alphazoo"
+                   for row in self._plugin_rows)
+
+    def _owned_hook(self, hook_name: str) -> Any:
+        """The caller of ``hook_name`` the host uses for a model: hook wrappers around the
+        host's router, which calls the model's owner (see :mod:`alphazoo.ownership`)."""
+        pm = self.pm
+        remove = [plugin for plugin in self._owners.bypassed(hook_name)
+                  if plugin is not self._host_plugin]
+        return pm.subset_hook_caller(hook_name, remove) if remove else getattr(pm.hook, hook_name)
+
+    def owner_of(self, model: Any) -> str | None:
+        """The name of the plugin that trains, predicts with and saves ``model``, from the
+        classes plugins declare in ``alphazoo_model_types``; None when no declared class
+        matches (the plugins that declare none are then asked in turn)."""
+        self.pm  # noqa: B018 - sets the plugins up
+        return self._owners.owner(model)
 
     @property
     def hook(self) -> Any:
@@ -179,14 +210,16 @@ class Zoo:
             self._models = table
         return self._models
 
-    def _each(self, hook_name: str, kwargs: Any = lambda name: {}) -> list[tuple[str, Any]]:
+    def _each(self, hook_name: str, kwargs: Any = lambda name: {},
+              pm: pluggy.PluginManager | None = None) -> list[tuple[str, Any]]:
         """Call one collecting hook plugin by plugin; a plugin that raises is reported, not fatal.
 
         pluggy's own call would abort on the first failing plugin: a model zoo keeps working
         when one third-party plugin is broken (the failure shows in ``alphazoo plugins``).
         """
         answers = []
-        for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
+        # ``pm`` while it is being set up (the owner table is built then).
+        for impl in getattr((pm or self.pm).hook, hook_name).get_hookimpls():
             try:
                 # pluggy lets an implementation take fewer arguments than its spec.
                 offered = kwargs(impl.plugin_name)
@@ -217,7 +250,7 @@ class Zoo:
         parity check.
         """
         started = time.perf_counter()
-        fitted = self.hook.alphazoo_train(model=model, X=X, y=y, params=params)
+        fitted = self._owned_hook("alphazoo_train")(model=model, X=X, y=y, params=params)
         if fitted is None:
             raise UnsupportedModelError(_no_adapter(model, self))
         seconds = time.perf_counter() - started
@@ -234,7 +267,7 @@ class Zoo:
 
     def predict(self, model: Any, X: Any) -> Any:
         """Predictions of ``model`` on ``X`` through its adapter."""
-        result = self.hook.alphazoo_predict(model=model, X=X)
+        result = self._owned_hook("alphazoo_predict")(model=model, X=X)
         if result is None:
             raise UnsupportedModelError(_no_adapter(model, self))
         return result
@@ -274,7 +307,7 @@ class Zoo:
             request = SaveRequest(model, format, Path(tmp), sample, parity_tolerance,
                                   zoo_model=notes.get("zoo_model"), params=notes.get("params"),
                                   options=options)
-            payload = self.hook.alphazoo_save(request=request)
+            payload = self._owned_hook("alphazoo_save")(request=request)
             if payload is None:
                 raise UnsupportedModelError(_no_adapter(model, self))
             if format is not None and payload.format != format:
