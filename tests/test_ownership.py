@@ -133,3 +133,70 @@ def test_installed_adapters_own_their_models() -> None:
         pytest.skip("the built-in adapters do not declare alphazoo_model_types yet")
     assert zoo.owner_of(xgboost.XGBRegressor()) == "xgboost"
     assert zoo.owner_of(LinearRegression()) == "sklearn"
+
+
+# -- a plugin that raises inside a hook ----------------------------------------------------------
+class MissingLibraryPlugin:
+    """Imports its library inside the hook, as the README invites, but the library is missing."""
+
+    __name__ = "mylib"
+
+    @hookimpl
+    def alphazoo_save(self, request: SaveRequest) -> SavedPayload | None:
+        import mylib_missing  # type: ignore[import-not-found]  # noqa: F401
+
+        return None
+
+
+def sklearn_declaring_its_classes() -> Any:
+    """alphazoo's real scikit-learn adapter, declaring the class it owns, as the built-in
+    adapters do once they implement ``alphazoo_model_types``."""
+    import types
+
+    from alphazoo.adapters import sklearn as adapter
+
+    hooks = {name: value for name, value in vars(adapter).items() if name.startswith("alphazoo_")}
+    plugin = types.ModuleType("sklearn")
+    vars(plugin).update(hooks)
+    plugin.alphazoo_model_types = hookimpl(lambda: ["sklearn.base.BaseEstimator"])
+    return plugin
+
+
+@pytest.mark.parametrize("broken_first", [True, False])
+def test_a_broken_plugin_does_not_break_another_adapters_model(broken_first: bool,
+                                                               tmp_path: Path) -> None:
+    from sklearn.linear_model import LinearRegression
+
+    plugins = [MissingLibraryPlugin(), sklearn_declaring_its_classes()]
+    zoo = Zoo(tmp_path, plugins=plugins if broken_first else plugins[::-1], discover=False)
+    model = zoo.train(LinearRegression(), [[0.0], [1.0], [2.0]], [0.0, 1.0, 2.0])
+    assert zoo.save(model, "lr")["adapter"] == "sklearn"
+    assert zoo.load("lr").predict([[3.0]])[0] == pytest.approx(3.0)
+
+
+def test_a_broken_plugin_does_not_break_a_discovered_adapters_model(tmp_path: Path) -> None:
+    zoo = Zoo(tmp_path, plugins=[MissingLibraryPlugin()])
+    model = zoo.build("gaussian_hmm", n_components=2, n_iter=5)
+    if zoo.owner_of(model) is None:
+        pytest.skip("the built-in adapters do not declare alphazoo_model_types yet")
+    import numpy as np
+
+    model = zoo.train(model, np.random.default_rng(0).normal(size=(60, 1)))
+    assert zoo.save(model, "hmm")["adapter"] == "hmmlearn"
+
+
+def test_a_broken_plugins_error_names_the_plugin_and_hook(tmp_path: Path) -> None:
+    from alphazoo import PluginHookError, UnsupportedModelError
+
+    zoo = Zoo(tmp_path, plugins=[MissingLibraryPlugin()])
+    with pytest.raises(PluginHookError) as caught:
+        zoo.save(object(), "thing")
+    error = caught.value
+    assert (error.plugin, error.hook) == ("mylib", "alphazoo_save")
+    assert "'mylib'" in str(error) and "alphazoo_save" in str(error)
+    assert "ALPHAZOO_DISABLE_PLUGINS=mylib" in str(error)
+    assert isinstance(error.__cause__, ModuleNotFoundError)
+    assert error.__cause__.name == "mylib_missing"
+    # Without the broken plugin the same object gets the usual answer.
+    with pytest.raises(UnsupportedModelError):
+        Zoo(tmp_path).save(object(), "thing")
