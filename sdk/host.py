@@ -23,7 +23,7 @@ from .bundle import (OpenedBundle, read_bundle, read_bundle_from, read_manifest,
                      signing_key_and_source, write_bundle)
 from .contracts import FormatSpec, LoadRequest, ModelSpec, SaveRequest
 from .discovery import (PluginInfo, PluginLoadWarning, discover_plugins, plugin_trouble,
-                        settle_status)
+                        register_checked, settle_status)
 from .errors import UnsupportedFormatError, UnsupportedModelError, VersionMismatchWarning
 from .keys import normalize_key
 from .limits import LoadLimits
@@ -124,8 +124,13 @@ class Zoo:
         rows = discover_plugins(pm) if self._discover else []
         for index, plugin in enumerate(self._extra_plugins):
             name = getattr(plugin, "__name__", None) or f"{type(plugin).__name__}-{index}"
-            pm.register(plugin, name=name)
-            rows.append(PluginInfo(name, "-", "-", name, "loaded"))
+            row = PluginInfo(name, "-", "-", name, "loaded")
+            problem = register_checked(pm, plugin, name)
+            if problem is not None:
+                row.status, row.error = "failed", problem
+                warnings.warn(f"alphazoo plugin {name!r} is skipped: {problem}",
+                              PluginLoadWarning, stacklevel=4)
+            rows.append(row)
         self._plugin_rows = rows
         self._owners = owners
         self._host_plugin = host

@@ -368,3 +368,48 @@ def test_host_refuses_a_payload_in_another_format_than_requested(tmp_path: Path)
     with pytest.raises(alphazoo.UnsupportedFormatError, match="'onnx' was asked for.*doubler-json"):
         zoo.save(model, "m", format="onnx")
     assert not zoo.store.contains_key("m")
+
+
+# -- hook implementations no spec defines --------------------------------------------------------
+@pytest.mark.slow
+def test_installed_plugin_with_a_misspelt_hook_fails_and_others_load(example_site: Path) -> None:
+    result = run_alphazoo(["plugins", "--json"], example_site)
+    assert result.returncode == 0, result.stderr
+    rows = {row["name"]: row for row in json.loads(result.stdout)}
+    misspelt = rows["misspelt"]
+    assert misspelt["status"] == "failed" and misspelt["hooks"] == []
+    assert "'alphazoo_sav'" in misspelt["error"] and "did you mean alphazoo_save?" in misspelt["error"]
+    assert rows["example"]["status"] == "loaded" and rows["sklearn"]["status"] == "loaded"
+
+
+class MisspeltPlugin:
+    __name__ = "misspelt"
+
+    @alphazoo.hookimpl
+    def alphazoo_formats(self):
+        return [FormatSpec("never", "misspelt", True, "never registered", True)]
+
+    @alphazoo.hookimpl
+    def alphazoo_predikt(self, model, X):
+        return "never called"
+
+
+class FutureHookPlugin(DoublerPlugin):
+    __name__ = "future"
+
+    @alphazoo.hookimpl(optionalhook=True)
+    def alphazoo_hook_of_a_later_alphazoo(self):
+        return None
+
+
+def test_plugin_with_an_unknown_hook_is_a_failed_row_and_not_registered() -> None:
+    zoo = Zoo(plugins=[MisspeltPlugin(), FutureHookPlugin()], discover=False)
+    with pytest.warns(alphazoo.PluginLoadWarning, match="'alphazoo_predikt'"):
+        rows = {row.name: row for row in zoo.plugins()}
+    assert rows["misspelt"].status == "failed"
+    assert "did you mean alphazoo_predict?" in rows["misspelt"].error
+    assert zoo.pm.get_plugin("misspelt") is None
+    assert "misspelt" not in {spec.adapter for spec in zoo.formats()}
+    # An optional hook is a plugin's own business: the plugin loads and works.
+    assert rows["future"].status == "loaded"
+    assert zoo.predict(zoo.train(zoo.build("doubler"), [[1.0]], [0]), [[2.0]]) == [4.0]
