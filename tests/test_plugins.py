@@ -378,7 +378,8 @@ def test_installed_plugin_with_a_misspelt_hook_fails_and_others_load(example_sit
     rows = {row["name"]: row for row in json.loads(result.stdout)}
     misspelt = rows["misspelt"]
     assert misspelt["status"] == "failed" and misspelt["hooks"] == []
-    assert "'alphazoo_sav'" in misspelt["error"] and "did you mean alphazoo_save?" in misspelt["error"]
+    assert "'alphazoo_sav'" in misspelt["error"]
+    assert "did you mean alphazoo_save?" in misspelt["error"]
     assert rows["example"]["status"] == "loaded" and rows["sklearn"]["status"] == "loaded"
 
 
