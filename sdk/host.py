@@ -8,7 +8,6 @@ import tempfile
 import threading
 import time
 import warnings
-import weakref
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -17,7 +16,7 @@ import pluggy
 
 from alphazoo.compat.installed import installed_version
 
-from . import hookspecs
+from . import hookspecs, model_facts
 from .builtins import HostPlugin
 from .bundle import (OpenedBundle, read_bundle, read_bundle_from, read_manifest, signing_key,
                      signing_key_and_source, write_bundle)
@@ -93,8 +92,6 @@ class Zoo:
         self._formats: list[FormatSpec] | None = None
         self._owners: ModelOwners
         self._host_plugin: HostPlugin
-        # Facts about models this host built or trained, recorded into manifests on save.
-        self._notes: weakref.WeakKeyDictionary[Any, dict[str, Any]] = weakref.WeakKeyDictionary()
 
     # -- plumbing ----------------------------------------------------------------------------
     @property
@@ -244,7 +241,7 @@ class Zoo:
         """An unfitted model from the zoo model ``name`` (see ``alphazoo models``)."""
         spec = self._model_spec(name)
         model = self.hook.alphazoo_build(spec=spec, params=params)
-        self._note(model, zoo_model=name, params=_jsonable(params))
+        model_facts.record(model, zoo_model=name, params=_jsonable(params))
         return model
 
     def train(self, model: Any, X: Any, y: Any = None, **params: Any) -> Any:
@@ -259,7 +256,7 @@ class Zoo:
         if fitted is None:
             raise UnsupportedModelError(_no_adapter(model, self))
         seconds = time.perf_counter() - started
-        notes = dict(self._notes.get(model, {})) if _weakable(model) else {}
+        notes = model_facts.facts_of(model)
         notes["training"] = {
             "rows": _rows(X),
             "seconds": round(seconds, 6),
@@ -267,7 +264,7 @@ class Zoo:
             "finished": _now(),
         }
         notes["sample"] = _head(X, _SAMPLE_ROWS)
-        self._note(fitted, **notes)
+        model_facts.record(fitted, **notes)
         return fitted
 
     def predict(self, model: Any, X: Any) -> Any:
@@ -305,7 +302,7 @@ class Zoo:
         """
         key = normalize_key(key)  # refuse a bad key before the adapter does any work
         key_bytes = signing_key(sign_key)
-        notes = self._notes.get(model, {}) if _weakable(model) else {}
+        notes = model_facts.facts_of(model)
         if sample is None:
             sample = notes.get("sample")
         with tempfile.TemporaryDirectory(prefix="alphazoo-save-") as tmp:
@@ -435,7 +432,8 @@ class Zoo:
             # Attributed to the caller of load() or load_bytes(), two frames up.
             warnings.warn(notice, VersionMismatchWarning, stacklevel=3)
         if manifest.get("params") is not None:  # a zoo model: the name is its builder's
-            self._note(model, zoo_model=manifest.get("name"), params=manifest.get("params"))
+            model_facts.record(model, zoo_model=manifest.get("name"),
+                               params=manifest.get("params"))
         return model
 
     def _model_spec(self, name: str) -> ModelSpec:
@@ -482,19 +480,6 @@ class Zoo:
                        safe=spec.safe if spec else False,
                        alternatives=[(s.name, s.load_requires, s.safe) for s in others])
 
-    # -- notes -------------------------------------------------------------------------------
-    def _note(self, model: Any, **facts: Any) -> None:
-        if _weakable(model):
-            self._notes.setdefault(model, {}).update(facts)
-
-
-def _weakable(model: Any) -> bool:
-    try:
-        weakref.ref(model)
-        hash(model)
-    except TypeError:
-        return False
-    return True
 
 
 def _no_adapter(model: Any, zoo: Zoo) -> str:
