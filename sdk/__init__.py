@@ -36,8 +36,8 @@ _EXPORTS = {
 #: Submodules reachable as attributes (``alphazoo.errors``) before anything imported them.
 _SUBMODULES = frozenset({
     "backends", "builtins", "bundle", "cli", "contracts", "datasets", "demo", "discovery",
-    "errors", "hookspecs", "host", "keys", "leftovers", "limits", "manifest_schema", "model_facts", "ownership",
-    "reader", "registry", "staging", "store", "training", "trust",
+    "errors", "hookspecs", "host", "keys", "leftovers", "limits", "manifest_schema",
+    "model_facts", "ownership", "reader", "registry", "staging", "store", "training", "trust",
 })
 
 if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
