@@ -36,7 +36,7 @@ _EXPORTS = {
 #: Submodules reachable as attributes (``alphazoo.errors``) before anything imported them.
 _SUBMODULES = frozenset({
     "backends", "builtins", "bundle", "cli", "contracts", "datasets", "demo", "discovery",
-    "errors", "hookspecs", "host", "keys", "leftovers", "limits", "manifest_schema",
+    "errors", "hookspecs", "host", "host_plugin", "keys", "leftovers", "limits", "manifest_schema",
     "model_facts", "ownership", "reader", "registry", "staging", "store", "training", "trust",
 })
 

@@ -17,7 +17,7 @@ import pluggy
 from alphazoo.compat.installed import installed_version
 
 from . import hookspecs, model_facts
-from .builtins import HostPlugin
+from .host_plugin import HostPlugin
 from .bundle import (OpenedBundle, read_bundle, read_bundle_from, read_manifest, signing_key,
                      signing_key_and_source, write_bundle)
 from .contracts import FormatSpec, LoadRequest, ModelSpec, SaveRequest
@@ -161,7 +161,7 @@ class Zoo:
     def plugins(self) -> list[PluginInfo]:
         """Every plugin with its distribution, hooks, requirements and status."""
         pm = self.pm
-        host = PluginInfo("alphazoo.host", "alphazoo", _alphazoo_version(), "alphazoo.builtins",
+        host = PluginInfo("alphazoo.host", "alphazoo", _alphazoo_version(), "alphazoo.host_plugin",
                           "builtin")
         rows = [host]
         rows += self._plugin_rows

@@ -34,8 +34,11 @@ def record(model: Any, **facts: Any) -> bool:
     with _LOCK:
         entry = _FACTS.get(key)
         if entry is None or entry[0]() is not model:  # none yet, or a dead object's id reused
+            def forget(dead: weakref.ref[Any], key: int = key) -> None:
+                _forget(key, dead)
+
             try:
-                ref = weakref.ref(model, lambda dead, key=key: _forget(key, dead))
+                ref = weakref.ref(model, forget)
             except TypeError:
                 return False
             entry = (ref, {})

@@ -414,3 +414,29 @@ def test_plugin_with_an_unknown_hook_is_a_failed_row_and_not_registered() -> Non
     # An optional hook is a plugin's own business: the plugin loads and works.
     assert rows["future"].status == "loaded"
     assert zoo.predict(zoo.train(zoo.build("doubler"), [[1.0]], [0]), [[2.0]]) == [4.0]
+
+
+# -- the host's own plugin -----------------------------------------------------------------------
+def test_host_plugin_does_not_import_the_host() -> None:
+    import ast
+
+    source = Path(alphazoo.host_plugin.__file__).read_text()
+    imported = {node.module for node in ast.walk(ast.parse(source))
+                if isinstance(node, ast.ImportFrom)}
+    assert "host" not in imported and "alphazoo.host" not in imported
+    assert alphazoo.host_plugin.HostPlugin is alphazoo.host.HostPlugin
+
+
+def test_old_builtins_module_still_imports_with_a_deprecation_warning() -> None:
+    result = run_python(
+        "import warnings; warnings.simplefilter('error', DeprecationWarning)\n"
+        "try:\n    import alphazoo.builtins\nexcept DeprecationWarning as w:\n    print(w)\n"
+        "warnings.simplefilter('ignore')\n"
+        "from alphazoo.builtins import HostPlugin\n"
+        "from alphazoo.host_plugin import HostPlugin as New\n"
+        "print(HostPlugin is New)"
+    )
+    assert result.returncode == 0, result.stderr
+    warning, same = result.stdout.strip().splitlines()
+    assert "alphazoo.host_plugin" in warning and "next release" in warning
+    assert same == "True"
