@@ -19,6 +19,8 @@ from packaging.specifiers import InvalidSpecifier, Specifier
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
+from alphazoo.errors import AlphazooError
+
 from .closure import Closure, collect_closure
 from .installed import installed_version
 from .table import SUPPORTED, Support, distributions_of
@@ -42,7 +44,7 @@ OK, NOT_INSTALLED, OUT_OF_RANGE, MISSING, LOCK_DIFFERS = (
 FAILING = frozenset({OUT_OF_RANGE, MISSING, LOCK_DIFFERS})
 
 
-class LockFileError(ValueError):
+class LockFileError(AlphazooError, ValueError):
     """A lock file that cannot be read or parsed (a usage error: exit 2)."""
 
 

@@ -19,6 +19,7 @@ from importlib import metadata
 
 import pluggy
 
+from .errors import AlphazooWarning
 from .hookspecs import PROJECT
 
 __all__ = ["PluginInfo", "PluginLoadWarning", "discover_plugins", "disabled_plugins",
@@ -27,7 +28,7 @@ __all__ = ["PluginInfo", "PluginLoadWarning", "discover_plugins", "disabled_plug
 ENTRY_POINT_GROUP = PROJECT
 
 
-class PluginLoadWarning(UserWarning):
+class PluginLoadWarning(AlphazooWarning):
     """A plugin could not be loaded; alphazoo goes on without it."""
 
 

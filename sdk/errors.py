@@ -1,9 +1,10 @@
 """The exceptions alphazoo raises.
 
 Every error derives from :class:`AlphazooError`, so ``except alphazoo.AlphazooError`` catches
-anything the SDK raises on purpose. Where a builtin exception type already carries the meaning
-(a bad key is a ``ValueError``, a missing key a ``KeyError``) the alphazoo error derives from it
-too, so code written against LEAN-style stores keeps working.
+anything the SDK raises on purpose, and every warning category from :class:`AlphazooWarning`.
+Where a builtin exception type already carries the meaning (a bad key is a ``ValueError``, a
+missing key a ``KeyError``) the alphazoo error derives from it too, so code written against
+LEAN-style stores keeps working.
 """
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ __all__ = [
     "OnnxParityError",
     "MissingDependencyError",
     "IncompatibleVersionError",
+    "AlphazooWarning",
     "VersionMismatchWarning",
+    "SaveWarning",
     "PluginError",
     "PluginHookError",
     "PluginConflictError",
@@ -193,8 +196,19 @@ class IncompatibleVersionError(AlphazooError):
         self.installed = installed
 
 
-class VersionMismatchWarning(UserWarning):
+class AlphazooWarning(UserWarning):
+    """Base class of every warning alphazoo emits on purpose:
+    ``warnings.filterwarnings("error", category=alphazoo.AlphazooWarning)`` makes them all
+    errors, ``"ignore"`` silences them, without touching other libraries' warnings."""
+
+
+class VersionMismatchWarning(AlphazooWarning):
     """A bundle was saved with another version of a library; it loads, but check it."""
+
+
+class SaveWarning(AlphazooWarning):
+    """Something to know about a model that was saved (an adapter's note: a format that runs
+    code on load, a precision lost in export...); the bundle was written."""
 
 
 class PluginError(AlphazooError):

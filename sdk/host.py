@@ -23,7 +23,8 @@ from .bundle import (OpenedBundle, read_bundle, read_bundle_from, read_manifest,
 from .contracts import FormatSpec, LoadRequest, ModelSpec, SaveRequest
 from .discovery import (PluginInfo, PluginLoadWarning, discover_plugins, plugin_trouble,
                         register_checked, settle_status)
-from .errors import UnsupportedFormatError, UnsupportedModelError, VersionMismatchWarning
+from .errors import (SaveWarning, UnsupportedFormatError, UnsupportedModelError,
+                     VersionMismatchWarning)
 from .keys import normalize_key
 from .limits import LoadLimits
 from .ownership import ModelOwners
@@ -344,7 +345,7 @@ class Zoo:
                         f"{instead[0].upper()}{instead[1:]}."
                     )
             for notice in payload.warnings:
-                warnings.warn(f"{key!r}: {notice}", UserWarning, stacklevel=2)
+                warnings.warn(f"{key!r}: {notice}", SaveWarning, stacklevel=2)
             return write_bundle(self.store, key, manifest, Path(tmp), payload.files, key_bytes)
 
     def load(

@@ -440,3 +440,25 @@ def test_old_builtins_module_still_imports_with_a_deprecation_warning() -> None:
     warning, same = result.stdout.strip().splitlines()
     assert "alphazoo.host_plugin" in warning and "next release" in warning
     assert same == "True"
+
+
+class NotingPlugin(DoublerPlugin):
+    """Saves doublers with a note for the user, as an adapter reports a lossy export."""
+
+    __name__ = "noting"
+
+    @alphazoo.hookimpl
+    def alphazoo_save(self, request):
+        payload = super().alphazoo_save(request)
+        if payload is not None:
+            payload.warnings.append("the factor was rounded")
+        return payload
+
+
+def test_adapter_notes_on_save_are_alphazoo_save_warnings(tmp_path: Path) -> None:
+    zoo = Zoo(tmp_path, plugins=[NotingPlugin()], discover=False)
+    model = zoo.train(zoo.build("doubler"), [[1.0]], [0])
+    with pytest.warns(alphazoo.SaveWarning, match="'noted': the factor was rounded") as caught:
+        zoo.save(model, "noted")
+    assert issubclass(caught[0].category, alphazoo.AlphazooWarning)
+    assert caught[0].filename == __file__  # shown at the caller's line, not inside the host
