@@ -92,6 +92,7 @@ class Zoo:
         self._models: ModelTable | None = None
         self._formats: list[FormatSpec] | None = None
         self._owners: ModelOwners
+        self._owned_callers: dict[str, tuple[tuple[int, ...], Any]] = {}
         self._host_plugin: HostPlugin
 
     # -- plumbing ----------------------------------------------------------------------------
@@ -143,20 +144,29 @@ class Zoo:
         """The caller of ``hook_name`` the host uses for a model: hook wrappers around the
         host's router, which calls the model's owner (see :mod:`alphazoo.ownership`)."""
         pm = self.pm
-        remove = [plugin for plugin in self._owners.bypassed(hook_name)
-                  if plugin is not self._host_plugin]
-        return pm.subset_hook_caller(hook_name, remove) if remove else getattr(pm.hook, hook_name)
+        impls = getattr(pm.hook, hook_name).get_hookimpls()
+        identity = tuple(id(impl) for impl in impls)
+        cached = self._owned_callers.get(hook_name)
+        if cached is None or cached[0] != identity:  # first use, or plugins changed since
+            remove = [plugin for plugin in self._owners.bypassed(hook_name)
+                      if plugin is not self._host_plugin]
+            caller = (pm.subset_hook_caller(hook_name, remove) if remove
+                      else getattr(pm.hook, hook_name))
+            cached = self._owned_callers[hook_name] = (identity, caller)
+        return cached[1]
 
     def owner_of(self, model: Any) -> str | None:
         """The name of the plugin that trains, predicts with and saves ``model``, from the
         classes plugins declare in ``alphazoo_model_types``; None when no declared class
         matches (the plugins that declare none are then asked in turn)."""
-        self.pm  # noqa: B018 - sets the plugins up
+        self.pm  # discovers the plugins on first use
         return self._owners.owner(model)
 
     @property
     def hook(self) -> Any:
-        """The hook relay, ``zoo.hook.alphazoo_save(request=...)``."""
+        """The hook relay, ``zoo.hook.alphazoo_save(request=...)``. Train, predict and save
+        called through it reach the model's owner first (the host's router); the zoo's own
+        methods also keep other plugins from being asked again after it."""
         return self.pm.hook
 
     def plugins(self) -> list[PluginInfo]:
