@@ -16,6 +16,7 @@ alphazoo error becomes a :class:`~alphazoo.PluginHookError` naming the plugin an
 from __future__ import annotations
 
 import sys
+from types import ModuleType
 from typing import Any, Callable
 
 import pluggy
@@ -45,7 +46,9 @@ def resolve_class(path: str) -> type | None:
         if found is None:
             continue
         for attribute in qualname.split("."):
-            found = getattr(found, attribute, None)
+            # Only what is already defined: getattr could run a module's lazy __getattr__
+            # (scikit-learn has one), which imports submodules.
+            found = vars(found).get(attribute) if isinstance(found, (ModuleType, type)) else None
         if isinstance(found, type):
             return found
     return None

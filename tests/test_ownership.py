@@ -200,3 +200,25 @@ def test_a_broken_plugins_error_names_the_plugin_and_hook(tmp_path: Path) -> Non
     # Without the broken plugin the same object gets the usual answer.
     with pytest.raises(UnsupportedModelError):
         Zoo(tmp_path).save(object(), "thing")
+
+
+def test_resolving_a_declared_class_runs_no_lazy_module_getattr(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import types
+
+    from alphazoo.ownership import resolve_class
+
+    asked: list[str] = []
+    lazy = types.ModuleType("alphazoo_test_lazy")
+
+    def lazy_getattr(name: str) -> Any:  # as scikit-learn's imports a submodule on demand
+        asked.append(name)
+        raise AttributeError(name)
+
+    lazy.__getattr__ = lazy_getattr  # type: ignore[method-assign]
+    lazy.Base = Base  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "alphazoo_test_lazy", lazy)
+    assert resolve_class("alphazoo_test_lazy.sub.Thing") is None
+    assert resolve_class("alphazoo_test_lazy.Base") is Base
+    assert resolve_class(f"{HERE}.Sub") is Sub and resolve_class(f"{HERE}:Sub") is Sub
+    assert asked == []
