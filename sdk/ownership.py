@@ -61,7 +61,10 @@ class ModelOwners:
     ``collect(hook_name)`` calls a collecting hook plugin by plugin and returns ``[(plugin
     name, answer)]`` (the host's, which reports a failing plugin instead of raising). A
     plugin's declared classes are static: they are gathered once per set of registered
-    plugins.
+    plugins. ``is_builtin(name)`` is true for alphazoo's own adapters: in the fallback chain
+    their exceptions are their models' (a TypeError for an option the adapter does not take)
+    and pass unchanged, while a third-party plugin's become :class:`PluginHookError`. (Once
+    every built-in adapter declares its classes, none of them is in that chain.)
     """
 
     def __init__(self, pm: pluggy.PluginManager,
