@@ -9,6 +9,7 @@ Importing alphazoo imports no ML framework; adapters import theirs on first use.
 
 from __future__ import annotations
 
+from functools import cache as _cache
 from typing import TYPE_CHECKING
 
 # The public names, each with the submodule it lives in: the one list of them. ``__all__`` and
@@ -103,6 +104,7 @@ def __getattr__(name: str) -> object:
     return value
 
 
+@_cache  # tools probe attributes (``__wrapped__``...): read the folder once
 def _submodules() -> frozenset[str]:
     """The public submodules and subpackages, read from the package folder."""
     import pkgutil
