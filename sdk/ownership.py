@@ -76,6 +76,11 @@ class ModelOwners:
         self._declared: dict[str, tuple[str, ...]] = {}
         self._declared_for: tuple[int, ...] | None = None
         self._resolved: dict[str, type] = {}
+        # The class -> plugins table, valid while neither the declarations nor the set of
+        # imported modules change (an import can make a declared path resolvable).
+        self._claims: dict[type, list[str]] = {}
+        self._claims_for: tuple[tuple[int, ...] | None, int] | None = None
+        self._chains: dict[str, tuple[tuple[int, ...], list[pluggy.HookImpl]]] = {}
 
     def declared(self) -> dict[str, tuple[str, ...]]:
         """Each plugin's declared class paths, for the plugins that declare at least one."""
@@ -95,17 +100,7 @@ class ModelOwners:
         Raises :class:`~alphazoo.PluginConflictError` when two plugins declare the nearest
         matching class.
         """
-        claims: dict[type, list[str]] = {}
-        for plugin, paths in self.declared().items():
-            for path in paths:
-                cls = self._resolved.get(path)
-                if cls is None:
-                    cls = resolve_class(path)
-                    if cls is None:
-                        continue
-                    self._resolved[path] = cls  # a class, once imported, stays
-                if plugin not in claims.setdefault(cls, []):
-                    claims[cls].append(plugin)
+        claims = self._claim_table()
         if not claims:
             return None
         for cls in type(model).__mro__:
@@ -117,6 +112,36 @@ class ModelOwners:
             return plugins[0]
         return None
 
+    def _claim_table(self) -> dict[type, list[str]]:
+        declared = self.declared()
+        key = (self._declared_for, len(sys.modules))
+        if key == self._claims_for:
+            return self._claims
+        claims: dict[type, list[str]] = {}
+        for plugin, paths in declared.items():
+            for path in paths:
+                cls = self._resolved.get(path)
+                if cls is None:
+                    cls = resolve_class(path)
+                    if cls is None:
+                        continue
+                    self._resolved[path] = cls  # a class, once imported, stays
+                if plugin not in claims.setdefault(cls, []):
+                    claims[cls].append(plugin)
+        self._claims, self._claims_for = claims, key
+        return claims
+
+    def _chain(self, hook_name: str, skip: str) -> list[pluggy.HookImpl]:
+        """The plain implementations of ``hook_name`` but ``skip``'s, in pluggy's call order."""
+        impls = getattr(self._pm.hook, hook_name).get_hookimpls()
+        identity = tuple(id(impl) for impl in impls)
+        cached = self._chains.get(hook_name)
+        if cached is None or cached[0] != identity:
+            chain = [impl for impl in reversed(impls)
+                     if not (impl.wrapper or impl.hookwrapper) and impl.plugin_name != skip]
+            cached = self._chains[hook_name] = (identity, chain)
+        return cached[1]
+
     def call(self, hook_name: str, model: Any, kwargs: dict[str, Any],
              skip: str) -> Any:
         """The answer of ``model``'s owner to ``hook_name``, or of the first plugin of the
@@ -125,8 +150,7 @@ class ModelOwners:
         ``skip`` names the plugin calling this (the host), whose own implementation is the
         router, not an answer.
         """
-        impls = [impl for impl in reversed(getattr(self._pm.hook, hook_name).get_hookimpls())
-                 if not (impl.wrapper or impl.hookwrapper) and impl.plugin_name != skip]
+        impls = self._chain(hook_name, skip)
         owner = self.owner(model)
         if owner is not None:
             for impl in impls:

@@ -222,3 +222,16 @@ def test_resolving_a_declared_class_runs_no_lazy_module_getattr(
     assert resolve_class("alphazoo_test_lazy.Base") is Base
     assert resolve_class(f"{HERE}.Sub") is Sub and resolve_class(f"{HERE}:Sub") is Sub
     assert asked == []
+
+
+def test_a_declared_class_is_found_once_its_library_is_imported(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import types
+
+    zoo = Zoo(plugins=[Recorder("late-lib", ["alphazoo_test_late.Late"])], discover=False)
+    assert zoo.owner_of(Base()) is None  # the table is built while the library is absent
+    late = types.ModuleType("alphazoo_test_late")
+    late.Late = type("Late", (Base,), {"__module__": "alphazoo_test_late"})  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "alphazoo_test_late", late)
+    assert zoo.owner_of(late.Late()) == "late-lib"
+    assert zoo.owner_of(Base()) is None
