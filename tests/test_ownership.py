@@ -174,8 +174,18 @@ def test_a_broken_plugin_does_not_break_another_adapters_model(broken_first: boo
     assert zoo.load("lr").predict([[3.0]])[0] == pytest.approx(3.0)
 
 
-def test_a_broken_plugin_does_not_break_a_discovered_adapters_model(tmp_path: Path) -> None:
-    zoo = Zoo(tmp_path, plugins=[MissingLibraryPlugin()])
+@pytest.mark.parametrize("registration", ["after-discovery", "before-hmmlearn",
+                                          "after-hmmlearn"])
+def test_a_broken_plugin_does_not_break_a_builtin_adapters_model(registration: str,
+                                                                 tmp_path: Path) -> None:
+    from alphazoo.adapters import hmmlearn
+
+    broken = MissingLibraryPlugin()
+    if registration == "after-discovery":
+        zoo = Zoo(tmp_path, plugins=[broken])
+    else:
+        plugins = [broken, hmmlearn] if registration == "before-hmmlearn" else [hmmlearn, broken]
+        zoo = Zoo(tmp_path, plugins=plugins, discover=False)
     model = zoo.build("gaussian_hmm", n_components=2, n_iter=5)
     if zoo.owner_of(model) is None:
         pytest.skip("the built-in adapters do not declare alphazoo_model_types yet")
