@@ -1,92 +1,17 @@
-"""The host's own plugin: defaults and the trust guard around loading.
-
-Cross-cutting rules are hook implementations here rather than special cases inside adapters:
-the trust guard wraps ``alphazoo_load`` so no adapter can unpickle an untrusted payload (the
-rules live in :mod:`alphazoo.trust`) or read an ``adapter_data`` its format's schema refuses, and
-``trylast`` defaults answer only when no adapter claimed the model.
-"""
+"""Deprecated alias of :mod:`alphazoo.host_plugin` (renamed: ``builtins`` is the name of a
+standard library module). Importing it warns; it goes in the next release."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import warnings
 
-from .contracts import LoadRequest, ModelSpec
-from .errors import (
-    IncompatibleVersionError,
-    UnsupportedFormatError,
-    UnsupportedModelError,
+from .host_plugin import FormatTable, HostPlugin
+
+__all__ = ["FormatTable", "HostPlugin"]
+
+warnings.warn(
+    "alphazoo.builtins is deprecated and will be removed in the next release: it was renamed "
+    "alphazoo.host_plugin (from alphazoo.host_plugin import HostPlugin)",
+    DeprecationWarning,
+    stacklevel=2,
 )
-from .hookspecs import hookimpl
-from .manifest_schema import validate_adapter_data
-from .trust import check_trust, may_run_code
-
-if TYPE_CHECKING:
-    from .host import Zoo
-
-__all__ = ["HostPlugin"]
-
-
-class HostPlugin:
-    """Registered by every :class:`~alphazoo.Zoo` under the name ``alphazoo.host``."""
-
-    def __init__(self, zoo: Zoo) -> None:
-        self._zoo = zoo
-
-    @hookimpl(trylast=True)
-    def alphazoo_build(self, spec: ModelSpec, params: dict[str, Any]) -> Any:
-        return spec.builder(**params)
-
-    @hookimpl(trylast=True)
-    def alphazoo_train(self, model: Any, X: Any, y: Any, params: dict[str, Any]) -> Any:
-        # Any object with a scikit-learn style fit() trains without an adapter.
-        fit = getattr(model, "fit", None)
-        if fit is None:
-            return None
-        result = fit(X, **params) if y is None else fit(X, y, **params)
-        return model if result is None else result
-
-    @hookimpl(trylast=True)
-    def alphazoo_predict(self, model: Any, X: Any) -> Any:
-        predict = getattr(model, "predict", None)
-        return None if predict is None else predict(X)
-
-    @hookimpl(wrapper=True, tryfirst=True)
-    def alphazoo_load(self, request: LoadRequest) -> Any:
-        manifest = request.manifest
-        adapter, fmt = manifest.get("adapter"), manifest.get("format")
-        spec = self._zoo.format_spec(adapter, fmt)
-        if spec is None:
-            raise UnsupportedFormatError(
-                f"the bundle was written by adapter {adapter!r} in format {fmt!r}, which no "
-                f"loaded plugin reads (formats available: {self._zoo.describe_formats()}); "
-                f"install or enable the {adapter!r} adapter{self._zoo.plugin_trouble(adapter)}"
-            )
-        # The format's declared adapter_data first: trust and version checks read the manifest.
-        validate_adapter_data(manifest, spec.adapter_data)
-        check_trust(request, spec.safe)
-        request.may_run_code = may_run_code(request)
-        _check_versions(request, spec.load_requires, pickled=not spec.safe)
-        result = yield
-        if result is None:
-            raise UnsupportedModelError(
-                f"adapter {adapter!r} declared format {fmt!r} but did not load the bundle"
-            )
-        return result
-
-
-def _check_versions(request: LoadRequest, load_requires: tuple[str, ...], *,
-                    pickled: bool) -> None:
-    """Refuse (or note) a bundle saved with library versions that may not read back here.
-
-    The policy by format lives in :mod:`alphazoo.compat.bundles`; ``pickled`` comes from the
-    loader's format table (an unsafe format holds pickles whatever its name). Warnings go to
-    ``request.notices`` so the host shows them at the caller's ``Zoo.load`` line.
-    """
-    from alphazoo.compat.bundles import check_bundle_versions
-
-    for finding in check_bundle_versions(request.manifest, load_requires, pickled=pickled):
-        if finding.severity == "fatal" or (
-                finding.severity == "error" and not request.allow_version_mismatch):
-            raise IncompatibleVersionError(finding.message, finding.library, finding.saved,
-                                           finding.installed)
-        request.notices.append(finding.allowed_message or finding.message)

@@ -82,8 +82,9 @@ class SavedPayload:
     #: Adapter-specific facts the loader needs back (task, classes, parity figures...).
     adapter_data: dict[str, Any] = field(default_factory=dict)
     input_signature: dict[str, Any] | None = None
-    #: Things the user should know about this save; the host shows each as a UserWarning at
-    #: the caller's ``zoo.save`` line (a plugin's own warning would point into pluggy).
+    #: Things the user should know about this save; the host shows each as a
+    #: :class:`~alphazoo.SaveWarning` at the caller's ``zoo.save`` line (a plugin's own warning
+    #: would point into pluggy).
     warnings: list[str] = field(default_factory=list)
 
 
@@ -109,7 +110,8 @@ class LoadRequest:
     build: Callable[[str, dict[str, Any]], Any] | None = None
     #: Load a pickle saved with another minor version of its library (a warning, not an error).
     allow_version_mismatch: bool = False
-    #: Messages for the caller (version mismatches), shown as warnings at the ``Zoo.load`` line.
+    #: Messages for the caller (version mismatches), shown as
+    #: :class:`~alphazoo.VersionMismatchWarning` at the ``Zoo.load`` line.
     notices: list[str] = field(default_factory=list)
     #: Refuse the bundle unless its HMAC verifies for this key (``require_signature=True``,
     #: the zoo's setting or ``$ALPHAZOO_REQUIRE_SIGNATURE``); the host enforces it.

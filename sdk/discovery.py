@@ -3,11 +3,15 @@
 pluggy's own ``load_setuptools_entrypoints`` stops at the first plugin that fails to import; a
 model zoo must keep working when one third-party plugin is broken, so each entry point is loaded
 on its own: a failure becomes a :class:`PluginLoadWarning` and a ``failed`` row in
-``alphazoo plugins``. ``ALPHAZOO_DISABLE_PLUGINS=name,...`` blocks plugins by entry-point name.
+``alphazoo plugins``. A plugin implementing a hook no spec defines (``alphazoo_sav``, a typo
+that pluggy would otherwise accept silently and never call) fails the same way, its row naming
+the hook and the nearest spec; hooks marked ``optionalhook=True`` are allowed.
+``ALPHAZOO_DISABLE_PLUGINS=name,...`` blocks plugins by entry-point name.
 """
 
 from __future__ import annotations
 
+import difflib
 import os
 import warnings
 from dataclasses import dataclass, field
@@ -15,15 +19,16 @@ from importlib import metadata
 
 import pluggy
 
+from .errors import AlphazooWarning
 from .hookspecs import PROJECT
 
 __all__ = ["PluginInfo", "PluginLoadWarning", "discover_plugins", "disabled_plugins",
-           "plugin_trouble", "settle_status"]
+           "plugin_trouble", "register_checked", "settle_status"]
 
 ENTRY_POINT_GROUP = PROJECT
 
 
-class PluginLoadWarning(UserWarning):
+class PluginLoadWarning(AlphazooWarning):
     """A plugin could not be loaded; alphazoo goes on without it."""
 
 
@@ -78,10 +83,12 @@ def discover_plugins(pm: pluggy.PluginManager) -> list[PluginInfo]:
             continue
         try:
             plugin = entry_point.load()
-            pm.register(plugin, name=entry_point.name)
+            problem = register_checked(pm, plugin, entry_point.name)
         except Exception as exc:  # a broken plugin must not take the host down
+            problem = f"{type(exc).__name__}: {exc}"
+        if problem is not None:
             row.status = "failed"
-            row.error = f"{type(exc).__name__}: {exc}"
+            row.error = problem
             warnings.warn(
                 f"alphazoo plugin {entry_point.name!r} ({row.distribution} {row.version}) "
                 f"failed to load and is skipped: {row.error}",
@@ -89,6 +96,34 @@ def discover_plugins(pm: pluggy.PluginManager) -> list[PluginInfo]:
                 stacklevel=3,
             )
     return rows
+
+
+def register_checked(pm: pluggy.PluginManager, plugin: object, name: str) -> str | None:
+    """Register ``plugin`` under ``name`` unless it implements a hook no spec defines.
+
+    Returns None when registered; otherwise the plugin stays unregistered and the reason is
+    returned (``"unknown hook 'alphazoo_sav' (did you mean alphazoo_save?)"``). pluggy accepts
+    such an implementation and never calls it, so a misspelt hook would fail silently.
+    """
+    pm.register(plugin, name=name)
+    try:
+        pm.check_pending()  # every plugin registered before passed it: a failure is this one's
+    except pluggy.PluginValidationError:
+        reasons = [_unknown_hook(pm, caller.name) for caller in pm.get_hookcallers(plugin) or []
+                   if not caller.has_spec() and any(
+                       impl.plugin is plugin and not impl.optionalhook
+                       for impl in caller.get_hookimpls())]
+        pm.unregister(plugin)
+        return "; ".join(reasons) or "implements a hook no alphazoo hookspec defines"
+    return None
+
+
+def _unknown_hook(pm: pluggy.PluginManager, hook_name: str) -> str:
+    known = sorted(name for name, caller in vars(pm.hook).items()
+                   if not name.startswith("_") and caller.has_spec())
+    nearest = difflib.get_close_matches(hook_name, known, n=1)
+    hint = f"did you mean {nearest[0]}?" if nearest else f"the hooks are: {', '.join(known)}"
+    return f"unknown hook {hook_name!r}, which no alphazoo hookspec defines ({hint})"
 
 
 def settle_status(row: PluginInfo) -> None:

@@ -1,9 +1,10 @@
 """The exceptions alphazoo raises.
 
 Every error derives from :class:`AlphazooError`, so ``except alphazoo.AlphazooError`` catches
-anything the SDK raises on purpose. Where a builtin exception type already carries the meaning
-(a bad key is a ``ValueError``, a missing key a ``KeyError``) the alphazoo error derives from it
-too, so code written against LEAN-style stores keeps working.
+anything the SDK raises on purpose, and every warning category from :class:`AlphazooWarning`.
+Where a builtin exception type already carries the meaning (a bad key is a ``ValueError``, a
+missing key a ``KeyError``) the alphazoo error derives from it too, so code written against
+LEAN-style stores keeps working.
 """
 
 from __future__ import annotations
@@ -26,8 +27,13 @@ __all__ = [
     "OnnxParityError",
     "MissingDependencyError",
     "IncompatibleVersionError",
+    "AlphazooWarning",
     "VersionMismatchWarning",
     "AdapterCheckError",
+    "SaveWarning",
+    "PluginError",
+    "PluginHookError",
+    "PluginConflictError",
 ]
 
 
@@ -207,8 +213,62 @@ class AdapterCheckError(AlphazooError, AssertionError):
         super().__init__(f"{check}: {problem}{where}")
 
 
-class VersionMismatchWarning(UserWarning):
+class AlphazooWarning(UserWarning):
+    """Base class of every warning alphazoo emits on purpose:
+    ``warnings.filterwarnings("error", category=alphazoo.AlphazooWarning)`` makes them all
+    errors, ``"ignore"`` silences them, without touching other libraries' warnings."""
+
+
+class VersionMismatchWarning(AlphazooWarning):
     """A bundle was saved with another version of a library; it loads, but check it."""
+
+
+class SaveWarning(AlphazooWarning):
+    """Something to know about a model that was saved (an adapter's note: a format that runs
+    code on load, a precision lost in export...); the bundle was written."""
+
+
+class PluginError(AlphazooError):
+    """A plugin misbehaved; ``plugin`` names it. Disable it with
+    ``ALPHAZOO_DISABLE_PLUGINS=name`` or fix (or uninstall) its distribution."""
+
+    def __init__(self, plugin: str, message: str) -> None:
+        self.plugin = plugin
+        super().__init__(message)
+
+
+class PluginHookError(PluginError):
+    """A plugin's hook implementation raised an exception that is not an alphazoo error.
+
+    Raised from the exception (``__cause__``), naming the plugin and the hook, so a broken
+    third-party plugin is not mistaken for a fault of the model being handled.
+    """
+
+    def __init__(self, plugin: str, hook: str, error: BaseException) -> None:
+        self.hook = hook
+        self.error = error
+        super().__init__(
+            plugin,
+            f"plugin {plugin!r} raised {type(error).__name__} in {hook}: {error}; fix or "
+            f"uninstall the plugin, or disable it with ALPHAZOO_DISABLE_PLUGINS={plugin} "
+            "(see `alphazoo plugins`)",
+        )
+
+
+class PluginConflictError(PluginError):
+    """Two plugins declare the same class in ``alphazoo_model_types``: no single adapter owns
+    its models. ``plugins`` names them, ``model_class`` the class."""
+
+    def __init__(self, plugins: list[str], model_class: str) -> None:
+        self.plugins = list(plugins)
+        self.model_class = model_class
+        names = " and ".join(repr(name) for name in self.plugins)
+        super().__init__(
+            self.plugins[0],
+            f"plugins {names} both declare {model_class} in alphazoo_model_types, so neither "
+            "owns its models; uninstall one of them or disable it with "
+            f"ALPHAZOO_DISABLE_PLUGINS={self.plugins[-1]}",
+        )
 
 
 def require(module: str, extra: str, purpose: str) -> object:

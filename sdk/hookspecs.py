@@ -7,7 +7,10 @@ the adapter that owns the object answers and every other plugin returns None) or
 
 A plugin is a module or object with functions marked ``@alphazoo.hookimpl`` named like these
 specs, published under the ``alphazoo`` entry-point group. A plugin module must not import an ML
-framework at import time: import it inside the hook, when a model of that library is handled.
+framework at import time: import it inside the hook, when a model of that library is handled,
+and name the classes the adapter owns in :func:`alphazoo_model_types` (strings, no import), so
+that its ``alphazoo_train``, ``alphazoo_predict`` and ``alphazoo_save`` run only for its own
+models (see :mod:`alphazoo.ownership`).
 """
 
 from __future__ import annotations
@@ -86,7 +89,9 @@ def alphazoo_build(spec: ModelSpec, params: dict[str, Any]) -> Any:
 def alphazoo_train(model: Any, X: Any, y: Any, params: dict[str, Any]) -> Any:
     """Fit ``model`` on ``X`` and ``y``.
 
-    Called by ``Zoo.train``. The adapter that owns the model answers.
+    Called by ``Zoo.train``. The adapter that owns the model answers (only the owner is
+    called when the model's class is declared in :func:`alphazoo_model_types`); when it
+    returns None, or no plugin answers, the host calls the model's own ``fit``.
 
     :param model: the model to fit.
     :param X: features, ``y``: targets (None for unsupervised models).
@@ -101,7 +106,10 @@ def alphazoo_train(model: Any, X: Any, y: Any, params: dict[str, Any]) -> Any:
 def alphazoo_save(request: SaveRequest) -> SavedPayload | None:
     """Serialize a model into payload files.
 
-    Called by ``Zoo.save``. The adapter that owns ``request.model`` writes its files into
+    Called by ``Zoo.save``; only the owner is called when the model's class is declared in
+    :func:`alphazoo_model_types` (hook wrappers run around it and may swap ``request.model``
+    first: ownership is decided on the model they pass on). The adapter that owns
+    ``request.model`` writes its files into
     ``request.directory`` in ``request.format`` (its default format when None); the host packs
     them into a checksummed bundle. An adapter that owns the model but not the format raises
     :class:`~alphazoo.UnsupportedFormatError` naming the formats it has.
@@ -132,7 +140,8 @@ def alphazoo_load(request: LoadRequest) -> Any:
 def alphazoo_predict(model: Any, X: Any) -> Any:
     """Predict with ``model`` on ``X``.
 
-    Called by ``Zoo.predict``. The owning adapter answers; a built-in fallback calls
+    Called by ``Zoo.predict``. The owning adapter answers (only it is called when the model's
+    class is declared in :func:`alphazoo_model_types`); a built-in fallback calls
     ``model.predict(X)``.
 
     :returns: the predictions, or None when the model is not this plugin's.

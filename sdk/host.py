@@ -8,7 +8,6 @@ import tempfile
 import threading
 import time
 import warnings
-import weakref
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -17,16 +16,18 @@ import pluggy
 
 from alphazoo.compat.installed import installed_version
 
-from . import hookspecs
-from .builtins import HostPlugin
+from . import hookspecs, model_facts
+from .host_plugin import HostPlugin
 from .bundle import (OpenedBundle, read_bundle, read_bundle_from, read_manifest, signing_key,
                      signing_key_and_source, write_bundle)
 from .contracts import FormatSpec, LoadRequest, ModelSpec, SaveRequest
 from .discovery import (PluginInfo, PluginLoadWarning, discover_plugins, plugin_trouble,
-                        settle_status)
-from .errors import UnsupportedFormatError, UnsupportedModelError, VersionMismatchWarning
+                        register_checked, settle_status)
+from .errors import (SaveWarning, UnsupportedFormatError, UnsupportedModelError,
+                     VersionMismatchWarning)
 from .keys import normalize_key
 from .limits import LoadLimits
+from .ownership import ModelOwners
 from .registry import ModelTable
 from .store import ObjectStore
 from .trust import require_signature_from_env
@@ -34,6 +35,8 @@ from .trust import require_signature_from_env
 __all__ = ["Zoo"]
 
 _SAMPLE_ROWS = 256
+#: The name the host's own plugin is registered under.
+HOST_PLUGIN = "alphazoo.host"
 
 
 class Zoo:
@@ -88,8 +91,9 @@ class Zoo:
         self._plugin_rows: list[PluginInfo] = []
         self._models: ModelTable | None = None
         self._formats: list[FormatSpec] | None = None
-        # Facts about models this host built or trained, recorded into manifests on save.
-        self._notes: weakref.WeakKeyDictionary[Any, dict[str, Any]] = weakref.WeakKeyDictionary()
+        self._owners: ModelOwners
+        self._owned_callers: dict[str, tuple[tuple[int, ...], Any]] = {}
+        self._host_plugin: HostPlugin
 
     # -- plumbing ----------------------------------------------------------------------------
     @property
@@ -111,24 +115,64 @@ class Zoo:
     def _setup(self) -> None:
         pm = pluggy.PluginManager(hookspecs.PROJECT)
         pm.add_hookspecs(hookspecs)
-        pm.register(HostPlugin(self), name="alphazoo.host")
+        owners = ModelOwners(pm, lambda hook_name: self._each(hook_name, pm=pm),
+                             is_builtin=self._is_builtin_plugin)
+        host = HostPlugin(self, lambda hook_name, model, kwargs:
+                          owners.call(hook_name, model, kwargs, skip=HOST_PLUGIN))
+        pm.register(host, name=HOST_PLUGIN)
         rows = discover_plugins(pm) if self._discover else []
         for index, plugin in enumerate(self._extra_plugins):
             name = getattr(plugin, "__name__", None) or f"{type(plugin).__name__}-{index}"
-            pm.register(plugin, name=name)
-            rows.append(PluginInfo(name, "-", "-", name, "loaded"))
+            row = PluginInfo(name, "-", "-", name, "loaded")
+            problem = register_checked(pm, plugin, name)
+            if problem is not None:
+                row.status, row.error = "failed", problem
+                warnings.warn(f"alphazoo plugin {name!r} is skipped: {problem}",
+                              PluginLoadWarning, stacklevel=4)
+            rows.append(row)
         self._plugin_rows = rows
+        self._owners = owners
+        self._host_plugin = host
         self._pm = pm
+
+    def _is_builtin_plugin(self, name: str) -> bool:
+        """True for the adapters alphazoo itself ships (entry points of its distribution)."""
+        return any(row.name == name and row.distribution == "alphazoo"
+                   for row in self._plugin_rows)
+
+    def _owned_hook(self, hook_name: str) -> Any:
+        """The caller of ``hook_name`` the host uses for a model: hook wrappers around the
+        host's router, which calls the model's owner (see :mod:`alphazoo.ownership`)."""
+        pm = self.pm
+        impls = getattr(pm.hook, hook_name).get_hookimpls()
+        identity = tuple(id(impl) for impl in impls)
+        cached = self._owned_callers.get(hook_name)
+        if cached is None or cached[0] != identity:  # first use, or plugins changed since
+            remove = [plugin for plugin in self._owners.bypassed(hook_name)
+                      if plugin is not self._host_plugin]
+            caller = (pm.subset_hook_caller(hook_name, remove) if remove
+                      else getattr(pm.hook, hook_name))
+            cached = self._owned_callers[hook_name] = (identity, caller)
+        return cached[1]
+
+    def owner_of(self, model: Any) -> str | None:
+        """The name of the plugin that trains, predicts with and saves ``model``, from the
+        classes plugins declare in ``alphazoo_model_types``; None when no declared class
+        matches (the plugins that declare none are then asked in turn)."""
+        self.pm  # discovers the plugins on first use
+        return self._owners.owner(model)
 
     @property
     def hook(self) -> Any:
-        """The hook relay, ``zoo.hook.alphazoo_save(request=...)``."""
+        """The hook relay, ``zoo.hook.alphazoo_save(request=...)``. Train, predict and save
+        called through it reach the model's owner first (the host's router); the zoo's own
+        methods also keep other plugins from being asked again after it."""
         return self.pm.hook
 
     def plugins(self) -> list[PluginInfo]:
         """Every plugin with its distribution, hooks, requirements and status."""
         pm = self.pm
-        host = PluginInfo("alphazoo.host", "alphazoo", _alphazoo_version(), "alphazoo.builtins",
+        host = PluginInfo("alphazoo.host", "alphazoo", _alphazoo_version(), "alphazoo.host_plugin",
                           "builtin")
         rows = [host]
         rows += self._plugin_rows
@@ -179,14 +223,16 @@ class Zoo:
             self._models = table
         return self._models
 
-    def _each(self, hook_name: str, kwargs: Any = lambda name: {}) -> list[tuple[str, Any]]:
+    def _each(self, hook_name: str, kwargs: Any = lambda name: {},
+              pm: pluggy.PluginManager | None = None) -> list[tuple[str, Any]]:
         """Call one collecting hook plugin by plugin; a plugin that raises is reported, not fatal.
 
         pluggy's own call would abort on the first failing plugin: a model zoo keeps working
         when one third-party plugin is broken (the failure shows in ``alphazoo plugins``).
         """
         answers = []
-        for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
+        # ``pm`` while it is being set up (the owner table is built then).
+        for impl in getattr((pm or self.pm).hook, hook_name).get_hookimpls():
             try:
                 # pluggy lets an implementation take fewer arguments than its spec.
                 offered = kwargs(impl.plugin_name)
@@ -206,7 +252,7 @@ class Zoo:
         """An unfitted model from the zoo model ``name`` (see ``alphazoo models``)."""
         spec = self._model_spec(name)
         model = self.hook.alphazoo_build(spec=spec, params=params)
-        self._note(model, zoo_model=name, params=_jsonable(params))
+        model_facts.record(model, zoo_model=name, params=_jsonable(params))
         return model
 
     def train(self, model: Any, X: Any, y: Any = None, **params: Any) -> Any:
@@ -217,11 +263,11 @@ class Zoo:
         parity check.
         """
         started = time.perf_counter()
-        fitted = self.hook.alphazoo_train(model=model, X=X, y=y, params=params)
+        fitted = self._owned_hook("alphazoo_train")(model=model, X=X, y=y, params=params)
         if fitted is None:
             raise UnsupportedModelError(_no_adapter(model, self))
         seconds = time.perf_counter() - started
-        notes = dict(self._notes.get(model, {})) if _weakable(model) else {}
+        notes = model_facts.facts_of(model)
         notes["training"] = {
             "rows": _rows(X),
             "seconds": round(seconds, 6),
@@ -229,12 +275,12 @@ class Zoo:
             "finished": _now(),
         }
         notes["sample"] = _head(X, _SAMPLE_ROWS)
-        self._note(fitted, **notes)
+        model_facts.record(fitted, **notes)
         return fitted
 
     def predict(self, model: Any, X: Any) -> Any:
         """Predictions of ``model`` on ``X`` through its adapter."""
-        result = self.hook.alphazoo_predict(model=model, X=X)
+        result = self._owned_hook("alphazoo_predict")(model=model, X=X)
         if result is None:
             raise UnsupportedModelError(_no_adapter(model, self))
         return result
@@ -267,14 +313,14 @@ class Zoo:
         """
         key = normalize_key(key)  # refuse a bad key before the adapter does any work
         key_bytes = signing_key(sign_key)
-        notes = self._notes.get(model, {}) if _weakable(model) else {}
+        notes = model_facts.facts_of(model)
         if sample is None:
             sample = notes.get("sample")
         with tempfile.TemporaryDirectory(prefix="alphazoo-save-") as tmp:
             request = SaveRequest(model, format, Path(tmp), sample, parity_tolerance,
                                   zoo_model=notes.get("zoo_model"), params=notes.get("params"),
                                   options=options)
-            payload = self.hook.alphazoo_save(request=request)
+            payload = self._owned_hook("alphazoo_save")(request=request)
             if payload is None:
                 raise UnsupportedModelError(_no_adapter(model, self))
             if format is not None and payload.format != format:
@@ -309,7 +355,7 @@ class Zoo:
                         f"{instead[0].upper()}{instead[1:]}."
                     )
             for notice in payload.warnings:
-                warnings.warn(f"{key!r}: {notice}", UserWarning, stacklevel=2)
+                warnings.warn(f"{key!r}: {notice}", SaveWarning, stacklevel=2)
             return write_bundle(self.store, key, manifest, Path(tmp), payload.files, key_bytes)
 
     def load(
@@ -397,7 +443,8 @@ class Zoo:
             # Attributed to the caller of load() or load_bytes(), two frames up.
             warnings.warn(notice, VersionMismatchWarning, stacklevel=3)
         if manifest.get("params") is not None:  # a zoo model: the name is its builder's
-            self._note(model, zoo_model=manifest.get("name"), params=manifest.get("params"))
+            model_facts.record(model, zoo_model=manifest.get("name"),
+                               params=manifest.get("params"))
         return model
 
     def _model_spec(self, name: str) -> ModelSpec:
@@ -444,19 +491,6 @@ class Zoo:
                        safe=spec.safe if spec else False,
                        alternatives=[(s.name, s.load_requires, s.safe) for s in others])
 
-    # -- notes -------------------------------------------------------------------------------
-    def _note(self, model: Any, **facts: Any) -> None:
-        if _weakable(model):
-            self._notes.setdefault(model, {}).update(facts)
-
-
-def _weakable(model: Any) -> bool:
-    try:
-        weakref.ref(model)
-        hash(model)
-    except TypeError:
-        return False
-    return True
 
 
 def _no_adapter(model: Any, zoo: Zoo) -> str:

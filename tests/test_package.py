@@ -48,3 +48,64 @@ def test_unknown_names_raise_attribute_error():
 
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         alphazoo.nope  # noqa: B018
+
+
+def test_public_names_dir_and_the_type_checking_imports_agree():
+    import ast
+    from pathlib import Path
+
+    names = set(alphazoo.__all__) - {"__version__"}
+    assert set(alphazoo._EXPORTS) == names and len(alphazoo.__all__) == len(set(alphazoo.__all__))
+    assert set(alphazoo.__all__) <= set(dir(alphazoo))
+    tree = ast.parse(Path(alphazoo.__file__).read_text())
+    block = next(node for node in tree.body
+                 if isinstance(node, ast.If) and getattr(node.test, "id", "") == "TYPE_CHECKING")
+    imported = {alias.name: node.module for node in ast.walk(block)
+                if isinstance(node, ast.ImportFrom) for alias in node.names}
+    assert imported == {name: module for name, module in alphazoo._EXPORTS.items()}
+
+
+def test_submodules_are_attributes_before_anything_imports_them():
+    code = ("import sys, alphazoo\n"
+            "assert 'alphazoo.ownership' not in sys.modules\n"
+            "print(alphazoo.ownership.__name__, alphazoo.model_facts.__name__)\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=HANG_TIMEOUT)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["alphazoo.ownership", "alphazoo.model_facts"]
+
+
+def test_every_warning_category_derives_from_alphazoo_warning():
+    import ast
+    import importlib
+    from pathlib import Path
+
+    import alphazoo.adapters
+    import alphazoo.compat
+    import alphazoo.contrib
+
+    roots = {"alphazoo": Path(alphazoo.__file__).parent,
+             "alphazoo.adapters": Path(alphazoo.adapters.__file__).parent,
+             "alphazoo.compat": Path(alphazoo.compat.__file__).parent,
+             "alphazoo.contrib": Path(alphazoo.contrib.__file__).parent}
+    found = []
+    for package, root in roots.items():
+        for path in root.rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                bases = [ast.unparse(base) for base in getattr(node, "bases", [])]
+                if isinstance(node, ast.ClassDef) and any("Warning" in b for b in bases):
+                    parts = path.relative_to(root).with_suffix("").parts
+                    module = ".".join((package, *parts)).removesuffix(".__init__")
+                    found.append((module, node.name))
+    assert ("alphazoo.discovery", "PluginLoadWarning") in found
+    for module, name in found:
+        cls = getattr(importlib.import_module(module), name)
+        assert issubclass(cls, alphazoo.AlphazooWarning), f"{module}.{name}"
+    assert issubclass(alphazoo.AlphazooWarning, UserWarning)
+
+
+def test_lock_file_error_is_an_alphazoo_error():
+    from alphazoo.compat.environment import LockFileError
+
+    assert issubclass(LockFileError, alphazoo.AlphazooError)
+    assert issubclass(LockFileError, ValueError)  # what callers caught before

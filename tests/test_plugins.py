@@ -368,3 +368,97 @@ def test_host_refuses_a_payload_in_another_format_than_requested(tmp_path: Path)
     with pytest.raises(alphazoo.UnsupportedFormatError, match="'onnx' was asked for.*doubler-json"):
         zoo.save(model, "m", format="onnx")
     assert not zoo.store.contains_key("m")
+
+
+# -- hook implementations no spec defines --------------------------------------------------------
+@pytest.mark.slow
+def test_installed_plugin_with_a_misspelt_hook_fails_and_others_load(example_site: Path) -> None:
+    result = run_alphazoo(["plugins", "--json"], example_site)
+    assert result.returncode == 0, result.stderr
+    rows = {row["name"]: row for row in json.loads(result.stdout)}
+    misspelt = rows["misspelt"]
+    assert misspelt["status"] == "failed" and misspelt["hooks"] == []
+    assert "'alphazoo_sav'" in misspelt["error"]
+    assert "did you mean alphazoo_save?" in misspelt["error"]
+    assert rows["example"]["status"] == "loaded" and rows["sklearn"]["status"] == "loaded"
+
+
+class MisspeltPlugin:
+    __name__ = "misspelt"
+
+    @alphazoo.hookimpl
+    def alphazoo_formats(self):
+        return [FormatSpec("never", "misspelt", True, "never registered", True)]
+
+    @alphazoo.hookimpl
+    def alphazoo_predikt(self, model, X):
+        return "never called"
+
+
+class FutureHookPlugin(DoublerPlugin):
+    __name__ = "future"
+
+    @alphazoo.hookimpl(optionalhook=True)
+    def alphazoo_hook_of_a_later_alphazoo(self):
+        return None
+
+
+def test_plugin_with_an_unknown_hook_is_a_failed_row_and_not_registered() -> None:
+    zoo = Zoo(plugins=[MisspeltPlugin(), FutureHookPlugin()], discover=False)
+    with pytest.warns(alphazoo.PluginLoadWarning, match="'alphazoo_predikt'"):
+        rows = {row.name: row for row in zoo.plugins()}
+    assert rows["misspelt"].status == "failed"
+    assert "did you mean alphazoo_predict?" in rows["misspelt"].error
+    assert zoo.pm.get_plugin("misspelt") is None
+    assert "misspelt" not in {spec.adapter for spec in zoo.formats()}
+    # An optional hook is a plugin's own business: the plugin loads and works.
+    assert rows["future"].status == "loaded"
+    assert zoo.predict(zoo.train(zoo.build("doubler"), [[1.0]], [0]), [[2.0]]) == [4.0]
+
+
+# -- the host's own plugin -----------------------------------------------------------------------
+def test_host_plugin_does_not_import_the_host() -> None:
+    import ast
+
+    source = Path(alphazoo.host_plugin.__file__).read_text()
+    imported = {node.module for node in ast.walk(ast.parse(source))
+                if isinstance(node, ast.ImportFrom)}
+    assert "host" not in imported and "alphazoo.host" not in imported
+    assert alphazoo.host_plugin.HostPlugin is alphazoo.host.HostPlugin
+
+
+def test_old_builtins_module_still_imports_with_a_deprecation_warning() -> None:
+    result = run_python(
+        "import warnings; warnings.simplefilter('error', DeprecationWarning)\n"
+        "try:\n    import alphazoo.builtins\nexcept DeprecationWarning as w:\n    print(w)\n"
+        "warnings.simplefilter('ignore')\n"
+        "from alphazoo.builtins import HostPlugin\n"
+        "from alphazoo.host_plugin import HostPlugin as New\n"
+        "print(HostPlugin is New)"
+    )
+    assert result.returncode == 0, result.stderr
+    warning, same = result.stdout.strip().splitlines()
+    assert "alphazoo.host_plugin" in warning and "next release" in warning
+    assert same == "True"
+
+
+class NotingPlugin(DoublerPlugin):
+    """Saves doublers with a note for the user, as an adapter reports a lossy export."""
+
+    __name__ = "noting"
+
+    @alphazoo.hookimpl
+    def alphazoo_save(self, request):
+        payload = super().alphazoo_save(request)
+        if payload is not None:
+            payload.warnings.append("the factor was rounded")
+        return payload
+
+
+def test_adapter_notes_on_save_are_alphazoo_save_warnings(tmp_path: Path) -> None:
+    zoo = Zoo(tmp_path, plugins=[NotingPlugin()], discover=False)
+    model = zoo.train(zoo.build("doubler"), [[1.0]], [0])
+    with pytest.warns(alphazoo.SaveWarning, match="'noted': the factor was rounded") as caught:
+        zoo.save(model, "noted")
+    assert issubclass(caught[0].category, alphazoo.AlphazooWarning)
+    assert caught[0].filename == __file__  # shown at the caller's line, not inside the host

@@ -80,16 +80,19 @@ def test_zoo_example_runs(tmp_path: Path) -> None:
     assert (tmp_path / "storage" / "zoo" / "gbdt").is_file()
 
 
-def test_plugin_example_works_as_a_plugin(tmp_path: Path) -> None:
+def test_plugin_example_works_as_a_plugin(tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
     import types
 
     import alphazoo
 
     source = next(block for block in _blocks("python") if "my_package/alphazoo_plugin.py" in block)
     module = types.ModuleType("readme_plugin")
+    monkeypatch.setitem(sys.modules, "readme_plugin", module)  # as an imported plugin is
     exec(compile(source, "README.md", "exec"), module.__dict__)
     zoo = alphazoo.Zoo(alphazoo.ObjectStore(tmp_path), plugins=[module], discover=False)
     model = zoo.train(zoo.build("mean_forecast"), [[0], [0]], [1.0, 3.0])
+    assert zoo.owner_of(model) == "readme_plugin"  # from the class it declares
     assert zoo.save(model, "mean/x")["format"] == "mean-json"
     assert zoo.load("mean/x").predict([[0]]) == [2.0]
     with pytest.raises(alphazoo.UnsupportedFormatError, match="mean-json"):
@@ -112,3 +115,14 @@ def test_plugin_conformance_example_passes_on_the_readme_plugin(tmp_path: Path) 
     assert result.returncode == 0, result.stdout + result.stderr
     assert "my_package.alphazoo_plugin: 6 checks passed in" in result.stdout
     assert "formats mean-json" in result.stdout
+
+
+def test_every_hook_is_documented_in_the_plugin_section() -> None:
+    from alphazoo import hookspecs
+
+    section = README.split("## Writing a plugin", 1)[1].split("\n## ", 1)[0]
+    hooks = [name for name, value in vars(hookspecs).items()
+             if callable(value) and hasattr(value, f"{hookspecs.PROJECT}_spec")]
+    assert "alphazoo_model_types" in hooks and len(hooks) >= 9
+    undocumented = [name for name in hooks if f"`{name}" not in section]
+    assert not undocumented, f"hooks missing from README's 'Writing a plugin': {undocumented}"
