@@ -38,6 +38,9 @@ _LEAF = -1
 #: A bound on the objects walked to find trees: a model is a finite graph, but a bound keeps
 #: the walk O(model) whatever a payload builds.
 _MAX_OBJECTS = 10_000_000
+#: Tree levels walked one numpy pass each before depths switch to pointer jumping: deeper
+#: than scikit-learn grows trees on most data, shallow enough to bound a crafted chain.
+_LEVEL_PASSES = 64
 
 
 @dataclass
@@ -231,22 +234,47 @@ def _check_batch(batch: list[_Nodes], np: Any) -> None:
     if np.any(internal & ~np.isfinite(threshold)):
         fail_at(internal & ~np.isfinite(threshold),
                 lambda g, i: f"node {i}'s split threshold {threshold[g]} is not finite")
-    _check_depths(batch, parent, offsets, np)
+    kids = np.full((len(left), 2), _LEAF, dtype=np.int64)
+    kids[glob, 0] = targets[:len(glob)]
+    kids[glob, 1] = targets[len(glob):]
+    _check_depths(batch, parent, kids, offsets, np)
 
 
-def _check_depths(batch: list[_Nodes], parent: Any, offsets: Any, np: Any) -> None:
-    """Each tree's real depth against its ``max_depth``, by pointer jumping: log2(depth)
-    passes over all nodes (each node's parent is earlier, so the ancestors chain ends)."""
+def _check_depths(batch: list[_Nodes], parent: Any, kids: Any, offsets: Any, np: Any) -> None:
+    """Each tree's real depth against its ``max_depth``.
+
+    Level by level from the roots (``kids``: each node's two global children, -1 for a
+    leaf), each pass touching only that level's nodes: a forest costs its depth in small
+    numpy calls. Past :data:`_LEVEL_PASSES` levels (a deep or crafted chain, where that would
+    be one numpy call per node) it falls back to pointer jumping over ``parent``: log2(depth)
+    passes over all nodes.
+    """
+    depth = np.zeros(len(parent), dtype=np.int64)
+    frontier = offsets
+    level = 0
+    while frontier.size and level < _LEVEL_PASSES:
+        frontier = kids[frontier].ravel()
+        frontier = frontier[frontier >= 0]
+        level += 1
+        depth[frontier] = level
+    if frontier.size:
+        depth = _depths_by_pointer_jumping(parent, np)
+    deepest = np.maximum.reduceat(depth, offsets)
+    for tree, real in zip(batch, deepest.tolist()):
+        if tree.max_depth is not None and real > tree.max_depth:
+            _fail(tree.where, f"max_depth {tree.max_depth} but the nodes are {real} deep")
+
+
+def _depths_by_pointer_jumping(parent: Any, np: Any) -> Any:
+    """Every node's depth in log2(depth) passes (each node's parent is earlier, so the
+    ancestors chain ends)."""
     depth = (parent >= 0).astype(np.int64)
     ancestor = parent.copy()
     while np.any(ancestor >= 0):
         live = ancestor >= 0
         depth[live] += depth[ancestor[live]]
         ancestor[live] = ancestor[ancestor[live]]
-    deepest = np.maximum.reduceat(depth, offsets)
-    for tree, real in zip(batch, deepest.tolist()):
-        if tree.max_depth is not None and real > tree.max_depth:
-            _fail(tree.where, f"max_depth {tree.max_depth} but the nodes are {real} deep")
+    return depth
 
 
 def _check_binary_tree(tree: Any, where: str) -> None:
