@@ -125,6 +125,8 @@ def export_onnx(module: nn.Module, sample: np.ndarray, path: Path,
         finally:
             _clear_rnn_dispatch_cache()
             module.train(was_training)
+    if exporter == "torchscript":
+        _check_free_axes(path, target, rows, dynamic_axes)
     proto = onnx.load(str(path))
     dims = proto.graph.input[0].type.tensor_type.shape.dim
     fixed = {axis: dims[axis].dim_value for axis in dynamic_axes
@@ -136,6 +138,40 @@ def export_onnx(module: nn.Module, sample: np.ndarray, path: Path,
             "Pass dynamic_axes= to zoo.save to choose the free axes."
         )
     return proto
+
+
+def _check_free_axes(path: Path, target: nn.Module, rows: np.ndarray,
+                     dynamic_axes: Mapping[int, str]) -> None:
+    """Run the exported graph on rows one longer along every free axis and compare it with the
+    module: the tracer marks an axis free even when the module's code baked its size into the
+    graph (a reshape to the traced length), which dynamo would have refused. Raises
+    :class:`UnsupportedFormatError` naming the axes when the graph fails or disagrees."""
+    import onnxruntime
+
+    probe = rows
+    for axis in dynamic_axes:
+        first = np.take(probe, [0], axis=axis)
+        probe = np.concatenate([probe, first], axis=axis)
+    probe = np.ascontiguousarray(probe, dtype=np.float32)
+    with torch.no_grad():
+        native = target(torch.from_numpy(probe))
+    expected = [t.detach().numpy() for t in (native if isinstance(native, tuple) else (native,))]
+    try:
+        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        served = session.run(None, {"input": probe})
+        same = all(np.allclose(np.asarray(got, dtype=np.float64),
+                               np.asarray(want, dtype=np.float64), rtol=1e-4, atol=1e-4)
+                   for got, want in zip(served, expected, strict=True))
+    except Exception as exc:  # noqa: BLE001 -- any failure here means the axes are not free
+        same, why = False, f" ({type(exc).__name__})"
+    else:
+        why = ""
+    if not same:
+        raise UnsupportedFormatError(
+            f"the traced ONNX graph does not serve other sizes of input axes "
+            f"{dict(dynamic_axes)}{why}: the module's forward depends on them. Pass "
+            "dynamic_axes= to zoo.save to choose the free axes."
+        )
 
 
 def free_axes(requested: Any, ndim: int) -> dict[int, str]:

@@ -31,13 +31,10 @@ from typing import Any
 
 from alphazoo.contracts import LoadRequest
 from alphazoo.errors import (
-    BundleFormatError,
     UnsupportedFormatError,
-    UntrustedModelError,
     require,
 )
 from alphazoo.hookspecs import hookimpl
-from alphazoo.limits import check_zip
 from alphazoo.manifest_schema import ONNX_OUTPUTS, array, either, null, obj, string
 
 from .base import Adapter, Format, Saving, onnx_facts, onnx_reader, onnx_sample, pickle_format
@@ -97,30 +94,12 @@ def _write_skops(model: Any, path: Path, saving: Saving) -> None:
 
 def _read_skops(path: Path, request: LoadRequest) -> Any:
     """A skops payload: bounded (zip members, schema and .npy sizes), trust-checked for
-    foreign types, and every tree validated before the model is returned."""
-    from ._sklearn_trees import validate_trees
+    foreign types by the host's decision, and every tree validated before it is returned."""
+    from ._skops_load import load_skops
 
-    # Before skops reads anything (get_untrusted_types already parses schema.json), and
-    # before it is imported: a bomb costs no import.
-    check_zip(path, request.limits, npy=True, json_members=("schema.json",))
-    skops_io: Any = require("skops.io", "sklearn", "the skops format")
-    try:
-        unknown = skops_io.get_untrusted_types(file=path)
-    except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:
-        raise BundleFormatError(path.name, f"not a skops schema skops can read ({exc!r:.200})")
-    foreign = _foreign(unknown)
-    if foreign and not request.may_run_code:  # the host's trust decision
-        raise UntrustedModelError(
-            f"this skops bundle holds types that are not trusted by default: {foreign}. "
-            "Pass trusted=True (or load with the bundle's sign_key) if you trust them."
-        )
-    try:
-        model = skops_io.load(path, trusted=unknown or None)
-    except (ValueError, TypeError, KeyError, AttributeError, IndexError, RecursionError) as exc:
-        # skops and numpy report a crafted schema with whatever the failing step raised.
-        raise BundleFormatError(path.name, f"skops could not rebuild the model ({exc!r:.200})")
-    validate_trees(model, path.name)
-    return model
+    recorded = (request.manifest.get("adapter_data") or {}).get("untrusted_types", ())
+    return load_skops(path, request.limits, trusted_types=SKLEARN_STATE_TYPES,
+                      may_run_code=request.may_run_code, recorded_types=recorded)
 
 
 def _write_onnx(model: Any, path: Path, saving: Saving) -> None:

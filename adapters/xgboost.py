@@ -3,9 +3,9 @@
 =========  ====================================================  ==========================
 format     what is stored                                        loads with
 =========  ====================================================  ==========================
-json       xgboost's own JSON model (default; no code runs)      xgboost
-ubj        xgboost's binary JSON (UBJSON): the same model,       xgboost
-           smaller and faster to read
+ubj        xgboost's binary JSON (UBJSON), the default: the      xgboost
+           same model as json, 0.70x its size, read 3x faster
+json       xgboost's own JSON model (no code runs; readable)     xgboost
 pickle     the pickled object (runs code: trusted only)          xgboost
 onnx       an onnxmltools graph, parity-checked when saved       onnxruntime only
 =========  ====================================================  ==========================
@@ -187,11 +187,13 @@ ADAPTER = Adapter(
     model_types=["xgboost.core.Booster", "xgboost.sklearn.XGBModel"],
     formats=[
         Format("json", "model.json", True, "xgboost's JSON model; no code runs on load",
+               write=_write_native, read=_read_native,
+               load_requires=("xgboost",), adapter_data=_NATIVE_DATA),
+        # The default by measurement (benchmarks/peers.py): the same model bit for bit as json,
+        # a round trip 3.3x faster and files 0.70x the size; xgboost's and MLflow's default too.
+        Format("ubj", "model.ubj", True, "xgboost's binary JSON (UBJSON) model",
                write=_write_native, read=_read_native, default=True,
                load_requires=("xgboost",), adapter_data=_NATIVE_DATA),
-        Format("ubj", "model.ubj", True, "xgboost's binary JSON (UBJSON) model",
-               write=_write_native, read=_read_native, load_requires=("xgboost",),
-               adapter_data=_NATIVE_DATA),
         pickle_format(("xgboost",), write=_write_pickle),
         Format("onnx", "model.onnx", True, "onnxmltools graph served by onnxruntime",
                write=_write_onnx, read=onnx_reader("xgboost", ONNX_PRODUCERS),

@@ -491,6 +491,9 @@ def test_onnx_export_refuses_to_freeze_a_dynamic_axis(zoo, data):
     manifest = zoo.save(model, "flat", format="onnx", sample=window, dynamic_axes={0: "batch"},
                         opset=18)
     assert manifest["adapter_data"]["dynamic_axes"] == {"0": "batch"}
+    # The default tracer exported it; with the sequence axis free it could not, and dynamo,
+    # tried next, named the axis it would have frozen (the refusal above).
+    assert manifest["adapter_data"]["exporter"] == "torchscript"
     assert manifest["adapter_data"]["opset"]["ai.onnx"] == 18
     loaded = zoo.load("flat")
     np.testing.assert_allclose(loaded.predict(window[:3]), zoo.predict(model, window[:3]),

@@ -114,7 +114,7 @@ def test_zoo_models_and_formats_are_registered(zoo):
     formats = {(s.name, s.safe) for s in zoo.formats() if s.adapter == "xgboost"}
     assert formats == {("json", True), ("ubj", True), ("pickle", False), ("onnx", True)}
     (default,) = [s.name for s in zoo.formats() if s.adapter == "xgboost" and s.default]
-    assert default == "json"
+    assert default == "ubj"
     onnx = zoo.format_spec("xgboost", "onnx")
     assert onnx.load_requires == ("onnxruntime",)
 
@@ -360,7 +360,7 @@ def test_default_format_round_trips_through_every_backend(object_store, data):
     zoo = alphazoo.Zoo(object_store)
     model = zoo.train(zoo.build("xgboost_classifier", n_estimators=10), data["X"], data["y"])
     manifest = zoo.save(model, "desk/xgb")
-    assert manifest["format"] == "json"
+    assert manifest["format"] == "ubj"
     assert object_store.keys() == ["desk/xgb"]
     loaded = alphazoo.Zoo(object_store).load("desk/xgb")
     assert_same_model(model, loaded)
