@@ -144,7 +144,8 @@ def fit(module: nn.Module, X: Any, y: Any, *, epochs: int = 10, lr: float = 1e-3
                 optimizer.step()
     module.eval()
     if classes is not None:
-        module.classes_ = classes
+        # A plain attribute: nn.Module's __setattr__ stubs admit only tensors and modules.
+        module.classes_ = classes  # type: ignore[assignment]
     elif hasattr(module, "classes_"):  # retrained as a regressor
         del module.classes_
     return module

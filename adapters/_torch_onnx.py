@@ -29,6 +29,7 @@ class LabelHead(nn.Module):
     def __init__(self, module: nn.Module, classes: np.ndarray) -> None:
         super().__init__()
         self.module = module
+        self.classes: torch.Tensor
         self.register_buffer("classes", torch.as_tensor(np.asarray(classes)))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

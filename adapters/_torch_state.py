@@ -95,7 +95,7 @@ def _cast_in_place(module: nn.Module, name: str, dtype: torch.dtype) -> None:
     # their references.
     owner_name, _, attr = name.rpartition(".")
     owner = module.get_submodule(owner_name)
-    tensor = owner._parameters.get(attr)
+    tensor: torch.Tensor | None = owner._parameters.get(attr)
     if tensor is None:
         tensor = owner._buffers.get(attr)
     if tensor is not None and tensor.dtype != dtype:

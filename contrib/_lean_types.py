@@ -200,7 +200,8 @@ class AlgorithmBacktest:
     final_value: float
     # Dotted, since the algorithm's module imports this one: resolvable by get_type_hints()
     # once both are loaded, without a circular import.
-    algorithm: alphazoo.contrib.algorithm.Algorithm = field(repr=False)
+    algorithm: alphazoo.contrib.algorithm.Algorithm = field(  # type: ignore[name-defined]
+        repr=False)
 
     @property
     def fills(self) -> list[Order]:

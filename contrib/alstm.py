@@ -282,7 +282,8 @@ class ALSTM(Model):
                 # The mean of the epoch's batch losses: a second pass over the training
                 # windows would cost a third of the epoch again.
                 train_loss = total / len(X)
-                valid_loss = None if X_valid is None else self._loss(net, X_valid, y_valid)
+                valid_loss = (None if X_valid is None or y_valid is None
+                              else self._loss(net, X_valid, y_valid))
                 history.append({"epoch": epoch, "train_loss": train_loss,
                                 "valid_loss": valid_loss})
                 watched = train_loss if valid_loss is None else valid_loss

@@ -69,7 +69,7 @@ class ModelResult:
     #: Largest |served score - trained model's score| over every predicted row.
     served_vs_trained: float
     versions: list[str] = field(default_factory=list)
-    equity: pd.Series = field(default=None, repr=False)  # type: ignore[assignment]
+    equity: pd.Series = field(default=None, repr=False)
 
 
 @dataclass
@@ -167,11 +167,14 @@ def compare_models(
     for number, (name, factory) in enumerate(factories.items()):
         sequential = bool(getattr(factory(rows.shape[1]), "sequential", False))
         base = number * per_model
+
+        def model_progress(done: int, message: str, base: int = base) -> None:
+            progress(min(base + done, total), total, message)
+
         run = _walk_forward_one(
             zoo, f"{prefix}/{name}", factory, windows if sequential else rows, positions,
             realised, every=every, window=window, start=start, format=format,
-            progress=lambda done, message, base=base: progress(
-                min(base + done, total), total, message))
+            progress=model_progress)
         progress(base + per_model, total, f"{name}: {len(run['keys'])} versions saved")
         scores = pd.Series(run["scores"], index=index)
         scores = scores[np.isfinite(scores.to_numpy())]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from typing import Any
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,7 +107,8 @@ def draw_equity(comparison: Comparison, path: Path) -> str:
     figure = Figure(figsize=(9, 4.8), dpi=110)
     axes = figure.subplots()
     for result in [*comparison.models, comparison.benchmark]:
-        style = ({"color": "0.4", "linestyle": "--"} if result is comparison.benchmark else {})
+        style: dict[str, Any] = ({"color": "0.4", "linestyle": "--"}
+                                 if result is comparison.benchmark else {})
         axes.plot(result.equity.index, result.equity.to_numpy(), label=result.model, **style)
     axes.set_title(f"alphazoo demo: weekly retraining, top-2 of {len(comparison.symbols)} "
                    "with dropout, net of costs")

@@ -210,7 +210,7 @@ def backtest_weights(weights: pd.DataFrame | pd.Series, returns: pd.DataFrame | 
     without a next-day return is skipped). A date missing from ``returns``, an instrument
     missing from it, or a missing return for a non-zero weight raises ValueError.
     """
-    buy_rate, sell_rate = (cost, cost) if np.isscalar(cost) else tuple(cost)  # type: ignore[misc]
+    buy_rate, sell_rate = (cost if isinstance(cost, (tuple, list)) else (cost, cost))
     if min(buy_rate, sell_rate) < 0:
         raise ValueError(f"cost must be >= 0, got {cost!r}")
     weights = _wide(weights, "weights").fillna(0.0)

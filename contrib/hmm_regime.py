@@ -79,7 +79,9 @@ class HMMRegime(Model):
         return bool(self.state.get("binary_label", False))
 
     # -- fit -----------------------------------------------------------------------------------
-    def fit(self, data: Any, y: Any = None, lengths: Any = None) -> HMMRegime:
+    # ``lengths`` in place of the base's **fit_params: hmmlearn's one fit option.
+    def fit(self, data: Any, y: Any = None, lengths: Any = None,  # type: ignore[override]
+            ) -> HMMRegime:
         """Fit on a Dataset (its ``train`` segment, every instrument) or on arrays.
 
         With arrays, ``X`` has exactly two columns, daily return and volatility, rows in date

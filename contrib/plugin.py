@@ -149,7 +149,7 @@ def alphazoo_load(request: LoadRequest) -> Any:
             f"the bundle's {name} model has parameters this alphazoo does not take ({exc}); "
             "upgrade alphazoo"
         ) from exc
-    preferred = model.adapter_load_options(request.manifest.get("format"))
+    preferred = model.adapter_load_options(request.manifest.get("format") or "")
     request.options = {**preferred, **request.options}
     estimator = yield
     if estimator is None:  # no adapter loaded it: let the host say so, not return an empty model

@@ -249,7 +249,7 @@ class PolicyGradient(Model):
         self.sample = self._inputs(self._transform(X[:16]))[:, 0]
         states = torch.from_numpy(self._inputs(self._transform(X)))
         rewards_of = _padded(train, y)
-        if valid is None:  # watch the training reward
+        if valid is None or X_valid is None or y_valid is None:  # watch the training reward
             X_valid, y_valid, valid = X, y, train
         valid_states = self._inputs(self._transform(X_valid))
         valid_returns = _padded(valid, y_valid)

@@ -144,7 +144,7 @@ def _pickled(fn: Callable[[], Any], name: str, method: str) -> bytes:
 
 def _run_child(fn: Callable[[], Any] | bytes, bucket: Any, unit: timedelta, unit_s: float,
                name: str, method: str, available: float) -> tuple[Any, float, int]:
-    context = multiprocessing.get_context(method)
+    context: Any = multiprocessing.get_context(method)  # typeshed's BaseContext lacks Process
     receiver, sender = context.Pipe(duplex=False)
     process = context.Process(target=_child_main, args=(fn, sender), daemon=True,
                               name=f"alphazoo-training-{name}")
@@ -199,9 +199,8 @@ def _stop(process: Any, grace: float = 5.0) -> None:
 
 def _child_main(fn: Callable[[], Any] | bytes, sender: Any) -> None:
     try:
-        if isinstance(fn, bytes):
-            fn = pickle.loads(fn)
-        result = fn()
+        call = pickle.loads(fn) if isinstance(fn, bytes) else fn
+        result = call()
         sender.send(("ok", result))
     except BaseException as exc:  # report everything, KeyboardInterrupt too, to the parent
         text = traceback.format_exc()

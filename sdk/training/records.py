@@ -43,7 +43,8 @@ class TrainingRecord:
     at: datetime
     status: str = "running"
     seconds: float = 0.0
-    charged: int = 0
+    #: Units drawn; fractional when a refused training drained a partly refilled bucket.
+    charged: float = 0
     version: int | None = None
     key: str | None = None
     error: BaseException | None = None
