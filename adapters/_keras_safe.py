@@ -128,7 +128,7 @@ def check_h5_weights(path: Path, limits: Any) -> None:
             total = 0
             with archive.open(name) as member, h5py.File(member, "r") as weights:
                 datasets: list[Any] = []
-                weights.visititems(lambda _, item: datasets.append(item)
+                weights.visititems(lambda _, item, datasets=datasets: datasets.append(item)
                                    if isinstance(item, h5py.Dataset) else None)
                 for dataset in datasets:
                     size = array_bytes(dataset.shape or (), dataset.dtype.itemsize)

@@ -16,9 +16,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
-
 from alphazoo.errors import UnsupportedFormatError
+from torch import nn
 
 __all__ = ["EXPORTERS", "LabelHead", "export_onnx", "free_axes", "quiet_exporter"]
 

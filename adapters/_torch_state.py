@@ -12,9 +12,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
-from torch import nn
-
 from alphazoo.errors import UnsupportedFormatError, UnsupportedModelError
+from torch import nn
 
 from ._weights import Tensor
 

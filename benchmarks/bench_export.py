@@ -27,10 +27,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
-
 from _common import git_revision, write_json  # benchmarks/ is sys.path[0] when run as a script
 from _measure import (
-    versions,
     _loadavg,
     benchmark_parser,
     environment,
@@ -40,6 +38,7 @@ from _measure import (
     print_header,
     ratio,
     table,
+    versions,
     x,
 )
 
@@ -61,9 +60,8 @@ def alternate(first: Callable[[], Any], second: Callable[[], Any],
 
 
 def bench_torch(X: np.ndarray, y: np.ndarray, workdir: Path, repeats: int) -> list[dict]:
-    import torch
-
     import alphazoo
+    import torch
     from alphazoo.contrib.alstm import ALSTM
 
     step = 10
@@ -107,9 +105,8 @@ def bench_torch(X: np.ndarray, y: np.ndarray, workdir: Path, repeats: int) -> li
 
 
 def bench_sklearn(X: np.ndarray, y: np.ndarray, repeats: int) -> list[dict]:
-    from skl2onnx import to_onnx
-
     from alphazoo.adapters.sklearn import random_forest
+    from skl2onnx import to_onnx
 
     forest = random_forest(n_estimators=100).fit(X, y)
     sample = X[:1].astype(np.float32)

@@ -48,25 +48,23 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
 from _common import git_revision, write_json  # benchmarks/ is sys.path[0] when run as a script
 from _measure import (
-    versions,
-    environment,
-    print_header,
     _fsync,
     _loadavg,
     benchmark_parser,
+    environment,
     load_bars,
     med,
     ms,
+    print_header,
     ratio,
     table,
     time_once,
+    versions,
     x,
 )
-
-import numpy as np
-
 from alphazoo.compat.installed import installed_versions
 
 TARGET_RATIO = 1.15
@@ -341,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
     split = int(len(X) * 0.75)
 
     import alphazoo
-    from hmmlearn.hmm import CategoricalHMM, GaussianHMM, GMMHMM
+    from hmmlearn.hmm import GMMHMM, CategoricalHMM, GaussianHMM
     from threadpoolctl import threadpool_limits
 
     threads = threadpool_limits(1)  # held for the whole run; see the module docstring

@@ -41,26 +41,25 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
 from _common import git_revision, write_json  # benchmarks/ is sys.path[0] when run as a script
 from _measure import (  # the same data, timing and table helpers as the sklearn figures
-    versions,
-    paired_save_load,
-    environment,
-    print_header,
-    benchmark_parser,
     _loadavg,
+    benchmark_parser,
     blocked,
+    environment,
     load_bars,
     make_features,
     med,
     ms,
+    paired_save_load,
+    print_header,
     ratio,
     table,
     time_once,
+    versions,
     x,
 )
-
-import numpy as np
 
 FORMATS = ("keras", "json", "pickle", "onnx")
 TARGET_RATIO = 1.15
@@ -197,7 +196,6 @@ def adapter_only(zoo: Any, model: Any, fmt: str, key: str, sample: np.ndarray, w
 def parity_seconds(model: Any, path: Path, sample: np.ndarray, cfg: dict[str, int]) -> float:
     """The parity check alone, as zoo.save runs it (a session, then one row and the sample)."""
     import onnx
-
     from alphazoo.adapters._keras_onnx import check_parity, predictor_class
 
     output = onnx.load(str(path), load_external_data=False).graph.output[0].name
@@ -239,7 +237,8 @@ def bench_codec(label: str, weights: list[np.ndarray], cfg: dict[str, int]) -> d
         exact = all(a.dtype == b.dtype and a.tobytes() == b.tobytes()
                     for a, b in zip(weights, back))
         enc = med([time_once(encode) for _ in range(cfg["codec_repeats"])])
-        dec = med([time_once(lambda: decode(text)) for _ in range(cfg["codec_repeats"])])
+        dec = med([time_once(lambda decode=decode, text=text: decode(text))
+                   for _ in range(cfg["codec_repeats"])])
         out[codec] = {"bytes": len(text), "size_ratio": len(text) / raw, "exact": exact,
                       "encode_s": enc, "decode_s": dec,
                       "encode_mb_s": raw / enc / 1e6, "decode_mb_s": raw / dec / 1e6}
@@ -402,9 +401,8 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         sys.exit(f"bench_keras: install alphazoo[tensorflow,onnx] first (missing: {missing})")
 
-    import keras
-
     import alphazoo
+    import keras
 
     result: dict[str, Any] = {
         "quick": args.quick, "config": cfg, "target_ratio": TARGET_RATIO,

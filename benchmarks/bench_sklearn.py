@@ -32,31 +32,29 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from _common import git_revision, write_json  # benchmarks/ is sys.path[0] when run as a script
 from _measure import (
-    versions,
-    paired_save_load,
-    environment,
-    print_header,
-    benchmark_parser,
     FEATURES,
     PAUSE,
     _fsync,
     _loadavg,
     after_pause,
+    benchmark_parser,
     blocked,
+    environment,
     load_bars,
     make_features,
     med,
     ms,
+    paired_save_load,
+    print_header,
     ratio,
     table,
     time_once,
+    versions,
     x,
 )
-
-import numpy as np
-
 from alphazoo.compat.installed import installed_versions
 
 FORMATS = ("skops", "pickle", "onnx")

@@ -43,22 +43,22 @@ from typing import Any
 import numpy as np
 from _common import git_revision, write_json
 from _measure import (
-    versions,
-    paired_save_load,
-    environment,
-    print_header,
-    benchmark_parser,
     FEATURES,
     PAUSE,
     after_pause,
+    benchmark_parser,
     blocked,
+    environment,
     load_bars,
     make_features,
     med,
     ms,
+    paired_save_load,
+    print_header,
     ratio,
     table,
     time_once,
+    versions,
     x,
 )
 
@@ -82,7 +82,6 @@ QUICK = {"io_repeats": 3, "io_warmup": 1, "onnx_repeats": 1, "codec_repeats": 3,
 def direct_calls(model: Any, fmt: str, path: Path, example: Any) -> tuple[Any, Any]:
     """torch's own save and load calls for ``fmt`` (json: pt's), writing/reading ``path``."""
     import torch
-
     from alphazoo.adapters import torch as adapter
 
     if fmt in ("pt", "json"):
@@ -101,7 +100,6 @@ def direct_calls(model: Any, fmt: str, path: Path, example: Any) -> tuple[Any, A
             return torch.load(path, map_location="cpu", weights_only=False)
     else:
         import onnxruntime
-
         from alphazoo.adapters._torch_onnx import quiet_exporter
 
         shapes = ({0: torch.export.Dim("batch")},)
@@ -242,7 +240,6 @@ def parity_cost(zoo: Any, model: Any, key: str, sample: np.ndarray,
 # -- 2. JSON weights -----------------------------------------------------------------------------
 def bench_codec(model: Any, workdir: Path, cfg: dict[str, int]) -> dict[str, Any]:
     import torch
-
     from alphazoo.adapters._torch_state import state_to_tensors, tensors_to_state
     from alphazoo.adapters._weights import read_weights, write_weights
 
@@ -408,9 +405,8 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         sys.exit(f"bench_torch: install alphazoo[torch,onnx] first (missing: {missing})")
 
-    import torch
-
     import alphazoo
+    import torch
 
     if args.torch_threads:
         torch.set_num_threads(args.torch_threads)

@@ -39,9 +39,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from _common import git_revision, write_json  # benchmarks/ is sys.path[0] when run as a script
 from _measure import (
-    versions,
     PAUSE,
     _loadavg,
     after_pause,
@@ -52,10 +52,9 @@ from _measure import (
     print_header,
     ratio,
     table,
+    versions,
     x,
 )
-
-import numpy as np
 
 DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 FILES = ("nvda-1999-2014.csv", "orcl-1995-2014.csv", "yhoo-1996-2014.csv")
@@ -111,7 +110,6 @@ def last_window(panel: Any, end: Any, window: int) -> tuple[np.ndarray, np.ndarr
     training rows (the walk-forward's last cutoff is the last Monday, not the data's end).
     """
     import pandas as pd
-
     from alphazoo.contrib.comparison import STEP_LEN
     from alphazoo.contrib.dataset import Dataset
     from alphazoo.contrib.features import compute_features, compute_labels

@@ -47,24 +47,23 @@ from typing import Any
 import numpy as np
 from _common import git_revision, write_json
 from _measure import (
-    versions,
-    environment,
-    print_header,
-    benchmark_parser,
     FEATURES,
     PAUSE,
     after_pause,
+    benchmark_parser,
     blocked,
+    environment,
     load_bars,
     make_features,
     med,
     ms,
+    print_header,
     ratio,
     table,
     time_once,
+    versions,
     x,
 )
-
 from alphazoo.adapters import xgboost as xgb_adapter
 from alphazoo.contracts import LoadRequest, SaveRequest
 

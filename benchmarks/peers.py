@@ -229,8 +229,8 @@ def _round_trips(row: Row, repeats: int) -> dict[str, dict[str, float]]:
         order = row.sides if i % 2 else list(reversed(row.sides))
         for side in order:
             handle: list[Any] = []
-            save = time_once(lambda: handle.append(side.save(i + 1)))
-            load = time_once(lambda: side.load(handle[0]))
+            save = time_once(lambda side=side, i=i, handle=handle: handle.append(side.save(i + 1)))
+            load = time_once(lambda side=side, handle=handle: side.load(handle[0]))
             if i >= 0:
                 record = times[side.system]
                 record["save"].append(save)

@@ -46,9 +46,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
-
 from alphazoo.adapters._torch_models import seeded
+from torch import nn
 
 from .model import Model, fit_scaling, hold_out_tail, scale
 

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import importlib.util
 import os
-from typing import Any
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from alphazoo.host import Zoo
 from alphazoo.store import ObjectStore

@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from .model import Model, NotFittedError, is_dataset, fit_scaling
+from .model import Model, NotFittedError, fit_scaling, is_dataset
 
 __all__ = ["OBSERVATIONS", "HMMRegime", "filtered_probabilities"]
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import numpy as np
-
 from alphazoo.errors import AlphazooError
 
 __all__ = ["Model", "NotFittedError", "is_onnx_predictor", "fit_scaling", "scale", "hold_out_tail",

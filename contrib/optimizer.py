@@ -16,9 +16,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import optimize
-
 from alphazoo.errors import AlphazooError
+from scipy import optimize
 
 __all__ = ["OptimizationError", "PortfolioOptimizer", "covariance"]
 

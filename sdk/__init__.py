@@ -44,8 +44,8 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from .contracts import FormatSpec as FormatSpec
     from .contracts import LoadRequest as LoadRequest
     from .contracts import ModelSpec as ModelSpec
-    from .contracts import SaveRequest as SaveRequest
     from .contracts import SavedPayload as SavedPayload
+    from .contracts import SaveRequest as SaveRequest
     from .discovery import PluginInfo as PluginInfo
     from .discovery import PluginLoadWarning as PluginLoadWarning
     from .errors import AdapterCheckError as AdapterCheckError
@@ -78,9 +78,9 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from .limits import LoadLimits as LoadLimits
     from .registry import register_model as register_model
     from .registry import unregister_model as unregister_model
+    from .store import TIERS as TIERS
     from .store import ObjectStore as ObjectStore
     from .store import StoreUsage as StoreUsage
-    from .store import TIERS as TIERS
     from .training.quota import TrainingQuotaExceeded as TrainingQuotaExceeded
 
 

@@ -13,9 +13,8 @@ import warnings
 from dataclasses import asdict
 from typing import Any, Iterator, Sequence
 
-from packaging.requirements import InvalidRequirement, Requirement
-
 from alphazoo.compat.installed import installed_version
+from packaging.requirements import InvalidRequirement, Requirement
 
 __all__ = ["main", "build_parser"]
 

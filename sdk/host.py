@@ -159,7 +159,7 @@ class Zoo:
         """The name of the plugin that trains, predicts with and saves ``model``, from the
         classes plugins declare in ``alphazoo_model_types``; None when no declared class
         matches (the plugins that declare none are then asked in turn)."""
-        self.pm  # discovers the plugins on first use
+        _ = self.pm  # discovers the plugins on first use
         return self._owners.owner(model)
 
     @property

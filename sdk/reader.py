@@ -727,7 +727,7 @@ def _check_zip(payload: bytes, max_bytes: int) -> None:
         for member in (m for m in members if m.filename.endswith(".h5")):
             found: list[Any] = []
             with archive.open(member) as handle, h5py.File(handle, "r") as weights:
-                weights.visititems(lambda _, item: found.append(
+                weights.visititems(lambda _, item, found=found: found.append(
                     (item.name, item.shape or (), item.dtype.itemsize))
                     if isinstance(item, h5py.Dataset) else None)
             total = 0

@@ -11,9 +11,8 @@ import json
 import pickle
 from typing import Any
 
-import numpy as np
-
 import alphazoo
+import numpy as np
 from alphazoo import FormatSpec, SavedPayload
 
 

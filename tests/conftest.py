@@ -21,9 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 import alphazoo
+import pytest
 
 
 @dataclass(frozen=True)

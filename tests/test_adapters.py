@@ -9,15 +9,18 @@ import subprocess
 import sys
 from pathlib import Path
 
+import alphazoo
 import numpy as np
 import pytest
-
-import alphazoo
-from alphazoo.adapters._common import check_options, choose_format
-from alphazoo.adapters._weights import Tensor, decode_tensors, encode_tensors, read_weights, \
-    write_weights
-
 from _child import HANG_TIMEOUT
+from alphazoo.adapters._common import check_options, choose_format
+from alphazoo.adapters._weights import (
+    Tensor,
+    decode_tensors,
+    encode_tensors,
+    read_weights,
+    write_weights,
+)
 
 ADAPTERS = {
     # adapter: (its library's distribution, the formats the issue names)

@@ -8,13 +8,10 @@ import re
 import shutil
 import subprocess
 import sys
-
-import pytest
 from pathlib import Path
 
-
 import alphazoo
-
+import pytest
 from _child import HANG_TIMEOUT
 
 SCRIPT = shutil.which("alphazoo")

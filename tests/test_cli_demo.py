@@ -8,11 +8,9 @@ import re
 
 import pandas as pd
 import pytest
-
 from alphazoo.cli_demo import MODEL_CHOICES, SECONDS_PER_VERSION, CostClock, demo_table
 from alphazoo.cli_output import console, emit
 from alphazoo.contrib.comparison import Comparison, ModelResult, default_models
-
 from test_cli import cli
 
 

@@ -14,10 +14,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from packaging.requirements import Requirement
-from packaging.specifiers import SpecifierSet
-from packaging.utils import canonicalize_name
-
+from _child import HANG_TIMEOUT
 from alphazoo.compat.environment import (
     LockFileError,
     check_environment,
@@ -27,8 +24,9 @@ from alphazoo.compat.environment import (
 )
 from alphazoo.compat.installed import installed_version
 from alphazoo.compat.table import SUPPORTED, support_for
-
-from _child import HANG_TIMEOUT
+from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
+from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parent.parent
 #: An skops release below the table's minimum (0.12): small and pure Python.

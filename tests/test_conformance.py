@@ -9,14 +9,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import alphazoo
 import numpy as np
 import pytest
-
-import alphazoo
+from _child import HANG_TIMEOUT
 from alphazoo import AdapterCheckError, AlphazooError, UnsupportedFormatError
 from alphazoo.testing import CHECK_NAMES, AdapterCheckReport, check_adapter
-
-from _child import HANG_TIMEOUT
 from conformance_plugins import Toy
 
 EXAMPLE_DIST = Path(__file__).parent / "plugins" / "alphazoo-example"

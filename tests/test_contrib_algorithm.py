@@ -12,7 +12,6 @@ from datetime import datetime, timedelta
 import numpy as np
 import pandas as pd
 import pytest
-
 from alphazoo import ObjectStore, Zoo
 from alphazoo.contrib.algorithm import Algorithm, AlgorithmBacktest, run_backtest
 from alphazoo.contrib.evaluation import risk_metrics
@@ -276,7 +275,7 @@ def test_scheduled_training_fires_at_month_starts_and_serves_on_data_afterwards(
                                        for r in result.training)
     algo = result.algorithm
     assert algo.now_at[0] == START and algo.now_at[1] < START
-    for kind, when, last in [s for s in algo.seen if s[0] == "fit"][1:]:  # after fit_now
+    for _kind, when, last in [s for s in algo.seen if s[0] == "fit"][1:]:  # after fit_now
         assert when.hour == 8 and last < when.replace(hour=0)  # only bars closed by then
     # on_data of each bar serves every model trained before that bar's close
     times = [r.at for r in result.training]

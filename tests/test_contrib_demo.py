@@ -6,14 +6,12 @@ import json
 import re
 from pathlib import Path
 
+import alphazoo
 import numpy as np
 import pandas as pd
 import pytest
-
-import alphazoo
 from alphazoo.contrib.comparison import compare_models
 from alphazoo.contrib.features import load_panel
-
 from test_cli import cli
 
 # Trains real models or starts real processes and servers: deselect with -m 'not slow'.

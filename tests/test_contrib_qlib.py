@@ -17,7 +17,6 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-
 from alphazoo.contrib.evaluation import (
     backtest_weights,
     ic,

@@ -12,11 +12,10 @@ from datetime import datetime
 
 import numpy as np
 import pytest
-
 from alphazoo import ObjectStore, Zoo
 from alphazoo.datasets import load_prices, symbols
 from alphazoo.example_features import make_features
-from alphazoo.training import JobError, TrainJob, Trainer, map_train
+from alphazoo.training import JobError, Trainer, TrainJob, map_train
 from alphazoo.training.model_versions import LATEST, latest_version, save_version
 
 PARAMS = {"n_estimators": 15, "max_depth": 4}

@@ -17,10 +17,9 @@ import sys
 import textwrap
 from pathlib import Path
 
+import alphazoo
 import numpy as np
 import pytest
-
-import alphazoo
 from _crafted import Bomb, constant_of_shape_onnx, rebundle, write_zip, zip_members
 
 # Every load runs in a bounded child interpreter: deselect with -m 'not slow'.

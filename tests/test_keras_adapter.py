@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import alphazoo
-from alphazoo.adapters.keras import UnknownKerasClassError
 import numpy as np
 import pytest
 from _child import HANG_TIMEOUT, blocking_prelude, run_python
+from alphazoo.adapters.keras import UnknownKerasClassError
 
 keras = pytest.importorskip("keras", reason="the keras adapter needs keras (alphazoo[tensorflow])")
 
@@ -548,8 +548,8 @@ def test_a_signed_bundle_copied_to_another_key_stays_in_safe_mode(zoo, lambda_mo
 
 
 def test_a_json_weight_type_must_be_a_number_type(tmp_path):
-    from alphazoo.adapters._weights import Tensor, write_weights
     from alphazoo.adapters._keras_json import load_json
+    from alphazoo.adapters._weights import Tensor, write_weights
 
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
     weights = [Tensor(v.path, w.view(np.int32), "__loader__")
@@ -654,11 +654,9 @@ def test_an_architecture_keras_cannot_rebuild_is_a_typed_error(tmp_path, archite
     # Intact hashes over a crafted architecture: Keras' own ValueError/TypeError/AttributeError
     # come back as alphazoo errors naming the payload.
     import keras
-
+    from _crafted import rebundle
     from alphazoo.adapters._weights import read_weights, write_weights
     from alphazoo.bundle import read_bundle
-
-    from _crafted import rebundle
 
     zoo = alphazoo.Zoo(tmp_path / "store")
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])

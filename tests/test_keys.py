@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 import alphazoo
+import pytest
 from alphazoo.keys import MAX_KEY_LENGTH, MAX_SEGMENT_LENGTH, is_valid_key, normalize_key
 
 ACCEPTED = {

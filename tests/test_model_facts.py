@@ -8,10 +8,8 @@ import json
 import weakref
 from pathlib import Path
 
-from alphazoo import ObjectStore, Zoo
-from alphazoo import model_facts
-
 from _child import run_python
+from alphazoo import ObjectStore, Zoo, model_facts
 
 
 class Model:

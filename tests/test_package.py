@@ -6,10 +6,8 @@ import json
 import subprocess
 import sys
 
-import pytest
-
 import alphazoo
-
+import pytest
 from _child import HANG_TIMEOUT
 
 

@@ -11,12 +11,10 @@ import sys
 import warnings
 from pathlib import Path
 
-import pytest
-
 import alphazoo
-from alphazoo import FormatSpec, ModelNotFoundError, SavedPayload, UnsupportedModelError, Zoo
-
+import pytest
 from _child import HANG_TIMEOUT
+from alphazoo import FormatSpec, ModelNotFoundError, SavedPayload, UnsupportedModelError, Zoo
 
 HEAVY = ("torch", "tensorflow", "keras", "sklearn", "xgboost", "hmmlearn", "onnxruntime", "skops")
 EXAMPLE_DIST = Path(__file__).parent / "plugins" / "alphazoo-example"

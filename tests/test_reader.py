@@ -16,15 +16,13 @@ import venv
 from pathlib import Path
 from typing import Any
 
+import alphazoo
 import numpy as np
 import pytest
-
-import alphazoo
+from _child import HANG_TIMEOUT
 from alphazoo import ObjectStore, Zoo
 from alphazoo.compat import bundles as compat_bundles
 from alphazoo.compat.targets import QUANTCONNECT
-
-from _child import HANG_TIMEOUT
 
 pytest.importorskip("sklearn", reason="needs alphazoo[sklearn]")
 pytest.importorskip("onnxruntime", reason="needs alphazoo[onnx]")

@@ -19,12 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from alphazoo import ObjectStore
-from alphazoo.bundle import write_bundle
-
 from _child import HANG_TIMEOUT
 from _crafted import Bomb, constant_of_shape_onnx, write_zip
+from alphazoo import ObjectStore
+from alphazoo.bundle import write_bundle
 
 pytest.importorskip("onnxruntime", reason="needs alphazoo[onnx]")
 

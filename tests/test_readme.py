@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from _child import HANG_TIMEOUT
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -9,11 +9,9 @@ import subprocess
 import sys
 import uuid
 
+import alphazoo
 import numpy as np
 import pytest
-
-import alphazoo
-
 from _child import HANG_TIMEOUT
 
 pytestmark = [pytest.mark.s3, pytest.mark.slow]

@@ -13,8 +13,8 @@ pytest.importorskip("sklearn")
 skops_io = pytest.importorskip("skops.io")
 
 import alphazoo  # noqa: E402
-from alphazoo.adapters._skops_load import load_skops  # noqa: E402
 from alphazoo.adapters._sklearn_trees import validate_trees  # noqa: E402
+from alphazoo.adapters._skops_load import load_skops  # noqa: E402
 from alphazoo.adapters.sklearn import SKLEARN_STATE_TYPES  # noqa: E402
 
 

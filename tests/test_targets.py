@@ -9,14 +9,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import alphazoo
 import numpy as np
 import pytest
-
-import alphazoo
+from _child import HANG_TIMEOUT
 from alphazoo import ObjectStore, Zoo
 from alphazoo.compat.targets import QUANTCONNECT, TARGETS, target_for, verdict
-
-from _child import HANG_TIMEOUT
 
 sklearn = pytest.importorskip("sklearn", reason="needs alphazoo[sklearn]")
 

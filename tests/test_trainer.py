@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 
 import numpy as np
 import pytest
-
+from _child import HANG_TIMEOUT
 from alphazoo import AlphazooError, Zoo
 from alphazoo.datasets import load_prices
 from alphazoo.example_features import make_features
@@ -21,15 +21,13 @@ from alphazoo.training import (
     DayOfWeek,
     LeakyBucket,
     ModelNotReadyError,
+    TimeRules,
     Trained,
     Trainer,
     TrainingProcessError,
     TrainingQuotaExceeded,
-    TimeRules,
 )
 from alphazoo.training.model_versions import LATEST, latest_version, versions
-
-from _child import HANG_TIMEOUT
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +46,7 @@ def test_issue_snippet_as_written(data, tmp_path, monkeypatch):
     from datetime import datetime
 
     from alphazoo import Zoo
-    from alphazoo.training import DateRules, DayOfWeek, LeakyBucket, Trainer, TimeRules  # noqa: F401
+    from alphazoo.training import DateRules, DayOfWeek, LeakyBucket, TimeRules, Trainer  # noqa: F401
 
     zoo = Zoo()
     trainer = Trainer(mode="backtest", start=datetime(2013, 10, 7))

@@ -14,6 +14,7 @@ from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from _child import HANG_TIMEOUT
 from alphazoo.training.rules import (
     DateRule,
     DateRules,
@@ -23,8 +24,6 @@ from alphazoo.training.rules import (
     fire_times,
     resolve_market,
 )
-
-from _child import HANG_TIMEOUT
 
 NY = ZoneInfo("America/New_York")
 xcals = pytest.importorskip("exchange_calendars")

@@ -31,7 +31,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-
 from alphazoo.contrib.algorithm import (
     Algorithm,
     AlgorithmBacktest,

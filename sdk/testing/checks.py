@@ -23,11 +23,15 @@ from pathlib import Path
 from typing import Any, Callable, NoReturn, Sequence
 
 import numpy as np
-
 from alphazoo.contracts import FormatSpec
 from alphazoo.discovery import PluginLoadWarning
-from alphazoo.errors import (AdapterCheckError, BundleIntegrityError, UnsupportedFormatError,
-                             UnsupportedModelError, VersionMismatchWarning)
+from alphazoo.errors import (
+    AdapterCheckError,
+    BundleIntegrityError,
+    UnsupportedFormatError,
+    UnsupportedModelError,
+    VersionMismatchWarning,
+)
 from alphazoo.host import Zoo
 from alphazoo.store import ObjectStore
 
@@ -413,7 +417,7 @@ def check_trust(s: Session) -> None:
 
 def check_tamper(s: Session) -> None:
     """A flipped byte anywhere in a stored bundle is refused as corrupt, before trust."""
-    s.default_manifest  # saves "conformance/default"
+    _ = s.default_manifest  # saves "conformance/default"
     keys = ["conformance/default", *(s._saved or {}).values()]
     for key in keys:
         data = s.store.read_bytes(key)

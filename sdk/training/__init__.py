@@ -21,11 +21,6 @@ from __future__ import annotations
 
 from .bucket import LeakyBucket
 from .fanout import JobError, JobResult, TrainJob, current_zoo, map_train, train_zoo_model
-from .quota import TrainingProcessError, TrainingQuotaExceeded
-from .rules import DateRule, DateRules, DayOfWeek, TimeRule, TimeRules, fire_times
-from .served import ModelNotReadyError, ModelVersion, ServedModel
-from .records import Schedule, Trained, TrainingRecord
-from .trainer import Trainer
 from .model_versions import (
     latest_version,
     load_latest,
@@ -34,6 +29,11 @@ from .model_versions import (
     version_key,
     versions,
 )
+from .quota import TrainingProcessError, TrainingQuotaExceeded
+from .records import Schedule, Trained, TrainingRecord
+from .rules import DateRule, DateRules, DayOfWeek, TimeRule, TimeRules, fire_times
+from .served import ModelNotReadyError, ModelVersion, ServedModel
+from .trainer import Trainer
 from .walkforward import Fold, WalkForwardResult, walk_forward
 
 __all__ = [

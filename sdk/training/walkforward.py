@@ -30,8 +30,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Callable, Literal
 
-from .progress import ProgressReporter
 from .model_versions import next_version, save_version, write_latest
+from .progress import ProgressReporter
 
 if TYPE_CHECKING:
     from alphazoo.host import Zoo
