@@ -171,3 +171,51 @@ def test_bad_input_is_refused_clearly(frame):
         walk_forward(X.iloc[::-1], None, _forest)
     with pytest.raises(ValueError, match="no fold"):
         walk_forward(X, y, _forest, start="2030-01-01")
+
+
+@pytest.mark.slow
+@pytest.mark.s3
+def test_dask_workers_save_walk_forward_versions_into_s3(frame, moto_s3):
+    """The path benchmarks/walkforward_scale.py times at 1,000 windows, on 10: fits on a
+    2-process Dask cluster, versions in an S3 store, saved by the client (walk_forward) and
+    by the workers (map_train)."""
+    import os
+    import uuid
+
+    distributed = pytest.importorskip("distributed")
+    from alphazoo import ObjectStore
+    from alphazoo.training import TrainJob, map_train
+    from alphazoo.training.versions import versions
+
+    X, y, _ = frame
+    mondays = list(pd.date_range("2017-01-02", periods=10, freq="W-MON"))
+    kwargs = dict(every=mondays, window="rolling", length=120, label_horizon=1,
+                  start=mondays[0])
+    url = f"s3://{moto_s3.bucket}/walk-forward-{uuid.uuid4().hex[:8]}"
+
+    def store():
+        return ObjectStore(url, storage_options=moto_s3.storage_options)
+
+    sequential = walk_forward(X, y, _forest, **kwargs)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        on_dask = walk_forward(X, y, _forest, executor=client.get_executor(),
+                               zoo=Zoo(store()), save_as="aapl/dask", **kwargs)
+        jobs = [TrainJob(_forest, (X.loc[f.train_index], y.loc[f.train_index]),
+                         save_as="aapl/fanout") for f in on_dask.folds]
+        results = map_train(jobs, client.get_executor(), store=store(), return_models=False)
+    pd.testing.assert_series_equal(sequential.predictions, on_dask.predictions)
+    assert all(r.ok for r in results), [r.traceback for r in results]
+    assert {r.worker.split(":")[1] for r in results}.isdisjoint({str(os.getpid())})
+
+    reader = Zoo(store())
+    for name in ("aapl/dask", "aapl/fanout"):
+        assert versions(reader.store, name) == list(range(1, 11))
+        assert reader.store.read_json(f"{name}/{LATEST}")["version"] == 10
+    for fold, result in zip(on_dask.folds, results):
+        assert result.key == f"aapl/fanout/v{fold.number:06d}"
+        rows = X.loc[fold.test_start:fold.test_end]
+        expected = sequential.predictions.loc[rows.index].to_numpy()
+        for key in (fold.key, result.key):
+            np.testing.assert_array_equal(reader.load(key).predict(rows), expected)
