@@ -1,4 +1,4 @@
-"""The package's modules import each other without cycles.
+"""The package's modules import each other without cycles, and only by public names.
 
 Every module of alphazoo (sdk/, adapters/, contrib/, compat/, mapped to their package names by
 pyproject's ``package-dir``) is parsed with :mod:`ast`; each import is an edge, wherever it
@@ -17,16 +17,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-
-# The two cycles known on the day this test was written, each broken here by dropping one of
-# its edges (the lazy or annotation-only one) while their own changes remove them:
-# adapters/_keras_onnx.py <-> adapters/keras.py and sdk/builtins.py <-> sdk/host.py.
-# Empty this when those land; add nothing else.
-KNOWN_EDGES: set[tuple[str, str]] = {
-    ("alphazoo.adapters.keras", "alphazoo.adapters._keras_onnx"),  # keras.py, in functions
-    ("alphazoo.builtins", "alphazoo.host"),  # builtins.py, under TYPE_CHECKING
-}
-
 
 def _modules() -> dict[str, Path]:
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
@@ -141,8 +131,34 @@ def test_a_cycle_is_found_and_printed():
 
 
 def test_no_import_cycles():
-    graph = _graph()
-    for source, target in KNOWN_EDGES:
-        graph[source].discard(target)
-    cycles = _cycles(graph)
+    cycles = _cycles(_graph())
     assert not cycles, "import cycles:\n" + "\n".join(" -> ".join(c) for c in cycles)
+
+
+def _private_imports() -> list[str]:
+    """``from module import _name`` between two of the package's modules: a private name used
+    across modules. (A private *module* such as ``adapters._torch_models`` may be imported for
+    its public names; ``__future__`` and dunder names are not private.)"""
+    found = []
+    modules = _modules()
+    for name, path in modules.items():
+        here = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        for node in _imports(ast.parse(path.read_text(), str(path))):
+            if not isinstance(node, ast.ImportFrom) or node.module == "__future__":
+                continue
+            local = node.level > 0 or (node.module or "").startswith("alphazoo")
+            base = here.split(".")
+            source = (".".join(base[:len(base) - (node.level - 1)] + [node.module or ""])
+                      if node.level else node.module or "").rstrip(".")
+            for alias in node.names:
+                if f"{source}.{alias.name}" in modules:  # a (private) module, for its names
+                    continue
+                if local and alias.name.startswith("_") and not alias.name.startswith("__"):
+                    found.append(f"{name}: from {'.' * node.level}{node.module or ''} "
+                                 f"import {alias.name}")
+    return found
+
+
+def test_no_private_names_are_imported_across_modules():
+    found = _private_imports()
+    assert not found, "private names imported across modules:\n" + "\n".join(found)
