@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 import numpy as np
+
 from alphazoo.errors import BundleFormatError, OnnxParityError, require
 
 __all__ = ["OnnxPredictor", "check_parity"]

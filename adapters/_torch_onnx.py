@@ -16,8 +16,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from alphazoo.errors import UnsupportedFormatError
 from torch import nn
+
+from alphazoo.errors import UnsupportedFormatError
 
 __all__ = ["EXPORTERS", "LabelHead", "export_onnx", "free_axes", "quiet_exporter"]
 

@@ -12,8 +12,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
-from alphazoo.errors import UnsupportedFormatError, UnsupportedModelError
 from torch import nn
+
+from alphazoo.errors import UnsupportedFormatError, UnsupportedModelError
 
 from ._weights import Tensor
 

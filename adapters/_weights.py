@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from alphazoo.errors import BundleFormatError, BundleIntegrityError
 from alphazoo.limits import LoadLimits, check_bytes, check_json_text
 

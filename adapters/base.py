@@ -156,6 +156,7 @@ def onnx_sample(sample: Any, row_shape: Sequence[int | None], *, rows: int = 64,
     ``missing`` as its message (say what would make the rows known).
     """
     import numpy as np
+
     from alphazoo.errors import UnsupportedFormatError
 
     if sample is not None:

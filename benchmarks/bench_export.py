@@ -60,8 +60,9 @@ def alternate(first: Callable[[], Any], second: Callable[[], Any],
 
 
 def bench_torch(X: np.ndarray, y: np.ndarray, workdir: Path, repeats: int) -> list[dict]:
-    import alphazoo
     import torch
+
+    import alphazoo
     from alphazoo.contrib.alstm import ALSTM
 
     step = 10
@@ -105,8 +106,9 @@ def bench_torch(X: np.ndarray, y: np.ndarray, workdir: Path, repeats: int) -> li
 
 
 def bench_sklearn(X: np.ndarray, y: np.ndarray, repeats: int) -> list[dict]:
-    from alphazoo.adapters.sklearn import random_forest
     from skl2onnx import to_onnx
+
+    from alphazoo.adapters.sklearn import random_forest
 
     forest = random_forest(n_estimators=100).fit(X, y)
     sample = X[:1].astype(np.float32)

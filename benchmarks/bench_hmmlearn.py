@@ -65,6 +65,7 @@ from _measure import (
     versions,
     x,
 )
+
 from alphazoo.compat.installed import installed_versions
 
 TARGET_RATIO = 1.15
@@ -338,9 +339,10 @@ def main(argv: list[str] | None = None) -> int:
     X, symbols = make_features(close)
     split = int(len(X) * 0.75)
 
-    import alphazoo
     from hmmlearn.hmm import GMMHMM, CategoricalHMM, GaussianHMM
     from threadpoolctl import threadpool_limits
+
+    import alphazoo
 
     threads = threadpool_limits(1)  # held for the whole run; see the module docstring
     result: dict[str, Any] = {

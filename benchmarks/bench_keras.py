@@ -196,6 +196,7 @@ def adapter_only(zoo: Any, model: Any, fmt: str, key: str, sample: np.ndarray, w
 def parity_seconds(model: Any, path: Path, sample: np.ndarray, cfg: dict[str, int]) -> float:
     """The parity check alone, as zoo.save runs it (a session, then one row and the sample)."""
     import onnx
+
     from alphazoo.adapters._keras_onnx import check_parity, predictor_class
 
     output = onnx.load(str(path), load_external_data=False).graph.output[0].name
@@ -401,8 +402,9 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         sys.exit(f"bench_keras: install alphazoo[tensorflow,onnx] first (missing: {missing})")
 
-    import alphazoo
     import keras
+
+    import alphazoo
 
     result: dict[str, Any] = {
         "quick": args.quick, "config": cfg, "target_ratio": TARGET_RATIO,

@@ -55,6 +55,7 @@ from _measure import (
     versions,
     x,
 )
+
 from alphazoo.compat.installed import installed_versions
 
 FORMATS = ("skops", "pickle", "onnx")
@@ -349,11 +350,12 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         sys.exit(f"bench_sklearn: install alphazoo[sklearn,onnx] first (missing: {missing})")
 
-    import alphazoo
     from sklearn.ensemble import RandomForestClassifier
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
+
+    import alphazoo
 
     result: dict[str, Any] = {
         "quick": args.quick,

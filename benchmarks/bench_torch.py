@@ -82,6 +82,7 @@ QUICK = {"io_repeats": 3, "io_warmup": 1, "onnx_repeats": 1, "codec_repeats": 3,
 def direct_calls(model: Any, fmt: str, path: Path, example: Any) -> tuple[Any, Any]:
     """torch's own save and load calls for ``fmt`` (json: pt's), writing/reading ``path``."""
     import torch
+
     from alphazoo.adapters import torch as adapter
 
     if fmt in ("pt", "json"):
@@ -100,6 +101,7 @@ def direct_calls(model: Any, fmt: str, path: Path, example: Any) -> tuple[Any, A
             return torch.load(path, map_location="cpu", weights_only=False)
     else:
         import onnxruntime
+
         from alphazoo.adapters._torch_onnx import quiet_exporter
 
         shapes = ({0: torch.export.Dim("batch")},)
@@ -240,6 +242,7 @@ def parity_cost(zoo: Any, model: Any, key: str, sample: np.ndarray,
 # -- 2. JSON weights -----------------------------------------------------------------------------
 def bench_codec(model: Any, workdir: Path, cfg: dict[str, int]) -> dict[str, Any]:
     import torch
+
     from alphazoo.adapters._torch_state import state_to_tensors, tensors_to_state
     from alphazoo.adapters._weights import read_weights, write_weights
 
@@ -405,8 +408,9 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         sys.exit(f"bench_torch: install alphazoo[torch,onnx] first (missing: {missing})")
 
-    import alphazoo
     import torch
+
+    import alphazoo
 
     if args.torch_threads:
         torch.set_num_threads(args.torch_threads)

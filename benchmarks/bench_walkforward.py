@@ -110,6 +110,7 @@ def last_window(panel: Any, end: Any, window: int) -> tuple[np.ndarray, np.ndarr
     training rows (the walk-forward's last cutoff is the last Monday, not the data's end).
     """
     import pandas as pd
+
     from alphazoo.contrib.comparison import STEP_LEN
     from alphazoo.contrib.dataset import Dataset
     from alphazoo.contrib.features import compute_features, compute_labels

@@ -64,6 +64,7 @@ from _measure import (
     versions,
     x,
 )
+
 from alphazoo.adapters import xgboost as xgb_adapter
 from alphazoo.contracts import LoadRequest, SaveRequest
 
@@ -215,6 +216,7 @@ def parity_cost(model: Any, path: Path, sample: np.ndarray, cfg: dict[str, int])
     """Seconds of the save-time parity check: a session on the export, the training rows
     that Zoo.train recorded compared with the native model."""
     import xgboost
+
     from alphazoo.adapters._onnx import OnnxPredictor, check_parity
 
     if isinstance(model, xgboost.Booster):

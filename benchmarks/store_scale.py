@@ -35,8 +35,9 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import alphazoo  # noqa: E402
 from _common import git_revision, write_json  # noqa: E402
+
+import alphazoo  # noqa: E402
 from alphazoo import ObjectStore  # noqa: E402
 from alphazoo.bundle import write_bundle  # noqa: E402
 

@@ -50,8 +50,15 @@ from pathlib import Path
 from typing import Any
 
 from _common import git_revision, write_json  # benchmarks/ is sys.path[0] when run as a script
-from _measure import benchmark_parser, environment, load_bars, make_features, print_header, \
-    table, versions
+from _measure import (
+    benchmark_parser,
+    environment,
+    load_bars,
+    make_features,
+    print_header,
+    table,
+    versions,
+)
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared/data/orcl-1995-2014.csv"
 FEATURE_NAMES = ("ret_1d", "ret_5d", "ret_20d", "vol_5d", "vol_20d", "ma_5_20")
@@ -245,7 +252,8 @@ def run_map_train(X: Any, y: Any, folds: list[Any], store: Any, name: str,
 def check_series(store: Any, name: str, count: int) -> float:
     """Exit unless ``store`` holds versions 1..count of ``name`` with ``latest.json`` at the
     last; return the median seconds of listing the full store (``store.keys()``, 3 times)."""
-    from alphazoo.training.versions import LATEST, versions as stored_versions
+    from alphazoo.training.model_versions import LATEST
+    from alphazoo.training.model_versions import versions as stored_versions
 
     found = stored_versions(store, name)
     latest = store.read_json(f"{name}/{LATEST}")["version"]

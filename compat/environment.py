@@ -15,10 +15,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
 
-from alphazoo.errors import AlphazooError
 from packaging.specifiers import InvalidSpecifier, Specifier
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
+
+from alphazoo.errors import AlphazooError
 
 from .closure import Closure, collect_closure
 from .installed import installed_version

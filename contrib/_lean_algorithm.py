@@ -17,6 +17,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 import pandas as pd
+
 from alphazoo.training import DateRule, DateRules, TimeRule, TimeRules, Trainer, TrainingRecord
 from alphazoo.training.events import EventQueue
 from alphazoo.training.rules import fire_times

@@ -13,6 +13,7 @@ from datetime import date, time
 from typing import Any
 
 import pandas as pd
+
 from alphazoo.store import ObjectStore
 
 from ._lean_algorithm import Algorithm, AlgorithmDriver

@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import alphazoo
 import numpy as np
 import pandas as pd
+
+import alphazoo
 from alphazoo.training import DateRule, TimeRule, TrainingRecord
 
 from .evaluation import risk_metrics

@@ -46,8 +46,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from alphazoo.adapters._torch_models import seeded
 from torch import nn
+
+from alphazoo.adapters._torch_models import seeded
 
 from .model import Model, fit_scaling, hold_out_tail, scale
 

@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
 from alphazoo.host import Zoo
 
 __all__ = ["ModelResult", "Comparison", "compare_models", "default_models", "model_factories",

@@ -25,6 +25,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import numpy as np
+
 from alphazoo.errors import AlphazooError
 
 __all__ = ["Model", "NotFittedError", "is_onnx_predictor", "fit_scaling", "scale", "hold_out_tail",

@@ -16,8 +16,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from alphazoo.errors import AlphazooError
 from scipy import optimize
+
+from alphazoo.errors import AlphazooError
 
 __all__ = ["OptimizationError", "PortfolioOptimizer", "covariance"]
 

@@ -32,8 +32,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from alphazoo.adapters._torch_models import mlp_layers, seeded
 from torch import nn
+
+from alphazoo.adapters._torch_models import mlp_layers, seeded
 
 from .alstm import torch_threads
 from .model import Model, NotFittedError, fit_scaling, is_dataset, is_onnx_predictor, scale

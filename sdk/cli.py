@@ -13,8 +13,9 @@ import warnings
 from dataclasses import asdict
 from typing import Any, Iterator, Sequence
 
-from alphazoo.compat.installed import installed_version
 from packaging.requirements import InvalidRequirement, Requirement
+
+from alphazoo.compat.installed import installed_version
 
 __all__ = ["main", "build_parser"]
 

@@ -134,8 +134,9 @@ def settle_status(row: PluginInfo) -> None:
     not import an ML framework. Missing optional requirements (the ONNX tools) keep the
     plugin loaded and only fill ``install``.
     """
-    from alphazoo.compat.installed import installed_version
     from packaging.requirements import InvalidRequirement, Requirement
+
+    from alphazoo.compat.installed import installed_version
 
     if row.status != "loaded" or not row.requires:
         return

@@ -11,8 +11,9 @@ import json
 import pickle
 from typing import Any
 
-import alphazoo
 import numpy as np
+
+import alphazoo
 from alphazoo import FormatSpec, SavedPayload
 
 

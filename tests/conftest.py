@@ -21,8 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import alphazoo
 import pytest
+
+import alphazoo
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import alphazoo
 import numpy as np
 import pytest
 from _child import HANG_TIMEOUT
+
+import alphazoo
 from alphazoo.adapters._common import check_options, choose_format
 from alphazoo.adapters._weights import (
     Tensor,

@@ -10,9 +10,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import alphazoo
 import pytest
 from _child import HANG_TIMEOUT
+
+import alphazoo
 
 SCRIPT = shutil.which("alphazoo")
 

@@ -8,10 +8,11 @@ import re
 
 import pandas as pd
 import pytest
+from test_cli import cli
+
 from alphazoo.cli_demo import MODEL_CHOICES, SECONDS_PER_VERSION, CostClock, demo_table
 from alphazoo.cli_output import console, emit
 from alphazoo.contrib.comparison import Comparison, ModelResult, default_models
-from test_cli import cli
 
 
 def _result(model: str, **figures: float) -> ModelResult:

@@ -15,6 +15,10 @@ from pathlib import Path
 
 import pytest
 from _child import HANG_TIMEOUT
+from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
+from packaging.utils import canonicalize_name
+
 from alphazoo.compat.environment import (
     LockFileError,
     check_environment,
@@ -24,9 +28,6 @@ from alphazoo.compat.environment import (
 )
 from alphazoo.compat.installed import installed_version
 from alphazoo.compat.table import SUPPORTED, support_for
-from packaging.requirements import Requirement
-from packaging.specifiers import SpecifierSet
-from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parent.parent
 #: An skops release below the table's minimum (0.12): small and pure Python.

@@ -16,13 +16,14 @@ import sysconfig
 import warnings
 from pathlib import Path
 
-import alphazoo
 import numpy as np
 import pytest
+from packaging.version import Version
+
+import alphazoo
 from alphazoo.bundle import read_bundle, write_bundle
 from alphazoo.compat.bundles import check_bundle_versions, onnxruntime_max_opset
 from alphazoo.compat.installed import installed_version
-from packaging.version import Version
 
 # Trains real models or starts real processes and servers: deselect with -m 'not slow'.
 pytestmark = pytest.mark.slow
@@ -362,6 +363,7 @@ print(json.dumps(out))
 
 def test_xgboost_31_json_is_refused_by_xgboost_30_which_would_misread_it(tmp_path):
     import xgboost
+
     from alphazoo.datasets import load_prices
     from alphazoo.example_features import make_features
 

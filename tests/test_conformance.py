@@ -9,13 +9,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import alphazoo
 import numpy as np
 import pytest
 from _child import HANG_TIMEOUT
+from conformance_plugins import Toy
+
+import alphazoo
 from alphazoo import AdapterCheckError, AlphazooError, UnsupportedFormatError
 from alphazoo.testing import CHECK_NAMES, AdapterCheckReport, check_adapter
-from conformance_plugins import Toy
 
 EXAMPLE_DIST = Path(__file__).parent / "plugins" / "alphazoo-example"
 

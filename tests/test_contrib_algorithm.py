@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 import numpy as np
 import pandas as pd
 import pytest
+
 from alphazoo import ObjectStore, Zoo
 from alphazoo.contrib.algorithm import Algorithm, AlgorithmBacktest, run_backtest
 from alphazoo.contrib.evaluation import risk_metrics

@@ -7,9 +7,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-import alphazoo
 import numpy as np
 import pytest
+
+import alphazoo
 
 torch = pytest.importorskip("torch")
 pd = pytest.importorskip("pandas")

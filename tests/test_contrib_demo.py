@@ -6,13 +6,14 @@ import json
 import re
 from pathlib import Path
 
-import alphazoo
 import numpy as np
 import pandas as pd
 import pytest
+from test_cli import cli
+
+import alphazoo
 from alphazoo.contrib.comparison import compare_models
 from alphazoo.contrib.features import load_panel
-from test_cli import cli
 
 # Trains real models or starts real processes and servers: deselect with -m 'not slow'.
 pytestmark = pytest.mark.slow

@@ -9,6 +9,10 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import stats
+
 from alphazoo.contrib.evaluation import (
     WeightsBacktest,
     backtest_weights,
@@ -18,9 +22,6 @@ from alphazoo.contrib.evaluation import (
     signal_metrics,
 )
 from alphazoo.contrib.features import compute_features, compute_labels, load_panel
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from scipy import stats
 
 
 def on_index(values, dates, instruments) -> pd.Series:

@@ -8,10 +8,11 @@ same ``ret_1d``/``vol_20d`` columns as on market data.
 
 from __future__ import annotations
 
-import alphazoo
 import numpy as np
 import pandas as pd
 import pytest
+
+import alphazoo
 from alphazoo.contrib.dataset import Dataset
 from alphazoo.contrib.features import load_panel, to_panel
 from alphazoo.contrib.model import NotFittedError

@@ -7,9 +7,10 @@ bundled panel's LEAN features; the documented default stacks are built, not trai
 
 from __future__ import annotations
 
-import alphazoo
 import numpy as np
 import pytest
+
+import alphazoo
 from alphazoo.contrib.dataset import Dataset
 from alphazoo.contrib.features import load_panel
 from alphazoo.contrib.model import NotFittedError

@@ -8,6 +8,7 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 import pytest
+
 from alphazoo import ObjectStore, Zoo
 from alphazoo.contrib.algorithm import run_backtest
 from alphazoo.contrib.examples import lean_sklearn

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from _child import run_python
+
 from alphazoo.bundle import read_bundle, read_manifest, write_bundle
 from alphazoo.cli import main
 from alphazoo.contrib.dataset import Dataset

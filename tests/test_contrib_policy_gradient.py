@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import alphazoo
 import numpy as np
 import pytest
+
+import alphazoo
 
 torch = pytest.importorskip("torch")
 pd = pytest.importorskip("pandas")

@@ -17,6 +17,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+
 from alphazoo.contrib.evaluation import (
     backtest_weights,
     ic,

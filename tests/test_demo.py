@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from alphazoo.datasets import Bars, load_prices, symbols
 from alphazoo.example_features import FEATURES, make_features
 

@@ -12,6 +12,7 @@ from datetime import datetime
 
 import numpy as np
 import pytest
+
 from alphazoo import ObjectStore, Zoo
 from alphazoo.datasets import load_prices, symbols
 from alphazoo.example_features import make_features

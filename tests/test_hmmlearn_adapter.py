@@ -21,10 +21,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import alphazoo
 import numpy as np
 import pytest
 from _child import run_python
+
+import alphazoo
 from alphazoo.bundle import read_bundle, write_bundle
 from alphazoo.datasets import load_prices
 

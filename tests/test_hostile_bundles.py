@@ -17,10 +17,11 @@ import sys
 import textwrap
 from pathlib import Path
 
-import alphazoo
 import numpy as np
 import pytest
 from _crafted import Bomb, constant_of_shape_onnx, rebundle, write_zip, zip_members
+
+import alphazoo
 
 # Every load runs in a bounded child interpreter: deselect with -m 'not slow'.
 pytestmark = pytest.mark.slow

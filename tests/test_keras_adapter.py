@@ -19,10 +19,11 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-import alphazoo
 import numpy as np
 import pytest
 from _child import HANG_TIMEOUT, blocking_prelude, run_python
+
+import alphazoo
 from alphazoo.adapters.keras import UnknownKerasClassError
 
 keras = pytest.importorskip("keras", reason="the keras adapter needs keras (alphazoo[tensorflow])")
@@ -655,6 +656,7 @@ def test_an_architecture_keras_cannot_rebuild_is_a_typed_error(tmp_path, archite
     # come back as alphazoo errors naming the payload.
     import keras
     from _crafted import rebundle
+
     from alphazoo.adapters._weights import read_weights, write_weights
     from alphazoo.bundle import read_bundle
 

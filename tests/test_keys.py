@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import alphazoo
 import pytest
+
+import alphazoo
 from alphazoo.keys import MAX_KEY_LENGTH, MAX_SEGMENT_LENGTH, is_valid_key, normalize_key
 
 ACCEPTED = {

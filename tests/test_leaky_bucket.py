@@ -9,6 +9,7 @@ import threading
 from datetime import datetime, timedelta
 
 import pytest
+
 from alphazoo.training.bucket import LeakyBucket
 
 MINUTE = timedelta(minutes=1)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from alphazoo import ObjectStore
 from alphazoo.contrib.algorithm import Algorithm, KeyValuePair, LeanObjectStore, run_backtest
 from alphazoo.datasets import load_prices

@@ -16,11 +16,12 @@ from pathlib import Path
 
 import pytest
 from _child import HANG_TIMEOUT
-from alphazoo.compat.environment import read_lock
 from packaging.markers import default_environment
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
+
+from alphazoo.compat.environment import read_lock
 
 ROOT = Path(__file__).resolve().parent.parent
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]

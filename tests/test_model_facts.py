@@ -9,6 +9,7 @@ import weakref
 from pathlib import Path
 
 from _child import run_python
+
 from alphazoo import ObjectStore, Zoo, model_facts
 
 

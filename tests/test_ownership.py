@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from alphazoo import PluginConflictError, SavedPayload, SaveRequest, Zoo, hookimpl
 
 HERE = __name__

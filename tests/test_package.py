@@ -6,9 +6,10 @@ import json
 import subprocess
 import sys
 
-import alphazoo
 import pytest
 from _child import HANG_TIMEOUT
+
+import alphazoo
 
 
 def test_every_public_name_resolves_to_what_its_module_defines():

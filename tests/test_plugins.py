@@ -11,9 +11,10 @@ import sys
 import warnings
 from pathlib import Path
 
-import alphazoo
 import pytest
 from _child import HANG_TIMEOUT
+
+import alphazoo
 from alphazoo import FormatSpec, ModelNotFoundError, SavedPayload, UnsupportedModelError, Zoo
 
 HEAVY = ("torch", "tensorflow", "keras", "sklearn", "xgboost", "hmmlearn", "onnxruntime", "skops")

@@ -16,10 +16,11 @@ import venv
 from pathlib import Path
 from typing import Any
 
-import alphazoo
 import numpy as np
 import pytest
 from _child import HANG_TIMEOUT
+
+import alphazoo
 from alphazoo import ObjectStore, Zoo
 from alphazoo.compat import bundles as compat_bundles
 from alphazoo.compat.targets import QUANTCONNECT

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 from _child import HANG_TIMEOUT
 from _crafted import Bomb, constant_of_shape_onnx, write_zip
+
 from alphazoo import ObjectStore
 from alphazoo.bundle import write_bundle
 

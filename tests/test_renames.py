@@ -6,9 +6,10 @@ from __future__ import annotations
 import importlib
 import sys
 
+import pytest
+
 import alphazoo
 import alphazoo.training
-import pytest
 from alphazoo import AlphazooError, ObjectStore
 
 

@@ -9,10 +9,11 @@ import subprocess
 import sys
 import uuid
 
-import alphazoo
 import numpy as np
 import pytest
 from _child import HANG_TIMEOUT
+
+import alphazoo
 
 pytestmark = [pytest.mark.s3, pytest.mark.slow]
 

@@ -3,9 +3,10 @@ tree validation that lets real scikit-learn models through."""
 
 from __future__ import annotations
 
-import alphazoo
 import numpy as np
 import pytest
+
+import alphazoo
 from alphazoo.bundle import write_bundle
 from alphazoo.limits import DEFAULT_MAX_BYTES, LoadLimits
 
@@ -222,8 +223,9 @@ def test_validation_counts_every_tree(data):
 
 
 def test_a_tree_whose_depth_exceeds_max_depth_is_refused(data):
-    from alphazoo.adapters._sklearn_trees import validate_trees
     from sklearn.tree import DecisionTreeClassifier
+
+    from alphazoo.adapters._sklearn_trees import validate_trees
 
     X, y = data
     model = DecisionTreeClassifier(max_depth=3, random_state=0).fit(X, y)

@@ -13,10 +13,11 @@ import sys
 import textwrap
 from typing import Any
 
-import alphazoo
 import numpy as np
 import pytest
 from _child import HANG_TIMEOUT, blocking_prelude, run_python
+
+import alphazoo
 from alphazoo.adapters._onnx import OnnxPredictor, check_parity
 
 ZOO_MODELS = ["random_forest", "svm", "gradient_boosting", "logistic_regression"]

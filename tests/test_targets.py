@@ -9,10 +9,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import alphazoo
 import numpy as np
 import pytest
 from _child import HANG_TIMEOUT
+
+import alphazoo
 from alphazoo import ObjectStore, Zoo
 from alphazoo.compat.targets import QUANTCONNECT, TARGETS, target_for, verdict
 

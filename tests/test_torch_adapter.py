@@ -13,10 +13,11 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-import alphazoo
 import numpy as np
 import pytest
 from _child import blocking_prelude, run_python
+
+import alphazoo
 from alphazoo.adapters._onnx import OnnxPredictor
 
 torch = pytest.importorskip("torch", reason="the torch adapter tests need torch")

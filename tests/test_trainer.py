@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 import numpy as np
 import pytest
 from _child import HANG_TIMEOUT
+
 from alphazoo import AlphazooError, Zoo
 from alphazoo.datasets import load_prices
 from alphazoo.example_features import make_features

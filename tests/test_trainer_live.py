@@ -13,6 +13,7 @@ from datetime import timedelta
 
 import numpy as np
 import pytest
+
 from alphazoo.training import DateRule, DateRules, TimeRules, Trainer, TrainingQuotaExceeded
 
 WAIT = 60.0  # seconds; only reached if something hangs

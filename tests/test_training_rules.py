@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from _child import HANG_TIMEOUT
+
 from alphazoo.training.rules import (
     DateRule,
     DateRules,

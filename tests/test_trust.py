@@ -12,9 +12,10 @@ import struct
 import zipfile
 from pathlib import Path
 
-import alphazoo
 import numpy as np
 import pytest
+
+import alphazoo
 from alphazoo.bundle import MAGIC, read_bundle, signing_key, write_bundle
 
 HEADER = struct.Struct(">HQ")

@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pandas as pd
 import pytest
+
 from alphazoo import Zoo
 from alphazoo.datasets import load_prices
 from alphazoo.example_features import FEATURES, make_features

@@ -14,10 +14,11 @@ import json
 import textwrap
 from typing import Any
 
-import alphazoo
 import numpy as np
 import pytest
 from _child import blocking_prelude, run_python
+
+import alphazoo
 from alphazoo.adapters import xgboost as adapter
 from alphazoo.adapters._onnx import OnnxPredictor
 from alphazoo.bundle import read_bundle

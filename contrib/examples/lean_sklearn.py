@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
 from alphazoo.contrib.algorithm import (
     Algorithm,
     AlgorithmBacktest,

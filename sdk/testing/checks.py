@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Callable, NoReturn, Sequence
 
 import numpy as np
+
 from alphazoo.contracts import FormatSpec
 from alphazoo.discovery import PluginLoadWarning
 from alphazoo.errors import (
