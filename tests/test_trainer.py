@@ -415,6 +415,26 @@ def test_a_new_version_never_overwrites_one_the_pointer_missed(tmp_path):
     assert latest_version(zoo.store, "s") == 3
 
 
+def test_the_next_version_is_found_without_listing_the_store(tmp_path, monkeypatch):
+    # Saving a version must cost the same in a big store as in an empty one: with a pointer,
+    # next_version reads it and probes forward instead of listing every key.
+    from alphazoo.training.model_versions import next_version, save_version, write_latest
+
+    zoo = Zoo(tmp_path / "store")
+    for number in (1, 2, 3, 5):  # v4 missing: a fan-out that failed on it
+        save_version(zoo, _dummy(float(number)), "s", version=number, format="pickle",
+                     update_latest=False)
+    write_latest(zoo.store, "s", 1)
+
+    def no_listing() -> list[str]:
+        raise AssertionError("next_version listed the whole store")
+
+    monkeypatch.setattr(zoo.store, "keys", no_listing)
+    assert next_version(zoo.store, "s") == 4  # past v2 and v3, into the free v4
+    save_version(zoo, _dummy(4.0), "s", format="pickle")
+    assert next_version(zoo.store, "s") == 6  # past the pointer (v4) and v5
+
+
 def test_logs_name_the_served_model_by_its_store_key(tmp_path, caplog):
     # The served counter also counts unsaved trainings; a log that printed it beside the
     # series' keys would read "version 2" for what the store calls v000001.
