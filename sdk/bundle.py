@@ -278,7 +278,7 @@ def _read(
     data: dict[str, bytes] = {}
     for name, length, expected_hash in zip(names, sizes, hashes):
         file_digest = hashlib.sha256()
-        kept = length <= keep
+        kept = 0 < keep and length <= keep
         if kept:
             # One read of the declared length (bounded by the limits check above) and one
             # hash of it: the bytes handed on are the bytes hashed.

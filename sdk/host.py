@@ -396,8 +396,9 @@ class Zoo:
         """
         key = normalize_key(key)
         store = self.store
-        return self._load(lambda *args, **kw: read_bundle(store, key, *args, **kw), key, trusted, sign_key,
-                          allow_version_mismatch, require_signature, max_bytes, options)
+        return self._load(lambda *args, **kw: read_bundle(store, key, *args, **kw), key,
+                          trusted, sign_key, allow_version_mismatch, require_signature,
+                          max_bytes, options)
 
     def load_bytes(
         self,

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from .leftovers import STAGING_PREFIX, new_token
 
-__all__ = ["ScratchFolders", "scratch_folder"]
+__all__ = ["ScratchFolders", "scratch_folder", "scratch_folders"]
 
 
 class ScratchFolders:
@@ -60,6 +60,8 @@ class ScratchFolders:
             if _emptied(path):
                 with self._lock:
                     self._free.append(path)
+            elif path.is_symlink():
+                path.unlink()
             else:
                 shutil.rmtree(path, ignore_errors=True)
 
@@ -100,11 +102,15 @@ _folders: ScratchFolders | None = None
 _folders_lock = threading.Lock()
 
 
-def scratch_folder() -> contextlib.AbstractContextManager[Path]:
-    """An empty private folder from this process's :class:`ScratchFolders`."""
+def scratch_folders() -> ScratchFolders:
+    """This process's :class:`ScratchFolders` (a forked child gets a new one)."""
     global _folders
     with _folders_lock:
         if _folders is None or _folders.owner != os.getpid():
             _folders = ScratchFolders()
-        folders = _folders
-    return folders.take()
+        return _folders
+
+
+def scratch_folder() -> contextlib.AbstractContextManager[Path]:
+    """An empty private folder from this process's :class:`ScratchFolders`."""
+    return scratch_folders().take()
