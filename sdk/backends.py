@@ -252,7 +252,11 @@ class LocalBackend:
             created.append(folder)
             folder = folder.parent
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
+            # Only when missing: a mkdir of an existing folder still costs a system call that
+            # takes the parent's lock (a tenth of a small model's save on a busy machine).
+            # Writes run under the store's lock, so a folder seen here is not deleted meanwhile.
+            if created or not target.parent.is_dir():
+                target.parent.mkdir(parents=True, exist_ok=True)
         except (FileExistsError, NotADirectoryError) as exc:  # a file where a folder must be
             raise KeyConflictError(key, f"a file is in the way of its folder: {exc}") from None
         if target.is_symlink():
@@ -338,7 +342,8 @@ class LocalBackend:
                 finally:
                     self._depth -= 1
                 return
-            self.root.mkdir(parents=True, exist_ok=True)
+            if not self.root.is_dir():
+                self.root.mkdir(parents=True, exist_ok=True)
             path = self.root / _LOCK_FILE
             try:
                 # O_NOFOLLOW: a link planted as the lock file must not create a file elsewhere.
