@@ -44,7 +44,7 @@ except ImportError:  # pragma: no cover - not on this platform
     fcntl = None  # type: ignore[assignment]
 
 __all__ = ["Backend", "LocalBackend", "FsspecBackend", "MemoryBackend", "backend_for",
-           "prune_empty_folders"]
+           "prune_empty_folders", "write_in_slices", "WRITE_SLICE"]
 
 _LOCK_FILE = ".alphazoo.lock"
 
@@ -271,7 +271,7 @@ class LocalBackend:
         try:
             with open(tmp, "wb") as handle:
                 for chunk in chunks:
-                    handle.write(chunk)
+                    write_in_slices(handle, chunk)
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(tmp, target)
@@ -427,3 +427,21 @@ def prune_empty_folders(parent: Path, root: Path) -> None:
         except OSError:  # not empty (or already gone): the ancestors stay too
             break
         parent = parent.parent
+
+
+#: The largest single ``write`` call: see :func:`write_in_slices`.
+WRITE_SLICE = 1024 * 1024
+
+
+def write_in_slices(handle: IO[bytes], data: bytes | bytearray | memoryview) -> None:
+    """Write ``data`` in calls of at most :data:`WRITE_SLICE` bytes.
+
+    Measured on ext4 here: one ``write`` of a 7.5 MB payload after an fsync'd one took 11 ms
+    in some runs (every save after the first few) where 1 MiB calls took 1.5 ms, steadily.
+    """
+    if len(data) <= WRITE_SLICE:
+        handle.write(data)
+        return
+    view = memoryview(data)
+    for start in range(0, len(view), WRITE_SLICE):
+        handle.write(view[start:start + WRITE_SLICE])

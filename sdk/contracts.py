@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from .backends import write_in_slices
+
 __all__ = ["FormatSpec", "ModelSpec", "SaveRequest", "SavedPayload", "LoadRequest",
            "PayloadFiles"]
 
@@ -163,7 +165,7 @@ class PayloadFiles(Mapping[str, Path]):
         path = self._folder / name
         # "x": never through a file or link already there; the folder is the load's own.
         with open(path, "xb") as handle:
-            handle.write(content)
+            write_in_slices(handle, content)
         self._paths[name] = path
         return path
 
