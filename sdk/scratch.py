@@ -9,7 +9,8 @@ removed is removed whole and never handed out again, so no save sees another's f
 The parent folder is made with ``mkdtemp`` (mode 0700) and named like the staging folders of
 :mod:`alphazoo.staging`, with this process's writer token (see :mod:`alphazoo.leftovers`): a
 process that dies leaves it for the next sweep or ``alphazoo store fsck``; one that exits
-removes it. A forked child makes its own, never sharing its parent's subfolders.
+removes it. The first scratch folder a process makes also removes those of dead processes.
+A forked child makes its own, never sharing its parent's subfolders.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import weakref
 from collections.abc import Iterator
 from pathlib import Path
 
-from .leftovers import STAGING_PREFIX, new_token
+from .leftovers import STAGING_PREFIX, new_token, staging_leftovers
 
 __all__ = ["ScratchFolders", "scratch_folder", "scratch_folders"]
 
@@ -66,7 +67,11 @@ class ScratchFolders:
                 shutil.rmtree(path, ignore_errors=True)
 
     def _new(self) -> Path:
+        global _swept
         if self._parent is None:
+            if not _swept:  # once per process, like the first staging folder's sweep
+                _swept = True
+                staging_leftovers(remove=True)
             self._parent = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{new_token()}-scratch-"))
             # Removed at exit or when dropped, by this process only: a forked child that
             # drops its copy of the pool must not remove the folder its parent is using.
@@ -99,6 +104,7 @@ def _remove(parent: Path, owner: int) -> None:
 
 
 _folders: ScratchFolders | None = None
+_swept = False  # dead processes' staging and scratch folders are swept once per process
 _folders_lock = threading.Lock()
 
 

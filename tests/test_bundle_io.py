@@ -210,3 +210,25 @@ def test_the_scratch_folder_goes_when_the_process_exits(tmp_path):
     result = run_python(code, str(tmp_path / "store"), cwd=tmp_path)
     parent = Path(result.stdout.strip())
     assert parent.name.startswith("alphazoo-staged-") and not parent.exists()
+
+
+def test_the_first_save_of_a_process_removes_dead_processes_scratch_folders(tmp_path):
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    dead = run_python("from alphazoo.leftovers import new_token; print(new_token())",
+                      cwd=tmp_path).stdout.strip()  # that process has exited
+    planted = temp / f"alphazoo-staged-{dead}-scratch-abcd1234"
+    (planted / "0").mkdir(parents=True)
+    (planted / "0" / "model.pkl").write_bytes(b"left by a killed save")
+    code = (
+        "import sys\n"
+        "import numpy as np\n"
+        "from sklearn.linear_model import LogisticRegression\n"
+        "import alphazoo\n"
+        "X = np.arange(20.0).reshape(10, 2)\n"
+        "model = LogisticRegression().fit(X, [0, 1] * 5)\n"
+        "alphazoo.Zoo(store=sys.argv[1]).save(model, 'm', format='pickle')\n"
+    )
+    run_python(code, str(tmp_path / "store"), cwd=tmp_path, env={"TMPDIR": str(temp)})
+    assert not planted.exists()
+    assert os.listdir(temp) == []  # and the child's own went when it exited
