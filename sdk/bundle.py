@@ -32,7 +32,7 @@ import os
 import re
 import struct
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Callable
 
@@ -101,13 +101,15 @@ def write_bundle(
         digest = hashlib.sha256()
         size = 0
         with open(directory / name, "rb") as handle:
-            if os.fstat(handle.fileno()).st_size <= room:
-                # One read up to a byte past the room left: a file that grew meanwhile is
-                # still hashed whole, and streamed from the disk instead.
-                data = handle.read(room + 1)
+            stated = os.fstat(handle.fileno()).st_size
+            if stated <= room:
+                # One read of a byte past the size: a file that grew meanwhile is still hashed
+                # whole (and streamed from the disk if it outgrew the room). Not room + 1: that
+                # allocates the whole room (16 MiB) per read, which costs more than the read.
+                data = handle.read(stated + 1)
                 digest.update(data)
                 size = len(data)
-                if size <= room:
+                if size <= stated:  # the whole file: read once, kept for the write
                     contents[name] = data
                     room -= size
             while chunk := handle.read(_CHUNK):
@@ -144,16 +146,22 @@ def write_bundle(
 
 @dataclass
 class OpenedBundle:
-    """A verified bundle: its manifest, its files (when extracted) and the signature check."""
+    """A verified bundle: its manifest, its files (when extracted) and the signature check.
+
+    ``data`` holds the payload files read into memory instead of extracted (``keep``): bytes
+    that were hashed are the bytes handed on, so nothing can change them between the check
+    and their use, as another process could change an extracted file.
+    """
 
     manifest: dict[str, Any]
     files: dict[str, Path]
     signature_valid: bool
+    data: dict[str, bytes] = field(default_factory=dict)
 
 
 def read_bundle(
     store: ObjectStore, key: str, extract_to: Path | None, sign_key: bytes | None = None,
-    limits: LoadLimits | None = None,
+    limits: LoadLimits | None = None, *, keep: int = 0,
 ) -> OpenedBundle:
     """Verify the bundle under ``key`` and extract its files into ``extract_to``.
 
@@ -163,14 +171,18 @@ def read_bundle(
     (:mod:`alphazoo.manifest_schema`) refuses, :class:`~alphazoo.BundleLimitError` when the
     manifest or the payload files are larger than ``limits.max_bytes`` (checked before they
     are read); a missing key raises :class:`~alphazoo.ObjectNotFoundError`.
+
+    Payload files adding up to ``keep`` bytes at most are read into memory, one read each,
+    and returned verified in :attr:`OpenedBundle.data` instead of extracted: no file written,
+    and nothing that could change between the check and the use.
     """
     with store.open(key) as handle:
-        return read_bundle_from(handle, key, extract_to, sign_key, limits)
+        return read_bundle_from(handle, key, extract_to, sign_key, limits, keep=keep)
 
 
 def read_bundle_from(
     handle: IO[bytes], key: str, extract_to: Path | None, sign_key: bytes | None = None,
-    limits: LoadLimits | None = None,
+    limits: LoadLimits | None = None, *, keep: int = 0,
 ) -> OpenedBundle:
     """:func:`read_bundle` over an open binary stream (a store's object, a file, bytes in an
     ``io.BytesIO``); ``key`` names it in errors. The same checks, in the same order."""
@@ -189,7 +201,7 @@ def read_bundle_from(
             f"(it reads {sorted(_READERS)}); upgrade alphazoo"
         )
     return reader(handle, key, size, magic + header, extract_to, sign_key,
-                  limits or LoadLimits())
+                  limits or LoadLimits(), keep)
 
 
 def read_manifest(store: ObjectStore, key: str,
@@ -200,25 +212,26 @@ def read_manifest(store: ObjectStore, key: str,
 
 def _read_v1(
     handle: IO[bytes], key: str, size: int, head: bytes, extract_to: Path | None,
-    sign_key: bytes | None, limits: LoadLimits,
+    sign_key: bytes | None, limits: LoadLimits, keep: int = 0,
 ) -> OpenedBundle:
     """Protocol 1: the MAC and the closing SHA-256 run over the payload too."""
-    return _read(handle, key, size, head, extract_to, sign_key, limits,
+    return _read(handle, key, size, head, extract_to, sign_key, limits, keep,
                  trailer_covers_payload=True)
 
 
 def _read_v2(
     handle: IO[bytes], key: str, size: int, head: bytes, extract_to: Path | None,
-    sign_key: bytes | None, limits: LoadLimits,
+    sign_key: bytes | None, limits: LoadLimits, keep: int = 0,
 ) -> OpenedBundle:
     """Protocol 2: the payload is covered by the manifest's per-file SHA-256 values."""
-    return _read(handle, key, size, head, extract_to, sign_key, limits,
+    return _read(handle, key, size, head, extract_to, sign_key, limits, keep,
                  trailer_covers_payload=False)
 
 
 def _read(
     handle: IO[bytes], key: str, size: int, head: bytes, extract_to: Path | None,
-    sign_key: bytes | None, limits: LoadLimits, *, trailer_covers_payload: bool,
+    sign_key: bytes | None, limits: LoadLimits, keep: int = 0, *,
+    trailer_covers_payload: bool,
 ) -> OpenedBundle:
     _, manifest_length = _HEADER.unpack(head[len(MAGIC):])
     if manifest_length > size:
@@ -262,29 +275,31 @@ def _read(
         mac.update(head)
         mac.update(manifest_bytes)
     files: dict[str, Path] = {}
+    data: dict[str, bytes] = {}
     for name, length, expected_hash in zip(names, sizes, hashes):
         file_digest = hashlib.sha256()
-        sink = open(extract_to / name, "wb") if extract_to is not None else None
-        try:
-            remaining = length
-            while remaining:
-                chunk = _read_exact(handle, min(remaining, _CHUNK), key)
-                remaining -= len(chunk)
-                file_digest.update(chunk)
-                if trailer_covers_payload:
-                    digest.update(chunk)
-                    if mac is not None:
-                        mac.update(chunk)
-                if sink is not None:
-                    sink.write(chunk)
-        finally:
-            if sink is not None:
-                sink.close()
+        kept = 0 < keep and length <= keep
+        if kept:
+            # One read of the declared length (bounded by the limits check above) and one
+            # hash of it: the bytes handed on are the bytes hashed.
+            keep -= length
+            chunk = _read_exact(handle, length, key)
+            file_digest.update(chunk)
+            if trailer_covers_payload:
+                digest.update(chunk)
+                if mac is not None:
+                    mac.update(chunk)
+        else:
+            _extract(handle, key, length, file_digest,
+                     (digest, mac) if trailer_covers_payload else (),
+                     extract_to / name if extract_to is not None else None)
         if not hmac.compare_digest(file_digest.hexdigest(), expected_hash):
             raise BundleIntegrityError(
                 f"{key!r} is corrupt: payload file {name!r} fails its SHA-256"
             )
-        if extract_to is not None:
+        if kept:
+            data[name] = chunk
+        elif extract_to is not None:
             files[name] = extract_to / name
     stored_mac = _read_exact(handle, _DIGEST, key) if signed else None
     if stored_mac is not None:
@@ -297,7 +312,7 @@ def _read(
     )
     if handle.read(1):
         raise BundleIntegrityError(f"{key!r} is corrupt: bytes after the end of the bundle")
-    return OpenedBundle(manifest, files, signature_valid)
+    return OpenedBundle(manifest, files, signature_valid, data)
 
 
 _READERS: dict[int, Callable[..., OpenedBundle]] = {1: _read_v1, 2: _read_v2}
@@ -315,6 +330,26 @@ def _size_of(handle: IO[bytes]) -> int:
     end = handle.seek(0, os.SEEK_END)
     handle.seek(position)
     return end
+
+
+def _extract(handle: IO[bytes], key: str, length: int, file_digest: Any,
+             also: tuple[Any, ...], target: Path | None) -> None:
+    """Copy ``length`` bytes to ``target`` (None: nowhere) in chunks, hashing each one."""
+    sink = open(target, "wb") if target is not None else None
+    try:
+        remaining = length
+        while remaining:
+            chunk = _read_exact(handle, min(remaining, _CHUNK), key)
+            remaining -= len(chunk)
+            file_digest.update(chunk)
+            for other in also:
+                if other is not None:
+                    other.update(chunk)
+            if sink is not None:
+                sink.write(chunk)
+    finally:
+        if sink is not None:
+            sink.close()
 
 
 def _read_exact(handle: IO[bytes], length: int, key: str) -> bytes:

@@ -6,11 +6,15 @@ not break a plugin written against an older alphazoo.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-__all__ = ["FormatSpec", "ModelSpec", "SaveRequest", "SavedPayload", "LoadRequest"]
+from .backends import write_in_slices
+
+__all__ = ["FormatSpec", "ModelSpec", "SaveRequest", "SavedPayload", "LoadRequest",
+           "PayloadFiles"]
 
 
 @dataclass(frozen=True)
@@ -93,7 +97,8 @@ class LoadRequest:
     """What an adapter's ``alphazoo_load`` receives, after integrity and trust checks."""
 
     manifest: dict[str, Any]
-    files: dict[str, Path]
+    #: The verified payload files by name (a :class:`PayloadFiles` from the host).
+    files: Mapping[str, Path]
     trusted: bool = False
     #: True when the bundle carries an HMAC that the loader's key verified.
     signature_valid: bool = False
@@ -123,3 +128,53 @@ class LoadRequest:
     #: Bounds on what loading may read or allocate (an :class:`alphazoo.LoadLimits`); None
     #: means the defaults. Adapters check what a payload declares against them first.
     limits: Any = None
+
+    def payload_bytes(self, name: str) -> bytes | None:
+        """The verified bytes of payload file ``name`` when the host holds them in memory,
+        else None (then read ``files[name]``). A reader that takes bytes (``pickle.loads``)
+        skips writing and reading a file, and reads exactly the bytes that were checked."""
+        files = self.files
+        return files.bytes_of(name) if isinstance(files, PayloadFiles) else None
+
+
+class PayloadFiles(Mapping[str, Path]):
+    """A load's verified payload files by name, as paths.
+
+    Files the host extracted are there already; those it verified in memory are written into
+    ``folder`` (private to the load) the first time an adapter asks for their path, so a
+    reader that takes bytes (:meth:`LoadRequest.payload_bytes`) never costs a file.
+    """
+
+    def __init__(self, folder: Path | None, extracted: Mapping[str, Path],
+                 in_memory: Mapping[str, bytes]) -> None:
+        self._folder = folder
+        self._paths = dict(extracted)
+        self._data = dict(in_memory)
+
+    def bytes_of(self, name: str) -> bytes | None:
+        """The verified bytes of ``name`` held in memory, else None."""
+        return self._data.get(name)
+
+    def __getitem__(self, name: str) -> Path:
+        path = self._paths.get(name)
+        if path is not None:
+            return path
+        content = self._data[name]  # KeyError: no such payload file
+        if self._folder is None:
+            raise KeyError(name)
+        path = self._folder / name
+        # "x": never through a file or link already there; the folder is the load's own.
+        with open(path, "xb") as handle:
+            write_in_slices(handle, content)
+        self._paths[name] = path
+        return path
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self._paths
+        yield from (name for name in self._data if name not in self._paths)
+
+    def __len__(self) -> int:
+        return len(self._paths.keys() | self._data.keys())
+
+    def __repr__(self) -> str:
+        return f"PayloadFiles({sorted(self)!r})"

@@ -127,7 +127,9 @@ def alphazoo_load(request: LoadRequest) -> Any:
 
     Called by ``Zoo.load`` after the bundle's integrity was verified. A built-in wrapper checks
     trust first, so an adapter's implementation only runs for trusted or safe formats. The
-    adapter named in ``request.manifest["adapter"]`` answers.
+    adapter named in ``request.manifest["adapter"]`` answers. ``request.files[name]`` is a
+    verified payload file's path; ``request.payload_bytes(name)`` its verified bytes when the
+    host holds them in memory (then no file is written unless a path is asked for).
 
     :param request: a :class:`~alphazoo.contracts.LoadRequest`.
     :returns: the model (or a predictor such as an ONNX session wrapper), or None when the

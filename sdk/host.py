@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import platform
-import tempfile
 import threading
 import time
 import warnings
@@ -20,7 +19,7 @@ from . import hookspecs, model_facts
 from .host_plugin import HostPlugin
 from .bundle import (OpenedBundle, read_bundle, read_bundle_from, read_manifest, signing_key,
                      signing_key_and_source, write_bundle)
-from .contracts import FormatSpec, LoadRequest, ModelSpec, SaveRequest
+from .contracts import FormatSpec, LoadRequest, ModelSpec, PayloadFiles, SaveRequest
 from .discovery import (PluginInfo, PluginLoadWarning, discover_plugins, plugin_trouble,
                         register_checked, settle_status)
 from .errors import (SaveWarning, UnsupportedFormatError, UnsupportedModelError,
@@ -29,6 +28,7 @@ from .keys import normalize_key
 from .limits import LoadLimits
 from .ownership import ModelOwners
 from .registry import ModelTable
+from .scratch import scratch_folder
 from .store import ObjectStore
 from .trust import require_signature_from_env
 
@@ -37,6 +37,10 @@ __all__ = ["Zoo"]
 _SAMPLE_ROWS = 256
 #: The name the host's own plugin is registered under.
 HOST_PLUGIN = "alphazoo.host"
+#: A load verifies payload files adding up to this many bytes in memory (one read each) and
+#: hands them to readers that take bytes, writing a file only for a reader that wants a path;
+#: larger payloads are extracted to a scratch folder, hashed as they are copied out.
+KEEP_IN_MEMORY = 64 * 1024 * 1024
 
 
 class Zoo:
@@ -316,8 +320,8 @@ class Zoo:
         notes = model_facts.facts_of(model)
         if sample is None:
             sample = notes.get("sample")
-        with tempfile.TemporaryDirectory(prefix="alphazoo-save-") as tmp:
-            request = SaveRequest(model, format, Path(tmp), sample, parity_tolerance,
+        with scratch_folder() as tmp:
+            request = SaveRequest(model, format, tmp, sample, parity_tolerance,
                                   zoo_model=notes.get("zoo_model"), params=notes.get("params"),
                                   options=options)
             payload = self._owned_hook("alphazoo_save")(request=request)
@@ -356,7 +360,7 @@ class Zoo:
                     )
             for notice in payload.warnings:
                 warnings.warn(f"{key!r}: {notice}", SaveWarning, stacklevel=2)
-            return write_bundle(self.store, key, manifest, Path(tmp), payload.files, key_bytes)
+            return write_bundle(self.store, key, manifest, tmp, payload.files, key_bytes)
 
     def load(
         self,
@@ -392,8 +396,9 @@ class Zoo:
         """
         key = normalize_key(key)
         store = self.store
-        return self._load(lambda *args: read_bundle(store, key, *args), key, trusted, sign_key,
-                          allow_version_mismatch, require_signature, max_bytes, options)
+        return self._load(lambda *args, **kw: read_bundle(store, key, *args, **kw), key,
+                          trusted, sign_key, allow_version_mismatch, require_signature,
+                          max_bytes, options)
 
     def load_bytes(
         self,
@@ -416,7 +421,8 @@ class Zoo:
         # Read in memory, as a store's object would be streamed: no copy through a file.
         where = normalize_key(key) if key is not None else None
         buffer = io.BytesIO(bytes(data))
-        return self._load(lambda *args: read_bundle_from(buffer, where or "<bytes>", *args),
+        return self._load(lambda *args, **kw: read_bundle_from(buffer, where or "<bytes>",
+                                                           *args, **kw),
                           where, trusted, sign_key, allow_version_mismatch, require_signature,
                           max_bytes, options)
 
@@ -428,12 +434,16 @@ class Zoo:
         key_bytes, key_source = signing_key_and_source(sign_key)
         limits = LoadLimits.resolve(max_bytes, self.max_bytes)
         required = require_signature or self.require_signature or require_signature_from_env()
-        with tempfile.TemporaryDirectory(prefix="alphazoo-load-") as tmp:
-            opened = open_bundle(Path(tmp), key_bytes, limits)
+        with scratch_folder() as tmp:
+            # Payloads up to KEEP_IN_MEMORY are verified in memory and reach a reader that
+            # takes bytes without a file; the others are hashed as they are extracted. Either
+            # way no adapter runs before every payload byte was checked.
+            opened = open_bundle(tmp, key_bytes, limits, keep=KEEP_IN_MEMORY)
             manifest = opened.manifest
             if key is None:
                 key = normalize_key(manifest["key"])
-            request = LoadRequest(manifest, opened.files, trusted, opened.signature_valid,
+            files = PayloadFiles(tmp, opened.files, opened.data)
+            request = LoadRequest(manifest, files, trusted, opened.signature_valid,
                                   key=key, sign_key_source=key_source, options=options,
                                   build=self._build_for_load,
                                   allow_version_mismatch=allow_version_mismatch,
