@@ -21,7 +21,6 @@ plugin discovery requires.
 from __future__ import annotations
 
 import pickle
-
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field

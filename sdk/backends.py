@@ -76,7 +76,7 @@ class Backend(Protocol):
     def open_read(self, key: str) -> IO[bytes]:
         """Open the object for reading; raises FileNotFoundError when it does not exist."""
 
-    def write(self, key: str, chunks: Iterable[bytes]) -> bool:
+    def write(self, key: str, chunks: Iterable[bytes | memoryview]) -> bool:
         """Write the object atomically from ``chunks``; True when temporary files of dead
         writers were removed on the way (a folder of leftovers at the key)."""
 
@@ -242,7 +242,7 @@ class LocalBackend:
         except (IsADirectoryError, NotADirectoryError) as exc:
             raise FileNotFoundError(key) from exc
 
-    def write(self, key: str, chunks: Iterable[bytes]) -> bool:
+    def write(self, key: str, chunks: Iterable[bytes | memoryview]) -> bool:
         target = self._path(key)
         # Folders this write creates, deepest first: a failed write removes them again, or an
         # empty folder left at "a" would make a later save("a") look like a key conflict.

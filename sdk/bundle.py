@@ -92,7 +92,7 @@ def write_bundle(
     starts: files are read once and their bytes kept for the write while they add up to 16 MiB
     at most; the others are read twice (hash, then stream) and never held in memory whole.
     """
-    entries = []
+    entries: list[dict[str, Any]] = []
     contents: dict[str, bytes] = {}
     room = _READ_ONCE
     for name in file_names:

@@ -139,7 +139,7 @@ class FsspecBackend:
                                  lambda: self.fs.invalidate_cache(path))
         return cast(IO[bytes], guarded)
 
-    def write(self, key: str, chunks: Iterable[bytes]) -> bool:
+    def write(self, key: str, chunks: Iterable[bytes | memoryview]) -> bool:
         # Stream into a temporary object, then move it into place: a write that fails half way
         # leaves nothing under the key (closing an fsspec file commits whatever it holds).
         tmp = self._path(f"{_TMP_DIR}/{new_token()}")

@@ -3,27 +3,45 @@
 from __future__ import annotations
 
 import io
+import os
 import platform
 import threading
 import time
 import warnings
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, cast
 
 import pluggy
 
 from alphazoo.compat.installed import installed_version
 
 from . import hookspecs, model_facts
-from .host_plugin import HostPlugin
-from .bundle import (OpenedBundle, read_bundle, read_bundle_from, read_manifest, signing_key,
-                     signing_key_and_source, write_bundle)
+from .bundle import (
+    OpenedBundle,
+    read_bundle,
+    read_bundle_from,
+    read_manifest,
+    signing_key,
+    signing_key_and_source,
+    write_bundle,
+)
 from .contracts import FormatSpec, LoadRequest, ModelSpec, PayloadFiles, SaveRequest
-from .discovery import (PluginInfo, PluginLoadWarning, discover_plugins, plugin_trouble,
-                        register_checked, settle_status)
-from .errors import (SaveWarning, UnsupportedFormatError, UnsupportedModelError,
-                     VersionMismatchWarning)
+from .discovery import (
+    PluginInfo,
+    PluginLoadWarning,
+    discover_plugins,
+    plugin_trouble,
+    register_checked,
+    settle_status,
+)
+from .errors import (
+    SaveWarning,
+    UnsupportedFormatError,
+    UnsupportedModelError,
+    VersionMismatchWarning,
+)
+from .host_plugin import HostPlugin
 from .keys import normalize_key
 from .limits import LoadLimits
 from .ownership import ModelOwners
@@ -104,7 +122,8 @@ class Zoo:
     def store(self) -> ObjectStore:
         """The object store models are saved into."""
         if self._store is None:
-            self._store = ObjectStore(self._store_arg)
+            # Not an ObjectStore, or __init__ would have kept it: a path, URL or None.
+            self._store = ObjectStore(cast("str | os.PathLike[str] | None", self._store_arg))
         return self._store
 
     @property
@@ -114,6 +133,7 @@ class Zoo:
             with self._setup_lock:  # threads sharing a Zoo must not discover plugins twice
                 if self._pm is None:
                     self._setup()
+        assert self._pm is not None  # _setup sets it
         return self._pm
 
     def _setup(self) -> None:

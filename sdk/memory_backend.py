@@ -118,7 +118,7 @@ class MemoryBackend:
             raise FileNotFoundError(key)
         return io.BytesIO(bytes(handle.getbuffer()))
 
-    def write(self, key: str, chunks: Iterable[bytes]) -> bool:
+    def write(self, key: str, chunks: Iterable[bytes | memoryview]) -> bool:
         from fsspec.implementations.memory import MemoryFile
 
         target = self._path(key)

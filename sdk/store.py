@@ -240,7 +240,7 @@ class ObjectStore:
             raise TypeError(f"save_xml() takes an Element or str, not {type(xml).__name__}")
         return self.save(key, text)
 
-    def write_stream(self, key: str, chunks: Iterable[bytes], size: int) -> None:
+    def write_stream(self, key: str, chunks: Iterable[bytes | memoryview], size: int) -> None:
         """Store ``size`` bytes produced by ``chunks`` under ``key`` without joining them.
 
         The limits are checked against ``size`` first; the chunks must add up to it.
@@ -249,7 +249,7 @@ class ObjectStore:
         self._put(key, chunks, size)
         self._copies.drop(key)  # the saved bytes win over an older get_file_path copy
 
-    def _put(self, key: str, chunks: Iterable[bytes], size: int) -> None:
+    def _put(self, key: str, chunks: Iterable[bytes | memoryview], size: int) -> None:
         backend = self._backend
         ledger = self._ledger
         with backend.lock():
@@ -595,7 +595,8 @@ def _writer_dead(path: str) -> bool:
     return writer is not None and writer_state(writer) == "dead"
 
 
-def _counted(chunks: Iterable[bytes], size: int, key: str) -> Iterator[bytes]:
+def _counted(chunks: Iterable[bytes | memoryview], size: int,
+             key: str) -> Iterator[bytes | memoryview]:
     # The limit check trusted `size`; refuse a stream that turns out longer or shorter.
     written = 0
     for chunk in chunks:

@@ -12,8 +12,8 @@ import json
 import pickle
 import platform
 import struct
-from pathlib import Path
 from datetime import datetime
+from pathlib import Path
 
 import numpy as np
 import pytest

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _child import run_python
 
 import alphazoo
 from alphazoo.bundle import read_bundle, write_bundle
@@ -23,8 +24,6 @@ from alphazoo.errors import BundleIntegrityError, BundleLimitError, UnsupportedF
 from alphazoo.hookspecs import hookimpl
 from alphazoo.limits import LoadLimits
 from alphazoo.scratch import ScratchFolders, scratch_folders
-
-from _child import run_python
 
 
 @pytest.fixture(scope="module")

@@ -20,11 +20,10 @@ import time
 from pathlib import Path
 
 import pytest
+from _child import HANG_TIMEOUT
 
 import alphazoo
 from alphazoo import ObjectStore
-
-from _child import HANG_TIMEOUT
 
 pytestmark = [pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX"),
               pytest.mark.slow]  # a fresh interpreter per killed writer

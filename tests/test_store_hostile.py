@@ -19,11 +19,10 @@ from pathlib import Path
 
 import fsspec
 import pytest
+from _child import HANG_TIMEOUT
 
 import alphazoo
 from alphazoo import ObjectStore
-
-from _child import HANG_TIMEOUT
 
 
 def dead_writer_token() -> str:

@@ -15,13 +15,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from _child import HANG_TIMEOUT
 
 import alphazoo
 from alphazoo import ObjectStore
 from alphazoo.backends import FsspecBackend, LocalBackend
 from alphazoo.memory_backend import MemoryBackend
-
-from _child import HANG_TIMEOUT
 
 LOCK_FILE = ".alphazoo.lock"
 

@@ -10,11 +10,10 @@ import threading
 from pathlib import Path
 
 import pytest
-
-import alphazoo
-
 from test_store import _save_elsewhere
 from test_store_hostile import plant_leftover
+
+import alphazoo
 
 
 @pytest.mark.parametrize("key", ["model.bin", "lib/weights.bin"])
