@@ -21,7 +21,6 @@ plugin discovery requires.
 from __future__ import annotations
 
 import pickle
-import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +29,7 @@ from typing import Any
 from alphazoo.compat.installed import installed_versions
 from alphazoo.contracts import FormatSpec, LoadRequest, SavedPayload, SaveRequest
 from alphazoo.hookspecs import hookimpl
+from alphazoo.ownership import resolve_class
 
 from ._common import check_options, choose_format, class_path, dump_pickle, load_pickle
 
@@ -267,14 +267,7 @@ class Adapter:
 
     def declared_classes(self) -> list[type]:
         """The declared classes whose modules are already imported."""
-        found = []
-        for path in self.model_types:
-            module_name, _, qualname = path.rpartition(".")
-            module = sys.modules.get(module_name)
-            cls = getattr(module, qualname, None) if module is not None else None
-            if isinstance(cls, type):
-                found.append(cls)
-        return found
+        return [cls for cls in map(resolve_class, self.model_types) if cls is not None]
 
     def _check_options(self, action: str, row: Format, options: Mapping[str, Any]) -> None:
         """Raise TypeError for options ``row`` does not take. The error says ``"save (format

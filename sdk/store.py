@@ -128,7 +128,8 @@ class ObjectStore:
             raise ValueError("max_size and max_files must not be negative")
         if location is None:
             location = os.environ.get("ALPHAZOO_STORE") or "./storage"
-        self._backend: Backend = backend_for(location, **(storage_options or {}))
+        self._storage_options = dict(storage_options or {})
+        self._backend: Backend = backend_for(location, **self._storage_options)
         # Remote stores hand out local copies from get_file_path; they are uploaded when they
         # change (LEAN persists the same way).
         self._copies = LocalCopies(self._backend.url)
@@ -152,6 +153,12 @@ class ObjectStore:
     def url(self) -> str:
         """Where the store lives (a folder or URL)."""
         return self._backend.url
+
+    @property
+    def storage_options(self) -> dict[str, Any]:
+        """The fsspec options the store was opened with (a copy): with :attr:`url`, what
+        another process needs to open the same store."""
+        return dict(self._storage_options)
 
     @property
     def folder(self) -> Path | None:

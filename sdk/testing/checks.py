@@ -15,7 +15,6 @@ from __future__ import annotations
 import importlib
 import inspect
 import re
-import sys
 import tempfile
 import warnings
 from importlib import metadata
@@ -34,6 +33,7 @@ from alphazoo.errors import (
     VersionMismatchWarning,
 )
 from alphazoo.host import Zoo
+from alphazoo.ownership import resolve_class
 from alphazoo.store import ObjectStore
 
 from .child import ChildFailed, run_child
@@ -358,23 +358,10 @@ def _check_model_types(s: Session) -> None:
     if not declared:  # declaring none is allowed: the host asks such plugins in turn
         return
     model = s.model
-    classes = [cls for cls in map(_imported_class, declared) if cls is not None]
+    classes = [cls for cls in map(resolve_class, declared) if cls is not None]
     if not any(isinstance(model, cls) for cls in classes):
         s.fail(f"expected the model, a {_kind(model)}, to be an instance of a class the plugin "
                f"declares in alphazoo_model_types; it declares {', '.join(declared)}")
-
-
-def _imported_class(path: str) -> type | None:
-    """The class at ``module.QualName`` when its module is imported (never importing it)."""
-    parts = path.split(".")
-    for cut in range(len(parts) - 1, 0, -1):
-        module = sys.modules.get(".".join(parts[:cut]))
-        if module is not None:
-            obj: Any = module
-            for name in parts[cut:]:
-                obj = getattr(obj, name, None)
-            return obj if isinstance(obj, type) else None
-    return None
 
 
 def check_round_trip(s: Session) -> None:

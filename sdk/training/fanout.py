@@ -268,8 +268,7 @@ def _store_spec(store: ObjectStore | None, executor: Executor | None) -> tuple[A
             f"workers of {type(executor).__name__} cannot reach the in-process store {url!r}; "
             "use a folder or s3:// store that every worker can open"
         )
-    backend = getattr(store, "_backend", None)
-    options = getattr(getattr(backend, "fs", None), "storage_options", None) or {}
+    options = store.storage_options
     return (url, store.max_size, store.max_files, tuple(sorted(options.items())))
 
 
