@@ -1,6 +1,6 @@
 """Small pieces every adapter needs: format and option checks, pickle files, class names.
 
-Kept here so the five adapters say the same thing the same way (one wording for an unknown
+Kept here so the adapters say the same thing the same way (one wording for an unknown
 format, one for an unknown option) and the pickle code that the trust guard protects exists
 once.
 """
@@ -12,11 +12,9 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from alphazoo.contracts import LoadRequest
-from alphazoo.errors import BundleIntegrityError, UnsupportedFormatError
+from alphazoo.errors import UnsupportedFormatError
 
-__all__ = ["check_options", "choose_format", "class_path", "dump_pickle", "load_pickle",
-           "payload_path"]
+__all__ = ["check_options", "choose_format", "class_path", "dump_pickle", "load_pickle"]
 
 
 def choose_format(adapter: str, requested: str | None, formats: Iterable[str], default: str,
@@ -49,21 +47,6 @@ def check_options(adapter: str, action: str, options: Mapping[str, Any],
             f"the {adapter} adapter's {action} got unexpected options {unknown}; it takes: "
             f"{takes}"
         )
-
-
-def payload_path(request: LoadRequest, files: Mapping[str, str]) -> Path:
-    """The extracted payload file of the bundle's format (``files`` maps format to name).
-
-    The host has checked the format against the adapter's table, so only a hand-made manifest
-    that names a known format without its file gets the integrity error.
-    """
-    fmt = request.manifest.get("format", "")
-    path = request.files.get(files.get(fmt, ""))
-    if path is None:
-        raise BundleIntegrityError(
-            f"the bundle has no {files.get(fmt, fmt)!r} payload for format {fmt!r}"
-        )
-    return path
 
 
 def class_path(obj: Any) -> str:
