@@ -68,11 +68,10 @@ ONNX_PRODUCERS = ("skl2onnx",)
 
 
 def _owns(model: Any) -> bool:
-    # Transitional: while the host still asks each adapter in turn, a BaseEstimator from
-    # another library (XGBClassifier, GaussianHMM) is refused here so that its own adapter, or
-    # the missing-adapter error naming its class, answers. Once the host gives a model to the
-    # plugin whose declared class is nearest in its MRO, this guard and
-    # FOREIGN_ESTIMATOR_PACKAGES go, and the default ownership test remains.
+    # The host gives a model to the plugin whose declared class is nearest in its MRO, so an
+    # XGBClassifier is xgboost's whenever that adapter is loaded. This guard covers the case
+    # where it is not (disabled, or not installed): skops would store the estimator as
+    # untrusted types, so the save is refused with an error naming the class instead.
     if type(model).__module__.partition(".")[0] in FOREIGN_ESTIMATOR_PACKAGES:
         return False
     return any(isinstance(model, cls) for cls in ADAPTER.declared_classes())

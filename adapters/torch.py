@@ -245,10 +245,10 @@ FORMATS = tuple(ADAPTER.formats)
 
 
 def _owns(model: Any) -> bool:
-    # Transitional, until the host picks the owner by the nearest declared class: Keras 3
-    # layers and models are nn.Modules too under KERAS_BACKEND=torch, and they are the keras
-    # adapter's (which declares keras' Layer and Model), whose formats keep their Keras
-    # architecture. While every adapter's hooks are still asked in turn, torch refuses them.
+    # Keras 3 layers and models are nn.Modules too under KERAS_BACKEND=torch; the host gives
+    # them to the keras adapter (its Layer is nearer in their MRO), whose formats keep their
+    # Keras architecture. With the keras adapter disabled, torch still does not claim them:
+    # its formats would save weights without the Keras model around them.
     if not any(isinstance(model, cls) for cls in ADAPTER.declared_classes()):
         return False
     keras = sys.modules.get("keras")
