@@ -38,6 +38,7 @@ def load_skops(
     trusted_types: Iterable[str],
     may_run_code: bool,
     recorded_types: Iterable[str] = (),
+    data: bytes | None = None,
 ) -> Any:
     """The model in the skops file at ``path``, bounded, trust-checked and tree-validated.
 
@@ -47,19 +48,21 @@ def load_skops(
     (the ``untrusted_types`` the save recorded, so a trusted load of a bundle with a user's
     own class still takes one pass); when False, a type outside ``trusted_types`` raises
     :class:`~alphazoo.UntrustedModelError` naming those types. A schema skops cannot read or
-    rebuild is a :class:`~alphazoo.BundleFormatError`.
+    rebuild is a :class:`~alphazoo.BundleFormatError`. ``data``: the payload's verified bytes,
+    read in place of the file (``path`` then only names it in messages).
     """
     # Before skops is imported or reads anything: a bomb costs no import.
-    check_zip(path, limits, npy=True, json_members=("schema.json",))
+    check_zip(path, limits, npy=True, json_members=("schema.json",), data=data)
     skops_io: Any = require("skops.io", "sklearn", "the skops format")
     refused: Any = require("skops.io.exceptions", "sklearn", "the skops format")
     trusted = set(trusted_types)
     if may_run_code:
         trusted.update(recorded_types)
     try:
-        model = _load(skops_io, path, sorted(trusted), refused.UntrustedTypesFoundException)
+        model = _load(skops_io, path, data, sorted(trusted),
+                      refused.UntrustedTypesFoundException)
     except refused.UntrustedTypesFoundException:
-        unknown = _untrusted_types(skops_io, path)
+        unknown = _untrusted_types(skops_io, path, data)
         if not may_run_code:
             foreign = [name for name in unknown if name not in trusted]
             raise UntrustedModelError(
@@ -67,13 +70,16 @@ def load_skops(
                 f"{foreign}. Pass trusted=True (or load with the bundle's sign_key) if "
                 "you trust them."
             ) from None
-        model = _load(skops_io, path, sorted(trusted.union(unknown)), None)
+        model = _load(skops_io, path, data, sorted(trusted.union(unknown)), None)
     validate_trees(model, path.name)
     return model
 
 
-def _load(skops_io: Any, path: Path, trusted: list[str], refusal: Any) -> Any:
+def _load(skops_io: Any, path: Path, data: bytes | None, trusted: list[str],
+          refusal: Any) -> Any:
     try:
+        if data is not None:
+            return skops_io.loads(data, trusted=trusted)
         return skops_io.load(path, trusted=trusted)
     except _SCHEMA_ERRORS as exc:
         if refusal is not None and isinstance(exc, refusal):
@@ -83,8 +89,10 @@ def _load(skops_io: Any, path: Path, trusted: list[str], refusal: Any) -> Any:
             path.name, f"skops could not rebuild the model ({exc!r:.200})") from None
 
 
-def _untrusted_types(skops_io: Any, path: Path) -> list[str]:
+def _untrusted_types(skops_io: Any, path: Path, data: bytes | None) -> list[str]:
     try:
+        if data is not None:
+            return list(skops_io.get_untrusted_types(data=data))
         return list(skops_io.get_untrusted_types(file=path))
     except _SCHEMA_ERRORS as exc:
         raise BundleFormatError(

@@ -101,6 +101,15 @@ def _read_skops(path: Path, request: LoadRequest) -> Any:
                       may_run_code=request.may_run_code, recorded_types=recorded)
 
 
+def _read_skops_bytes(data: bytes, request: LoadRequest) -> Any:
+    """:func:`_read_skops` from the payload's verified bytes: no file is written for it."""
+    from ._skops_load import load_skops
+
+    recorded = (request.manifest.get("adapter_data") or {}).get("untrusted_types", ())
+    return load_skops(Path("model.skops"), request.limits, trusted_types=SKLEARN_STATE_TYPES,
+                      may_run_code=request.may_run_code, recorded_types=recorded, data=data)
+
+
 def _write_onnx(model: Any, path: Path, saving: Saving) -> None:
     import numpy as np
 
@@ -163,7 +172,8 @@ ADAPTER = Adapter(
     model_types=["sklearn.base.BaseEstimator"],
     formats=[
         Format("skops", "model.skops", True, "skops JSON schema; no code runs on load",
-               write=_write_skops, read=_read_skops, default=True,
+               write=_write_skops, read=_read_skops, read_bytes=_read_skops_bytes,
+               default=True,
                load_requires=("scikit-learn", "skops"), records=("skops",),
                adapter_data=obj(optional={"task": _TASK, "untrusted_types": array(string())})),
         pickle_format(("scikit-learn",)),

@@ -20,6 +20,8 @@ max_bytes=...)`` for one load.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import math
 import mmap
 import os
@@ -115,7 +117,7 @@ def check_json_text(text: bytes | IO[bytes], limits: LoadLimits | None, what: st
 
 
 def check_zip(path: Path, limits: LoadLimits | None, *, npy: bool = False,
-              json_members: tuple[str, ...] = ()) -> None:
+              json_members: tuple[str, ...] = (), data: bytes | None = None) -> None:
     """Check the archive at ``path`` against ``limits`` from its central directory alone.
 
     Member count, the sum of the members' declared uncompressed sizes and (``npy=True``) the
@@ -124,12 +126,13 @@ def check_zip(path: Path, limits: LoadLimits | None, *, npy: bool = False,
     what the real loader will decompress. A file that is not a zip archive is a
     :class:`~alphazoo.BundleFormatError`. ``limits=None`` means the defaults. The members named
     in ``json_members`` (skops' ``schema.json``, Keras' ``config.json``) are read and their
-    parsed size estimated (:func:`check_json_text`).
+    parsed size estimated (:func:`check_json_text`). ``data``: the archive's bytes, already in
+    memory (``path`` then only names it in messages).
     """
     limits = limits or LoadLimits()
-    with open_checked_zip(path, limits) as archive:
+    with open_checked_zip(path, limits, data) as archive:
         if npy:
-            _check_npy_members(archive, path, limits)
+            _check_npy_members(archive, path, limits, data)
         names = set(archive.namelist())
         for name in json_members:
             if name in names:
@@ -137,13 +140,21 @@ def check_zip(path: Path, limits: LoadLimits | None, *, npy: bool = False,
                     check_json_text(member, limits, f"{path.name}:{name}")
 
 
-def _check_npy_members(archive: zipfile.ZipFile, path: Path, limits: LoadLimits) -> None:
+def _check_npy_members(archive: zipfile.ZipFile, path: Path, limits: LoadLimits,
+                       in_memory: bytes | None) -> None:
     # A forest's skops file holds hundreds of .npy members: opening each through zipfile and
     # parsing its header with numpy costs ~0.25 ms apiece, a quarter of the load. A stored
     # member whose header is in numpy's own canonical form is read in place instead; any
     # other goes through numpy's parser, so both paths agree on what numpy will allocate.
-    # Mapped, not read: slicing a member's first bytes costs no system call.
-    with open(path, "rb") as raw, mmap.mmap(raw.fileno(), 0, access=mmap.ACCESS_READ) as data:
+    # Mapped (or already in memory), not read: slicing a member's first bytes costs no system
+    # call.
+    with contextlib.ExitStack() as stack:
+        data: bytes | mmap.mmap
+        if in_memory is not None:
+            data = in_memory
+        else:
+            raw = stack.enter_context(open(path, "rb"))
+            data = stack.enter_context(mmap.mmap(raw.fileno(), 0, access=mmap.ACCESS_READ))
         for info in archive.infolist():
             if not info.filename.endswith(".npy"):
                 continue
@@ -209,10 +220,12 @@ def _fast_npy_header(head: bytes, stored: int, limits: LoadLimits, what: str) ->
     return True
 
 
-def open_checked_zip(path: Path, limits: LoadLimits) -> zipfile.ZipFile:
-    """The zip archive at ``path``, opened after :func:`check_zip`'s size and count checks."""
+def open_checked_zip(path: Path, limits: LoadLimits,
+                     data: bytes | None = None) -> zipfile.ZipFile:
+    """The zip archive at ``path`` (or in ``data``, named ``path``), opened after
+    :func:`check_zip`'s size and count checks."""
     try:
-        archive = zipfile.ZipFile(path)
+        archive = zipfile.ZipFile(path if data is None else io.BytesIO(data))
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as exc:
         raise BundleFormatError(path.name, f"not a readable zip archive ({exc})") from None
     try:

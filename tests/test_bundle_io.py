@@ -231,3 +231,21 @@ def test_the_first_save_of_a_process_removes_dead_processes_scratch_folders(tmp_
     run_python(code, str(tmp_path / "store"), cwd=tmp_path, env={"TMPDIR": str(temp)})
     assert not planted.exists()
     assert os.listdir(temp) == []  # and the child's own went when it exited
+
+
+def test_a_skops_payload_in_memory_is_read_from_its_bytes(zoo, model, monkeypatch):
+    # skops reads the verified bytes (skops.io.loads): no file is written for it, and the
+    # bounds (zip members, .npy headers) are checked on those same bytes.
+    fitted, X = model
+    zoo.save(fitted, "s", format="skops")
+    asked: list[str] = []
+    real = PayloadFiles.__getitem__
+
+    def path_of(self: PayloadFiles, name: str) -> Path:
+        asked.append(name)
+        return real(self, name)
+
+    monkeypatch.setattr(PayloadFiles, "__getitem__", path_of)
+    loaded = zoo.load("s")
+    np.testing.assert_array_equal(loaded.predict_proba(X), fitted.predict_proba(X))
+    assert asked == []
