@@ -186,7 +186,7 @@ def test_dask_workers_save_walk_forward_versions_into_s3(frame, moto_s3):
     distributed = pytest.importorskip("distributed")
     from alphazoo import ObjectStore
     from alphazoo.training import TrainJob, map_train
-    from alphazoo.training.versions import versions
+    from alphazoo.training.model_versions import versions
 
     X, y, _ = frame
     mondays = list(pd.date_range("2017-01-02", periods=10, freq="W-MON"))
