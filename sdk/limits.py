@@ -94,16 +94,22 @@ _CONTAINER_BYTES = 100
 _VALUE_BYTES = 32
 
 
-def check_json_text(text: bytes | IO[bytes], limits: LoadLimits | None, what: str) -> None:
+def check_json_text(text: bytes | IO[bytes], limits: LoadLimits | None, what: str,
+                    size: int | None = None) -> None:
     """Refuse JSON text whose parsed form could exceed ``max_bytes`` of Python objects.
 
     The text's size alone does not bound ``json.loads``: ``[[],[],...]`` becomes a list
     object per three bytes, about twenty times the text. The estimate counts containers
     (``[``, ``{``) and separators (``,``) in one pass over the bytes (brackets inside strings
     count too, so it errs high), and real documents, whose bulk is numbers or base64 text,
-    come out near their size. ``text`` may be a binary stream, read in 1 MiB chunks.
+    come out near their size. ``text`` may be a binary stream, read in 1 MiB chunks; ``size``
+    is its length when known in advance (a zip member's declared size, which zipfile never
+    reads past).
     """
     limits = limits or LoadLimits()
+    known = len(text) if isinstance(text, (bytes, bytearray)) else size
+    if known is not None and known * (1 + _CONTAINER_BYTES) <= limits.max_bytes:
+        return  # even text made only of brackets stays within the limit: nothing to count
     chunks = [text] if isinstance(text, (bytes, bytearray)) else iter(
         lambda: text.read(1 << 20), b"")
     size = estimate = 0
@@ -137,7 +143,8 @@ def check_zip(path: Path, limits: LoadLimits | None, *, npy: bool = False,
         for name in json_members:
             if name in names:
                 with archive.open(name) as member:
-                    check_json_text(member, limits, f"{path.name}:{name}")
+                    check_json_text(member, limits, f"{path.name}:{name}",
+                                    size=archive.getinfo(name).file_size)
 
 
 def _check_npy_members(archive: zipfile.ZipFile, path: Path, limits: LoadLimits,
@@ -155,10 +162,11 @@ def _check_npy_members(archive: zipfile.ZipFile, path: Path, limits: LoadLimits,
         else:
             raw = stack.enter_context(open(path, "rb"))
             data = stack.enter_context(mmap.mmap(raw.fileno(), 0, access=mmap.ACCESS_READ))
+        file_name = path.name
         for info in archive.infolist():
             if not info.filename.endswith(".npy"):
                 continue
-            what = f"{path.name}:{info.filename}"
+            what = f"{file_name}:{info.filename}"
             if info.compress_type == zipfile.ZIP_STORED and not info.flag_bits & 0x1:
                 at = info.header_offset
                 local = data[at:at + 30]
