@@ -12,7 +12,6 @@ methods and the object store's, so the kit judges a plugin as the host really dr
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import re
 import tempfile
@@ -36,7 +35,7 @@ from alphazoo.host import Zoo
 from alphazoo.ownership import resolve_class
 from alphazoo.store import ObjectStore
 
-from .child import ChildFailed, run_child
+from .child import ChildFailed, resolve_plugin, run_child
 
 __all__ = ["CHECKS", "DEFAULT_HEAVY_MODULES", "Session", "make_folder", "resolve_plugin"]
 
@@ -48,23 +47,6 @@ DEFAULT_HEAVY_MODULES = ("torch", "tensorflow", "keras", "jax", "sklearn", "xgbo
 # A distribution name as PEP 508 spells it ("scikit-learn", "onnxruntime"), nothing more.
 _NAME = re.compile(r"^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])$", re.IGNORECASE)
 _SAMPLE_ROWS = 32
-
-
-def resolve_plugin(path: str) -> Any:
-    """The plugin object at ``path``: a module (``"pkg.plugin"``) or an object in one
-    (``"pkg.plugin:adapter"``, the entry-point spelling, or ``"pkg.plugin.adapter"``)."""
-    module, _, attribute = path.partition(":")
-    if not attribute:
-        try:
-            return importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module or "." not in module:
-                raise
-            module, attribute = module.rsplit(".", 1)
-    obj: Any = importlib.import_module(module)
-    for part in filter(None, attribute.split(".")):
-        obj = getattr(obj, part)
-    return obj
 
 
 def _canonical(name: str) -> str:

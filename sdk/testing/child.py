@@ -11,6 +11,8 @@ the check.
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import json
 import os
 import subprocess
@@ -18,11 +20,31 @@ import sys
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CHILD_TIMEOUT", "ChildFailed", "child_environment", "run_child"]
+__all__ = ["CHILD_TIMEOUT", "ChildFailed", "child_environment", "resolve_plugin", "run_child"]
 
 #: Seconds before a child interpreter counts as hung: a limit against hangs, not a performance
 #: claim (importing TensorFlow on a busy 2-core machine takes tens of seconds).
 CHILD_TIMEOUT = 900.0
+
+def resolve_plugin(path: str) -> Any:
+    """The plugin object at ``path``: a module (``"pkg.plugin"``) or an object in one
+    (``"pkg.plugin:adapter"``, the entry-point spelling, or ``"pkg.plugin.adapter"``).
+
+    Standard library only: the fresh interpreters run its source before alphazoo is imported.
+    """
+    module, _, attribute = path.partition(":")
+    if not attribute:
+        try:
+            return importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module or "." not in module:
+                raise
+            module, attribute = module.rsplit(".", 1)
+    obj: Any = importlib.import_module(module)
+    for part in filter(None, attribute.split(".")):
+        obj = getattr(obj, part)
+    return obj
+
 
 # The child's program. It imports only the standard library until it has blocked the
 # libraries it must do without, then alphazoo, numpy and the plugins under test.
@@ -49,19 +71,7 @@ if blocked:
         raise SystemExit(f"cannot block {', '.join(early)}: imported at interpreter start-up")
 
 
-def resolve(path):  # alphazoo.testing.checks.resolve_plugin, before alphazoo is imported
-    module, _, attribute = path.partition(":")
-    if not attribute:
-        try:
-            return importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module or "." not in module:
-                raise
-            module, attribute = module.rsplit(".", 1)
-    obj = importlib.import_module(module)
-    for part in filter(None, attribute.split(".")):
-        obj = getattr(obj, part)
-    return obj
+# <resolve_plugin>
 
 
 def raised(what, exc):
@@ -79,10 +89,10 @@ try:
     if job["probe_imports"]:
         # Importing the plugin and reading its tables is what discovery and `alphazoo
         # plugins` do: both must leave the ML frameworks unimported.
-        resolve(job["plugins"][0])
+        resolve_plugin(job["plugins"][0])
         from alphazoo import Zoo
 
-        probe = Zoo("memory://alphazoo-testing-probe", plugins=[resolve(job["plugins"][0])],
+        probe = Zoo("memory://alphazoo-testing-probe", plugins=[resolve_plugin(job["plugins"][0])],
                     discover=False)
         probe.formats()
         probe.models()
@@ -92,7 +102,7 @@ try:
     import numpy as np
     from alphazoo import ObjectStore, UntrustedModelError, Zoo
 
-    zoo = Zoo(ObjectStore(job["store"]), plugins=[resolve(p) for p in job["plugins"]],
+    zoo = Zoo(ObjectStore(job["store"]), plugins=[resolve_plugin(p) for p in job["plugins"]],
               discover=False)
     X = np.load(job["X"], allow_pickle=False)
     recording = []
@@ -139,6 +149,10 @@ except BaseException:
     result["crash"] = traceback.format_exc(limit=-5)
 write()
 '''
+# One definition: the child runs the parent's own resolve_plugin, its annotations left
+# unevaluated (they name typing's Any, which the child does not import).
+_CHILD_SOURCE = "from __future__ import annotations\n" + _CHILD_SOURCE.replace(
+    "# <resolve_plugin>\n", inspect.getsource(resolve_plugin))
 
 
 class ChildFailed(RuntimeError):
