@@ -51,8 +51,9 @@ Time and fills (the model, chosen to be simple and free of look-ahead):
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
+
+from alphazoo.errors import warn_renamed
 
 from ._lean_algorithm import Algorithm
 from ._lean_backtest import run_backtest
@@ -81,7 +82,6 @@ def __getattr__(name: str) -> Any:
     # One release of grace for the old name, which the weights backtest of
     # alphazoo.contrib.evaluation also had.
     if name == "BacktestResult":
-        warnings.warn("alphazoo.contrib.algorithm.BacktestResult is deprecated; use "
-                      "AlgorithmBacktest", DeprecationWarning, stacklevel=2)
+        warn_renamed("alphazoo.contrib.algorithm.BacktestResult", "AlgorithmBacktest")
         return AlgorithmBacktest
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

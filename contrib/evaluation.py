@@ -27,12 +27,13 @@ definitions by default, qlib's ``risk_analysis`` with ``mode="sum"``/``"product"
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+
+from alphazoo.errors import warn_renamed
 
 __all__ = [
     "WeightsBacktest",
@@ -446,7 +447,6 @@ def long_short_return(pred: pd.Series | pd.DataFrame, realised: pd.Series | pd.D
 def __getattr__(name: str) -> Any:
     # One release of grace for the old name, which the QC-style algorithm's result also had.
     if name == "BacktestResult":
-        warnings.warn("alphazoo.contrib.evaluation.BacktestResult is deprecated; use "
-                      "WeightsBacktest", DeprecationWarning, stacklevel=2)
+        warn_renamed("alphazoo.contrib.evaluation.BacktestResult", "WeightsBacktest")
         return WeightsBacktest
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -4,11 +4,9 @@ release."""
 
 from __future__ import annotations
 
-import warnings
-
+from .errors import warn_renamed
 from .example_features import FEATURES, make_features
 
 __all__ = ["make_features", "FEATURES"]
 
-warnings.warn("alphazoo.demo is deprecated; import make_features and FEATURES from "
-              "alphazoo.example_features instead", DeprecationWarning, stacklevel=2)
+warn_renamed("alphazoo.demo", "alphazoo.example_features")

@@ -9,6 +9,8 @@ LEAN-style stores keeps working.
 
 from __future__ import annotations
 
+import warnings
+
 __all__ = [
     "AlphazooError",
     "InvalidKeyError",
@@ -28,6 +30,7 @@ __all__ = [
     "MissingDependencyError",
     "IncompatibleVersionError",
     "AlphazooWarning",
+    "warn_renamed",
     "VersionMismatchWarning",
     "AdapterCheckError",
     "SaveWarning",
@@ -283,3 +286,11 @@ def require(module: str, extra: str, purpose: str) -> object:
             f"{purpose} needs {module.partition('.')[0]}, which is not installed: "
             f"pip install 'alphazoo[{extra}]' ({exc})"
         ) from exc
+
+
+def warn_renamed(old: str, new: str, *, stacklevel: int = 3) -> None:
+    """Warn that ``old`` was renamed ``new``: a :class:`DeprecationWarning` at the caller's
+    import or attribute access (``stacklevel``), the same words for every renamed name, which
+    stays importable for one release."""
+    warnings.warn(f"{old} is deprecated and will be removed in the next release: it was "
+                  f"renamed {new}", DeprecationWarning, stacklevel=stacklevel)

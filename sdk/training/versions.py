@@ -6,15 +6,15 @@ from __future__ import annotations
 
 import sys
 import types
-import warnings
 from typing import Any
+
+from alphazoo.errors import warn_renamed
 
 from . import model_versions
 from .model_versions import *  # noqa: F403  (the old module's names, unchanged)
 from .model_versions import __all__  # noqa: F401
 
-warnings.warn("alphazoo.training.versions is deprecated; import from "
-              "alphazoo.training.model_versions instead", DeprecationWarning, stacklevel=2)
+warn_renamed("alphazoo.training.versions", "alphazoo.training.model_versions")
 
 
 class _CallableModule(types.ModuleType):
