@@ -30,7 +30,6 @@ __all__ = [
     "MissingDependencyError",
     "IncompatibleVersionError",
     "AlphazooWarning",
-    "warn_renamed",
     "VersionMismatchWarning",
     "AdapterCheckError",
     "SaveWarning",
