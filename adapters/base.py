@@ -28,6 +28,7 @@ from typing import Any
 
 from alphazoo.compat.installed import installed_versions
 from alphazoo.contracts import FormatSpec, LoadRequest, SavedPayload, SaveRequest
+from alphazoo.errors import BundleIntegrityError
 from alphazoo.hookspecs import hookimpl
 from alphazoo.ownership import resolve_class
 
@@ -341,8 +342,6 @@ class Adapter:
 def payload_file(request: LoadRequest, name: str) -> Path:
     """The extracted payload file ``name``; a manifest naming a format without its file is a
     damaged bundle."""
-    from alphazoo.errors import BundleIntegrityError
-
     path = request.files.get(name)
     if path is None:
         raise BundleIntegrityError(
