@@ -1,0 +1,109 @@
+"""CatBoost's own model files, written and read through CatBoost's ``save_model``/``load_model``.
+
+The catboost adapter's ``cbm`` and ``json`` formats go through here. Writing is CatBoost's own
+``save_model(path, format=...)``; reading is ``load_model``, after alphazoo has bounded and
+checked what it can about the payload, because CatBoost's C++ reader is not hardened against a
+crafted file:
+
+- a ``.cbm`` file is ``CBM1``, the size of its flatbuffers core (a little-endian ``ui32``, or
+  ``0xFFFFFFFF`` and a ``ui64``), the core, then the CTR tables of categorical features.
+  CatBoost 1.2 trusts that size: a file cut short after its header can crash the process
+  (``load_model(blob=...)`` reads past the buffer) or make it allocate the declared size.
+  :func:`check_cbm` refuses such a file with :class:`~alphazoo.BundleFormatError` before
+  CatBoost sees it, and the payload's size is checked against the load's ``max_bytes``.
+- the bytes are handed over as ``load_model(stream=io.BytesIO(data))``: CatBoost's stream
+  reader checks every read against what is there, where its ``blob=`` reader does not.
+- every exception of CatBoost's reader (``CatBoostError`` and the ``ValueError`` of a mangled
+  parameters document) becomes :class:`~alphazoo.BundleFormatError` naming the payload.
+
+What these checks cannot give: fuzzing 1.2.10 with bytes flipped deep inside a valid core found
+files that pass CatBoost's own flatbuffers verification and still crash the loading process
+(a split that indexes past its feature table, say). The hashes of a bundle exclude accidental
+damage; against a writer who means harm, sign bundles (``sign_key=``) and load with
+``require_signature=True``. Nothing in either format runs Python code.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+import sys
+from pathlib import Path
+from typing import Any
+
+from alphazoo.errors import BundleFormatError, UnsupportedFormatError, require
+from alphazoo.limits import LoadLimits, check_bytes, check_json_text
+
+__all__ = ["CBM_MAGIC", "check_cbm", "load_cbm", "load_json", "save_native"]
+
+#: The first four bytes of every ``.cbm`` file (CatBoost's model format descriptor).
+CBM_MAGIC = b"CBM1"
+_SIZE_ESCAPE = 0xFFFFFFFF  # Arcadia's SaveSize: a ui32, or this and then a ui64
+
+
+def check_cbm(data: bytes, limits: LoadLimits | None, name: str = "model.cbm") -> None:
+    """Refuse ``data`` unless it is a ``.cbm`` file whose declared core fits in it and the whole
+    is within ``limits.max_bytes`` (:class:`~alphazoo.BundleLimitError`)."""
+    check_bytes(len(data), limits or LoadLimits(), name)
+    if data[:4] != CBM_MAGIC:
+        raise BundleFormatError(name, f"not a CatBoost model file (it starts {data[:4]!r}, "
+                                      f"not {CBM_MAGIC!r})")
+    offset = 8
+    if len(data) < offset:
+        raise BundleFormatError(name, "the file ends inside its header")
+    (core,) = struct.unpack_from("<I", data, 4)
+    if core == _SIZE_ESCAPE:
+        offset = 16
+        if len(data) < offset:
+            raise BundleFormatError(name, "the file ends inside its header")
+        (core,) = struct.unpack_from("<Q", data, 8)
+    if core == 0 or core > len(data) - offset:
+        raise BundleFormatError(name, f"the header declares a model core of {core:,} bytes, "
+                                      f"but {len(data) - offset:,} bytes follow it")
+
+
+def save_native(model: Any, path: Path, fmt: str) -> None:
+    """CatBoost's ``model.save_model(path, format=fmt)``; its refusals (a model kind the format
+    cannot hold) become :class:`~alphazoo.UnsupportedFormatError`."""
+    catboost: Any = sys.modules["catboost"]
+    try:
+        model.save_model(str(path), format=fmt)
+    except catboost.CatBoostError as exc:
+        raise UnsupportedFormatError(
+            f"CatBoost cannot write this model as {fmt}: {_reason(exc)}; save it as 'cbm' "
+            "(CatBoost's own format holds every model) or 'pickle'"
+        ) from None
+
+
+def load_cbm(cls: type, data: bytes, limits: LoadLimits | None) -> Any:
+    """A new ``cls()`` loaded from the ``.cbm`` bytes ``data``, checked first."""
+    check_cbm(data, limits)
+    return _load(cls, "model.cbm", lambda model: model.load_model(stream=io.BytesIO(data)))
+
+
+def load_json(cls: type, path: Path, limits: LoadLimits | None) -> Any:
+    """A new ``cls()`` loaded from CatBoost's JSON model at ``path``, bounded first."""
+    limits = limits or LoadLimits()
+    check_bytes(path.stat().st_size, limits, path.name)
+    with open(path, "rb") as handle:
+        check_json_text(handle, limits, path.name, size=path.stat().st_size)
+    return _load(cls, path.name, lambda model: model.load_model(str(path), format="json"))
+
+
+def _load(cls: type, name: str, load: Any) -> Any:
+    require("catboost", "catboost", f"loading a CatBoost {name} bundle")
+    model = cls()
+    try:
+        load(model)
+    # CatBoostError from the C++ reader; ValueError (JSONDecodeError, UnicodeDecodeError) when
+    # the parameters document inside a damaged model does not parse.
+    except (sys.modules["catboost"].CatBoostError, ValueError) as exc:
+        raise BundleFormatError(name, f"CatBoost could not read it: {_reason(exc)}") from None
+    return model
+
+
+def _reason(exc: Exception) -> str:
+    """CatBoost's message without the C++ source location it starts with."""
+    text = str(exc).strip()
+    head, sep, rest = text.partition(": ")
+    return rest if sep and (".cpp:" in head or ".h:" in head) else text
