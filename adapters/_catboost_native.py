@@ -26,6 +26,7 @@ damage; against a writer who means harm, sign bundles (``sign_key=``) and load w
 from __future__ import annotations
 
 import io
+import json
 import struct
 import sys
 from pathlib import Path
@@ -85,8 +86,18 @@ def load_json(cls: type, path: Path, limits: LoadLimits | None) -> Any:
     """A new ``cls()`` loaded from CatBoost's JSON model at ``path``, bounded first."""
     limits = limits or LoadLimits()
     check_bytes(path.stat().st_size, limits, path.name)
-    with open(path, "rb") as handle:
-        check_json_text(handle, limits, path.name, size=path.stat().st_size)
+    text = path.read_bytes()
+    check_json_text(text, limits, path.name)
+    # CatBoost's JSON reader takes what it can from a broken document: a truncated file, or
+    # `{"oblivious_trees": [}`, loads as a model without trees. Python's parser says no.
+    try:
+        document = json.loads(text)
+    except ValueError as exc:
+        raise BundleFormatError(path.name, f"not a JSON document ({exc})") from None
+    if not isinstance(document, dict):
+        raise BundleFormatError(path.name, f"a CatBoost JSON model is an object, not "
+                                           f"{type(document).__name__}")
+    del document, text
     return _load(cls, path.name, lambda model: model.load_model(str(path), format="json"))
 
 
@@ -99,6 +110,8 @@ def _load(cls: type, name: str, load: Any) -> Any:
     # the parameters document inside a damaged model does not parse.
     except (sys.modules["catboost"].CatBoostError, ValueError) as exc:
         raise BundleFormatError(name, f"CatBoost could not read it: {_reason(exc)}") from None
+    if model.tree_count_ == 0:  # CatBoost trains at least one tree
+        raise BundleFormatError(name, "CatBoost read a model without trees from it")
     return model
 
 

@@ -45,13 +45,12 @@ _CLASSIFICATION_LOSSES = ("Logloss", "CrossEntropy", "MultiClass", "MultiClassOn
 
 def onnx_refusal(model: Any, loss: str) -> str | None:
     """Why CatBoost's ONNX exporter cannot export ``model`` (trained with ``loss``), or None."""
-    kinds = [(kind, getattr(model, f"get_{kind}_feature_indices")())
-             for kind in ("cat", "text", "embedding")]
     named = {"cat": "categorical", "text": "text", "embedding": "embedding"}
-    for kind, indices in kinds:
-        if indices:
-            return (f"it has {named[kind]} features (columns {list(indices)}), which "
-                    "CatBoost's ONNX exporter does not support")
+    found = [f"{label} features (columns {list(indices)})" for kind, label in named.items()
+             if (indices := getattr(model, f"get_{kind}_feature_indices")())]
+    if found:
+        return (f"it has {' and '.join(found)}, which CatBoost's ONNX exporter does not "
+                "support")
     policy = model.get_all_params().get("grow_policy", "SymmetricTree")
     if policy != "SymmetricTree":
         return (f"its trees are non-symmetric (grow_policy={policy!r}); CatBoost exports "
@@ -75,7 +74,7 @@ def write_onnx(model: Any, path: Path, saving: Saving) -> None:
     if why is not None:
         raise UnsupportedFormatError(
             f"the onnx format cannot hold this {type(model).__name__}: {why}; save it as "
-            "'cbm' (the default), 'json' or 'pickle'"
+            "'cbm' (the default, which holds every CatBoost model) or 'pickle'"
         )
     save_native(model, path, "onnx")
     onx = onnx.load(str(path))

@@ -56,9 +56,10 @@ from pathlib import Path
 from typing import Any
 
 from alphazoo.contracts import LoadRequest
-from alphazoo.errors import BundleIntegrityError, UnsupportedFormatError, require
+from alphazoo.errors import (BundleFormatError, BundleIntegrityError, UnsupportedFormatError,
+                             require)
 from alphazoo.hookspecs import hookimpl
-from alphazoo.manifest_schema import ONNX_OUTPUTS, array, either, null, obj, string
+from alphazoo.manifest_schema import ONNX_OUTPUTS, array, either, integer, null, obj, string
 
 from ._catboost_native import load_cbm, load_json, save_native
 from ._catboost_onnx import ONNX_PRODUCERS, onnx_refusal, write_onnx
@@ -115,8 +116,6 @@ def _write_native(model: Any, path: Path, saving: Saving) -> None:
 
 def _check_json_reloads(model: Any, path: Path) -> None:
     """Refuse a JSON file CatBoost wrote but cannot read back as the same trees."""
-    from alphazoo.errors import BundleFormatError
-
     try:
         again = load_json(type(model), path, None)
     except BundleFormatError as exc:
@@ -145,7 +144,7 @@ def _estimator_class(request: LoadRequest) -> type:
 
 
 def _read_cbm_bytes(data: bytes, request: LoadRequest) -> Any:
-    return load_cbm(_estimator_class(request), data, request.limits)
+    return _recorded(load_cbm(_estimator_class(request), data, request.limits), request)
 
 
 def _read_cbm(path: Path, request: LoadRequest) -> Any:
@@ -156,7 +155,19 @@ def _read_cbm(path: Path, request: LoadRequest) -> Any:
 
 
 def _read_json(path: Path, request: LoadRequest) -> Any:
-    return load_json(_estimator_class(request), path, request.limits)
+    return _recorded(load_json(_estimator_class(request), path, request.limits), request)
+
+
+def _recorded(model: Any, request: LoadRequest) -> Any:
+    """``model``, after checking it has the trees and features the manifest recorded."""
+    data = request.manifest.get("adapter_data") or {}
+    found = {"trees": model.tree_count_, "n_features": len(model.feature_names_)}
+    for fact, value in found.items():
+        if fact in data and data[fact] != value:
+            raise BundleFormatError(
+                f"model.{request.manifest['format']}",
+                f"holds a model with {fact}={value}, the manifest records {data[fact]!r}")
+    return model
 
 
 def _write_pickle(model: Any, path: Path, saving: Saving) -> None:
@@ -192,7 +203,8 @@ def _describe(model: Any) -> dict[str, Any]:
     return facts
 
 
-_NATIVE_DATA = obj(required={"estimator": string(ESTIMATORS)})
+_NATIVE_DATA = obj(required={"estimator": string(ESTIMATORS)},
+                   optional={"trees": integer(1), "n_features": integer(1)})
 
 ADAPTER = Adapter(
     "catboost",
