@@ -56,8 +56,7 @@ from pathlib import Path
 from typing import Any
 
 from alphazoo.contracts import LoadRequest
-from alphazoo.errors import (BundleFormatError, BundleIntegrityError, UnsupportedFormatError,
-                             require)
+from alphazoo.errors import BundleFormatError, BundleIntegrityError, UnsupportedFormatError, require
 from alphazoo.hookspecs import hookimpl
 from alphazoo.manifest_schema import ONNX_OUTPUTS, array, either, integer, null, obj, string
 
@@ -140,7 +139,7 @@ def _estimator_class(request: LoadRequest) -> type:
             f"the manifest names the estimator {name!r}; a CatBoost {fmt} bundle holds one of "
             f"{', '.join(ESTIMATORS)}"
         )
-    return getattr(catboost, name)  # type: ignore[no-any-return]
+    return getattr(catboost, name)
 
 
 def _read_cbm_bytes(data: bytes, request: LoadRequest) -> Any:

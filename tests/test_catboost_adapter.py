@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import struct
-import sys
 import textwrap
 from pathlib import Path
 from typing import Any
