@@ -36,11 +36,12 @@ from alphazoo.errors import UnsupportedFormatError, require
 from ._catboost_native import save_native
 from .base import Saving, onnx_facts, onnx_sample
 
-__all__ = ["ONNX_PRODUCERS", "onnx_refusal", "write_onnx"]
+__all__ = ["CLASSIFICATION_LOSSES", "ONNX_PRODUCERS", "onnx_refusal", "write_onnx"]
 
 #: The producer_name of the graphs CatBoost's ONNX exporter writes.
 ONNX_PRODUCERS = ("CatBoost",)
-_CLASSIFICATION_LOSSES = ("Logloss", "CrossEntropy", "MultiClass", "MultiClassOneVsAll")
+#: The loss functions of CatBoost models that classify (the bare ``CatBoost`` class included).
+CLASSIFICATION_LOSSES = ("Logloss", "CrossEntropy", "MultiClass", "MultiClassOneVsAll")
 
 
 def onnx_refusal(model: Any, loss: str) -> str | None:
@@ -55,7 +56,7 @@ def onnx_refusal(model: Any, loss: str) -> str | None:
     if policy != "SymmetricTree":
         return (f"its trees are non-symmetric (grow_policy={policy!r}); CatBoost exports "
                 "only symmetric trees to ONNX")
-    if loss.startswith("Multi") and loss not in _CLASSIFICATION_LOSSES:
+    if loss.startswith("Multi") and loss not in CLASSIFICATION_LOSSES:
         return f"its loss {loss!r} has several targets, which the ONNX export does not serve"
     return None
 

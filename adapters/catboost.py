@@ -61,7 +61,7 @@ from alphazoo.hookspecs import hookimpl
 from alphazoo.manifest_schema import ONNX_OUTPUTS, array, either, integer, null, obj, string
 
 from ._catboost_native import load_cbm, load_json, save_native
-from ._catboost_onnx import ONNX_PRODUCERS, onnx_refusal, write_onnx
+from ._catboost_onnx import CLASSIFICATION_LOSSES, ONNX_PRODUCERS, onnx_refusal, write_onnx
 from ._common import class_path, dump_pickle
 from .base import Adapter, Format, Saving, onnx_reader, pickle_format
 
@@ -77,7 +77,6 @@ __all__ = [
 
 #: The CatBoost classes a cbm or json bundle loads back as, by name.
 ESTIMATORS = ("CatBoostClassifier", "CatBoostRegressor", "CatBoostRanker", "CatBoost")
-_CLASSIFICATION_LOSSES = ("Logloss", "CrossEntropy", "MultiClass", "MultiClassOneVsAll")
 
 
 # -- formats: CatBoost's own write and read code ------------------------------------------------
@@ -188,7 +187,7 @@ def _describe(model: Any) -> dict[str, Any]:
     catboost = sys.modules["catboost"]
     if isinstance(model, catboost.CatBoostClassifier) or (
             not isinstance(model, (catboost.CatBoostRegressor, catboost.CatBoostRanker))
-            and loss in _CLASSIFICATION_LOSSES):
+            and loss in CLASSIFICATION_LOSSES):
         task = "classification"
     elif isinstance(model, catboost.CatBoostRanker):
         task = "ranking"

@@ -272,6 +272,24 @@ def test_default_format_round_trips_through_every_backend(object_store, data):
     assert np.array_equal(loaded.predict_proba(data["X_new"]), model.predict_proba(data["X_new"]))
 
 
+def test_a_ranker_round_trips_and_exports_its_scores(zoo, data):
+    groups = np.arange(len(data["X_reg"])) // 5  # a week of days per query
+    model = catboost.CatBoostRanker(iterations=20, **QUIET).fit(data["X_reg"], data["y_reg"],
+                                                               group_id=groups)
+    for fmt in ("cbm", "json", "onnx"):
+        manifest = zoo.save(model, f"rank/{fmt}", format=fmt)
+        assert manifest["adapter_data"]["task"] == "ranking"
+        loaded = zoo.load(f"rank/{fmt}")
+        expected = model.predict(data["X_new"])
+        if fmt == "cbm":
+            assert type(loaded) is catboost.CatBoostRanker
+            assert np.array_equal(loaded.predict(data["X_new"]), expected)
+        else:  # json: CatBoost's own parsing; onnx: float32, served as values
+            tolerance = JSON_TOLERANCE if fmt == "json" else 1e-5
+            np.testing.assert_allclose(loaded.predict(data["X_new"]), expected,
+                                       rtol=tolerance, atol=tolerance)
+
+
 # -- categorical features ------------------------------------------------------------------------
 def test_categorical_features_round_trip_in_cbm_and_json_and_are_refused_by_onnx(zoo, tickers):
     X, y = tickers["X"], tickers["y"]
