@@ -24,9 +24,10 @@ framing is checked before CatBoost reads it; a crafted core can still crash CatB
 sign bundles that others can write). Loading reads the verified bytes from memory
 (``load_model(stream=...)``): no file is written for it.
 
-**json** stores ``save_model(path, format="json")``. CatBoost refuses to write it for models
-with text or embedding features (its JSON has no place for their processing); that refusal,
-and any other, is an :class:`~alphazoo.UnsupportedFormatError` at save, and each JSON file is
+**json** stores ``save_model(path, format="json")``, safe in the same sense as cbm (no code
+runs; a crafted document can crash CatBoost's JSON reader, so sign shared stores). CatBoost
+refuses to write it for models with text or embedding features (its JSON has no place for
+their processing); that refusal, and any other, is an :class:`~alphazoo.UnsupportedFormatError` at save, and each JSON file is
 read back with CatBoost before it is stored, so a json bundle that exists loads. CatBoost's
 JSON holds leaf values as 17-digit decimals, but its reader parses some of them one unit in
 the last place off (CatBoost 1.2.10): predictions agree within about 1e-15, not bit for bit,
@@ -214,7 +215,9 @@ ADAPTER = Adapter(
                "CatBoost: sign shared stores)",
                write=_write_native, read=_read_cbm, read_bytes=_read_cbm_bytes, default=True,
                load_requires=("catboost",), adapter_data=_NATIVE_DATA),
-        Format("json", "model.json", True, "CatBoost's JSON model; no code runs on load",
+        Format("json", "model.json", True,
+               "CatBoost's JSON model; no code runs on load (a crafted file can crash "
+               "CatBoost: sign shared stores)",
                write=_write_native, read=_read_json,
                load_requires=("catboost",), adapter_data=_NATIVE_DATA),
         Format("onnx", "model.onnx", True, "CatBoost's ONNX export served by onnxruntime",
