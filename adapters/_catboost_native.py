@@ -17,11 +17,11 @@ crafted file:
   parameters document) becomes :class:`~alphazoo.BundleFormatError` naming the payload.
 
 What these checks cannot give: fuzzing 1.2.10 with bytes flipped deep inside a valid core found
-files that pass CatBoost's own flatbuffers verification and still crash the loading process
-(1 of 300 mutated files through the stream reader), and valid JSON models with one number changed (a ``split_index`` of
-10**9) crash its JSON reader the same way (5 of 150). The hashes of a bundle exclude accidental
-damage; against a writer who means harm, sign bundles (``sign_key=``) and load with
-``require_signature=True``. Nothing in either format runs Python code.
+files that pass CatBoost's own flatbuffers verification and still crash the loading process (1
+of 300 mutated files through the stream reader), and valid JSON models with one number changed
+(a ``split_index`` of 10**9) crash its JSON reader the same way (5 of 150). The hashes of a
+bundle exclude accidental damage; against a writer who means harm, sign bundles (``sign_key=``)
+and load with ``require_signature=True``. Nothing in either format runs Python code.
 """
 
 from __future__ import annotations

@@ -26,12 +26,13 @@ sign bundles that others can write). Loading reads the verified bytes from memor
 
 **json** stores ``save_model(path, format="json")``, safe in the same sense as cbm (no code
 runs; a crafted document can crash CatBoost's JSON reader, so sign shared stores). CatBoost
-refuses to write it for models with text or embedding features (its JSON has no place for
-their processing); that refusal, and any other, is an :class:`~alphazoo.UnsupportedFormatError` at save, and each JSON file is
-read back with CatBoost before it is stored, so a json bundle that exists loads. CatBoost's
-JSON holds leaf values as 17-digit decimals, but its reader parses some of them one unit in
-the last place off (CatBoost 1.2.10): predictions agree within about 1e-15, not bit for bit,
-and labels agree except where a probability sits within that distance of the threshold.
+refuses to write it for models with text or embedding features (its JSON has no place for their
+processing); that refusal, and any other, is an :class:`~alphazoo.UnsupportedFormatError` at
+save, and each JSON file is read back with CatBoost before it is stored, so a json bundle that
+exists loads. CatBoost's JSON holds leaf values as 17-digit decimals, but its reader parses
+some of them one unit in the last place off (CatBoost 1.2.10): predictions agree within about
+1e-15, not bit for bit, and labels agree except where a probability sits within that distance
+of the threshold.
 
 **onnx** is CatBoost's own exporter (:mod:`alphazoo.adapters._catboost_onnx` says what it
 refuses and what alphazoo changes in the graph: classifiers give ``predict_proba`` as a
