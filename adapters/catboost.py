@@ -25,7 +25,8 @@ sign bundles that others can write). Loading reads the verified bytes from memor
 (``load_model(stream=...)``): no file is written for it.
 
 **json** stores ``save_model(path, format="json")``, safe in the same sense as cbm (no code
-runs; a crafted document can crash CatBoost's JSON reader, so sign shared stores). CatBoost
+runs; alphazoo parses the document and checks its splits against its feature tables before
+CatBoost reads it, but CatBoost's reader is not hardened, so sign shared stores). CatBoost
 refuses to write it for models with text or embedding features (its JSON has no place for their
 processing); that refusal, and any other, is an :class:`~alphazoo.UnsupportedFormatError` at
 save, and each JSON file is read back with CatBoost before it is stored, so a json bundle that

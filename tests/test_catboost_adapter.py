@@ -444,6 +444,25 @@ def test_a_malformed_json_model_is_a_typed_error(saved, tmp_path, text, problem)
         adapter.alphazoo_load(load_request(payload, "json"))
 
 
+@pytest.mark.parametrize("where,value,problem", [
+    # CatBoost 1.2.10's JSON reader indexes its binary features with split_index unchecked:
+    # each of these crashed the process before the adapter checked them.
+    ("split_index", 10**9, "split_index is 1000000000, outside"),
+    ("split_index", -(2**31), "split_index is -2147483648, outside"),
+    ("split_index", "3", "split_index is '3', outside"),
+    ("float_feature_index", 8, "float_feature_index is 8, outside the model's 8 entries"),
+])
+def test_a_json_split_outside_the_feature_tables_is_refused(saved, tmp_path, where, value,
+                                                           problem):
+    payload = tmp_path / "model.json"
+    saved["models"]["classifier"].save_model(str(payload), format="json")
+    document = json.loads(payload.read_text())
+    document["oblivious_trees"][3]["splits"][1][where] = value
+    payload.write_text(json.dumps(document))
+    with pytest.raises(alphazoo.BundleFormatError, match=problem):
+        adapter.alphazoo_load(load_request(payload, "json"))
+
+
 @pytest.mark.parametrize("fmt", ["cbm", "json"])
 def test_a_payload_that_is_not_the_recorded_model_is_refused(saved, tmp_path, fmt):
     payload = tmp_path / f"model.{fmt}"
