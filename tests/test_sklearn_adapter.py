@@ -485,10 +485,13 @@ def test_failed_parity_check_saves_nothing(zoo, data):
 @pytest.mark.parametrize("library,make", [
     ("xgboost", lambda m, X, y: m.XGBClassifier(n_estimators=3).fit(X, y)),
     ("hmmlearn.hmm", lambda m, X, y: m.GaussianHMM(n_components=2, n_iter=5).fit(X)),
+    ("catboost", lambda m, X, y: m.CatBoostClassifier(iterations=3, verbose=False,
+                                                      allow_writing_files=False).fit(X, y)),
 ])
 def test_other_libraries_estimators_are_not_claimed(store, data, library, make):
-    # XGBClassifier and hmmlearn's models subclass scikit-learn's BaseEstimator; skops would
-    # store them as untrusted types. With only this adapter loaded, the error names the class.
+    # XGBClassifier and hmmlearn's models subclass scikit-learn's BaseEstimator, CatBoost's
+    # follow its API; skops would store them as untrusted types. With only this adapter
+    # loaded, the error names the class.
     import importlib
 
     from alphazoo.adapters import sklearn as sklearn_adapter
