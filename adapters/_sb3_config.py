@@ -59,7 +59,7 @@ def algorithm_name(model: Any) -> str | None:
 def _constructor_names(cls: type) -> list[str]:
     import inspect
 
-    return [name for name in inspect.signature(cls.__init__).parameters
+    return [name for name in inspect.signature(cls).parameters
             if name not in _NOT_RECORDED]
 
 

@@ -54,6 +54,9 @@ class DeterministicAction(nn.Module):
         self.nvec = [int(n) for n in space.nvec] if isinstance(space, spaces.MultiDiscrete) \
             else []
         self.squash = bool(getattr(self.policy, "squash_output", False)) or algorithm == "SAC"
+        self.low: torch.Tensor
+        self.high: torch.Tensor
+        self.span: torch.Tensor
         if isinstance(space, spaces.Box):
             low, high = space.low.astype(np.float32), space.high.astype(np.float32)
             self.register_buffer("low", torch.from_numpy(low.copy()))

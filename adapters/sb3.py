@@ -162,10 +162,9 @@ def _read_safetensors(path: Path, request: LoadRequest) -> Any:
 def _with_weights(request: LoadRequest, state: dict[str, Any]) -> Any:
     """The algorithm the manifest describes, with ``state`` loaded into its policy."""
     data = request.manifest["adapter_data"]
-    spaces = [decode_space(data[which], request.limits, f"adapter_data.{which}")
-              for which in ("observation_space", "action_space")]
-    env = _checked_env(request)
-    model = rebuild(data, *spaces, request.limits, env)
+    observation, action = (decode_space(data[which], request.limits, f"adapter_data.{which}")
+                           for which in ("observation_space", "action_space"))
+    model = rebuild(data, observation, action, request.limits, _checked_env(request))
     try:
         model.policy.load_state_dict(state, strict=True)
     except RuntimeError as exc:  # missing or unexpected names, shapes that differ
@@ -188,10 +187,11 @@ def _checked_env(request: LoadRequest) -> Any:
     data = request.manifest.get("adapter_data") or {}
     for which in ("observation_space", "action_space"):
         saved = data.get(which)
+        given: Any
         try:
             given = encode_space(getattr(env, which))
         except (AttributeError, UnsupportedFormatError) as exc:
-            given = f"{exc}"
+            given = str(exc)
         if saved is not None and given != saved:
             raise SpaceMismatchError(which, saved, given)
     return env

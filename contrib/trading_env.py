@@ -2,8 +2,8 @@
 
 :class:`TradingEnv` walks a daily close series (by default one of the bundled symbols,
 :mod:`alphazoo.datasets`) one bar at a time. At bar ``t`` the agent sees the last ``window``
-returns (in percent, so a small network sees numbers near one; clipped to +-100) and the position it holds, and
-chooses the position to hold over ``t -> t+1``:
+returns (in percent, so a small network sees numbers near one; clipped to +-100) and the
+position it holds, and chooses the position to hold over ``t -> t+1``:
 
 - ``Discrete(3)`` actions by default: 0 short, 1 flat, 2 long (positions -1, 0, 1);
 - ``continuous=True``: a ``Box(-1, 1, (1,))`` action, the position itself (a fraction of the
