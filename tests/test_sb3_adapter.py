@@ -467,3 +467,21 @@ def test_onnx_bundles_serve_without_torch_sb3_or_gymnasium(store, tmp_path) -> N
     assert sorted(served) == sorted(wanted)
     for key, want in wanted.items():
         np.testing.assert_allclose(np.asarray(served[key]), want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("case", ["ppo-discrete", "a2c-box", "ppo-multidiscrete"])
+def test_the_one_file_reader_serves_onnx_policies_as_predict_answers(zoo, case) -> None:
+    from alphazoo.reader import load
+
+    model = make(case)
+    zoo.save(model, "rl/served", format="onnx")
+    served = load(zoo.store.read_bytes("rl/served"))  # what a QuantConnect project runs
+    obs = observations(model)
+    for batch in (obs, obs[0]):
+        want = actions(model, batch)
+        got = served.predict(batch)
+        assert got.shape == want.shape and got.dtype == want.dtype
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    assert zoo.check_target("rl/served", "quantconnect").loads
+    zoo.save(model, "rl/json")
+    assert zoo.check_target("rl/json", "quantconnect").instead == "onnx"
