@@ -282,6 +282,37 @@ def test_the_algorithm_is_sb3s_and_its_torch_modules_stay_torchs(zoo) -> None:
 
 
 # -- hostile bundles -----------------------------------------------------------------------------
+def test_a_safetensors_payload_that_is_not_one_is_refused(zoo, tmp_path) -> None:
+    zoo.save(make("ppo-discrete"), "rl/tensors", format="safetensors")
+    source = tmp_path / "policy.safetensors"
+    for case, content in (("garbage", b"not a safetensors file"),
+                          ("huge-header", (2**40).to_bytes(8, "little") + b"{}")):
+        source.write_bytes(content)
+        rebundle(zoo.store, "rl/tensors", f"rl/{case}", source)
+        with pytest.raises(alphazoo.BundleFormatError, match="not a safetensors file"):
+            zoo.load(f"rl/{case}")
+
+
+def test_an_onnx_bundle_with_malformed_spaces_is_refused(zoo, tmp_path) -> None:
+    zoo.save(make("ppo-discrete"), "rl/onnx", format="onnx")
+    folder = tmp_path / "onnx"
+    folder.mkdir()
+    source = read_bundle(zoo.store, "rl/onnx", folder).files["model.onnx"]
+
+    def shape(manifest: dict[str, Any]) -> None:
+        manifest["adapter_data"]["observation_space"]["shape"] = "4"
+
+    def kind(manifest: dict[str, Any]) -> None:
+        manifest["adapter_data"]["action_space"]["type"] = "Tuple"
+
+    rebundle(zoo.store, "rl/onnx", "rl/shape", source, edit=shape)
+    with pytest.raises(alphazoo.BundleFormatError, match="shape"):
+        zoo.load("rl/shape")
+    rebundle(zoo.store, "rl/onnx", "rl/kind", source, edit=kind)
+    with pytest.raises(alphazoo.BundleFormatError, match="action_space.type"):
+        zoo.load("rl/kind")
+
+
 def _document(zoo: Any, tmp_path: Path) -> dict[str, Any]:
     """The weights document of the bundle ``rl/good``."""
     folder = tmp_path / "extract"
@@ -422,7 +453,7 @@ def test_trained_models_reload_with_equal_actions(zoo, case) -> None:
 
 # -- the conformance kit and serving without the libraries ----------------------------------------
 @pytest.mark.slow
-@pytest.mark.parametrize("case", ["ppo-discrete", "sac"])
+@pytest.mark.parametrize("case", ["ppo-discrete", "a2c-box", "dqn", "sac"])
 def test_the_adapter_passes_the_conformance_kit(case, monkeypatch) -> None:
     from alphazoo.testing import CHECK_NAMES, check_adapter
 
