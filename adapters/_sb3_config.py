@@ -175,6 +175,57 @@ def _replay_bytes(arguments: Mapping[str, Any], obs_space: Any, action_space: An
     return max(int(size), 1) * (copies * obs + act + 32)
 
 
+def _flat_size(space: Any) -> int:
+    """The width of ``space`` as SB3 feeds it to a network: one-hot for discrete spaces."""
+    kind = type(space).__name__
+    if kind == "Discrete":
+        return int(space.n)
+    if kind == "MultiDiscrete":
+        return int(sum(int(n) for n in space.nvec.ravel()))
+    return math.prod(int(d) for d in space.shape)
+
+
+def _widths(value: Any, what: str) -> list[list[int]]:
+    """The layer widths of a ``net_arch`` (a list, or a dict of lists per network)."""
+    chains = list(value.values()) if isinstance(value, Mapping) else [value]
+    for chain in chains:
+        if not isinstance(chain, list) or not all(
+                isinstance(w, int) and not isinstance(w, bool) and w > 0 for w in chain):
+            raise BundleIntegrityError(f"{what} is {value!r}, not lists of layer widths")
+    return chains
+
+
+def _nature_cnn_width(shape: tuple[int, ...]) -> int:
+    """``NatureCNN``'s flattened width for a (channels, height, width) image."""
+    sizes = []
+    for side in shape[1:3]:
+        for kernel, stride in ((8, 4), (4, 2), (3, 1)):
+            side = (side - kernel) // stride + 1
+        sizes.append(max(side, 0))
+    return 64 * sizes[0] * sizes[1] if len(sizes) == 2 else 0
+
+
+def _policy_bytes(policy_kwargs: Mapping[str, Any], obs_space: Any, action_space: Any) -> int:
+    """A lower bound of the float32 parameters the policy's networks will allocate when
+    built: each ``net_arch`` chain from the observation's width to the action's, and
+    ``NatureCNN``'s linear layer. Checked before building, so a crafted architecture (a layer
+    of a billion units, a one-hot of a huge Discrete space) is refused, not allocated."""
+    features = _flat_size(obs_space)
+    extractor = policy_kwargs.get("features_extractor_class")
+    parameters = 0
+    if extractor == "NatureCNN":
+        dim = (policy_kwargs.get("features_extractor_kwargs") or {}).get("features_dim", 512)
+        if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
+            raise BundleIntegrityError(f"NatureCNN's features_dim is {dim!r}")
+        parameters += _nature_cnn_width(tuple(obs_space.shape)) * dim
+        features = dim
+    outputs = _flat_size(action_space)
+    for chain in _widths(policy_kwargs.get("net_arch", []), "net_arch"):
+        layers = [features, *chain, outputs]
+        parameters += sum(a * b for a, b in zip(layers, layers[1:]))
+    return parameters * 4
+
+
 def rebuild(data: Mapping[str, Any], obs_space: Any, action_space: Any,
             limits: LoadLimits, env: Any = None) -> Any:
     """The algorithm ``data`` (:func:`encode_config`'s facts) describes, set up for
@@ -200,11 +251,14 @@ def rebuild(data: Mapping[str, Any], obs_space: Any, action_space: Any,
             raise BundleIntegrityError(f"{name}'s {key} is {value!r}, not an integer")
     check_bytes(_replay_bytes(arguments, obs_space, action_space), limits,
                 f"the {name} buffers its constructor arguments ask for")
+    policy_kwargs = data.get("policy_kwargs") or {}
+    check_bytes(_policy_bytes(policy_kwargs, obs_space, action_space), limits,
+                f"the {name} {policy} its policy_kwargs describe")
     if isinstance(arguments.get("train_freq"), list):
         arguments["train_freq"] = tuple(arguments["train_freq"])
     try:
-        model = cls(policy, env, policy_kwargs=_decode_policy_kwargs(
-                    data.get("policy_kwargs") or {}), device="cpu",
+        model = cls(policy, env, policy_kwargs=_decode_policy_kwargs(policy_kwargs),
+                    device="cpu",
                     _init_setup_model=False, **arguments)
         model.observation_space, model.action_space = obs_space, action_space
         if env is None:

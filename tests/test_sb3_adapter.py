@@ -261,8 +261,12 @@ def test_a_loaded_model_trains_on_in_the_env_it_was_given(zoo) -> None:
     zoo.save(model, "rl/ppo")
     loaded = zoo.load("rl/ppo", env=SpacesEnv(_box(), spaces.Discrete(3)))
     before = actions(loaded, observations(model))
-    zoo.train(loaded, None, None, total_timesteps=64)
+    zoo.train(loaded, None, None, total_timesteps=64)  # on the env given at load
     assert loaded.num_timesteps >= 64
+    # ...or on an env given to zoo.train, as X
+    zoo.train(loaded, SpacesEnv(_box(), spaces.Discrete(3)), None, total_timesteps=32,
+              reset_num_timesteps=False)
+    assert loaded.num_timesteps >= 96
     assert not all(torch.equal(a, b) for a, b in zip(loaded.policy.state_dict().values(),
                                                      model.policy.state_dict().values()))
     assert before.shape == actions(loaded, observations(model)).shape
@@ -370,7 +374,8 @@ def test_an_unknown_algorithm_is_refused_before_anything_is_imported(zoo, tmp_pa
         zoo.load("rl/activation")
 
 
-@pytest.mark.parametrize("where", ["observation_space", "weights", "buffer", "argument"])
+@pytest.mark.parametrize("where", ["observation_space", "weights", "buffer", "argument",
+                                   "net_arch", "one_hot"])
 def test_absurd_sizes_are_refused_before_allocating(zoo, tmp_path, good, where) -> None:
     document = _document(zoo, tmp_path)
 
@@ -382,6 +387,10 @@ def test_absurd_sizes_are_refused_before_allocating(zoo, tmp_path, good, where) 
             data["arguments"]["n_steps"] = 10**13
         elif where == "argument":
             data["arguments"]["exec"] = "print(1)"
+        elif where == "net_arch":  # 10^5 x 10^5 floats: 40 GB if it were built
+            data["policy_kwargs"]["net_arch"] = [10**5, 10**5]
+        elif where == "one_hot":  # a Discrete observation is one-hot encoded: 10^10 inputs
+            data["observation_space"] = {"type": "Discrete", "n": 10**10, "start": 0}
 
     if where == "weights":
         document["tensors"][0]["shape"] = [10**7, 10**7]
