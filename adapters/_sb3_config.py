@@ -205,13 +205,15 @@ def _nature_cnn_width(shape: tuple[int, ...]) -> int:
     return 64 * sizes[0] * sizes[1] if len(sizes) == 2 else 0
 
 
-def _policy_bytes(policy_kwargs: Mapping[str, Any], obs_space: Any, action_space: Any) -> int:
+def _policy_bytes(policy: str, policy_kwargs: Mapping[str, Any], obs_space: Any,
+                  action_space: Any) -> int:
     """A lower bound of the float32 parameters the policy's networks will allocate when
     built: each ``net_arch`` chain from the observation's width to the action's, and
     ``NatureCNN``'s linear layer. Checked before building, so a crafted architecture (a layer
     of a billion units, a one-hot of a huge Discrete space) is refused, not allocated."""
     features = _flat_size(obs_space)
-    extractor = policy_kwargs.get("features_extractor_class")
+    extractor = policy_kwargs.get("features_extractor_class",
+                                  "NatureCNN" if policy == "CnnPolicy" else "FlattenExtractor")
     parameters = 0
     if extractor == "NatureCNN":
         dim = (policy_kwargs.get("features_extractor_kwargs") or {}).get("features_dim", 512)
@@ -252,7 +254,7 @@ def rebuild(data: Mapping[str, Any], obs_space: Any, action_space: Any,
     check_bytes(_replay_bytes(arguments, obs_space, action_space), limits,
                 f"the {name} buffers its constructor arguments ask for")
     policy_kwargs = data.get("policy_kwargs") or {}
-    check_bytes(_policy_bytes(policy_kwargs, obs_space, action_space), limits,
+    check_bytes(_policy_bytes(policy, policy_kwargs, obs_space, action_space), limits,
                 f"the {name} {policy} its policy_kwargs describe")
     if isinstance(arguments.get("train_freq"), list):
         arguments["train_freq"] = tuple(arguments["train_freq"])

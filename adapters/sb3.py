@@ -226,6 +226,8 @@ def _write_onnx(model: Any, path: Path, saving: Saving) -> None:
     for which in ("observation_space", "action_space"):
         saving.data[which] = encode_space(getattr(model, which))
     write_onnx(model, path, saving)
+    # The graph takes float32 observations whatever the space's dtype (uint8 images).
+    saving.input_signature = {**_signature(model, None), "dtype": "float32"}
 
 
 def _read_onnx(path: Path, request: LoadRequest) -> Any:

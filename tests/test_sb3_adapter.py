@@ -225,6 +225,22 @@ def test_onnx_takes_box_observations_only(zoo) -> None:
                                   actions(model, obs))
 
 
+@pytest.mark.parametrize("algorithm", ["PPO", "DQN"])
+def test_image_policies_normalise_pixels_in_every_safe_format_and_onnx(zoo, algorithm) -> None:
+    image = spaces.Box(0, 255, (1, 36, 36), np.uint8)  # NatureCNN's smallest input
+    arguments = {"n_steps": 16, "batch_size": 16} if algorithm == "PPO" else {"buffer_size": 64}
+    model = getattr(sb3, algorithm)("CnnPolicy", SpacesEnv(image, spaces.Discrete(3)), seed=0,
+                                    policy_kwargs={"features_extractor_kwargs":
+                                                   {"features_dim": 16}, "net_arch": [8]},
+                                    **arguments)
+    obs = np.stack([image.sample() for _ in range(12)])
+    for fmt in ("json", "onnx"):
+        manifest = zoo.save(model, f"rl/{fmt}", format=fmt)
+        _assert_same_actions(zoo.load(f"rl/{fmt}"), model, fmt, obs)
+    assert manifest["input"]["dtype"] == "float32"  # onnx: pixels go in as float32
+    assert zoo.inspect("rl/json")["adapter_data"]["policy"] == "CnnPolicy"
+
+
 def test_onnx_clips_and_rescales_as_predict_does(zoo) -> None:
     # Bounds much narrower than the policy's raw means: predict clips most actions.
     model = make("ppo-box")
