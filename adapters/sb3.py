@@ -67,6 +67,7 @@ from alphazoo.errors import (
     BundleIntegrityError,
     SpaceMismatchError,
     UnsupportedFormatError,
+    UnsupportedModelError,
     require,
 )
 from alphazoo.hookspecs import hookimpl
@@ -80,7 +81,6 @@ from .base import Adapter, Format, Saving, pickle_format
 
 __all__ = ["ADAPTER", "ALGORITHMS", "owns"]
 
-_LIBRARIES = ("stable_baselines3", "torch", "gymnasium")
 _TRAIN_OPTIONS = ("total_timesteps", "log_interval", "reset_num_timesteps", "progress_bar",
                   "tb_log_name", "callback")
 
@@ -202,19 +202,34 @@ def _write_pickle(model: Any, path: Path, saving: Saving) -> None:
 
 
 def _read_pickle(path: Path, request: LoadRequest) -> Any:
-    import importlib
-
     sb3: Any = require("stable_baselines3", "sb3", "loading a stable-baselines3 bundle")
     check_zip(path, request.limits)
-    data = request.manifest.get("adapter_data") or {}
-    name = data.get("algorithm")
-    if name in ALGORITHMS:
-        cls = getattr(sb3, name)
-    else:  # another algorithm (TD3, sb3-contrib's): a trusted bundle, so its class is imported
-        module_name, _, qualname = str(request.manifest.get("model_class", "")).rpartition(".")
-        cls = getattr(importlib.import_module(module_name), qualname)
     env = _checked_env(request)
-    return cls.load(str(path), env=env, device="cpu")
+    return _zip_class(request, sb3).load(str(path), env=env, device="cpu")
+
+
+def _zip_class(request: LoadRequest, sb3: Any) -> Any:
+    """The class whose ``load`` reads an SB3 zip: the saved model's own (a subclass, TD3, an
+    sb3-contrib algorithm), imported since the trust guard has passed; the listed algorithm
+    it derives from when that class cannot be imported here (defined in a script)."""
+    import importlib
+
+    module_name, _, qualname = str(request.manifest.get("model_class", "")).rpartition(".")
+    try:
+        found: Any = importlib.import_module(module_name)
+        for attribute in qualname.split("."):
+            found = getattr(found, attribute)
+    except (ImportError, AttributeError, ValueError):
+        found = None
+    if isinstance(found, type) and callable(getattr(found, "load", None)):
+        return found
+    name = (request.manifest.get("adapter_data") or {}).get("algorithm")
+    if name in ALGORITHMS:
+        return getattr(sb3, name)
+    raise UnsupportedModelError(
+        f"the bundle holds a {request.manifest.get('model_class')!r}, which cannot be imported "
+        "here: install the package that defines it to load this zip"
+    )
 
 
 def _write_onnx(model: Any, path: Path, saving: Saving) -> None:

@@ -214,6 +214,22 @@ def test_other_algorithms_are_stored_as_sb3s_zip_only(zoo) -> None:
     _assert_same_actions(loaded, model, "pickle", observations(model))
 
 
+class TunedPPO(sb3.PPO):
+    """A user's subclass: importable from this module."""
+
+
+def test_a_subclass_is_stored_as_its_algorithm_and_pickle_keeps_it(zoo) -> None:
+    model = TunedPPO("MlpPolicy", SpacesEnv(_box(), spaces.Discrete(2)), n_steps=16,
+                     batch_size=16)
+    with pytest.warns(alphazoo.SaveWarning, match="TunedPPO is stored as stable_baselines3.PPO"):
+        zoo.save(model, "rl/tuned")
+    assert type(zoo.load("rl/tuned")) is sb3.PPO
+    zoo.save(model, "rl/tuned-zip", format="pickle")
+    loaded = zoo.load("rl/tuned-zip", trusted=True)
+    assert type(loaded) is TunedPPO
+    _assert_same_actions(loaded, model, "pickle", observations(model))
+
+
 def test_onnx_takes_box_observations_only(zoo) -> None:
     model = sb3.PPO("MlpPolicy", SpacesEnv(spaces.Discrete(5), spaces.Discrete(2)),
                     n_steps=16, batch_size=16)
