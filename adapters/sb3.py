@@ -27,20 +27,28 @@ algorithm as ``PPO.load`` does, with no environment, on the CPU, then loads the 
 (``strict``): ``model.predict(obs, deterministic=True)`` equals the saved model's bit for
 bit. Not stored: optimizer state, replay and rollout buffers, SAC's entropy coefficient,
 schedules and callables (saving names the arguments left out); they matter to further
-training only. ``json`` is named as every adapter's self-describing JSON format is; the tensors
-are base64 in one JSON document any JSON reader parses. ``safetensors`` keeps them as raw
-little-endian bytes (smaller, faster to read), for the machines that have the package.
+training only. ``MlpPolicy`` and ``CnnPolicy`` (images: SB3's NatureCNN) load this way; a
+custom policy class or features extractor has no safe form, and saving says to use pickle.
+Before anything is built, the buffers and networks the manifest asks for are checked against
+the load limits (:class:`~alphazoo.BundleLimitError`), so a crafted bundle cannot make the
+loader allocate a billion-unit layer. ``json`` is named as every adapter's self-describing
+JSON format is (torch's holds the same kind of document); the tensors are base64 in one JSON
+document any JSON reader parses. ``safetensors`` keeps them as raw little-endian bytes
+(smaller, faster to read), for the machines that have the package; it is not the default,
+so that what a save writes does not depend on what is installed.
 
-**pickle** is SB3's own ``model.save`` zip, loaded with the algorithm's ``load``: everything
-SB3 keeps (optimizer state, schedules, custom policies, other algorithms such as TD3), but it
-unpickles, so it loads only when trusted or signed.
+**pickle** is SB3's own ``model.save`` zip, loaded with the saved class's ``load``: everything
+SB3 keeps (optimizer state, schedules, custom policies, subclasses, other algorithms such as
+TD3), but it unpickles, so it loads only when trusted or signed.
 
 **onnx** is the policy's deterministic action as an ONNX graph (see
 :mod:`alphazoo.adapters._sb3_onnx`): Box observations in (float32, any batch size), actions
-out, post-processed as ``predict`` does (clipped or rescaled to the action space). Saving
-checks it against ``model.predict(obs, deterministic=True)`` on sample observations; it loads
-as a :class:`~alphazoo.adapters._sb3_serve.PolicyOnnxPredictor`, which needs numpy and
-onnxruntime only. Save option: ``opset=``.
+out (uint8 images are normalised in the graph), post-processed as ``predict`` does (clipped
+or rescaled to the action space). Saving checks it against ``model.predict(obs,
+deterministic=True)`` on sample observations; it loads as a
+:class:`~alphazoo.adapters._sb3_serve.PolicyOnnxPredictor`, which needs numpy and onnxruntime
+only (and the one-file reader, ``alphazoo export-reader``, serves it in QuantConnect).
+Save option: ``opset=``.
 
 **Spaces at load.** ``zoo.load(key, env=env)`` (every format) checks that ``env``'s
 observation and action spaces are the recorded ones, raising
