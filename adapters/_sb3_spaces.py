@@ -52,9 +52,11 @@ def encode_space(space: Any) -> dict[str, Any]:
     if kind == "Discrete":
         return {"type": kind, "n": int(space.n), "start": int(space.start)}
     if kind == "MultiDiscrete":
+        start = getattr(space, "start", None)  # gymnasium >= 1.0
         return {"type": kind, "shape": list(space.shape), "dtype": str(space.dtype),
                 "nvec": [int(v) for v in space.nvec.ravel()],
-                "start": [int(v) for v in space.start.ravel()]}
+                "start": [0] * space.nvec.size if start is None
+                else [int(v) for v in start.ravel()]}
     n = space.n  # an int, or a sequence for a multi-dimensional MultiBinary
     return {"type": kind, "n": int(n) if getattr(n, "ndim", 0) == 0 and not isinstance(
         n, (list, tuple)) else [int(v) for v in n]}
@@ -99,8 +101,8 @@ def decode_space(data: Mapping[str, Any], limits: LoadLimits | None = None,
     kind = data.get("type")
     try:
         if kind == "Discrete":
-            return spaces.Discrete(_int(data.get("n"), "n", 1), start=_int(data.get("start", 0),
-                                                                           "start"))
+            return spaces.Discrete(_int(data.get("n"), "n", 1),
+                                   start=_int(data.get("start", 0), "start", -(2**62)))
         shape = space_shape(data)
         if any(d < 0 for d in shape):
             raise ValueError(f"negative dimension in {list(shape)}")
@@ -119,6 +121,8 @@ def decode_space(data: Mapping[str, Any], limits: LoadLimits | None = None,
             start = np.array(_ints(data.get("start"), "start"), dtype=dtype)
             if nvec.size != count or start.size != count:
                 raise ValueError(f"nvec and start need {count} values for shape {list(shape)}")
+            if not start.any():  # as gymnasium < 1.0 makes it, which has no start=
+                return spaces.MultiDiscrete(nvec.reshape(shape), dtype=dtype)
             return spaces.MultiDiscrete(nvec.reshape(shape), dtype=dtype,
                                         start=start.reshape(shape))
         if kind == "Box":

@@ -269,6 +269,33 @@ def test_onnx_clips_and_rescales_as_predict_does(zoo) -> None:
     assert zoo.inspect("rl/clipped")["adapter_data"]["parity"]["max_abs_diff"] < 1e-5
 
 
+def test_spaces_round_trip_through_json_exactly() -> None:
+    from alphazoo.adapters._sb3_spaces import decode_space, encode_space
+
+    cases = [
+        spaces.Box(-np.inf, np.inf, (3,), np.float32),
+        spaces.Box(np.array([-1.5, 0.0]), np.array([np.inf, 1e-7]), dtype=np.float64),
+        spaces.Box(0, 255, (2, 4, 4), np.uint8),
+        spaces.Discrete(7, start=-3),
+        spaces.MultiDiscrete(np.array([[3, 2], [4, 5]]), start=np.array([[0, 1], [-1, 0]])),
+        spaces.MultiBinary(5),
+        spaces.MultiBinary([2, 3]),
+    ]
+    for space in cases:
+        document = json.loads(json.dumps(encode_space(space), allow_nan=False))
+        back = decode_space(document)
+        assert back == space and back.dtype == space.dtype, space
+        if isinstance(space, spaces.Box):
+            assert np.array_equal(back.low, space.low) and np.array_equal(back.high, space.high)
+    with pytest.raises(alphazoo.UnsupportedFormatError, match="Dict.*pickle"):
+        encode_space(spaces.Dict({"a": spaces.Discrete(2)}))
+    with pytest.raises(alphazoo.BundleFormatError, match="low holds 3 values"):
+        decode_space({"type": "Box", "shape": [2], "dtype": "float32", "low": [0, 0, 0],
+                      "high": 1})
+    with pytest.raises(alphazoo.BundleFormatError, match="dtype 'object'"):
+        decode_space({"type": "Box", "shape": [2], "dtype": "object", "low": 0, "high": 1})
+
+
 # -- spaces at load ------------------------------------------------------------------------------
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_env_at_load_must_have_the_recorded_spaces(zoo, fmt) -> None:
