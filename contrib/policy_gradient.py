@@ -22,6 +22,10 @@ epoch, ``patience`` epochs without a better one stop training, and the best poli
 With a zoo, each improved policy is saved as ``f"{checkpoint_key}/epoch-{n:04d}"``. The torch
 adapter stores the network (json, pt, pickle, onnx); it outputs the probabilities, so an ONNX
 bundle answers the same. This module imports torch: it loads only when the model is used.
+
+For stable-baselines3's algorithms (PPO, A2C, DQN, SAC) on the same positions-and-costs
+reward, :class:`alphazoo.contrib.trading_env.TradingEnv` is a gymnasium environment over a
+bundled price series; the sb3 adapter stores the trained policies.
 """
 
 from __future__ import annotations

@@ -32,7 +32,8 @@ _EXPORTS = {
     "BundleFormatError": "errors", "BundleLimitError": "errors", "LoadLimits": "limits",
     "UntrustedModelError": "errors", "UnsupportedModelError": "errors",
     "UnsupportedFormatError": "errors", "ModelNotFoundError": "errors",
-    "OnnxParityError": "errors", "MissingDependencyError": "errors",
+    "OnnxParityError": "errors", "SpaceMismatchError": "errors",
+    "MissingDependencyError": "errors",
     "IncompatibleVersionError": "errors", "PluginError": "errors", "PluginHookError": "errors",
     "PluginConflictError": "errors", "AlphazooWarning": "errors",
     "VersionMismatchWarning": "errors", "SaveWarning": "errors", "AdapterCheckError": "errors",
@@ -67,6 +68,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from .errors import PluginError as PluginError
     from .errors import PluginHookError as PluginHookError
     from .errors import SaveWarning as SaveWarning
+    from .errors import SpaceMismatchError as SpaceMismatchError
     from .errors import StorageLimitError as StorageLimitError
     from .errors import UnsupportedFormatError as UnsupportedFormatError
     from .errors import UnsupportedModelError as UnsupportedModelError

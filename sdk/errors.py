@@ -27,6 +27,7 @@ __all__ = [
     "UnsupportedFormatError",
     "ModelNotFoundError",
     "OnnxParityError",
+    "SpaceMismatchError",
     "MissingDependencyError",
     "IncompatibleVersionError",
     "AlphazooWarning",
@@ -176,6 +177,25 @@ class ModelNotFoundError(AlphazooError, KeyError):
 
 class OnnxParityError(AlphazooError):
     """An ONNX export does not reproduce the native model's predictions; nothing was saved."""
+
+
+class SpaceMismatchError(AlphazooError, ValueError):
+    """An environment given at load does not have the spaces the policy was trained for.
+
+    ``which`` is ``"observation_space"`` or ``"action_space"``; ``saved`` and ``given`` are
+    the two spaces as the manifest records them (JSON). A policy predicts for the shapes and
+    bounds it was built with: load it without ``env=``, or give the environment it was
+    trained on.
+    """
+
+    def __init__(self, which: str, saved: object, given: object) -> None:
+        self.which = which
+        self.saved = saved
+        self.given = given
+        super().__init__(
+            f"the environment's {which} {given} is not the {saved} this policy was trained "
+            "for; give an environment with the same spaces, or load without env="
+        )
 
 
 class MissingDependencyError(AlphazooError, ImportError):

@@ -24,7 +24,8 @@ it). It reads every bundle protocol alphazoo has written (1 and 2) and these for
 =========================  ====================================================  ===============
 format                     what it returns                                       needs
 =========================  ====================================================  ===============
-onnx (any adapter)         a predictor over an onnxruntime session                 onnxruntime
+onnx (any adapter)         a predictor over an onnxruntime session (sb3:          onnxruntime
+                           actions shaped as ``model.predict`` gives them)
 xgboost json / ubj         the saved estimator (XGBClassifier...) or Booster      xgboost
 hmmlearn json              the saved hidden Markov model, bit-exact               hmmlearn
 keras keras / json         the Keras model (Keras' safe mode unless trusted)      keras
@@ -313,6 +314,10 @@ class _Onnx:
         self._proba = [outputs["probabilities"]] if "probabilities" in outputs else None
         self.classes_ = data.get("classes")
         self.feature_names_in_ = (manifest.get("input") or {}).get("feature_names")
+        # A stable-baselines3 policy answers actions shaped as model.predict does.
+        self._spaces = (_space_shape(data.get("observation_space")),
+                        _space_shape(data.get("action_space"))) \
+            if manifest.get("adapter") == "sb3" else None
 
     def _feed(self, X: Any) -> dict[str, Any]:
         import numpy as np
@@ -329,10 +334,22 @@ class _Onnx:
         return {self._input_name: array}
 
     def predict(self, X: Any) -> Any:
+        if self._spaces is not None:
+            return self._act(X, *self._spaces)
         result = self.session.run(self._label, self._feed(X))[0]
         if not self._keras and result.ndim == 2 and result.shape[1] == 1:
             return result.ravel()
         return result
+
+    def _act(self, X: Any, observation: tuple[int, ...], action: tuple[int, ...]) -> Any:
+        """An SB3 policy's actions: one for one observation, ``(batch, *action)`` for more."""
+        import numpy as np
+
+        obs = np.asarray(X, dtype=np.float32)
+        single = obs.shape == observation
+        feed = {self._input_name: obs[np.newaxis] if single else obs}
+        actions = self.session.run(self._label, feed)[0].reshape((-1, *action))
+        return actions[0] if single else actions
 
     def __getattr__(self, name: str) -> Any:
         # predict_proba exists only when the export has a probability output, so hasattr()
@@ -340,6 +357,20 @@ class _Onnx:
         if name == "predict_proba" and self.__dict__.get("_proba"):
             return lambda X: self.session.run(self._proba, self._feed(X))[0]
         raise AttributeError(name)
+
+
+def _space_shape(space: Any) -> tuple[int, ...]:
+    """The sample shape of a gymnasium space as the sb3 adapter records it (JSON)."""
+    if not isinstance(space, dict):
+        raise BundleIntegrityError("an sb3 ONNX bundle records its observation and action "
+                                   "spaces")
+    if space.get("type") == "Discrete":
+        return ()
+    shape = space.get("n") if space.get("type") == "MultiBinary" else space.get("shape")
+    shape = shape if isinstance(shape, list) else [shape]
+    if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape):
+        raise BundleIntegrityError(f"an sb3 space's shape is {shape!r}, not a list of sizes")
+    return tuple(shape)
 
 
 def _check_onnx(payload: bytes, max_bytes: int) -> None:

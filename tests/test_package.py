@@ -108,3 +108,21 @@ def test_lock_file_error_is_an_alphazoo_error():
 
     assert issubclass(LockFileError, alphazoo.AlphazooError)
     assert issubclass(LockFileError, ValueError)  # what callers caught before
+
+
+def test_import_and_plugin_discovery_import_no_ml_framework():
+    # Every built-in adapter is discovered and asked for its formats and models; none may
+    # import its library for that (a model of it cannot exist before the library is imported).
+    heavy = ("torch", "tensorflow", "keras", "sklearn", "xgboost", "hmmlearn", "onnxruntime",
+             "stable_baselines3", "gymnasium", "safetensors")
+    code = ("import json, sys, alphazoo\n"
+            "zoo = alphazoo.Zoo('memory://package-discovery')\n"
+            "adapters = sorted({spec.adapter for spec in zoo.formats()})\n"
+            "models = zoo.models()\n"
+            f"print(json.dumps([adapters, [m for m in {heavy!r} if m in sys.modules]]))\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=HANG_TIMEOUT)
+    assert result.returncode == 0, result.stderr
+    adapters, imported = json.loads(result.stdout)
+    assert "sb3" in adapters and "torch" in adapters
+    assert imported == []
