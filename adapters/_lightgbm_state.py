@@ -224,7 +224,9 @@ def _classes(recorded: Any) -> Any:
 
 def _label_encoder() -> Any:
     """The label encoder LGBMClassifier.fit makes (lightgbm's own subclass where it has one)."""
-    encoder = getattr(sys.modules["lightgbm.sklearn"], "_LGBMLabelEncoder", None)
-    if encoder is None:
-        from sklearn.preprocessing import LabelEncoder as encoder
+    encoder: Any = getattr(sys.modules["lightgbm.sklearn"], "_LGBMLabelEncoder", None)
+    if encoder is None:  # lightgbm before 4.6 used scikit-learn's own
+        from sklearn.preprocessing import LabelEncoder
+
+        encoder = LabelEncoder
     return encoder()
