@@ -221,7 +221,9 @@ def _tree(text: str, position: int, features: int, number: int) -> int:
     leaves = _int(fields["num_leaves"], f"{what} num_leaves", 1)
     num_cat = _int(fields["num_cat"], f"{what} num_cat")
     linear = _int(fields.get("is_linear", "0"), f"{what} is_linear", 0, 1) == 1
-    for key in _PER_LEAF:
+    # A one-leaf tree's reader stops after leaf_value and leaf_count (which it reads without
+    # a count check, stopping at the string's end); LightGBM writes its other arrays empty.
+    for key in _PER_LEAF if leaves > 1 or linear else ("leaf_value",):
         if key in fields and _count(fields[key], f"{what} {key}") != leaves:
             raise _fail(f"{what} {key} does not have num_leaves = {leaves} values")
     if leaves > 1 or linear:

@@ -466,6 +466,22 @@ def test_objectives_onnx_cannot_express_are_never_stored(zoo, data, objective, e
                           booster.predict(data["X_new"]))
 
 
+@pytest.mark.parametrize("params", [
+    {"min_child_samples": 100_000},  # one-leaf trees: LightGBM writes their arrays empty
+    {"boosting_type": "dart"}, {"boosting_type": "rf", "subsample": 0.5, "subsample_freq": 1},
+    {"monotone_constraints": [1] + [0] * (len(FEATURES) - 1)},
+    {"interaction_constraints": [[0, 1], list(range(2, len(FEATURES)))]},
+    {"objective": "quantile", "alpha": 0.9},
+])
+def test_other_kinds_of_trees_pass_the_check_and_round_trip(zoo, data, params):
+    model = lightgbm.LGBMRegressor(verbose=-1, **{**SMALL, "n_estimators": 5, **params})
+    model.fit(data["X_reg"], data["y_reg"])
+    zoo.save(model, "kinds")
+    loaded = zoo.load("kinds")
+    assert_same_model(model, loaded)
+    assert np.array_equal(loaded.predict(data["X_new"]), model.predict(data["X_new"]))
+
+
 def test_a_callable_objective_needs_pickle(zoo, data):
     def l2(y_true, y_pred):
         return y_pred - y_true, np.ones_like(y_true)
