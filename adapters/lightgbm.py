@@ -62,6 +62,7 @@ from typing import Any
 from alphazoo.contracts import LoadRequest
 from alphazoo.errors import BundleFormatError, BundleIntegrityError, UnsupportedFormatError, require
 from alphazoo.hookspecs import hookimpl
+from alphazoo.limits import LoadLimits, check_bytes
 from alphazoo.manifest_schema import (
     ONNX_OUTPUTS,
     array,
@@ -152,10 +153,9 @@ def _write_text(model: Any, path: Path, saving: Saving) -> None:
 
 
 def _read_text(path: Path, request: LoadRequest) -> Any:
-    size = path.stat().st_size
-    from alphazoo.limits import LoadLimits, check_bytes
-
-    check_bytes(size, request.limits or LoadLimits(), f"{path.name} (LightGBM model string)")
+    """A text payload file: its size checked before it is read, then :func:`_read_text_bytes`."""
+    check_bytes(path.stat().st_size, request.limits or LoadLimits(),
+                f"{path.name} (LightGBM model string)")
     return _read_text_bytes(path.read_bytes(), request)
 
 
