@@ -108,3 +108,16 @@ def test_lock_file_error_is_an_alphazoo_error():
 
     assert issubclass(LockFileError, alphazoo.AlphazooError)
     assert issubclass(LockFileError, ValueError)  # what callers caught before
+
+
+def test_the_lightgbm_adapter_is_found_without_importing_lightgbm():
+    code = ("import sys, alphazoo\n"
+            "zoo = alphazoo.Zoo('memory://package-lightgbm')\n"
+            "assert 'lightgbm' in {f.adapter for f in zoo.formats()}\n"
+            "assert 'lightgbm_regressor' in {m.name for m in zoo.models()}\n"
+            "heavy = ('lightgbm', 'sklearn', 'onnxruntime')\n"
+            "print(sorted(m for m in heavy if m in sys.modules))\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=HANG_TIMEOUT)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

@@ -17,7 +17,8 @@ from _child import HANG_TIMEOUT
 import alphazoo
 from alphazoo import FormatSpec, ModelNotFoundError, SavedPayload, UnsupportedModelError, Zoo
 
-HEAVY = ("torch", "tensorflow", "keras", "sklearn", "xgboost", "hmmlearn", "onnxruntime", "skops")
+HEAVY = ("torch", "tensorflow", "keras", "sklearn", "xgboost", "hmmlearn", "lightgbm",
+         "onnxruntime", "skops")
 EXAMPLE_DIST = Path(__file__).parent / "plugins" / "alphazoo-example"
 
 
