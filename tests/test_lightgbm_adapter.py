@@ -323,6 +323,18 @@ def test_onnx_bundles_predict_without_lightgbm_or_scikit_learn(saved, data, tmp_
                                        served.predict_proba(data["X_new"]), atol=1e-6)
 
 
+def test_the_one_file_reader_serves_onnx_and_names_what_it_does_not_read(saved, data):
+    from alphazoo import reader
+
+    store = saved["zoo"].store
+    served = reader.load(store.read_bytes("zoo/multiclass/onnx"))
+    model = saved["models"]["multiclass"]
+    assert np.array_equal(served.predict(data["X_new"]), model.predict(data["X_new"]))
+    with pytest.raises(alphazoo.UnsupportedFormatError, match="'lightgbm' bundle in format "
+                                                              "'text'.*save it as onnx"):
+        reader.load(store.read_bytes("zoo/multiclass/text"))
+
+
 # -- categorical features and early stopping on the bundled bars ---------------------------------
 def _frame(X: np.ndarray) -> Any:
     """The example features as a DataFrame with a pandas category column: the weekday."""
