@@ -22,7 +22,10 @@ would not produce in the places that matter:
   (:func:`~alphazoo.limits.check_json_text`) and a list of lists of scalars.
 
 So every count LightGBM allocates by is the count of values actually in the text, whose size
-the bundle's limits already bound, and every index it follows is in range.
+the bundle's limits already bound, and every index it follows is in range. (Measured with
+lightgbm 4.7.0: fed to ``Booster(model_str=)`` unchecked, a ``tree_sizes`` past the end, a
+parameter line without ``:`` or more trees per iteration than classes crash the process with
+a segmentation fault, a bad child index aborts it, and a child cycle hangs ``predict``.)
 """
 
 from __future__ import annotations
