@@ -25,7 +25,8 @@ So every count LightGBM allocates by is the count of values actually in the text
 the bundle's limits already bound, and every index it follows is in range. (Measured with
 lightgbm 4.7.0: fed to ``Booster(model_str=)`` unchecked, a ``tree_sizes`` past the end, a
 parameter line without ``:`` or more trees per iteration than classes crash the process with
-a segmentation fault, a bad child index aborts it, and a child cycle hangs ``predict``.)
+a segmentation fault, a child cycle hangs ``predict``, and a child index or split feature out
+of range makes ``predict`` read outside the tree's arrays and return whatever it found.)
 """
 
 from __future__ import annotations
