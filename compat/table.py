@@ -64,6 +64,8 @@ SUPPORTED: tuple[Support, ...] = (
     # LEAN's image ships stable-baselines3 2.7.1 (compat/targets.py), inside this range.
     Support("stable-baselines3", "2.3", "2.10", "2.9.2", "sb3"),
     Support("gymnasium", "0.29.1", "1.5", "1.4.0", "sb3"),
+    # LEAN's image ships 4.6.0.
+    Support("lightgbm", "4.3", "4.8", "4.7.0", "lightgbm"),
     Support("onnx", "1.16", "1.24", "1.23.2", "onnx"),
     Support("onnxruntime", "1.19", "1.32", "1.31.1", "onnx"),
     Support("skl2onnx", "1.17", "1.21", "1.20.0", "onnx"),

@@ -31,9 +31,10 @@ ADAPTERS = {
     "keras": ("keras", {"json", "keras", "pickle", "onnx"}),
     "hmmlearn": ("hmmlearn", {"json", "pickle"}),
     "sb3": ("stable-baselines3", {"json", "safetensors", "pickle", "onnx"}),
+    "lightgbm": ("lightgbm", {"text", "pickle", "onnx"}),
 }
-HEAVY = ("torch", "tensorflow", "keras", "sklearn", "xgboost", "hmmlearn", "onnxruntime",
-         "onnx", "skops", "pandas", "stable_baselines3", "gymnasium", "safetensors")
+HEAVY = ("torch", "tensorflow", "keras", "sklearn", "xgboost", "hmmlearn", "lightgbm", "catboost",
+         "onnxruntime", "onnx", "skops", "pandas", "stable_baselines3", "gymnasium", "safetensors")
 
 
 def test_plugins_lists_every_adapter_with_its_library_version_without_importing_it():

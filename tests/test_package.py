@@ -113,8 +113,8 @@ def test_lock_file_error_is_an_alphazoo_error():
 def test_import_and_plugin_discovery_import_no_ml_framework():
     # Every built-in adapter is discovered and asked for its formats and models; none may
     # import its library for that (a model of it cannot exist before the library is imported).
-    heavy = ("torch", "tensorflow", "keras", "sklearn", "xgboost", "hmmlearn", "onnxruntime",
-             "stable_baselines3", "gymnasium", "safetensors")
+    heavy = ("torch", "tensorflow", "keras", "sklearn", "xgboost", "hmmlearn", "lightgbm",
+             "catboost", "onnxruntime", "stable_baselines3", "gymnasium", "safetensors")
     code = ("import json, sys, alphazoo\n"
             "zoo = alphazoo.Zoo('memory://package-discovery')\n"
             "adapters = sorted({spec.adapter for spec in zoo.formats()})\n"
@@ -124,5 +124,5 @@ def test_import_and_plugin_discovery_import_no_ml_framework():
                             timeout=HANG_TIMEOUT)
     assert result.returncode == 0, result.stderr
     adapters, imported = json.loads(result.stdout)
-    assert "sb3" in adapters and "torch" in adapters
+    assert {"sb3", "torch", "lightgbm", "catboost"} <= set(adapters)
     assert imported == []

@@ -17,8 +17,8 @@ from _child import HANG_TIMEOUT
 import alphazoo
 from alphazoo import FormatSpec, ModelNotFoundError, SavedPayload, UnsupportedModelError, Zoo
 
-HEAVY = ("torch", "tensorflow", "keras", "sklearn", "xgboost", "hmmlearn", "onnxruntime", "skops",
-         "stable_baselines3", "gymnasium")
+HEAVY = ("torch", "tensorflow", "keras", "sklearn", "xgboost", "hmmlearn", "lightgbm", "catboost",
+         "onnxruntime", "skops", "stable_baselines3", "gymnasium")
 EXAMPLE_DIST = Path(__file__).parent / "plugins" / "alphazoo-example"
 
 

@@ -487,6 +487,7 @@ def test_failed_parity_check_saves_nothing(zoo, data):
     ("hmmlearn.hmm", lambda m, X, y: m.GaussianHMM(n_components=2, n_iter=5).fit(X)),
     ("catboost", lambda m, X, y: m.CatBoostClassifier(iterations=3, verbose=False,
                                                       allow_writing_files=False).fit(X, y)),
+    ("lightgbm", lambda m, X, y: m.LGBMClassifier(n_estimators=3, verbose=-1).fit(X, y)),
 ])
 def test_other_libraries_estimators_are_not_claimed(store, data, library, make):
     # XGBClassifier and hmmlearn's models subclass scikit-learn's BaseEstimator, CatBoost's
