@@ -95,13 +95,13 @@ def _alstm(d_feat: int) -> Any:
 
 def default_models() -> dict[str, Factory]:
     """Zoo model name -> ``factory(n_features)``: configurations sized for weekly retrains."""
-    from .gbdt import GBDT
     from .sklearn_models import SklearnModel
+    from .xgboost_gbdt import XGBoostGBDT
 
     return {
         "random_forest": lambda d: SklearnModel("random_forest", n_estimators=40, max_depth=4,
                                                 min_samples_leaf=20, n_jobs=1),
-        "gbdt": lambda d: GBDT(loss="binary", n_estimators=120, max_depth=3,
+        "gbdt": lambda d: XGBoostGBDT(loss="binary", n_estimators=120, max_depth=3,
                                learning_rate=0.05, early_stopping_rounds=15),
         "alstm": _alstm,
     }

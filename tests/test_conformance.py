@@ -188,10 +188,10 @@ def _xgboost(X, y):
     return xgboost.XGBRegressor(n_estimators=4, max_depth=2).fit(X, y)
 
 
-def _gbdt(X, y):
-    from alphazoo.contrib.gbdt import GBDT
+def _xgboost_gbdt(X, y):
+    from alphazoo.contrib.xgboost_gbdt import XGBoostGBDT
 
-    return GBDT(n_estimators=8).fit(X, y)
+    return XGBoostGBDT(n_estimators=8).fit(X, y)
 
 
 ADAPTERS = {
@@ -216,10 +216,11 @@ ADAPTERS = {
                      make=lambda X, y: lambda zoo: zoo.train(
                          zoo.build("gaussian_hmm", n_components=2, n_iter=5), X),
                      library_modules=("hmmlearn",)),
-    # The zoo's plugin declares no formats: its gbdt saves through the xgboost adapter.
-    "contrib-gbdt": dict(plugin="alphazoo.contrib.plugin", make=lambda X, y: lambda: _gbdt(X, y),
-                         other_plugins=("alphazoo.adapters.xgboost",),
-                         library_modules=("xgboost",)),
+    # The zoo's plugin declares no formats: its xgboost_gbdt saves through the xgboost adapter.
+    "contrib-xgboost_gbdt": dict(plugin="alphazoo.contrib.plugin",
+                                 make=lambda X, y: lambda: _xgboost_gbdt(X, y),
+                                 other_plugins=("alphazoo.adapters.xgboost",),
+                                 library_modules=("xgboost",)),
 }
 EXPECTED_FORMATS = {
     "sklearn": ["skops", "pickle", "onnx"],
@@ -227,7 +228,7 @@ EXPECTED_FORMATS = {
     "torch": ["json", "pt", "pickle", "onnx"],
     "keras": ["keras", "json", "pickle", "onnx"],
     "hmmlearn": ["json", "pickle"],
-    "contrib-gbdt": ["json", "ubj", "pickle", "onnx"],
+    "contrib-xgboost_gbdt": ["json", "ubj", "pickle", "onnx"],
 }
 
 
