@@ -85,7 +85,9 @@ class Segments:
 def main() -> None:
     panel = load_panel()
     out: dict[str, Any] = {"qlib": qlib.__version__, "lightgbm": lightgbm.__version__}
+    here = os.getcwd()
     with tempfile.TemporaryDirectory() as folder:
+        os.chdir(folder)  # qlib's recorder leaves ./tmp/ folders behind
         qlib.init(provider_uri=folder, exp_manager={
             "class": "MLflowExpManager", "module_path": "qlib.workflow.expm",
             "kwargs": {"uri": f"file:{folder}/mlruns", "default_exp_name": "oracle"}})
@@ -102,6 +104,7 @@ def main() -> None:
                          "params": model.params, "count": len(scores),
                          "sum": float(scores.sum()), "sum_sq": float((scores ** 2).sum()),
                          "first": [float(s) for s in scores[:5]]}
+        os.chdir(here)
     print(json.dumps(out, indent=2))
 
 
