@@ -59,6 +59,8 @@ SUPPORTED: tuple[Support, ...] = (
             ("tensorflow", "tensorflow-cpu")),
     Support("keras", "3.14", "3.16", "3.15.1", "keras"),
     Support("hmmlearn", "0.3.2", "0.4", "0.3.3", "hmmlearn"),
+    # LEAN's image ships 4.6.0.
+    Support("lightgbm", "4.3", "4.8", "4.7.0", "lightgbm"),
     Support("onnx", "1.16", "1.24", "1.23.2", "onnx"),
     Support("onnxruntime", "1.19", "1.32", "1.31.1", "onnx"),
     Support("skl2onnx", "1.17", "1.21", "1.20.0", "onnx"),
