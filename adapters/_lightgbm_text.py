@@ -275,9 +275,14 @@ def _check_linear(fields: dict[str, str], leaves: int, features: int, what: str)
     counts = _ints(fields.get("num_features", ""), f"{what} num_features",
                    leaves if "num_features" in fields else 0, 0, features)
     total = sum(counts)
+    # These two lines separate leaves by extra spaces (LightGBM's writer): split on any run.
     if "leaf_features" in fields:
-        _ints(fields["leaf_features"], f"{what} leaf_features", total, 0, features - 1)
-    if "leaf_coeff" in fields and len(_values(fields["leaf_coeff"], "leaf_coeff")) != total:
+        values = fields["leaf_features"].split()
+        if len(values) != total:
+            raise _fail(f"{what} leaf_features does not have {total} values")
+        for value in values:
+            _int(value, f"{what} leaf_features", 0, features - 1)
+    if "leaf_coeff" in fields and len(fields["leaf_coeff"].split()) != total:
         raise _fail(f"{what} leaf_coeff does not have {total} values")
 
 

@@ -28,19 +28,22 @@ child indexes in the text, so a hostile bundle could otherwise make it read out 
 **onnx** converts with ``onnxmltools.convert_lightgbm`` (target opset at most
 :data:`MAX_ONNX_OPSET`) and checks the graph against the native model on the training rows
 (and on copies with a quarter of the values missing) before anything is written; an
-early-stopped model exports the trees its ``predict`` uses. What it refuses: models with
-categorical splits (the converter has no category-set node, and a pandas ``category`` column
-is not a float input), linear trees (``linear_tree=True``), ranking and objectives other than
-regression-like ones, ``binary`` and ``multiclass`` (for example ``multiclassova``,
-``cross_entropy``), and wrappers with a callable objective; each is an
-:class:`~alphazoo.UnsupportedFormatError` naming the text format. Classifiers give labels and
-probabilities; a classifying Booster (``binary``, ``multiclass``) exports the same way, so
-its predictor's ``predict`` gives labels where ``Booster.predict`` gives probabilities.
+early-stopped model exports the trees its ``predict`` uses. Categorical splits export (as
+chains of equality branches) when the model was fitted on integer codes with
+``categorical_feature=``. What it refuses, each as an error naming the text format: a model
+fitted on pandas ``category`` columns (the graph takes floats; a served DataFrame would be
+read as category values, not codes), linear trees (``linear_tree=True``: the converter drops
+the leaves' linear models), a callable objective, objectives the converter does not know
+(``cross_entropy``: :class:`~alphazoo.UnsupportedFormatError`) and those it converts into
+something else (``multiclassova``, random forests: :class:`~alphazoo.OnnxParityError` from
+the parity check). Classifiers give labels and probabilities; regressors and rankers values.
+A classifying Booster (``binary``, ``multiclass``) exports as a classifier, so its
+predictor's ``predict`` gives labels where ``Booster.predict`` gives probabilities.
 
 ``Zoo.predict(booster, X)`` returns ``Booster.predict(X)``; ``Zoo.train(booster, X, y,
 **kwargs)`` continues boosting with ``lightgbm.train(params, Dataset(X, y),
-init_model=booster, **kwargs)`` (``params=`` the dict of booster parameters,
-``num_boost_round=10`` by default) and returns the new Booster.
+init_model=booster, **kwargs)`` (``params``: the booster's own parameters, updated with a
+``params=`` dict; ``num_boost_round=10`` by default) and returns the new Booster.
 
 Nothing is imported from lightgbm until a model is handled; whether a model is ours is
 decided from its declared classes, ``lightgbm.basic.Booster`` and
@@ -87,6 +90,10 @@ __all__ = [
 
 _BOOSTER = "Booster"
 _DEFAULT_NAME = re.compile(r"Column_[0-9]+")
+#: LightGBM's names for the number of boosting rounds (``num_iterations`` and its aliases).
+_ROUND_ALIASES = frozenset({"num_iterations", "num_iteration", "n_iter", "num_tree", "num_trees",
+                            "num_round", "num_rounds", "nrounds", "num_boost_round",
+                            "n_estimators", "max_iter"})
 
 
 # -- formats: lightgbm's own write and read code -------------------------------------------------
@@ -251,7 +258,10 @@ def alphazoo_train(model: Any, X: Any, y: Any, params: dict[str, Any]) -> Any:
         return model.fit(X, y, **params)
     lightgbm: Any = sys.modules["lightgbm"]
     kwargs = dict(params)
-    booster_params = dict(kwargs.pop("params", None) or {})
+    # The booster's own parameters (its objective above all) unless the caller overrides
+    # them; its round count would override num_boost_round, so it is left out.
+    booster_params = {k: v for k, v in (model.params or {}).items() if k not in _ROUND_ALIASES}
+    booster_params.update(kwargs.pop("params", None) or {})
     booster_params.setdefault("verbosity", -1)
     kwargs.setdefault("num_boost_round", 10)
     return lightgbm.train(booster_params, lightgbm.Dataset(X, label=y), init_model=model,
