@@ -251,3 +251,71 @@ def test_a_bundle_saved_when_gbdt_was_xgboost_loads_as_the_xgboost_model(tmp_pat
     assert again["adapter_data"]["contrib"]["model"] == "xgboost_gbdt"
     np.testing.assert_array_equal(zoo.load("new/xgboost_gbdt").predict(rows),
                                   np.float32(expected["predict"]))
+
+
+# -- saving: the Booster goes to the LightGBM adapter --------------------------------------------
+@pytest.fixture(scope="module")
+def fitted(panel: pd.DataFrame, ds: Dataset) -> dict[str, LightGBMGBDT]:
+    direction = Dataset.from_bars(panel, label="label_direction", segments=SEGMENTS)
+    return {
+        "mse": LightGBMGBDT(learning_rate=0.02, num_leaves=7, early_stopping_rounds=10,
+                            num_threads=1).fit(ds),
+        # Early-stopped after several trees (QLIB["binary"]'s configuration).
+        "binary": LightGBMGBDT(**QLIB["binary"]["kwargs"]).fit(direction),
+    }
+
+
+@pytest.mark.parametrize("loss, fmt", [("mse", "text"), ("binary", "text"), ("mse", "pickle"),
+                                       ("binary", "onnx")])
+def test_round_trip_through_the_lightgbm_adapter(panel, ds, fitted, zoo, loss, fmt):
+    model = fitted[loss]
+    data = ds if loss == "mse" else Dataset.from_bars(panel, label="label_direction",
+                                                      segments=SEGMENTS)
+    manifest = zoo.save(model, f"zoo/gbdt/{loss}/{fmt}", format=fmt)
+    assert (manifest["adapter"], manifest["format"]) == ("lightgbm", fmt)
+    assert manifest["model_class"] == "lightgbm.basic.Booster"
+    assert manifest["adapter_data"]["contrib"] == {
+        "model": "gbdt", "params": model.params, "state": model.state,
+        "feature_names": ds.feature_names}
+    loaded = zoo.load(f"zoo/gbdt/{loss}/{fmt}", trusted=fmt == "pickle")
+    assert type(loaded) is LightGBMGBDT and loaded.classifier == (loss == "binary")
+    assert (loaded.params, loaded.state) == (model.params, model.state)
+    assert loaded.best_iteration == model.best_iteration
+    expected, got = model.predict(data), loaded.predict(data)
+    if fmt == "onnx":
+        assert "[ONNX, predict only]" in repr(loaded)
+        np.testing.assert_allclose(got.to_numpy(), expected.to_numpy(), rtol=0, atol=1e-6)
+    else:
+        pd.testing.assert_series_equal(got, expected)  # LightGBM's own trees: bit for bit
+
+
+@pytest.mark.xfail(strict=True, reason="the lightgbm adapter's ONNX export reads the Booster's "
+                   "objective as given to lightgbm.train: qlib's 'mse' is LightGBM's alias of "
+                   "'regression', which onnxmltools 1.16 does not know")
+def test_onnx_of_qlibs_mse_objective(ds, fitted, zoo):
+    zoo.save(fitted["mse"], "zoo/gbdt/mse/onnx", format="onnx")
+    loaded = zoo.load("zoo/gbdt/mse/onnx")
+    np.testing.assert_allclose(loaded.predict(ds).to_numpy(), fitted["mse"].predict(ds).to_numpy(),
+                               rtol=0, atol=1e-6)
+
+
+@pytest.mark.xfail(strict=True, reason="onnxmltools 1.16 gets the labels of some one-tree binary "
+                   "LightGBM models wrong (here every label 0, every probability above one "
+                   "half); the probabilities are right, but the lightgbm adapter's parity check "
+                   "on labels refuses the export")
+def test_onnx_of_a_one_tree_binary_model(ds, zoo):
+    one = LightGBMGBDT(loss="binary", num_boost_round=1, num_leaves=7, learning_rate=0.05,
+                       num_threads=1).fit(ds)
+    X = ds.prepare("test", labels=False)[0]
+    assert (one.predict(X) > 0.5).all()  # where the converter's label says "down"
+    zoo.save(one, "zoo/gbdt/one/onnx", format="onnx")
+    np.testing.assert_allclose(zoo.load("zoo/gbdt/one/onnx").predict(X), one.predict(X),
+                               rtol=0, atol=1e-6)
+
+
+def test_a_lightgbm_gbdt_bundle_is_not_mistaken_for_the_old_xgboost_one(ds, fitted, zoo):
+    # Only a "gbdt" record from the xgboost adapter is the old model.
+    zoo.save(fitted["mse"], "zoo/gbdt/today")
+    assert read_manifest(zoo.store, "zoo/gbdt/today")["adapter_data"]["contrib"]["model"] == \
+        "gbdt"
+    assert type(zoo.load("zoo/gbdt/today")) is LightGBMGBDT
