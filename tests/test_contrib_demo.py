@@ -57,7 +57,7 @@ def test_every_version_is_an_onnx_bundle_trained_before_its_week(demo) -> None:
     previous_end = None
     for key in versions:
         manifest = zoo.inspect(key)
-        assert manifest["format"] == "onnx" and manifest["adapter"] == "xgboost"
+        assert manifest["format"] == "onnx" and manifest["adapter"] == "lightgbm"
         assert manifest["adapter_data"]["contrib"]["model"] == "gbdt"
         end = manifest["metadata"]["training"]["window"]["end"]
         if previous_end is not None:
