@@ -20,11 +20,14 @@ from typing import Any
 
 from alphazoo.errors import BundleIntegrityError, UnsupportedFormatError
 
-__all__ = ["ESTIMATORS", "decode_params", "decode_scores", "encode_params", "encode_scores",
-           "fitted_state", "rebuild"]
+__all__ = ["ESTIMATORS", "MAX_THREADS", "THREAD_PARAMS", "decode_params", "decode_scores",
+           "encode_params", "encode_scores", "fitted_state", "rebuild"]
 
 #: The scikit-learn wrappers a text bundle loads back as, by name.
 ESTIMATORS = ("LGBMClassifier", "LGBMRegressor", "LGBMRanker", "LGBMModel")
+#: Parameters that set how many threads ``predict`` starts: a bundle may not ask for more.
+THREAD_PARAMS = ("n_jobs", "num_threads", "num_thread", "nthread", "nthreads")
+MAX_THREADS = 1024
 # numpy dtype kinds the classes may have: bool, integers, floats, unicode, object (strings).
 _CLASS_KINDS = "biufUO"
 
@@ -81,10 +84,19 @@ def decode_params(params: Any) -> dict[str, Any]:
             "sets fitted state only from its model string"
         )
     try:
-        return {k: _decode(v) for k, v in params.items()}
+        decoded = {k: _decode(v) for k, v in params.items()}
     except (TypeError, ValueError) as exc:
         raise BundleIntegrityError(f"the manifest's LightGBM parameters do not decode: {exc}"
                                    ) from None
+    for key in THREAD_PARAMS:
+        value = decoded.get(key)
+        if value is not None and not (isinstance(value, int) and not isinstance(value, bool)
+                                      and -MAX_THREADS <= value <= MAX_THREADS):
+            raise BundleIntegrityError(
+                f"the manifest's LightGBM parameter {key}={value!r} is not a thread count "
+                f"from -{MAX_THREADS} to {MAX_THREADS}"
+            )
+    return decoded
 
 
 def _decode(value: Any) -> Any:
@@ -224,7 +236,9 @@ def _classes(recorded: Any) -> Any:
 
 def _label_encoder() -> Any:
     """The label encoder LGBMClassifier.fit makes (lightgbm's own subclass where it has one)."""
-    encoder = getattr(sys.modules["lightgbm.sklearn"], "_LGBMLabelEncoder", None)
-    if encoder is None:
-        from sklearn.preprocessing import LabelEncoder as encoder
+    encoder: Any = getattr(sys.modules["lightgbm.sklearn"], "_LGBMLabelEncoder", None)
+    if encoder is None:  # lightgbm before 4.6 used scikit-learn's own
+        from sklearn.preprocessing import LabelEncoder
+
+        encoder = LabelEncoder
     return encoder()

@@ -52,6 +52,7 @@ _PER_LEAF = ("leaf_value", "leaf_weight", "leaf_count", "leaf_const", "num_featu
 _NODE_REQUIRED = ("split_feature", "threshold", "left_child", "right_child")
 _PARAMETER_LINE = re.compile(r"\[[A-Za-z0-9_]+: .*\]")
 _INT = re.compile(r"-?[0-9]+")
+_INT_LINE = re.compile(r"-?[0-9]+(?: -?[0-9]+)*")
 _WHAT = "model.txt"
 # Header counts are far below these in any real model; the bounds keep arithmetic on them
 # (and LightGBM's int32 fields) from overflowing before the counts are compared with the text.
@@ -81,11 +82,33 @@ def _values(text: str, what: str) -> list[str]:
     return values
 
 
+def _count(text: str, what: str) -> int:
+    """How many values an array line holds, without splitting it (the common case)."""
+    if text == "":
+        return 0
+    if "  " in text or text[0] == " " or text[-1] == " ":
+        raise _fail(f"{what} has an empty value (two spaces, or one at an end)")
+    return text.count(" ") + 1
+
+
 def _ints(text: str, what: str, count: int, minimum: int, maximum: int) -> list[int]:
-    values = _values(text, what)
+    """The integers of an array line: exactly ``count``, each in ``minimum..maximum``.
+
+    ASCII digits only (one pattern over the whole line): Python's ``int`` also reads ``1_0``
+    and other scripts' digits, which LightGBM's ``Atoi`` would read differently.
+    """
+    if count == 0 and text == "":
+        return []
+    if not _INT_LINE.fullmatch(text):
+        raise _fail(f"{what} is not a line of integers ({text[:40]!r})")
+    values = list(map(int, text.split(" ")))
     if len(values) != count:
         raise _fail(f"{what} has {len(values)} values, not {count}")
-    return [_int(v, what, minimum, maximum) for v in values]
+    low, high = min(values), max(values)
+    if low < minimum or high > maximum:
+        bad = low if low < minimum else high
+        raise _fail(f"{what} is {bad}, outside {minimum}..{maximum}")
+    return values
 
 
 def check_model_text(data: bytes, limits: LoadLimits | None = None) -> str:
@@ -199,7 +222,7 @@ def _tree(text: str, position: int, features: int, number: int) -> int:
     num_cat = _int(fields["num_cat"], f"{what} num_cat")
     linear = _int(fields.get("is_linear", "0"), f"{what} is_linear", 0, 1) == 1
     for key in _PER_LEAF:
-        if key in fields and len(_values(fields[key], key)) != leaves:
+        if key in fields and _count(fields[key], f"{what} {key}") != leaves:
             raise _fail(f"{what} {key} does not have num_leaves = {leaves} values")
     if leaves > 1 or linear:
         nodes = leaves - 1
@@ -207,7 +230,7 @@ def _tree(text: str, position: int, features: int, number: int) -> int:
             if key not in fields:
                 raise _fail(f"{what} has no {key}")
         for key in _PER_NODE:
-            if key in fields and len(_values(fields[key], key)) != nodes:
+            if key in fields and _count(fields[key], f"{what} {key}") != nodes:
                 raise _fail(f"{what} {key} does not have num_leaves - 1 = {nodes} values")
         _ints(fields["split_feature"], f"{what} split_feature", nodes, 0, features - 1)
         left = _ints(fields["left_child"], f"{what} left_child", nodes, -leaves, nodes - 1)

@@ -62,7 +62,16 @@ from typing import Any
 from alphazoo.contracts import LoadRequest
 from alphazoo.errors import BundleFormatError, BundleIntegrityError, UnsupportedFormatError, require
 from alphazoo.hookspecs import hookimpl
-from alphazoo.manifest_schema import ONNX_OUTPUTS, array, either, integer, null, obj, string
+from alphazoo.manifest_schema import (
+    ONNX_OUTPUTS,
+    array,
+    boolean,
+    either,
+    integer,
+    null,
+    obj,
+    string,
+)
 
 from ._common import class_path, dump_pickle
 from ._lightgbm_onnx import MAX_ONNX_OPSET, ONNX_PRODUCERS, write_onnx
@@ -167,13 +176,20 @@ def _read_text_bytes(data: bytes, request: LoadRequest) -> Any:
         booster = lightgbm.Booster(model_str=text)
     except (lightgbm.basic.LightGBMError, ValueError) as exc:
         raise BundleFormatError("model.txt", f"LightGBM could not read it: {exc}") from None
-    if name == _BOOSTER:
-        booster.best_iteration = int(facts.get("best_iteration", -1))
-        booster.best_score = decode_scores(facts.get("best_score") or {})
-        return booster
-    if params is None or not isinstance(facts.get("state"), dict):
-        raise BundleIntegrityError(f"the manifest has no fitted state for the {name}")
-    return rebuild(name, params, facts["state"], booster)
+    try:
+        if name == _BOOSTER:
+            booster.best_iteration = int(facts.get("best_iteration", -1))
+            booster.best_score = decode_scores(facts.get("best_score") or {})
+            return booster
+        if params is None or not isinstance(facts.get("state"), dict):
+            raise BundleIntegrityError(f"the manifest has no fitted state for the {name}")
+        return rebuild(name, params, facts["state"], booster)
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:
+        # The host checked adapter_data against _TEXT_DATA; this catches what a schema
+        # cannot say (a tagged float that is not one, a class map that does not fit).
+        raise BundleIntegrityError(
+            f"the manifest's fitted state for the {name} does not decode: "
+            f"{type(exc).__name__}: {exc}") from None
 
 
 def _write_pickle(model: Any, path: Path, saving: Saving) -> None:
@@ -196,10 +212,16 @@ def _describe(model: Any) -> dict[str, Any]:
 
 
 #: The adapter_data the text loader reads (see :mod:`alphazoo.manifest_schema`).
+_STATE = obj(
+    required={"objective": either(string(), null), "n_features": integer(minimum=0),
+              "n_features_in": integer(minimum=-1), "best_iteration": integer(minimum=-1),
+              "best_score": obj(values=obj()), "fitted_with_feature_names": boolean()},
+    optional={"classes": obj(required={"values": array(), "dtype": string()})},
+)
 _TEXT_DATA = obj(required={"estimator": string()},
-                 optional={"params": either(obj(), null), "state": either(obj(), null),
+                 optional={"params": either(obj(), null), "state": either(_STATE, null),
                            "best_iteration": integer(minimum=-1),
-                           "best_score": either(obj(), null)})
+                           "best_score": either(obj(values=obj()), null)})
 
 ADAPTER = Adapter(
     "lightgbm",

@@ -30,9 +30,10 @@ ADAPTERS = {
     "torch": ("torch", {"json", "pt", "pickle", "onnx"}),
     "keras": ("keras", {"json", "keras", "pickle", "onnx"}),
     "hmmlearn": ("hmmlearn", {"json", "pickle"}),
+    "lightgbm": ("lightgbm", {"text", "pickle", "onnx"}),
 }
-HEAVY = ("torch", "tensorflow", "keras", "sklearn", "xgboost", "hmmlearn", "onnxruntime",
-         "onnx", "skops", "pandas")
+HEAVY = ("torch", "tensorflow", "keras", "sklearn", "xgboost", "hmmlearn", "lightgbm",
+         "onnxruntime", "onnx", "skops", "pandas")
 
 
 def test_plugins_lists_every_adapter_with_its_library_version_without_importing_it():

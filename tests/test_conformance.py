@@ -188,6 +188,13 @@ def _xgboost(X, y):
     return xgboost.XGBRegressor(n_estimators=4, max_depth=2).fit(X, y)
 
 
+def _lightgbm(X, y):
+    import lightgbm
+
+    return lightgbm.LGBMRegressor(n_estimators=4, num_leaves=4, min_child_samples=5,
+                                  verbose=-1).fit(X, y)
+
+
 def _gbdt(X, y):
     from alphazoo.contrib.gbdt import LightGBMGBDT
 
@@ -211,6 +218,12 @@ ADAPTERS = {
     "xgboost": dict(plugin="alphazoo.adapters.xgboost", make=lambda X, y: lambda: _xgboost(X, y),
                     library_modules=("xgboost",),
                     foreign_models=lambda X, y: [_sklearn(X, y)]),
+    # LightGBM's wrappers are scikit-learn estimators too: scikit-learn's own models stay the
+    # sklearn adapter's.
+    "lightgbm": dict(plugin="alphazoo.adapters.lightgbm",
+                     make=lambda X, y: lambda: _lightgbm(X, y),
+                     library_modules=("lightgbm",),
+                     foreign_models=lambda X, y: [_sklearn(X, y)]),
     "torch": dict(plugin="alphazoo.adapters.torch",
                   make=lambda X, y: lambda zoo: zoo.train(
                       zoo.build("torch_mlp", in_features=4, out_features=1, hidden=(8,)), X, y,
@@ -238,6 +251,7 @@ ADAPTERS = {
 EXPECTED_FORMATS = {
     "sklearn": ["skops", "pickle", "onnx"],
     "xgboost": ["json", "ubj", "pickle", "onnx"],
+    "lightgbm": ["text", "pickle", "onnx"],
     "torch": ["json", "pt", "pickle", "onnx"],
     "keras": ["keras", "json", "pickle", "onnx"],
     "hmmlearn": ["json", "pickle"],

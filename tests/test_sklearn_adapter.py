@@ -485,6 +485,7 @@ def test_failed_parity_check_saves_nothing(zoo, data):
 @pytest.mark.parametrize("library,make", [
     ("xgboost", lambda m, X, y: m.XGBClassifier(n_estimators=3).fit(X, y)),
     ("hmmlearn.hmm", lambda m, X, y: m.GaussianHMM(n_components=2, n_iter=5).fit(X)),
+    ("lightgbm", lambda m, X, y: m.LGBMClassifier(n_estimators=3, verbose=-1).fit(X, y)),
 ])
 def test_other_libraries_estimators_are_not_claimed(store, data, library, make):
     # XGBClassifier and hmmlearn's models subclass scikit-learn's BaseEstimator; skops would
