@@ -63,11 +63,20 @@ START, QUICK_START = "2012-01-01", "2014-07-01"
 # Modules each model needs to train and to be served as ONNX.
 NEEDS = {
     "random_forest": ("sklearn", "skl2onnx"),
-    "gbdt": ("xgboost", "onnxmltools"),
+    "gbdt": ("lightgbm", "onnxmltools"),
     "alstm": ("torch", "onnx"),
+    "xgboost_gbdt": ("xgboost", "onnxmltools"),
 }
 FULL = dict(row_repeats=1000, row_warmup=50, cold_repeats=200)
 QUICK = dict(row_repeats=200, row_warmup=20, cold_repeats=40)
+
+
+def xgboost_gbdt(n_features: int) -> Any:
+    """The demo's gbdt up to alphazoo 0.1 (xgboost), which README.md's figures measured."""
+    from alphazoo.contrib.xgboost_gbdt import XGBoostGBDT
+
+    return XGBoostGBDT(loss="binary", n_estimators=120, max_depth=3, learning_rate=0.05,
+                       early_stopping_rounds=15)
 
 
 # -- data ----------------------------------------------------------------------------------------
@@ -163,7 +172,7 @@ def run(panel: Any, args: Any, workdir: Path, cfg: dict[str, int]) -> dict[str, 
     from alphazoo.store import ObjectStore
 
     zoo = Zoo(ObjectStore(workdir / "store"))
-    factories = default_models()
+    factories = {**default_models(), "xgboost_gbdt": xgboost_gbdt}
     clock = {"last": time.perf_counter()}
     live = sys.stderr.isatty()
 
@@ -181,9 +190,9 @@ def run(panel: Any, args: Any, workdir: Path, cfg: dict[str, int]) -> dict[str, 
     print(f"  walk-forward of {', '.join(args.models)} from {args.start}, retrain "
           f"{args.every}, window {args.window} dates...", file=sys.stderr, flush=True)
     try:
-        comparison = compare_models(panel, zoo, models=list(args.models), start=args.start,
-                                    end=args.end, every=args.every, window=args.window,
-                                    progress=progress)
+        comparison = compare_models(panel, zoo, models={m: factories[m] for m in args.models},
+                                    start=args.start, end=args.end, every=args.every,
+                                    window=args.window, progress=progress)
     except ValueError as error:  # bad --start/--end/--every: say so plainly, no traceback
         sys.exit(f"bench_walkforward: {error}")
 

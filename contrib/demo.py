@@ -1,7 +1,7 @@
 """``alphazoo demo``: the zoo end to end on the data that ships with the package.
 
 Five symbols' daily bars (AAPL, COKE, GOOGL, TSLA, YHOO, 2015-2017). Three zoo models --
-scikit-learn ``random_forest``, xgboost ``gbdt`` and torch ``alstm`` -- are retrained every
+scikit-learn ``random_forest``, LightGBM ``gbdt`` and torch ``alstm`` -- are retrained every
 Monday of 2017 on the year before, each version is saved to the store as ONNX
 (``demo/<model>/v000001`` ...) and reloaded to score the week, and a top-2-of-5 portfolio with
 dropout trades on the scores net of costs (:func:`~alphazoo.contrib.comparison.compare_models`).

@@ -8,7 +8,7 @@ stopping) or from arrays, and predicts a score per row::
     model = zoo.build("gbdt")
     model.fit(dataset)                    # or model.fit(X, y)
     scores = model.predict(dataset)       # a Series on (datetime, instrument); or predict(X)
-    zoo.save(model, "models/gbdt")        # through the xgboost adapter, any of its formats
+    zoo.save(model, "models/gbdt")        # through the LightGBM adapter, any of its formats
     again = zoo.load("models/gbdt")       # a gbdt Model again, fitted
 
 A model wraps one library object, :attr:`Model.estimator`, plus a little JSON state (input
@@ -17,7 +17,7 @@ works, ONNX included; the state rides in the bundle's manifest. A model loaded a
 through onnxruntime and cannot be saved again; ``fit`` trains it anew, as a native model.
 
 Subclasses implement :meth:`Model._fit` and :meth:`Model._predict_native`; see
-``contrib/gbdt.py`` for a short one.
+``contrib/xgboost_gbdt.py`` for a short one.
 """
 
 from __future__ import annotations
@@ -28,12 +28,17 @@ import numpy as np
 
 from alphazoo.errors import AlphazooError
 
-__all__ = ["Model", "NotFittedError", "is_onnx_predictor", "fit_scaling", "scale", "hold_out_tail",
-           "is_dataset"]
+__all__ = ["Model", "NotFittedError", "ModelParameterError", "is_onnx_predictor", "fit_scaling",
+           "scale", "hold_out_tail", "is_dataset"]
 
 
 class NotFittedError(AlphazooError, ValueError):
     """The model was asked to predict (or be saved) before it was fitted."""
+
+
+class ModelParameterError(AlphazooError, ValueError):
+    """A zoo model was built with a parameter it does not take, or a value it refuses; the
+    message says what it takes instead."""
 
 
 def is_onnx_predictor(estimator: Any) -> bool:
@@ -285,6 +290,8 @@ def _input_width(estimator: Any) -> int | None:
         width = shape[-1] if shape else None
     else:
         width = getattr(estimator, "n_features_in_", None)
+        if width is None and callable(getattr(estimator, "num_feature", None)):
+            width = estimator.num_feature()  # a lightgbm.Booster
     return width if isinstance(width, int) else None
 
 

@@ -4,10 +4,11 @@ Published under the ``alphazoo`` entry-point group as ``contrib``. Importing it 
 framework (nor pandas): each builder imports its model module when a model is built.
 
 Saving a :class:`~alphazoo.contrib.model.Model` hands its library object to that library's
-adapter (a hook wrapper swaps it into the request), so the bundle is an ordinary xgboost, torch,
-keras, scikit-learn or hmmlearn bundle: the same formats, the same trust rules and version
-checks. The wrapper's name, parameters and JSON state go into the bundle's ``adapter_data``
-under ``"contrib"``; loading rebuilds the wrapper from them around the loaded estimator.
+adapter (a hook wrapper swaps it into the request), so the bundle is an ordinary LightGBM,
+xgboost, torch, keras, scikit-learn or hmmlearn bundle: the same formats, the same trust rules
+and version checks. The wrapper's name, parameters and JSON state go into the bundle's
+``adapter_data`` under ``"contrib"``; loading rebuilds the wrapper from them around the loaded
+estimator (a name a model had in an older alphazoo is read through :data:`RENAMED`).
 """
 
 from __future__ import annotations
@@ -22,13 +23,15 @@ from alphazoo.hookspecs import hookimpl
 if TYPE_CHECKING:
     from .model import Model
 
-__all__ = ["MODELS", "model_class"]
+__all__ = ["MODELS", "RENAMED", "model_class"]
 
 #: Zoo name -> (module, class, library, description). Built only through these names, so a
 #: bundle's record can never make the loader import an arbitrary class.
 MODELS: dict[str, tuple[str, str, str, str]] = {
-    "gbdt": ("gbdt", "GBDT", "xgboost",
-             "Gradient-boosted trees (xgboost) with early stopping on the valid segment"),
+    "gbdt": ("gbdt", "LightGBMGBDT", "lightgbm",
+             "qlib's LightGBM GBDT (LGBModel, its defaults), early stopping on the valid segment"),
+    "xgboost_gbdt": ("xgboost_gbdt", "XGBoostGBDT", "xgboost",
+                     "Gradient-boosted trees (xgboost) with early stopping; gbdt up to 0.1"),
     "alstm": ("alstm", "ALSTM", "torch",
               "qlib's ALSTM: LSTM (or qlib's GRU, preset='qlib') with temporal attention (torch)"),
     "lstm": ("keras_models", "KerasLSTM", "keras", "LSTM regressor, the LEAN docs' Keras model"),
@@ -43,6 +46,10 @@ MODELS: dict[str, tuple[str, str, str, str]] = {
     "sklearn": ("sklearn_models", "SklearnModel", "scikit-learn", ""),
 }
 _NOT_REGISTERED = {"sklearn"}
+
+#: (name in an older bundle's record, the bundle's adapter) -> the zoo name of that model
+#: today. Up to alphazoo 0.1 ``gbdt`` was the xgboost model.
+RENAMED: dict[tuple[str, str], str] = {("gbdt", "xgboost"): "xgboost_gbdt"}
 
 
 def model_class(name: str) -> type[Model]:
@@ -136,6 +143,8 @@ def alphazoo_load(request: LoadRequest) -> Any:
     if not isinstance(record, dict):
         return (yield)
     name, params = record.get("model"), record.get("params") or {}
+    if isinstance(name, str):
+        name = RENAMED.get((name, str(request.manifest.get("adapter"))), name)
     if name not in MODELS or not isinstance(params, dict):
         raise UnsupportedModelError(
             f"the bundle holds a contrib model {name!r}, which this alphazoo does not have "

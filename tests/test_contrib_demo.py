@@ -57,7 +57,7 @@ def test_every_version_is_an_onnx_bundle_trained_before_its_week(demo) -> None:
     previous_end = None
     for key in versions:
         manifest = zoo.inspect(key)
-        assert manifest["format"] == "onnx" and manifest["adapter"] == "xgboost"
+        assert manifest["format"] == "onnx" and manifest["adapter"] == "lightgbm"
         assert manifest["adapter_data"]["contrib"]["model"] == "gbdt"
         end = manifest["metadata"]["training"]["window"]["end"]
         if previous_end is not None:
@@ -165,7 +165,7 @@ def _daily(equity: pd.Series) -> pd.Series:
 
 def test_a_held_symbol_counts_each_day_once_through_a_gap_and_a_delisting(
         tmp_path: Path) -> None:
-    from alphazoo.contrib.gbdt import GBDT
+    from alphazoo.contrib.xgboost_gbdt import XGBoostGBDT
 
     panel = load_panel()  # YHOO's last bar is 2017-06-16; AAPL has no bar on 2017-08-07
     close = panel["close"].unstack("instrument")
@@ -176,7 +176,7 @@ def test_a_held_symbol_counts_each_day_once_through_a_gap_and_a_delisting(
     zoo = alphazoo.Zoo(alphazoo.ObjectStore(tmp_path))
     # Hold all five names, never sell: YHOO stays held past its last bar.
     result = compare_models(
-        panel, zoo, models={"all": lambda d: GBDT(n_estimators=5, max_depth=2)},
+        panel, zoo, models={"all": lambda d: XGBoostGBDT(n_estimators=5, max_depth=2)},
         start="2017-06-01", end="2017-08-31", every="MS", window=120, topk=5, n_drop=0,
         format="json", prefix="t")
     net = _daily(result.models[0].equity)
@@ -201,14 +201,14 @@ def test_a_held_symbol_counts_each_day_once_through_a_gap_and_a_delisting(
 
 
 def test_models_and_benchmark_are_measured_over_the_same_dates(tmp_path: Path) -> None:
-    from alphazoo.contrib.gbdt import GBDT
+    from alphazoo.contrib.xgboost_gbdt import XGBoostGBDT
 
     zoo = alphazoo.Zoo(alphazoo.ObjectStore(tmp_path))
     panel = load_panel(["AAPL", "GOOGL", "TSLA"])
     # Started on a Wednesday, retrained on month starts: the first scores are on 3 July.
     result = compare_models(
         panel, zoo,
-        models={"tiny": lambda d: GBDT(n_estimators=5, max_depth=2)}, start="2017-06-07",
+        models={"tiny": lambda d: XGBoostGBDT(n_estimators=5, max_depth=2)}, start="2017-06-07",
         end="2017-08-31", every="MS", window=120, topk=1, n_drop=1, format="json", prefix="t")
     (row,) = result.models
     first = pd.Timestamp("2017-07-03")
@@ -229,12 +229,12 @@ def test_models_and_benchmark_are_measured_over_the_same_dates(tmp_path: Path) -
 
 
 def test_compare_models_takes_any_factory_and_schedule(tmp_path: Path) -> None:
-    from alphazoo.contrib.gbdt import GBDT
+    from alphazoo.contrib.xgboost_gbdt import XGBoostGBDT
 
     zoo = alphazoo.Zoo(alphazoo.ObjectStore(tmp_path))
     panel = load_panel(["AAPL", "GOOGL", "TSLA"])
     result = compare_models(
-        panel, zoo, models={"tiny": lambda d: GBDT(n_estimators=10, max_depth=2)},
+        panel, zoo, models={"tiny": lambda d: XGBoostGBDT(n_estimators=10, max_depth=2)},
         start="2017-09-01", end="2017-11-30", every="MS", window=120, topk=1, n_drop=1,
         format="json", prefix="t")
     (row,) = result.models
@@ -247,11 +247,11 @@ def test_compare_models_takes_any_factory_and_schedule(tmp_path: Path) -> None:
     # Holding one name at a time: the equity moves by that name's return less costs.
     assert np.isfinite(row.annualised_return) and row.turnover > 0
     with pytest.raises(ValueError, match="no rows on or after"):
-        compare_models(panel, zoo, models={"tiny": lambda d: GBDT()}, start="2030-01-01")
+        compare_models(panel, zoo, models={"tiny": lambda d: XGBoostGBDT()}, start="2030-01-01")
 
 
 def test_compare_models_takes_every_schedule_walk_forward_takes(tmp_path: Path) -> None:
-    from alphazoo.contrib.gbdt import GBDT
+    from alphazoo.contrib.xgboost_gbdt import XGBoostGBDT
     from alphazoo.training import DateRules
 
     zoo = alphazoo.Zoo(alphazoo.ObjectStore(tmp_path))
@@ -260,7 +260,7 @@ def test_compare_models_takes_every_schedule_walk_forward_takes(tmp_path: Path) 
     for number, every in enumerate([["2017-10-02", "2017-11-01"],
                                     DateRules.month_start(market="NYSE")]):
         result = compare_models(
-            panel, zoo, models={"tiny": lambda d: GBDT(n_estimators=5, max_depth=2)},
+            panel, zoo, models={"tiny": lambda d: XGBoostGBDT(n_estimators=5, max_depth=2)},
             start="2017-10-01", end="2017-11-30", every=every, window=60, topk=1, n_drop=1,
             format="json", prefix=f"s{number}",
             progress=lambda done, total, message: seen.append((done, total)))
@@ -270,12 +270,12 @@ def test_compare_models_takes_every_schedule_walk_forward_takes(tmp_path: Path) 
 
 
 def test_information_ratio_is_measured_against_the_benchmark(tmp_path: Path) -> None:
-    from alphazoo.contrib.gbdt import GBDT
+    from alphazoo.contrib.xgboost_gbdt import XGBoostGBDT
 
     zoo = alphazoo.Zoo(alphazoo.ObjectStore(tmp_path))
     result = compare_models(
         load_panel(["AAPL", "GOOGL", "TSLA"]), zoo,
-        models={"tiny": lambda d: GBDT(n_estimators=10, max_depth=2)},
+        models={"tiny": lambda d: XGBoostGBDT(n_estimators=10, max_depth=2)},
         start="2017-06-01", end="2017-09-29", every="MS", window=120, topk=1, n_drop=1,
         format="json", prefix="ir")
     (row,) = result.models

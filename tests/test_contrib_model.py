@@ -1,4 +1,5 @@
-"""The zoo's model interface (``Model``) on ``gbdt`` and ``SklearnModel``, and the contrib plugin.
+"""The zoo's model interface (``Model``) on ``xgboost_gbdt`` and ``SklearnModel``, and the contrib
+plugin. (The LightGBM ``gbdt`` has its own tests, in test_contrib_gbdt.py.)
 
 Everything runs on the bundled panel's real features with real xgboost/scikit-learn and real
 stores. The rows a model learned from are checked by refitting the library's own estimator
@@ -26,15 +27,15 @@ from alphazoo.errors import UnsupportedModelError, UntrustedModelError
 xgboost = pytest.importorskip("xgboost")
 pytest.importorskip("sklearn")
 
-from alphazoo.contrib.gbdt import GBDT  # noqa: E402
 from alphazoo.contrib.sklearn_models import SklearnModel  # noqa: E402
+from alphazoo.contrib.xgboost_gbdt import XGBoostGBDT  # noqa: E402
 
 SEGMENTS = {"train": ("2015-01-01", "2016-06-30"), "valid": ("2016-07-01", "2016-12-31"),
             "test": ("2017-01-01", "2017-12-31")}
-CONTRIB = {"gbdt": "xgboost", "alstm": "torch", "lstm": "keras", "cnn": "keras", "mlp": "keras",
-           "hmm_regime": "hmmlearn", "policy_gradient": "torch"}
-ADAPTER = {"gbdt": "xgboost", "gbdt_binary": "xgboost", "random_forest": "sklearn",
-           "svm": "sklearn", "gradient_boosting": "sklearn"}
+CONTRIB = {"gbdt": "lightgbm", "xgboost_gbdt": "xgboost", "alstm": "torch", "lstm": "keras",
+           "cnn": "keras", "mlp": "keras", "hmm_regime": "hmmlearn", "policy_gradient": "torch"}
+ADAPTER = {"xgboost_gbdt": "xgboost", "xgboost_gbdt_binary": "xgboost",
+           "random_forest": "sklearn", "svm": "sklearn", "gradient_boosting": "sklearn"}
 
 
 @pytest.fixture(scope="module")
@@ -51,15 +52,16 @@ def ds(panel: pd.DataFrame) -> Dataset:
 def fitted(ds: Dataset) -> dict[str, object]:
     # Enough rounds that early stopping, not n_estimators, ends the noisy-return regression.
     return {
-        "gbdt": GBDT(n_estimators=200, learning_rate=0.1).fit(ds),
-        "gbdt_binary": GBDT(loss="binary", n_estimators=60, learning_rate=0.1).fit(ds),
+        "xgboost_gbdt": XGBoostGBDT(n_estimators=200, learning_rate=0.1).fit(ds),
+        "xgboost_gbdt_binary": XGBoostGBDT(loss="binary", n_estimators=60,
+                                           learning_rate=0.1).fit(ds),
         "random_forest": SklearnModel("random_forest", n_estimators=20, max_depth=5).fit(ds),
         "svm": SklearnModel("svm").fit(ds),
         "gradient_boosting": SklearnModel("gradient_boosting", n_estimators=20).fit(ds),
     }
 
 
-def _same_xgb(model: GBDT) -> object:
+def _same_xgb(model: XGBoostGBDT) -> object:
     """An unfitted xgboost estimator with the parameters ``model`` trained its own with."""
     return type(model.estimator)(**model.estimator.get_params())
 
@@ -70,7 +72,7 @@ def test_fit_dataset_learns_train_and_stops_on_valid(ds, fitted):
     X, y, _ = ds.prepare("train")
     Xv, yv, _ = ds.prepare("valid")
     Xt = ds.prepare("test", labels=False)[0]
-    gbdt = fitted["gbdt"]
+    gbdt = fitted["xgboost_gbdt"]
     raw = _same_xgb(gbdt).fit(X, y, eval_set=[(Xv, yv)], verbose=False)
     assert raw.best_iteration == gbdt.best_iteration
     np.testing.assert_array_equal(gbdt.predict(Xt), raw.predict(Xt))
@@ -80,7 +82,7 @@ def test_fit_dataset_learns_train_and_stops_on_valid(ds, fitted):
     np.testing.assert_array_equal(fitted["random_forest"].predict(Xt), alone.predict(Xt))
 
 
-@pytest.mark.parametrize("name", ["gbdt", "random_forest"])
+@pytest.mark.parametrize("name", ["xgboost_gbdt", "random_forest"])
 @pytest.mark.parametrize("segment", ["test", "valid", None])
 def test_predict_dataset_is_a_score_series_on_the_segment(ds, fitted, name, segment):
     model = fitted[name]
@@ -100,9 +102,9 @@ def test_predict_dataset_is_a_score_series_on_the_segment(ds, fitted, name, segm
         model.predict(ds, segment="nope")
 
 
-@pytest.mark.parametrize("make", [lambda: GBDT(n_estimators=20),
+@pytest.mark.parametrize("make", [lambda: XGBoostGBDT(n_estimators=20),
                                   lambda: SklearnModel("gradient_boosting", n_estimators=10)],
-                         ids=["gbdt", "gradient_boosting"])
+                         ids=["xgboost_gbdt", "gradient_boosting"])
 def test_fit_and_predict_on_arrays(ds, make):
     X, y, _ = ds.prepare("train")
     model = make()
@@ -113,7 +115,7 @@ def test_fit_and_predict_on_arrays(ds, make):
     np.testing.assert_array_equal(model.predict(X[:7].tolist()), scores)
 
 
-@pytest.mark.parametrize("model", [GBDT(), SklearnModel("svm")], ids=["gbdt", "svm"])
+@pytest.mark.parametrize("model", [XGBoostGBDT(), SklearnModel("svm")], ids=["xgboost_gbdt", "svm"])
 def test_unfitted_models_say_what_to_do(ds, zoo, model):
     for data in (ds, np.zeros((3, 10), np.float32)):
         with pytest.raises(NotFittedError, match=r"not fitted.*fit\(dataset\) or fit\(X, y\)"
@@ -125,8 +127,9 @@ def test_unfitted_models_say_what_to_do(ds, zoo, model):
     assert zoo.store.keys() == []  # nothing half-written
 
 
-@pytest.mark.parametrize("cls", [GBDT, lambda: SklearnModel("random_forest", n_estimators=5)],
-                         ids=["gbdt", "random_forest"])
+@pytest.mark.parametrize("cls", [XGBoostGBDT,
+                                 lambda: SklearnModel("random_forest", n_estimators=5)],
+                         ids=["xgboost_gbdt", "random_forest"])
 def test_bad_fit_inputs_are_refused(ds, cls):
     X, y, _ = ds.prepare("train")
     with pytest.raises(TypeError, match="pass no y"):
@@ -152,15 +155,15 @@ def test_bad_fit_inputs_are_refused(ds, cls):
 
 def test_bad_constructor_arguments():
     with pytest.raises(ValueError, match="loss must be"):
-        GBDT(loss="huber")
+        XGBoostGBDT(loss="huber")
     with pytest.raises(ValueError, match="valid_fraction"):
-        GBDT(valid_fraction=1.0)
+        XGBoostGBDT(valid_fraction=1.0)
     with pytest.raises(ValueError, match="random_forest, svm"):
         SklearnModel("knn")
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["gbdt", "random_forest"])
+@pytest.mark.parametrize("name", ["xgboost_gbdt", "random_forest"])
 def test_bad_predict_shapes_are_value_errors_native_and_onnx(ds, fitted, zoo, name):
     model = fitted[name]
     zoo.save(model, f"models/{name}", format="onnx")
@@ -176,7 +179,7 @@ def test_bad_predict_shapes_are_value_errors_native_and_onnx(ds, fitted, zoo, na
             candidate.predict(X[:4, :3])
 
 
-@pytest.mark.parametrize("name", ["gbdt", "random_forest"])
+@pytest.mark.parametrize("name", ["xgboost_gbdt", "random_forest"])
 def test_no_rows_give_no_scores_native_and_onnx(ds, fitted, zoo, name):
     # xgboost, scikit-learn and onnxruntime each treat an empty batch their own way (an
     # empty array, "0 samples", a reshape error); a model answers alike whichever serves it.
@@ -193,7 +196,7 @@ def test_no_rows_give_no_scores_native_and_onnx(ds, fitted, zoo, name):
         assert isinstance(none, pd.Series) and none.empty and none.name == "score"
 
 
-@pytest.mark.parametrize("name", ["gbdt", "random_forest"])
+@pytest.mark.parametrize("name", ["xgboost_gbdt", "random_forest"])
 def test_a_dataset_with_other_feature_columns_is_refused(ds, fitted, zoo, name):
     model = fitted[name]
     # The same ten columns in another order: same width, so only the names can tell.
@@ -207,7 +210,7 @@ def test_a_dataset_with_other_feature_columns_is_refused(ds, fitted, zoo, name):
 
 def test_feature_names_belong_to_the_last_successful_fit(ds):
     X, y, _ = ds.prepare("train")
-    model = GBDT(n_estimators=5).fit(ds)
+    model = XGBoostGBDT(n_estimators=5).fit(ds)
     assert model.feature_names == ds.feature_names
     model.fit(X[:, ::-1], y)  # arrays carry no names: the dataset's are no longer true
     assert model.feature_names is None
@@ -220,7 +223,7 @@ def test_feature_names_belong_to_the_last_successful_fit(ds):
 
 
 def test_an_onnx_loaded_model_cannot_be_saved_again_and_says_why(ds, fitted, zoo):
-    zoo.save(fitted["gbdt"], "zoo/served", format="onnx")
+    zoo.save(fitted["xgboost_gbdt"], "zoo/served", format="onnx")
     served = zoo.load("zoo/served")
     before = zoo.store.keys()
     for fmt in ("onnx", "json", None):
@@ -234,9 +237,9 @@ def test_an_onnx_loaded_model_cannot_be_saved_again_and_says_why(ds, fitted, zoo
     pd.testing.assert_series_equal(zoo.load("zoo/again").predict(ds), served.predict(ds))
 
 
-# -- gbdt: early stopping and the binary loss ----------------------------------------------------
+# -- xgboost_gbdt: early stopping and the binary loss -------------------------------------------
 def test_early_stopping_keeps_the_best_round_and_predicts_with_it(ds, fitted):
-    gbdt = fitted["gbdt"]
+    gbdt = fitted["xgboost_gbdt"]
     best, rounds = gbdt.best_iteration, gbdt.state["rounds"]
     assert best is not None and best < gbdt.params["n_estimators"]
     # Stopped after early_stopping_rounds without improvement, well short of n_estimators.
@@ -252,7 +255,7 @@ def test_early_stopping_keeps_the_best_round_and_predicts_with_it(ds, fitted):
 
 def test_without_valid_the_date_ordered_tail_of_train_is_held_out(ds):
     no_valid = ds.with_segments(train=SEGMENTS["train"], test=SEGMENTS["test"])
-    model = GBDT(n_estimators=80, learning_rate=0.1, valid_fraction=0.25).fit(no_valid)
+    model = XGBoostGBDT(n_estimators=80, learning_rate=0.1, valid_fraction=0.25).fit(no_valid)
     X, y, index = no_valid.prepare("train")
     cut = int(len(X) * 0.75)
     dates = index.get_level_values(0)
@@ -262,21 +265,21 @@ def test_without_valid_the_date_ordered_tail_of_train_is_held_out(ds):
     assert model.best_iteration == raw.best_iteration
     np.testing.assert_array_equal(model.predict(Xt), raw.predict(Xt))
     # fit(X, y) holds out the same tail.
-    arrays = GBDT(n_estimators=80, learning_rate=0.1, valid_fraction=0.25).fit(X, y)
+    arrays = XGBoostGBDT(n_estimators=80, learning_rate=0.1, valid_fraction=0.25).fit(X, y)
     np.testing.assert_array_equal(arrays.predict(Xt), model.predict(Xt))
     # valid_fraction=0: every row trains, no stopping.
-    full = GBDT(n_estimators=15, valid_fraction=0.0).fit(X, y)
+    full = XGBoostGBDT(n_estimators=15, valid_fraction=0.0).fit(X, y)
     assert full.best_iteration is None and full.state["rounds"] == 15
     # A valid segment with no rows (a walk-forward fold's) counts as none: the tail is held out.
     empty_valid = ds.with_segments(train=SEGMENTS["train"], valid=("2030-01-01", "2030-12-31"),
                                    test=SEGMENTS["test"])
-    held = GBDT(n_estimators=80, learning_rate=0.1, valid_fraction=0.25).fit(empty_valid)
+    held = XGBoostGBDT(n_estimators=80, learning_rate=0.1, valid_fraction=0.25).fit(empty_valid)
     assert held.best_iteration == model.best_iteration
     np.testing.assert_array_equal(held.predict(Xt), model.predict(Xt))
 
 
 def test_binary_loss_scores_p_up_for_return_and_direction_labels(panel, ds, fitted):
-    binary = fitted["gbdt_binary"]
+    binary = fitted["xgboost_gbdt_binary"]
     assert binary.classifier and isinstance(binary.estimator, xgboost.XGBClassifier)
     scores = binary.predict(ds)
     assert ((scores >= 0) & (scores <= 1)).all() and scores.nunique() > 10
@@ -288,13 +291,14 @@ def test_binary_loss_scores_p_up_for_return_and_direction_labels(panel, ds, fitt
     np.testing.assert_array_equal(binary.predict(Xt), raw.predict_proba(Xt)[:, 1])
     direction = Dataset.from_bars(panel, label="label_direction", segments=SEGMENTS)
     assert set(np.unique(direction.prepare("train")[1])) == {0.0, 1.0}
-    same = GBDT(loss="binary", n_estimators=60, learning_rate=0.1).fit(direction)
+    same = XGBoostGBDT(loss="binary", n_estimators=60, learning_rate=0.1).fit(direction)
     pd.testing.assert_series_equal(same.predict(direction), scores)
 
 
 # -- round trips through a real store ------------------------------------------------------------
 @pytest.mark.parametrize("name, fmt", [
-    ("gbdt", "json"), ("gbdt", "ubj"), ("gbdt", "onnx"), ("gbdt_binary", "onnx"),
+    ("xgboost_gbdt", "json"), ("xgboost_gbdt", "ubj"), ("xgboost_gbdt", "onnx"),
+    ("xgboost_gbdt_binary", "onnx"),
     ("random_forest", "skops"), ("random_forest", "onnx"), ("svm", "skops"), ("svm", "onnx"),
     ("gradient_boosting", "skops"), ("gradient_boosting", "onnx"),
 ])
@@ -316,7 +320,7 @@ def test_round_trip_through_the_store(ds, fitted, zoo, name, fmt):
         np.testing.assert_array_equal(got.to_numpy(), expected.to_numpy())
 
 
-@pytest.mark.parametrize("name", ["gbdt", "random_forest"])
+@pytest.mark.parametrize("name", ["xgboost_gbdt", "random_forest"])
 def test_pickle_bundles_keep_the_hosts_trust_rules(ds, fitted, zoo, name):
     model = fitted[name]
     zoo.save(model, f"zoo/{name}/pickle", format="pickle")
@@ -341,9 +345,9 @@ def test_cli_lists_the_contrib_models(capsys, monkeypatch, tmp_path):
 
 
 def test_build_by_name(zoo):
-    model = zoo.build("gbdt", loss="binary", n_estimators=7)
-    assert type(model) is GBDT and not model.fitted
-    assert model.params == GBDT(loss="binary", n_estimators=7).params and model.classifier
+    model = zoo.build("xgboost_gbdt", loss="binary", n_estimators=7)
+    assert type(model) is XGBoostGBDT and not model.fitted
+    assert model.params == XGBoostGBDT(loss="binary", n_estimators=7).params and model.classifier
     from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier
     from sklearn.pipeline import Pipeline
     from sklearn.svm import SVC
@@ -357,17 +361,19 @@ def test_build_by_name(zoo):
 def test_zoo_trains_predicts_and_saves_a_model(ds, zoo):
     X, y, _ = ds.prepare("train")
     Xt = ds.prepare("test", labels=False)[0]
-    model = zoo.build("gbdt", n_estimators=30)
+    model = zoo.build("xgboost_gbdt", n_estimators=30)
     assert zoo.train(model, X, y) is model
     np.testing.assert_array_equal(zoo.predict(model, Xt), model.predict(Xt))
-    np.testing.assert_array_equal(model.predict(Xt), GBDT(n_estimators=30).fit(X, y).predict(Xt))
+    np.testing.assert_array_equal(model.predict(Xt),
+                                  XGBoostGBDT(n_estimators=30).fit(X, y).predict(Xt))
     manifest = zoo.save(model, "zoo/built", format="json")
     # The host's name and params are the wrapper's; the estimator's bundle is xgboost's own.
-    assert (manifest["name"], manifest["params"]) == ("gbdt", {"n_estimators": 30})
+    assert (manifest["name"], manifest["params"]) == ("xgboost_gbdt", {"n_estimators": 30})
     assert manifest["training"]["rows"] == len(X)
     assert manifest["model_class"].endswith("XGBRegressor")
     assert manifest["adapter_data"]["contrib"] == {
-        "model": "gbdt", "params": model.params, "state": model.state, "feature_names": None}
+        "model": "xgboost_gbdt", "params": model.params, "state": model.state,
+        "feature_names": None}
     loaded = zoo.load("zoo/built")
     np.testing.assert_array_equal(zoo.predict(loaded, Xt), model.predict(Xt))
 
@@ -376,12 +382,14 @@ def test_a_bundle_naming_an_unknown_contrib_model_is_refused(fitted, zoo, tmp_pa
     # A real bundle as a newer alphazoo would write it: the saved gbdt bundle, its manifest's
     # record renamed, packed again with the bundle module (unsigned, so no signature to forge).
     # Monkeypatching MODELS or faking a LoadRequest would test less of the real load path.
-    zoo.save(fitted["gbdt"], "zoo/today", format="json")
+    zoo.save(fitted["xgboost_gbdt"], "zoo/today", format="json")
     opened = read_bundle(zoo.store, "zoo/today", tmp_path)
     for key, record in [("zoo/future", {"model": "from_the_future"}),
-                        ("zoo/garbled", {"model": "gbdt", "params": ["not", "a", "dict"]}),
-                        ("zoo/newer", {"model": "gbdt", "params": {"loss": "mse", "grow": 1}}),
-                        ("zoo/value", {"model": "gbdt", "params": {"loss": "quantile"}})]:
+                        ("zoo/garbled", {"model": "xgboost_gbdt",
+                                         "params": ["not", "a", "dict"]}),
+                        ("zoo/newer", {"model": "xgboost_gbdt",
+                                       "params": {"loss": "mse", "grow": 1}}),
+                        ("zoo/value", {"model": "xgboost_gbdt", "params": {"loss": "quantile"}})]:
         manifest = {k: v for k, v in opened.manifest.items()
                     if k not in ("protocol", "files", "signature")}
         contrib = {**manifest["adapter_data"]["contrib"], **record}
@@ -390,7 +398,7 @@ def test_a_bundle_naming_an_unknown_contrib_model_is_refused(fitted, zoo, tmp_pa
         write_bundle(zoo.store, key, manifest, tmp_path, list(opened.files))
         with pytest.raises(UnsupportedModelError, match="upgrade alphazoo"):
             zoo.load(key)
-    assert type(zoo.load("zoo/today")) is GBDT  # the untouched bundle still loads
+    assert type(zoo.load("zoo/today")) is XGBoostGBDT  # the untouched bundle still loads
 
 
 class _Plain:
@@ -419,12 +427,12 @@ def test_a_model_whose_estimator_no_adapter_takes_names_the_estimator(ds, zoo):
 
 
 def test_non_finite_state_is_stored_as_null(ds, fitted, zoo):
-    model = copy.copy(fitted["gbdt"])
-    model.state = {**fitted["gbdt"].state, "curve": [1.5, math.nan, math.inf],
+    model = copy.copy(fitted["xgboost_gbdt"])
+    model.state = {**fitted["xgboost_gbdt"].state, "curve": [1.5, math.nan, math.inf],
                    "worst": -math.inf, "nested": {"x": np.float32("nan")},
                    "array": np.array([0.25, np.nan])}
     manifest = zoo.save(model, "zoo/nan", format="json")  # the manifest is strict JSON
-    want = {**fitted["gbdt"].state, "curve": [1.5, None, None], "worst": None,
+    want = {**fitted["xgboost_gbdt"].state, "curve": [1.5, None, None], "worst": None,
             "nested": {"x": None}, "array": [0.25, None]}
     assert manifest["adapter_data"]["contrib"]["state"] == want
     assert read_manifest(zoo.store, "zoo/nan")["adapter_data"]["contrib"]["state"] == want
