@@ -224,8 +224,8 @@ ADAPTERS = {
 EXPECTED_FORMATS = {
     "sklearn": ["skops", "pickle", "onnx"],
     "xgboost": ["json", "ubj", "pickle", "onnx"],
-    "torch": ["json", "pt", "pickle", "onnx"],
-    "keras": ["keras", "json", "pickle", "onnx"],
+    "torch": ["json", "safetensors", "pt", "pickle", "onnx"],
+    "keras": ["keras", "json", "safetensors", "pickle", "onnx"],
     "hmmlearn": ["json", "pickle"],
     "contrib-gbdt": ["json", "ubj", "pickle", "onnx"],
 }

@@ -28,7 +28,7 @@ from alphazoo.adapters.keras import UnknownKerasClassError
 
 keras = pytest.importorskip("keras", reason="the keras adapter needs keras (alphazoo[tensorflow])")
 
-FORMATS = ["keras", "json", "pickle", "onnx"]
+FORMATS = ["keras", "json", "safetensors", "pickle", "onnx"]
 MODELS = ["mlp", "lstm", "functional"]
 ONNX_TOL = 1e-5  # float32 rounding between Keras' kernels and onnxruntime's
 
@@ -100,7 +100,8 @@ def save_inputs(saved: dict[str, Any], folder: Path) -> None:
 # -- registration and discovery ------------------------------------------------------------------
 def test_formats_and_zoo_models_are_registered(zoo):
     formats = {(s.name, s.safe) for s in zoo.formats() if s.adapter == "keras"}
-    assert formats == {("keras", True), ("json", True), ("pickle", False), ("onnx", True)}
+    assert formats == {("keras", True), ("json", True), ("safetensors", True), ("pickle", False),
+                       ("onnx", True)}
     (default,) = [s.name for s in zoo.formats() if s.adapter == "keras" and s.default]
     assert default == "keras"
     onnx_spec = zoo.format_spec("keras", "onnx")
@@ -188,7 +189,7 @@ def test_train_is_quiet_and_predict_handles_large_batches(saved, data, capsys):
 
 # -- round trips in this process -----------------------------------------------------------------
 @pytest.mark.slow
-@pytest.mark.parametrize("fmt", ["keras", "json", "pickle"])
+@pytest.mark.parametrize("fmt", ["keras", "json", "safetensors", "pickle"])
 @pytest.mark.parametrize("name", MODELS)
 def test_native_round_trip_is_bit_exact(saved, name, fmt):
     zoo, original = saved["zoo"], saved["models"][name]
