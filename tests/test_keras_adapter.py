@@ -246,14 +246,80 @@ def test_default_format_is_keras(zoo, saved):
                                  "feature_names": None, "layout": "(batch, features)"}
 
 
-def test_bfloat16_weights_round_trip_through_json(zoo):
+@pytest.mark.parametrize("fmt", ["json", "safetensors"])
+def test_bfloat16_weights_round_trip_through_json(zoo, fmt):
     model = keras.Sequential([keras.Input((4,)),
                               keras.layers.Dense(3, dtype="bfloat16",
                                                  kernel_initializer="random_normal")])
-    zoo.save(model, "bf16", format="json")
+    zoo.save(model, "bf16", format=fmt)
     loaded = zoo.load("bf16")
     assert loaded.get_weights()[0].dtype.name == "bfloat16"
     assert_same_weights(model.get_weights(), loaded.get_weights())
+
+
+@pytest.mark.slow
+def test_safetensors_bundle_is_plain_safetensors_in_get_weights_order(saved, tmp_path):
+    safetensors = pytest.importorskip("safetensors")
+    from safetensors.numpy import load_file
+
+    from alphazoo.bundle import read_bundle
+
+    manifest = saved["manifests"]["lstm", "safetensors"]
+    assert [f["name"] for f in manifest["files"]] == ["model.safetensors"]
+    assert manifest["libraries"]["safetensors"] == safetensors.__version__
+    original = saved["models"]["lstm"]
+    path = read_bundle(saved["zoo"].store, "zoo/lstm/safetensors", tmp_path).files[
+        "model.safetensors"]
+    arrays = load_file(str(path))  # the plain library's reader: tensors by variable path
+    assert sorted(arrays) == sorted(w.path for w in original.weights)
+    assert_same_weights(original.get_weights(), [arrays[w.path] for w in original.weights])
+    with safetensors.safe_open(str(path), "np") as handle:
+        meta = handle.metadata()
+    assert json.loads(meta["architecture"]) == json.loads(original.to_json())
+    assert json.loads(meta["order"]) == [w.path for w in original.weights]
+    # No base64: about 3/4 of the json format's payload, the tensors plus a header.
+    json_size = saved["manifests"]["lstm", "json"]["files"][0]["size"]
+    assert manifest["files"][0]["size"] < 0.8 * json_size
+
+
+def test_safetensors_weights_must_fit_their_metadata(zoo, tmp_path):
+    from safetensors.numpy import save_file
+
+    from alphazoo.adapters._keras_json import load_safetensors
+    from alphazoo.adapters._safetensors import metadata
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    arrays = {v.path: w for v, w in zip(model.weights, model.get_weights())}
+    architecture = json.loads(model.to_json())
+    cases = {
+        "no order": (metadata("keras", architecture=architecture), "'order'"),
+        "order of other names": (metadata("keras", architecture=architecture,
+                                          order=["a", "b"]), "'order'"),
+        "no architecture": (metadata("keras", order=list(arrays)), "'architecture'"),
+        "shapes swapped": (metadata("keras", architecture=architecture,
+                                    order=list(arrays)[::-1]), "has shape"),
+    }
+    for name, (meta, message) in cases.items():
+        path = tmp_path / f"{name}.safetensors"
+        save_file(arrays, str(path), metadata=meta)
+        with pytest.raises(alphazoo.BundleIntegrityError, match=message):
+            load_safetensors(keras, path, None, safe_mode=True)
+
+
+def test_a_crafted_safetensors_header_is_refused_before_keras_reads_it(zoo, tmp_path):
+    import struct
+
+    from _crafted import rebundle
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    zoo.save(model, "real", format="safetensors")
+    header = json.dumps({"w": {"dtype": "F32", "shape": [1 << 20, 1 << 20],
+                               "data_offsets": [0, 1 << 42]}}).encode()
+    payload = tmp_path / "model.safetensors"
+    payload.write_bytes(struct.pack("<Q", len(header)) + header + b"\0" * 16)
+    rebundle(zoo.store, "real", "crafted", payload)
+    with pytest.raises(alphazoo.BundleLimitError, match="F32"):
+        zoo.load("crafted")
 
 
 # -- ONNX ----------------------------------------------------------------------------------------
@@ -495,7 +561,7 @@ def lambda_model() -> Any:
     return model
 
 
-@pytest.mark.parametrize("fmt", ["keras", "json"])
+@pytest.mark.parametrize("fmt", ["keras", "json", "safetensors"])
 def test_safe_mode_refuses_lambda_code_unless_trusted(zoo, lambda_model, fmt):
     with pytest.warns(UserWarning, match="Lambda layers"):
         manifest = zoo.save(lambda_model, "lambda", format=fmt)
@@ -526,7 +592,7 @@ def unsafe_process() -> Any:
     global_state.set_global_attribute("safe_mode_saving", before)
 
 
-@pytest.mark.parametrize("fmt", ["keras", "json"])
+@pytest.mark.parametrize("fmt", ["keras", "json", "safetensors"])
 def test_process_wide_unsafe_deserialization_does_not_open_untrusted_bundles(
         zoo, lambda_model, unsafe_process, fmt):
     with warnings.catch_warnings():
@@ -595,7 +661,7 @@ class Unregistered(keras.Model):
         return self.dense(x)
 
 
-@pytest.mark.parametrize("fmt", ["keras", "json"])
+@pytest.mark.parametrize("fmt", ["keras", "json", "safetensors"])
 def test_registered_subclassed_model_round_trips(zoo, data, fmt):
     model = Scaled(units=3, factor=0.5)
     X = data["X_new"].astype(np.float32)

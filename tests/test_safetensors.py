@@ -339,3 +339,27 @@ def test_without_the_package_the_format_names_the_extra_to_install(zoo, trained,
     for attempt in ("save", "load"):
         assert "pip install 'alphazoo[safetensors]'" in result[attempt], result
     assert "new" not in result["stored"] and "other" in result["stored"]
+
+
+# -- the conformance kit -------------------------------------------------------------------------
+CONFORMANCE = {
+    "torch": lambda X, y: lambda zoo: zoo.train(
+        zoo.build("torch_mlp", in_features=4, out_features=1, hidden=(8,)), X, y, epochs=2),
+    "keras": lambda X, y: lambda zoo: zoo.train(
+        zoo.build("keras_mlp", in_features=4, hidden=(8,)), X, y, epochs=1),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("adapter", list(CONFORMANCE))
+def test_the_format_passes_the_conformance_kit(adapter):
+    pytest.importorskip(adapter)
+    from alphazoo.testing import CHECK_NAMES, check_adapter
+
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(48, 4)).astype(np.float32)
+    y = (X @ np.array([1.0, -2.0, 0.5, 0.0], np.float32)).astype(np.float32)
+    report = check_adapter(f"alphazoo.adapters.{adapter}", CONFORMANCE[adapter](X, y), X, y,
+                           formats=["safetensors"], library_modules=(adapter,))
+    assert report.checks == list(CHECK_NAMES)
+    assert report.formats == ["safetensors"]
