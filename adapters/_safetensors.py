@@ -27,6 +27,7 @@ The ``safetensors`` package is imported only when the format is used.
 
 from __future__ import annotations
 
+import io
 import json
 import struct
 from collections.abc import Mapping
@@ -52,6 +53,10 @@ DTYPES = {
 MARKER = ("alphazoo", "safetensors-weights/1")
 #: The safetensors library refuses longer headers (its MAX_HEADER_SIZE).
 _MAX_HEADER = 100_000_000
+#: Payloads up to this size are read once and handed to safetensors as bytes: mapping a file
+#: costs more than reading a small one (70 against 27 microseconds for 11 KB here); larger
+#: ones are mapped by the library's file reader.
+_READ_WHOLE = 1 << 20
 
 
 def require_safetensors(purpose: str = "the safetensors format") -> Any:
@@ -111,11 +116,12 @@ def load_tensors(path: Path, limits: LoadLimits | None, framework: str
     What the library still refuses after the checks raises
     :class:`~alphazoo.BundleFormatError`.
     """
-    payload = check_payload(path, limits)
+    data = path.read_bytes() if path.stat().st_size <= _READ_WHOLE else None
+    payload = check_payload(path, limits, data)
     require_safetensors("loading a safetensors bundle")
     module = import_module(f"safetensors.{framework}")
     try:
-        tensors = module.load_file(str(path))
+        tensors = module.load_file(str(path)) if data is None else module.load(data)
     except Exception as exc:  # SafetensorError, or a dtype this framework's reader lacks
         raise BundleFormatError(path.name, f"safetensors could not read it "
                                            f"({type(exc).__name__}: {exc!s:.300})") from None
@@ -125,9 +131,11 @@ def load_tensors(path: Path, limits: LoadLimits | None, framework: str
     return dict(tensors), payload
 
 
-def check_payload(path: Path, limits: LoadLimits | None = None) -> Payload:
+def check_payload(path: Path, limits: LoadLimits | None = None,
+                  data: bytes | None = None) -> Payload:
     """Check the header of the safetensors payload at ``path`` against the file and ``limits``,
-    reading only the header; return it.
+    reading only the header; return it. ``data``: the file's bytes, already read (``path``
+    then only names it in messages).
 
     Refuses (:class:`~alphazoo.BundleFormatError`) a header length past the file's end, a
     header that is not a JSON object of tensor entries, an unknown dtype, a shape whose bytes
@@ -137,8 +145,9 @@ def check_payload(path: Path, limits: LoadLimits | None = None) -> Payload:
     """
     limits = limits or LoadLimits()
     name = path.name
-    size = path.stat().st_size
-    with open(path, "rb") as handle:
+    with open(path, "rb") if data is None else io.BytesIO(data) as handle:
+        size = handle.seek(0, io.SEEK_END)
+        handle.seek(0)
         head = handle.read(8)
         if len(head) < 8:
             raise BundleFormatError(name, f"{size} bytes, too short for a safetensors header")
