@@ -226,6 +226,24 @@ def test_crafted_headers_are_refused_before_the_library_reads_them(case, tmp_pat
         check_payload(path, LoadLimits(max_bytes=64 * 1024 * 1024))
 
 
+def test_large_payloads_are_mapped_and_bounded_the_same(zoo, X, tmp_path):
+    from alphazoo.adapters._safetensors import load_tensors
+
+    # Over 1 MiB: safetensors maps the file instead of taking its bytes.
+    model = zoo.build("torch_mlp", in_features=6, out_features=1, hidden=[1024, 512])
+    zoo.save(model, "big", format="safetensors")
+    assert zoo.inspect("big")["files"][0]["size"] > 1 << 20
+    loaded = zoo.load("big")
+    assert state_bytes(loaded) == state_bytes(model)
+    assert np.array_equal(zoo.predict(loaded, X), zoo.predict(model, X))
+    half = 1 << 20
+    crafted = write_payload(tmp_path / "w.safetensors",
+                            {"a": f32([half // 4], 0, half), "b": f32([half // 4], 8, half + 8)},
+                            b"\0" * (half + 8))
+    with pytest.raises(BundleFormatError, match="overlap"):
+        load_tensors(crafted, None, "torch")
+
+
 def test_the_library_alone_fails_on_them_with_its_own_errors(tmp_path):
     # Why the checks exist: what the library raises is no alphazoo error a caller can catch.
     from safetensors import SafetensorError
