@@ -53,9 +53,11 @@ DTYPES = {
 MARKER = ("alphazoo", "safetensors-weights/1")
 #: The safetensors library refuses longer headers (its MAX_HEADER_SIZE).
 _MAX_HEADER = 100_000_000
-#: Payloads up to this size are read once and handed to safetensors as bytes: mapping a file
-#: costs more than reading a small one (70 against 27 microseconds for 11 KB here); larger
-#: ones are mapped by the library's file reader.
+#: torch payloads up to this size are read once and handed to safetensors as bytes: mapping a
+#: file costs more than reading a small one (70 against 27 microseconds for 11 KB here);
+#: larger ones are mapped by the library's file reader. numpy payloads are always mapped:
+#: safetensors' numpy reader of bytes lacks bfloat16 (its file reader takes it from
+#: ml_dtypes).
 _READ_WHOLE = 1 << 20
 
 
@@ -116,7 +118,8 @@ def load_tensors(path: Path, limits: LoadLimits | None, framework: str
     What the library still refuses after the checks raises
     :class:`~alphazoo.BundleFormatError`.
     """
-    data = path.read_bytes() if path.stat().st_size <= _READ_WHOLE else None
+    small = framework == "torch" and path.stat().st_size <= _READ_WHOLE
+    data = path.read_bytes() if small else None
     payload = check_payload(path, limits, data)
     require_safetensors("loading a safetensors bundle")
     module = import_module(f"safetensors.{framework}")
