@@ -13,9 +13,9 @@ Every figure is a ratio of the two measured in this run, on the same models, in 
    raw bytes of the tensors it holds.
 2. load: ``zoo.load`` (local ObjectStore in a temp folder: the bundle read and hashed, the
    payload bounded and read, the module or Keras model rebuilt and filled) and the payload
-   read alone (``read_weights`` / ``load_tensors``: the container's own cost; safetensors'
-   torch reader maps the file, so its tensors are copied once to be read), median of
-   alternating calls; speed-up = json / safetensors.
+   read alone (``read_weights`` / ``load_tensors``: the container's own cost; safetensors
+   maps a large file, so its tensors are copied once to be read, as json's are decoded),
+   median of alternating calls; speed-up = json / safetensors.
 3. save: ``zoo.save`` likewise (state_dict or get_weights, the payload, the bundle written and
    fsynced).
 
@@ -54,7 +54,7 @@ MODELS = {
     "small": {"hidden": (64, 32)},
     "large": {"hidden": (2048, 2048, 1024)},
 }
-FULL = {"small": 41, "large": 9, "warmup": 2}
+FULL = {"small": 101, "large": 9, "warmup": 2}
 QUICK = {"small": 9, "large": 3, "warmup": 1}
 REPORTED = ("alphazoo", "safetensors", "torch", "keras", "numpy")
 
@@ -89,9 +89,9 @@ def payload_readers(library: str) -> dict[str, Callable[[Path], Any]]:
 
     def read_safetensors(path: Path) -> Any:
         tensors, _ = load_tensors(path, None, "torch" if library == "torch" else "numpy")
-        if library == "torch":  # mapped from the file: read each byte, as json's decode does
-            tensors = {name: tensor.clone() for name, tensor in tensors.items()}
-        return tensors
+        # Mapped from the file (when large): read each byte once, as json's decode does.
+        copy = (lambda t: t.clone()) if library == "torch" else (lambda a: a.copy())
+        return {name: copy(tensor) for name, tensor in tensors.items()}
 
     return {"json": lambda path: read_weights(path), "safetensors": read_safetensors}
 
