@@ -23,9 +23,9 @@ ordered list of arrays, which is what a safetensors file holds: the format is th
 format with the tensor container changed. The tensors are named by their variables' paths
 (``sequential/dense/kernel``), the architecture and the ``get_weights()`` order are JSON in the
 file's ``__metadata__``, and the header is bounded before safetensors reads it. No base64:
-the file is the raw weights plus the architecture, 3/4 of the ``json`` file for a 25 MB model
-and loaded 2.9x faster (``benchmarks/bench_safetensors.py``); for a model of a few KB the
-architecture's JSON (escaped as a metadata string) is most of either file.
+the file is the raw weights plus the architecture, 3/4 of the ``json`` file for a 25 MB model,
+which ``zoo.load`` read 2.6x faster (``benchmarks/bench_safetensors.py``); for a model of a
+few KB the architecture's JSON (escaped as a metadata string) is most of either file.
 
 Backends. Models train and predict under whatever backend Keras runs on (TensorFlow by
 default). ``keras``, ``json``, ``safetensors`` and ``pickle`` bundles hold no backend code: one

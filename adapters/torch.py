@@ -19,9 +19,10 @@ onnx         ``torch.onnx.export`` graph, parity-checked when saved   onnxruntim
 **safetensors** (``pip install 'alphazoo[safetensors]'``) keeps what ``json`` keeps (the
 builder in the manifest, the architecture and the submodules' state_dict versions as JSON in
 the file's ``__metadata__``); only the tensor container changes. It is the smallest safe
-format (the tensors' bytes plus a short header, where base64 costs 4/3) and the fastest to
-load (``benchmarks/bench_torch.py``), and ``safetensors.torch.load_file`` or any other
-framework's safetensors reader opens it. Its header is checked against the file and the load
+format (the tensors' bytes plus a short header, where base64 costs 4/3): for a 25 MB MLP,
+``zoo.load`` took 2.9x less time than from ``json`` and ``zoo.save`` 4.2x less, and a model of
+a few KB loads as fast (``benchmarks/bench_safetensors.py``). ``safetensors.torch.load_file``
+or any other framework's safetensors reader opens it. Its header is checked against the file and the load
 limits before safetensors reads it (:mod:`alphazoo.adapters._safetensors`). bfloat16 and
 float8 tensors keep their own safetensors dtypes; tied weights are written once per name and
 stay tied on load.
