@@ -22,10 +22,10 @@ the file's ``__metadata__``); only the tensor container changes. It is the small
 format (the tensors' bytes plus a short header, where base64 costs 4/3): for a 25 MB MLP,
 ``zoo.load`` took 2.9x less time than from ``json`` and ``zoo.save`` 4.2x less, and a model of
 a few KB loads as fast (``benchmarks/bench_safetensors.py``). ``safetensors.torch.load_file``
-or any other framework's safetensors reader opens it. Its header is checked against the file and the load
-limits before safetensors reads it (:mod:`alphazoo.adapters._safetensors`). bfloat16 and
-float8 tensors keep their own safetensors dtypes; tied weights are written once per name and
-stay tied on load.
+or any other framework's safetensors reader opens it. Its header is checked against the file
+and the load limits before safetensors reads it (:mod:`alphazoo.adapters._safetensors`).
+bfloat16 and float8 tensors keep their own safetensors dtypes; tied weights are written once
+per name and stay tied on load.
 
 **Weights need an architecture.** ``json``, ``safetensors`` and ``pt`` hold tensors, never
 code: the module
