@@ -1,9 +1,9 @@
 """A torch ``state_dict`` as :mod:`alphazoo.adapters._weights` tensors and back, bit-exact.
 
-The torch adapter's ``json`` format stores a module's state this way, and its ``json`` and
-``pt`` formats load a state into a rebuilt module with :func:`load_state`, keeping every
-dtype (a module converted to float64 after building comes back float64, tied weights stay
-tied).
+The torch adapter's ``json`` format stores a module's state this way, its ``safetensors``
+format as the plain tensors of :func:`dense_state`, and its weights formats load a state into
+a rebuilt module with :func:`load_state`, keeping every dtype (a module converted to float64
+after building comes back float64, tied weights stay tied).
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from alphazoo.errors import UnsupportedFormatError, UnsupportedModelError
 
 from ._weights import Tensor
 
-__all__ = ["buffer_dtypes", "load_state", "state_to_tensors", "tensors_to_state",
-           "versions_of"]
+__all__ = ["buffer_dtypes", "dense_state", "load_state", "state_of", "state_to_tensors",
+           "tensors_to_state", "versions_of"]
 
 #: Integer types of each width, for torch dtypes numpy has no name for (bfloat16, float8...).
 _VIEW_AS = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
@@ -33,17 +33,7 @@ def state_to_tensors(state: Mapping[str, Any]) -> list[Tensor]:
     """
     entries = []
     for name, value in state.items():
-        if not isinstance(value, torch.Tensor):
-            raise UnsupportedFormatError(
-                f"state_dict entry {name!r} is a {type(value).__name__}, not a tensor (extra "
-                "state); save this module as 'pt' or 'pickle'"
-            )
-        if value.layout != torch.strided or value.is_quantized or value.is_complex():
-            raise UnsupportedFormatError(
-                f"state_dict entry {name!r} is a {value.dtype} {value.layout} tensor; the json "
-                "format holds dense real tensors: save this module as 'pt' or 'pickle'"
-            )
-        tensor = value.detach().cpu().contiguous()
+        tensor = _dense(name, value, "json")
         try:
             entries.append(Tensor(name, tensor.numpy()))
         except TypeError:  # numpy has no such dtype
@@ -52,18 +42,62 @@ def state_to_tensors(state: Mapping[str, Any]) -> list[Tensor]:
     return entries
 
 
+def dense_state(state: Mapping[str, Any], fmt: str) -> dict[str, torch.Tensor]:
+    """A ``state_dict``'s tensors on the CPU, contiguous and sharing no memory, for a writer
+    that takes whole tensors (format ``fmt``, named in errors).
+
+    Tied weights appear once per name in a ``state_dict`` and share their storage; a writer
+    that refuses shared memory (safetensors) gets a copy for every name after the first, and
+    :func:`load_state` keeps them tied on load (it copies into the rebuilt module's tensors).
+    """
+    dense: dict[str, torch.Tensor] = {}
+    storages: set[int] = set()
+    for name, value in state.items():
+        tensor = _dense(name, value, fmt)
+        storage = tensor.untyped_storage().data_ptr()
+        if storage in storages and tensor.numel():
+            tensor = tensor.clone()
+        storages.add(storage)
+        dense[name] = tensor
+    return dense
+
+
+def _dense(name: str, value: Any, fmt: str) -> torch.Tensor:
+    """``value`` detached, on the CPU and contiguous; a non-tensor (extra state) or a sparse,
+    quantized or complex tensor raises :class:`~alphazoo.UnsupportedFormatError`."""
+    if not isinstance(value, torch.Tensor):
+        raise UnsupportedFormatError(
+            f"state_dict entry {name!r} is a {type(value).__name__}, not a tensor (extra "
+            "state); save this module as 'pt' or 'pickle'"
+        )
+    if value.layout != torch.strided or value.is_quantized or value.is_complex():
+        raise UnsupportedFormatError(
+            f"state_dict entry {name!r} is a {value.dtype} {value.layout} tensor; the {fmt} "
+            "format holds dense real tensors: save this module as 'pt' or 'pickle'"
+        )
+    return value.detach().cpu().contiguous()
+
+
+def state_of(tensors: Mapping[str, torch.Tensor], versions: Mapping[str, Any] | None = None
+             ) -> dict[str, torch.Tensor]:
+    """A ``state_dict`` of named ``tensors``, with the submodules' format ``versions``
+    (``state_dict()._metadata``, as :func:`versions_of` gives them) when given."""
+    from collections import OrderedDict
+
+    state: OrderedDict[str, torch.Tensor] = OrderedDict(tensors)
+    if isinstance(versions, Mapping):
+        state._metadata = OrderedDict(  # type: ignore[attr-defined]
+            (str(k), dict(v)) for k, v in versions.items() if isinstance(v, Mapping))
+    return state
+
+
 def tensors_to_state(tensors: Sequence[Tensor], versions: Mapping[str, Any] | None = None
                      ) -> dict[str, torch.Tensor]:
     """The ``state_dict`` of :func:`state_to_tensors` entries, with the submodules' format
     ``versions`` (``state_dict()._metadata``) when given."""
-    from collections import OrderedDict
-
     from alphazoo.errors import BundleIntegrityError
 
-    state: OrderedDict[str, torch.Tensor] = OrderedDict()
-    if isinstance(versions, Mapping):
-        state._metadata = OrderedDict(  # type: ignore[attr-defined]
-            (str(k), dict(v)) for k, v in versions.items() if isinstance(v, Mapping))
+    state = state_of({}, versions)
     for entry in tensors:
         tensor = torch.from_numpy(entry.array)
         if entry.type is not None:

@@ -1,18 +1,34 @@
-"""torch adapter: ``nn.Module`` as JSON weights, a ``state_dict`` file, pickle or ONNX.
+"""torch adapter: ``nn.Module`` as JSON or safetensors weights, a ``state_dict`` file, pickle
+or ONNX.
 
-=========  =========================================================  ========================
-format     what is stored                                             loads with
-=========  =========================================================  ========================
-json       the architecture (builder) + the state_dict as JSON        torch (no code runs)
-           tensors, bit-exact (default)
-pt         the state_dict via ``torch.save``, read back with          torch (no code runs)
-           ``torch.load(weights_only=True)``
-pickle     the whole module via ``torch.save`` (runs code: trusted    torch + the module's code
-           only)
-onnx       ``torch.onnx.export`` graph, parity-checked when saved     onnxruntime only
-=========  =========================================================  ========================
+===========  =======================================================  ========================
+format       what is stored                                           loads with
+===========  =======================================================  ========================
+json         the architecture (builder) + the state_dict as JSON      torch (no code runs)
+             tensors, bit-exact (default)
+safetensors  the same architecture + the state_dict as a              torch + safetensors
+             ``.safetensors`` file: raw little-endian tensors any     (no code runs)
+             framework reads, bit-exact, no base64
+pt           the state_dict via ``torch.save``, read back with        torch (no code runs)
+             ``torch.load(weights_only=True)``
+pickle       the whole module via ``torch.save`` (runs code: trusted  torch + the module's code
+             only)
+onnx         ``torch.onnx.export`` graph, parity-checked when saved   onnxruntime only
+===========  =======================================================  ========================
 
-**Weights need an architecture.** ``json`` and ``pt`` hold tensors, never code: the module
+**safetensors** (``pip install 'alphazoo[safetensors]'``) keeps what ``json`` keeps (the
+builder in the manifest, the architecture and the submodules' state_dict versions as JSON in
+the file's ``__metadata__``); only the tensor container changes. It is the smallest safe
+format (the tensors' bytes plus a short header, where base64 costs 4/3): for a 25 MB MLP,
+``zoo.load`` took 2.9x less time than from ``json`` and ``zoo.save`` 4.2x less, and a model of
+a few KB loads as fast (``benchmarks/bench_safetensors.py``). ``safetensors.torch.load_file``
+or any other framework's safetensors reader opens it. Its header is checked against the file
+and the load limits before safetensors reads it (:mod:`alphazoo.adapters._safetensors`).
+bfloat16 and float8 tensors keep their own safetensors dtypes; tied weights are written once
+per name and stay tied on load.
+
+**Weights need an architecture.** ``json``, ``safetensors`` and ``pt`` hold tensors, never
+code: the module
 is rebuilt, then ``load_state_dict(strict=True)`` fills it (buffers such as BatchNorm's
 running statistics included; a dtype changed after building, float64 say, is kept, for the
 non-persistent buffers the state_dict leaves out too, and tied weights stay tied). A module
@@ -51,7 +67,7 @@ Save options (onnx only): ``opset=``, ``dynamic_axes=`` and ``exporter=`` --
 dynamo took 2,280 ms, with outputs equal within 6e-8, and models are exported at every
 retrain; alphazoo falls back to dynamo when it cannot trace a module) or ``"dynamo"``
 (torch's own default, wider but slower; torch deprecates the tracer). Load options:
-``builder=`` (json and pt only). Any other keyword raises TypeError.
+``builder=`` (json, safetensors and pt only). Any other keyword raises TypeError.
 """
 
 from __future__ import annotations
@@ -110,6 +126,30 @@ def _write_json(model: Any, path: Path, saving: Saving) -> None:
     write_weights(path, state_to_tensors(state),
                   architecture={"class": class_path(model), **saving.data},
                   versions=versions_of(state), torch=torch.__version__)
+
+
+def _write_safetensors(model: Any, path: Path, saving: Saving) -> None:
+    from ._safetensors import metadata, require_safetensors, save_tensors
+
+    require_safetensors()  # before any work: the message names the extra to install
+    torch = _torch()
+    from ._torch_state import dense_state, versions_of
+
+    _weights_facts(model, saving)
+    state = model.state_dict()
+    # "pt": the format entry Hugging Face's loaders expect of a torch state_dict.
+    save_tensors(path, dense_state(state, "safetensors"), "torch", metadata(
+        "pt", architecture={"class": class_path(model), **saving.data},
+        versions=versions_of(state), torch=torch.__version__))
+
+
+def _read_safetensors(path: Path, request: LoadRequest) -> Any:
+    _torch()
+    from ._safetensors import load_tensors
+    from ._torch_state import state_of
+
+    tensors, payload = load_tensors(path, request.limits, "torch")
+    return _into_module(request, state_of(tensors, payload.metadata.get("versions")))
 
 
 def _write_pt(model: Any, path: Path, saving: Saving) -> None:
@@ -226,6 +266,11 @@ ADAPTER = Adapter(
                "architecture + state_dict as JSON tensors, bit-exact",
                write=_write_json, read=_read_json, default=True, load_requires=("torch",),
                adapter_data=_WEIGHTS_DATA, load_options=("builder",)),
+        Format("safetensors", "weights.safetensors", True,
+               "architecture + state_dict as raw safetensors tensors, bit-exact",
+               write=_write_safetensors, read=_read_safetensors,
+               load_requires=("torch", "safetensors"), adapter_data=_WEIGHTS_DATA,
+               load_options=("builder",), records=("safetensors",)),
         Format("pt", "state_dict.pt", True, "state_dict via torch.save, loaded weights_only",
                write=_write_pt, read=_read_pt, load_requires=("torch",),
                adapter_data=_WEIGHTS_DATA, load_options=("builder",)),

@@ -72,6 +72,7 @@ SUPPORTED: tuple[Support, ...] = (
     Support("onnxmltools", "1.12", "1.17", "1.16.0", "onnx"),
     Support("tf2onnx", "1.16", "1.18", "1.17.0", "onnx"),
     Support("onnxscript", "0.1", "0.8", "0.7.2", "onnx"),
+    Support("safetensors", "0.4", "0.9", "0.8.0", "safetensors"),
 )
 
 _BY_NAME = {row.library: row for row in SUPPORTED}

@@ -27,8 +27,8 @@ ADAPTERS = {
     # adapter: (its library's distribution, the formats the issue names)
     "sklearn": ("scikit-learn", {"skops", "pickle", "onnx"}),
     "xgboost": ("xgboost", {"json", "ubj", "pickle", "onnx"}),
-    "torch": ("torch", {"json", "pt", "pickle", "onnx"}),
-    "keras": ("keras", {"json", "keras", "pickle", "onnx"}),
+    "torch": ("torch", {"json", "safetensors", "pt", "pickle", "onnx"}),
+    "keras": ("keras", {"json", "safetensors", "keras", "pickle", "onnx"}),
     "hmmlearn": ("hmmlearn", {"json", "pickle"}),
     "sb3": ("stable-baselines3", {"json", "safetensors", "pickle", "onnx"}),
     "lightgbm": ("lightgbm", {"text", "pickle", "onnx"}),

@@ -87,8 +87,7 @@ def test_table_agrees_with_pyproject_extras():
 def test_every_ml_library_in_the_extras_is_in_the_table():
     project = _pyproject()["project"]
     for extra in ("sklearn", "xgboost", "torch", "keras", "tensorflow", "hmmlearn", "sb3",
-                  "lightgbm", "catboost",
-                  "onnx"):
+                  "lightgbm", "catboost", "onnx", "safetensors"):
         for requirement in _requirements(project, extra):
             assert support_for(canonicalize_name(requirement.name)) is not None, (
                 f"{requirement.name} (extra {extra!r}) is missing from compat/table.py"

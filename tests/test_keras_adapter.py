@@ -28,7 +28,7 @@ from alphazoo.adapters.keras import UnknownKerasClassError
 
 keras = pytest.importorskip("keras", reason="the keras adapter needs keras (alphazoo[tensorflow])")
 
-FORMATS = ["keras", "json", "pickle", "onnx"]
+FORMATS = ["keras", "json", "safetensors", "pickle", "onnx"]
 MODELS = ["mlp", "lstm", "functional"]
 ONNX_TOL = 1e-5  # float32 rounding between Keras' kernels and onnxruntime's
 
@@ -100,7 +100,8 @@ def save_inputs(saved: dict[str, Any], folder: Path) -> None:
 # -- registration and discovery ------------------------------------------------------------------
 def test_formats_and_zoo_models_are_registered(zoo):
     formats = {(s.name, s.safe) for s in zoo.formats() if s.adapter == "keras"}
-    assert formats == {("keras", True), ("json", True), ("pickle", False), ("onnx", True)}
+    assert formats == {("keras", True), ("json", True), ("safetensors", True), ("pickle", False),
+                       ("onnx", True)}
     (default,) = [s.name for s in zoo.formats() if s.adapter == "keras" and s.default]
     assert default == "keras"
     onnx_spec = zoo.format_spec("keras", "onnx")
@@ -188,7 +189,7 @@ def test_train_is_quiet_and_predict_handles_large_batches(saved, data, capsys):
 
 # -- round trips in this process -----------------------------------------------------------------
 @pytest.mark.slow
-@pytest.mark.parametrize("fmt", ["keras", "json", "pickle"])
+@pytest.mark.parametrize("fmt", ["keras", "json", "safetensors", "pickle"])
 @pytest.mark.parametrize("name", MODELS)
 def test_native_round_trip_is_bit_exact(saved, name, fmt):
     zoo, original = saved["zoo"], saved["models"][name]
@@ -245,14 +246,83 @@ def test_default_format_is_keras(zoo, saved):
                                  "feature_names": None, "layout": "(batch, features)"}
 
 
-def test_bfloat16_weights_round_trip_through_json(zoo):
+@pytest.mark.parametrize("fmt", ["json", "safetensors"])
+def test_bfloat16_weights_round_trip_through_json(zoo, fmt):
     model = keras.Sequential([keras.Input((4,)),
                               keras.layers.Dense(3, dtype="bfloat16",
                                                  kernel_initializer="random_normal")])
-    zoo.save(model, "bf16", format="json")
+    zoo.save(model, "bf16", format=fmt)
     loaded = zoo.load("bf16")
     assert loaded.get_weights()[0].dtype.name == "bfloat16"
     assert_same_weights(model.get_weights(), loaded.get_weights())
+
+
+@pytest.mark.slow
+def test_safetensors_bundle_is_plain_safetensors_in_get_weights_order(saved, tmp_path):
+    safetensors = pytest.importorskip("safetensors")
+    from safetensors.numpy import load_file
+
+    from alphazoo.bundle import read_bundle
+
+    manifest = saved["manifests"]["lstm", "safetensors"]
+    assert [f["name"] for f in manifest["files"]] == ["model.safetensors"]
+    assert manifest["libraries"]["safetensors"] == safetensors.__version__
+    original = saved["models"]["lstm"]
+    path = read_bundle(saved["zoo"].store, "zoo/lstm/safetensors", tmp_path).files[
+        "model.safetensors"]
+    arrays = load_file(str(path))  # the plain library's reader: tensors by variable path
+    assert sorted(arrays) == sorted(w.path for w in original.weights)
+    assert_same_weights(original.get_weights(), [arrays[w.path] for w in original.weights])
+    with safetensors.safe_open(str(path), "np") as handle:
+        meta = handle.metadata()
+    assert json.loads(meta["architecture"]) == json.loads(original.to_json())
+    assert json.loads(meta["order"]) == [w.path for w in original.weights]
+    # No base64: the file is the tensors' raw bytes plus the header (mostly the architecture).
+    import struct
+
+    (length,) = struct.unpack("<Q", path.read_bytes()[:8])
+    raw = sum(np.asarray(w).nbytes for w in original.get_weights())
+    assert manifest["files"][0]["size"] == path.stat().st_size == 8 + length + raw
+
+
+def test_safetensors_weights_must_fit_their_metadata(zoo, tmp_path):
+    from safetensors.numpy import save_file
+
+    from alphazoo.adapters._keras_json import load_safetensors
+    from alphazoo.adapters._safetensors import metadata
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    arrays = {v.path: w for v, w in zip(model.weights, model.get_weights())}
+    architecture = json.loads(model.to_json())
+    cases = {
+        "no order": (metadata("keras", architecture=architecture), "'order'"),
+        "order of other names": (metadata("keras", architecture=architecture,
+                                          order=["a", "b"]), "'order'"),
+        "no architecture": (metadata("keras", order=list(arrays)), "'architecture'"),
+        "shapes swapped": (metadata("keras", architecture=architecture,
+                                    order=list(arrays)[::-1]), "has shape"),
+    }
+    for name, (meta, message) in cases.items():
+        path = tmp_path / f"{name}.safetensors"
+        save_file(arrays, str(path), metadata=meta)
+        with pytest.raises(alphazoo.BundleIntegrityError, match=message):
+            load_safetensors(keras, path, None, safe_mode=True)
+
+
+def test_a_crafted_safetensors_header_is_refused_before_keras_reads_it(zoo, tmp_path):
+    import struct
+
+    from _crafted import rebundle
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    zoo.save(model, "real", format="safetensors")
+    header = json.dumps({"w": {"dtype": "F32", "shape": [1 << 20, 1 << 20],
+                               "data_offsets": [0, 1 << 42]}}).encode()
+    payload = tmp_path / "model.safetensors"
+    payload.write_bytes(struct.pack("<Q", len(header)) + header + b"\0" * 16)
+    rebundle(zoo.store, "real", "crafted", payload)
+    with pytest.raises(alphazoo.BundleLimitError, match="F32"):
+        zoo.load("crafted")
 
 
 # -- ONNX ----------------------------------------------------------------------------------------
@@ -494,7 +564,7 @@ def lambda_model() -> Any:
     return model
 
 
-@pytest.mark.parametrize("fmt", ["keras", "json"])
+@pytest.mark.parametrize("fmt", ["keras", "json", "safetensors"])
 def test_safe_mode_refuses_lambda_code_unless_trusted(zoo, lambda_model, fmt):
     with pytest.warns(UserWarning, match="Lambda layers"):
         manifest = zoo.save(lambda_model, "lambda", format=fmt)
@@ -525,7 +595,7 @@ def unsafe_process() -> Any:
     global_state.set_global_attribute("safe_mode_saving", before)
 
 
-@pytest.mark.parametrize("fmt", ["keras", "json"])
+@pytest.mark.parametrize("fmt", ["keras", "json", "safetensors"])
 def test_process_wide_unsafe_deserialization_does_not_open_untrusted_bundles(
         zoo, lambda_model, unsafe_process, fmt):
     with warnings.catch_warnings():
@@ -594,7 +664,7 @@ class Unregistered(keras.Model):
         return self.dense(x)
 
 
-@pytest.mark.parametrize("fmt", ["keras", "json"])
+@pytest.mark.parametrize("fmt", ["keras", "json", "safetensors"])
 def test_registered_subclassed_model_round_trips(zoo, data, fmt):
     model = Scaled(units=3, factor=0.5)
     X = data["X_new"].astype(np.float32)

@@ -23,13 +23,13 @@ from alphazoo.adapters._onnx import OnnxPredictor
 torch = pytest.importorskip("torch", reason="the torch adapter tests need torch")
 nn = torch.nn
 
-FORMATS = ["json", "pt", "pickle", "onnx"]
+FORMATS = ["json", "safetensors", "pt", "pickle", "onnx"]
 TESTS_DIR = Path(__file__).resolve().parent
 #: model name -> the formats it is saved in by the ``saved`` fixture.
 SAVED = {
     "mlp_clf": FORMATS,
-    "mlp_f64": ["json", "pt"],
-    "user": ["json", "pt", "pickle"],
+    "mlp_f64": ["json", "safetensors", "pt"],
+    "user": ["json", "safetensors", "pt", "pickle"],
     "lstm": FORMATS,
 }
 LABELS = np.array([2, 5, 7])  # not 0..K-1: predict must map outputs back to these
@@ -134,8 +134,8 @@ def test_models_and_formats_are_registered(zoo):
     for name in ("torch_mlp", "torch_lstm"):
         assert specs[name].library == "torch" and specs[name].plugin == "torch"
     formats = {(s.name, s.safe, s.default) for s in zoo.formats() if s.adapter == "torch"}
-    assert formats == {("json", True, True), ("pt", True, False), ("pickle", False, False),
-                       ("onnx", True, False)}
+    assert formats == {("json", True, True), ("safetensors", True, False), ("pt", True, False),
+                       ("pickle", False, False), ("onnx", True, False)}
     (row,) = [p for p in zoo.plugins() if p.name == "torch"]
     assert row.requires[0].startswith("torch")
 
@@ -296,7 +296,7 @@ def test_json_round_trip_on_every_backend(object_store, data):
 @pytest.mark.slow
 def test_user_module_weights_need_a_builder(saved, data):
     zoo = saved["zoo"]
-    for fmt in ("json", "pt"):
+    for fmt in ("json", "safetensors", "pt"):
         with pytest.raises(alphazoo.UnsupportedModelError) as error:
             zoo.load(f"user/{fmt}")
         message = str(error.value)
@@ -332,7 +332,7 @@ FRESH_CHILD = textwrap.dedent(
     result = {}
     for key in json.loads(keys):
         name, fmt = key.split("/")
-        options = {"builder": UserNet} if name == "user" and fmt in ("json", "pt") else {}
+        options = {"builder": UserNet} if name == "user" and fmt != "pickle" else {}
         model = zoo.load(key, trusted=fmt == "pickle", **options)
         rows_ = S if name == "lstm" else X
         entry = {"type": type(model).__name__}
@@ -576,7 +576,7 @@ class StatefulNet(nn.Module):
         return self.linear(x)
 
 
-@pytest.mark.parametrize("fmt", ["json", "pt"])
+@pytest.mark.parametrize("fmt", ["json", "safetensors", "pt"])
 def test_tied_weights_and_buffer_dtypes_survive_a_dtype_change(zoo, fmt):
     model = TiedNet().double()  # converted after building: the builder makes float32
     zoo.save(model, "tied", format=fmt)
