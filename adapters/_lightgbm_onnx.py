@@ -6,6 +6,10 @@ what is exported and what it is compared with before
 :func:`~alphazoo.adapters.base.onnx_facts` checks parity:
 
 - an early-stopped model exports only the trees its ``predict`` uses (``best_iteration``);
+- a Booster trained with an alias of its objective (qlib's ``"mse"``, ``"l2"``, ``"softmax"``,
+  ``"xendcg"``...) is converted with the canonical name its model string holds: onnxmltools
+  reads a Booster's objective from ``params``, as given to ``lightgbm.train``, and knows none
+  of LightGBM's aliases;
 - a model fitted on pandas ``category`` columns is refused: its wrapper maps categories to
   codes in Python, the graph takes floats, so a DataFrame fed to the served model would be
   read as category values, not codes (fit with integer codes and ``categorical_feature=``);
@@ -15,6 +19,13 @@ what is exported and what it is compared with before
   trees' default directions are checked too;
 - a classifying Booster (``binary``, ``multiclass``) is compared label for label with what
   ``LGBMClassifier`` would answer from its probabilities;
+- a classifier's label output is recomputed in the graph as the class of highest probability,
+  the first on ties (what ``LGBMClassifier.predict`` does). onnxruntime's
+  ``TreeEnsembleClassifier`` labels a binary model whose leaf values are all positive by its
+  raw score against one half, as if the leaves held probabilities; a LightGBM model started
+  from the average (``boost_from_average``, the default) with one or a few trees often has
+  only positive leaves, and its labels were then all 0 while its probabilities were above
+  one half;
 - the label output's declared shape is made ``[N]`` (onnxmltools declares ``[1]``, which
   onnxruntime warns about on every batch of more than one row).
 
@@ -60,6 +71,7 @@ def write_onnx(model: Any, booster: Any, path: Path, saving: Saving) -> None:
     n_features = booster.num_feature()
     sample, source = onnx_sample(saving.request.sample, (n_features,))
     sample, missing_rows = _with_missing_rows(sample)
+    exported = _with_canonical_objective(exported, data["objective"])
     try:
         onx = onnxmltools.convert_lightgbm(
             exported, initial_types=[("input", FloatTensorType([None, n_features]))],
@@ -72,6 +84,7 @@ def write_onnx(model: Any, booster: Any, path: Path, saving: Saving) -> None:
         ) from exc
     if data["task"] == "classification":
         outputs = {"label": "label", "probabilities": "probabilities"}
+        _labels_from_probabilities(onx, label="label", probabilities="probabilities")
         _batch_label_shape(onx)
     else:
         outputs = {"value": onx.graph.output[0].name}
@@ -123,6 +136,25 @@ def _predicting_trees(model: Any, booster: Any) -> tuple[Any, int]:
     return wrapper, best
 
 
+def _with_canonical_objective(exported: Any, objective: str) -> Any:
+    """``exported``, or when it is a Booster whose ``params`` name its objective by an alias,
+    a copy whose ``params`` name it as its model string does (``"mse"`` -> ``"regression"``).
+
+    The model string is LightGBM's own canonical name (its ``ParseObjectiveAlias``), so no
+    alias table is kept here. The caller's Booster is left as it is. Wrappers are converted by
+    their class and need no copy.
+    """
+    lightgbm: Any = sys.modules["lightgbm"]
+    if not isinstance(exported, lightgbm.Booster) or objective == "custom":
+        return exported
+    given = exported.params.get("objective")
+    if given is None or given == objective:
+        return exported
+    canonical = lightgbm.Booster(model_str=exported.model_to_string())
+    canonical.params = {**exported.params, "objective": objective}
+    return canonical
+
+
 def _native(model: Any, booster: Any, data: dict[str, Any],
             ) -> tuple[Callable[..., Any], Callable[..., Any] | None]:
     """The native predict and predict_proba that an ONNX export of ``model`` must match."""
@@ -149,6 +181,53 @@ def _with_missing_rows(sample: Any) -> tuple[Any, int]:
 
     holes = np.random.default_rng(0).random(sample.shape) < 0.25
     return np.concatenate([sample, np.where(holes, np.float32(np.nan), sample)]), len(sample)
+
+
+def _labels_from_probabilities(onx: Any, *, label: str, probabilities: str) -> None:
+    """Make the graph's ``label`` output the class of highest probability (the first on ties).
+
+    The label onnxmltools wires from ``TreeEnsembleClassifier`` is replaced by
+    ``Gather(classes, ArgMax(probabilities))``, so labels and probabilities cannot disagree;
+    the nodes and initializers only the old label used are dropped.
+    """
+    from onnx import TensorProto, helper
+
+    graph = onx.graph
+    trees = next(n for n in graph.node if n.op_type == "TreeEnsembleClassifier")
+    attributes = {a.name: a for a in trees.attribute}
+    if "classlabels_int64s" in attributes:
+        ints = list(attributes["classlabels_int64s"].ints)
+        classes = helper.make_tensor("label_classes", TensorProto.INT64, [len(ints)], ints)
+    else:
+        strings = list(attributes["classlabels_strings"].strings)
+        classes = helper.make_tensor("label_classes", TensorProto.STRING, [len(strings)],
+                                     strings)
+    kept = [n for n in graph.node if label not in n.output]
+    del graph.node[:]
+    graph.node.extend(kept)
+    graph.initializer.append(classes)
+    graph.node.extend([
+        helper.make_node("ArgMax", [probabilities], ["label_index"], name="label_argmax",
+                         axis=1, keepdims=0),
+        helper.make_node("Gather", ["label_classes", "label_index"], [label],
+                         name="label_gather", axis=0),
+    ])
+    _drop_unused(graph)
+
+
+def _drop_unused(graph: Any) -> None:
+    """Remove the nodes none of whose outputs is read, then the initializers none reads."""
+    while True:
+        read = {name for n in graph.node for name in n.input} | {o.name for o in graph.output}
+        kept = [n for n in graph.node if any(out in read for out in n.output)]
+        if len(kept) == len(graph.node):
+            break
+        del graph.node[:]
+        graph.node.extend(kept)
+    read = {name for n in graph.node for name in n.input}
+    kept_init = [i for i in graph.initializer if i.name in read]
+    del graph.initializer[:]
+    graph.initializer.extend(kept_init)
 
 
 def _batch_label_shape(onx: Any) -> None:

@@ -102,14 +102,10 @@ def default_models() -> dict[str, Factory]:
         "random_forest": lambda d: SklearnModel("random_forest", n_estimators=40, max_depth=4,
                                                 min_samples_leaf=20, n_jobs=1),
         # A walk-forward fold has no valid segment: its latest fifth stops the boosting.
-        # boost_from_average=False: onnxmltools 1.16 gets the labels of some one-tree binary
-        # models that start from the average wrong (not their probabilities), and the
-        # adapter's parity check then refuses the ONNX version; noisy folds often stop at one
-        # tree (test_contrib_gbdt.py's xfail shows one).
         "gbdt": lambda d: LightGBMGBDT(loss="binary", num_boost_round=120,
                                        early_stopping_rounds=15, valid_fraction=0.2,
                                        learning_rate=0.05, max_depth=3, num_leaves=7,
-                                       boost_from_average=False, num_threads=1),
+                                       num_threads=1),
         "alstm": _alstm,
     }
 

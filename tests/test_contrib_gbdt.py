@@ -289,9 +289,6 @@ def test_round_trip_through_the_lightgbm_adapter(panel, ds, fitted, zoo, loss, f
         pd.testing.assert_series_equal(got, expected)  # LightGBM's own trees: bit for bit
 
 
-@pytest.mark.xfail(strict=True, reason="the lightgbm adapter's ONNX export reads the Booster's "
-                   "objective as given to lightgbm.train: qlib's 'mse' is LightGBM's alias of "
-                   "'regression', which onnxmltools 1.16 does not know")
 def test_onnx_of_qlibs_mse_objective(ds, fitted, zoo):
     zoo.save(fitted["mse"], "zoo/gbdt/mse/onnx", format="onnx")
     loaded = zoo.load("zoo/gbdt/mse/onnx")
@@ -299,15 +296,13 @@ def test_onnx_of_qlibs_mse_objective(ds, fitted, zoo):
                                rtol=0, atol=1e-6)
 
 
-@pytest.mark.xfail(strict=True, reason="onnxmltools 1.16 gets the labels of some one-tree binary "
-                   "LightGBM models wrong (here every label 0, every probability above one "
-                   "half); the probabilities are right, but the lightgbm adapter's parity check "
-                   "on labels refuses the export")
 def test_onnx_of_a_one_tree_binary_model(ds, zoo):
     one = LightGBMGBDT(loss="binary", num_boost_round=1, num_leaves=7, learning_rate=0.05,
                        num_threads=1).fit(ds)
     X = ds.prepare("test", labels=False)[0]
-    assert (one.predict(X) > 0.5).all()  # where the converter's label says "down"
+    # Every probability above one half, where onnxruntime's own label of the converted
+    # trees said "down" (the adapter now labels by the probabilities).
+    assert (one.predict(X) > 0.5).all()
     zoo.save(one, "zoo/gbdt/one/onnx", format="onnx")
     np.testing.assert_allclose(zoo.load("zoo/gbdt/one/onnx").predict(X), one.predict(X),
                                rtol=0, atol=1e-6)

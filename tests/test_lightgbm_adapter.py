@@ -478,6 +478,70 @@ def test_objectives_onnx_cannot_express_are_never_stored(zoo, data, objective, e
                           booster.predict(data["X_new"]))
 
 
+@pytest.mark.parametrize("alias,canonical", [
+    ("mse", "regression"), ("l2", "regression"), ("rmse", "regression"),
+    ("mean_squared_error", "regression"), ("l1", "regression_l1"), ("mae", "regression_l1"),
+    ("softmax", "multiclass"), ("xendcg", "rank_xendcg"),
+])
+def test_a_booster_trained_with_an_objective_alias_exports_to_onnx(zoo, data, alias, canonical):
+    # onnxmltools reads the objective as given to lightgbm.train and knows none of these.
+    X, y = data["X_reg"], data["y_reg"]
+    group = None
+    if canonical == "multiclass":
+        y = data["y_three"]
+    elif canonical == "rank_xendcg":
+        group = [21] * (len(X) // 21)
+        X, y = X[:sum(group)], data["y_three"][:sum(group)]
+    params = {"objective": alias, "verbose": -1, "num_leaves": 7}
+    if canonical == "multiclass":
+        params["num_class"] = 3
+    booster = lightgbm.train(params, lightgbm.Dataset(X, label=y, group=group),
+                             num_boost_round=5)
+    trees = booster.model_to_string()
+    manifest = zoo.save(booster, f"alias/{alias}", format="onnx", sample=X)
+    assert booster.params["objective"] == alias and booster.model_to_string() == trees
+    assert manifest["adapter_data"]["objective"] == canonical
+    served, X_new = zoo.load(f"alias/{alias}"), data["X_new"]
+    if canonical == "multiclass":
+        proba = booster.predict(X_new)
+        np.testing.assert_allclose(served.predict_proba(X_new), proba, atol=1e-6, rtol=0)
+        assert np.array_equal(served.predict(X_new), np.argmax(proba, axis=1))
+    else:
+        np.testing.assert_allclose(served.predict(X_new), booster.predict(X_new), rtol=1e-5,
+                                   atol=1e-6)
+
+
+def test_a_wrapper_with_an_objective_alias_exports_to_onnx(zoo, data):
+    model = lightgbm.LGBMRegressor(objective="mse", verbose=-1, **SMALL)
+    model.fit(data["X_reg"], data["y_reg"])
+    zoo.save(model, "alias/wrapper", format="onnx")
+    np.testing.assert_allclose(zoo.load("alias/wrapper").predict(data["X_new"]),
+                               model.predict(data["X_new"]), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["classifier", "booster"])
+def test_a_one_tree_binary_model_labels_as_lightgbm_does(zoo, data, kind):
+    # One small step from the average: every leaf value positive and below one half, which
+    # onnxruntime's TreeEnsembleClassifier took for probabilities, labelling every row 0.
+    X, y = data["X"], data["y"]
+    if kind == "classifier":
+        model = lightgbm.LGBMClassifier(n_estimators=1, num_leaves=7, learning_rate=0.05,
+                                        verbose=-1).fit(X, y)
+        booster, labels = model.booster_, model.predict(data["X_new"])
+    else:
+        model = booster = lightgbm.train(
+            {"objective": "binary", "num_leaves": 7, "learning_rate": 0.05, "verbose": -1},
+            lightgbm.Dataset(X, label=y), num_boost_round=1)
+        p = booster.predict(data["X_new"])
+        labels = np.argmax(np.column_stack([1 - p, p]), axis=1)
+    trees = booster.trees_to_dataframe()
+    leaves = trees.loc[trees["left_child"].isna(), "value"]
+    assert ((leaves > 0) & (leaves < 0.5)).all()
+    assert labels.any()
+    zoo.save(model, f"one/{kind}", format="onnx")
+    assert np.array_equal(zoo.load(f"one/{kind}").predict(data["X_new"]), labels)
+
+
 @pytest.mark.parametrize("params", [
     {"min_child_samples": 100_000},  # one-leaf trees: LightGBM writes their arrays empty
     {"boosting_type": "dart"}, {"boosting_type": "rf", "subsample": 0.5, "subsample_freq": 1},
