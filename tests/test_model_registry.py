@@ -9,6 +9,7 @@ import multiprocessing
 import queue
 import threading
 import traceback
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -235,9 +236,11 @@ def test_create_bytes_respects_the_limits(tmp_path: Path) -> None:
 ROUNDS = 40
 
 
-def _racer(root: str, me: int, barrier: Any, results: Any) -> None:
+def _racer(root: str, me: int, barrier: Any, results: Any,
+           options: dict[str, Any] | None = None) -> None:
     try:
-        registry = alphazoo.Zoo(root, discover=False).registry
+        store = alphazoo.ObjectStore(root, storage_options=options)
+        registry = alphazoo.Zoo(store, discover=False).registry
         barrier.wait(timeout=STARTUP_TIMEOUT)
         mine = (1, 2) if me == 0 else (3, 4)
         outcomes = []
@@ -257,13 +260,14 @@ def _racer(root: str, me: int, barrier: Any, results: Any) -> None:
         results.put({"me": me, "error": traceback.format_exc()})
 
 
-@pytest.mark.slow
-def test_two_processes_racing_exactly_one_wins_each_round(tmp_path: Path) -> None:
-    root = str(tmp_path / "store")
-    _fill(alphazoo.ObjectStore(root), "spy/gbdt", 4)
+def _race(root: str, options: dict[str, Any] | None = None) -> None:
+    """Two processes move one alias for ROUNDS rounds; check that exactly one wins each
+    round and that the history holds each winning move once, in order."""
+    _fill(alphazoo.ObjectStore(root, storage_options=options), "spy/gbdt", 4)
     barrier = CTX.Barrier(2)
     results = CTX.Queue()
-    racers = [CTX.Process(target=_racer, args=(root, me, barrier, results)) for me in (0, 1)]
+    racers = [CTX.Process(target=_racer, args=(root, me, barrier, results, options))
+              for me in (0, 1)]
     try:
         for racer in racers:
             racer.start()
@@ -287,7 +291,8 @@ def test_two_processes_racing_exactly_one_wins_each_round(tmp_path: Path) -> Non
     assert sorted(by_round) == list(range(ROUNDS))
     for round_, outcomes in by_round.items():
         assert sorted(outcome for _, outcome, _ in outcomes) == ["lost", "won"], round_
-    history = alphazoo.Zoo(root, discover=False).registry.history("spy/gbdt", "production")
+    store = alphazoo.ObjectStore(root, storage_options=options)
+    history = ModelRegistry(store).history("spy/gbdt", "production")
     # No lost and no repeated entry: one per round, in order, each from the last one's target.
     assert [entry["seq"] for entry in history] == list(range(1, ROUNDS + 1))
     winners = {seq: me for outcomes in by_round.values() for me, outcome, seq in outcomes
@@ -296,3 +301,57 @@ def test_two_processes_racing_exactly_one_wins_each_round(tmp_path: Path) -> Non
     assert [entry["note"].split(":")[1] for entry in history] == [str(r) for r in range(ROUNDS)]
     for before, after in zip(history, history[1:]):
         assert after["from"] == before["to"]
+    assert ModelRegistry(store).target("spy/gbdt", "production") == history[-1]["to"]
+
+
+@pytest.mark.slow
+def test_two_processes_racing_exactly_one_wins_each_round(tmp_path: Path) -> None:
+    _race(str(tmp_path / "store"))
+
+
+# -- S3 (moto's server): conditional writes ---------------------------------------------------
+
+def _s3_location(moto_s3: Any) -> tuple[str, dict[str, Any]]:
+    return (f"s3://{moto_s3.bucket}/registry-{uuid.uuid4().hex}",
+            dict(moto_s3.storage_options))
+
+
+@pytest.mark.s3
+def test_s3_alias_moves_use_conditional_writes(moto_s3: Any) -> None:
+    import fsspec
+
+    location, options = _s3_location(moto_s3)
+    store = alphazoo.ObjectStore(location, storage_options=options)
+    _fill(store, "spy/gbdt", 3)
+    registry = ModelRegistry(store)
+    registry.promote("spy/gbdt", 1, "production")
+    registry.promote("spy/gbdt", 2, "production")
+    assert registry.rollback("spy/gbdt", "production")["to"] == 1
+    assert registry.aliases("spy/gbdt") == {"production": 1}
+    assert registry.resolve("spy/gbdt@production") == "spy/gbdt/v000001"
+    # Another machine (its own S3 client, no shared lock) creates entry 4 first: S3 itself
+    # refuses this store's create (If-None-Match: *), which the registry reports as a conflict.
+    fs, root = fsspec.core.url_to_fs(location, **options)
+    entry = f"{root}/spy/gbdt/_registry/history/production/000004.json"
+    fs.pipe_file(entry, b'{"seq": 4, "to": 3, "from": 1, "back": 3}', mode="create")
+    assert not store._backend.create("spy/gbdt/_registry/history/production/000004.json",
+                                     [b"{}"])
+    original = registry._settled
+    # This writer read the head before entry 4 existed.
+    registry._settled = lambda name, alias: {"seq": 3, "to": 1, "back": 0}  # type: ignore
+    try:
+        with pytest.raises(AliasConflictError):
+            registry.promote("spy/gbdt", 2, "production")
+    finally:
+        registry._settled = original  # type: ignore[method-assign]
+    assert json.loads(fs.cat_file(entry))["to"] == 3  # the first writer's entry stands
+    assert registry.target("spy/gbdt", "production") == 1  # head not yet moved ...
+    assert [e["to"] for e in registry.history("spy/gbdt", "production")] == [1, 2, 1, 3]
+    assert registry.target("spy/gbdt", "production") == 3  # ... until a reader settles it
+
+
+@pytest.mark.s3
+@pytest.mark.slow
+def test_two_processes_racing_on_s3(moto_s3: Any) -> None:
+    location, options = _s3_location(moto_s3)
+    _race(location, options)
