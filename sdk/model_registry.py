@@ -302,6 +302,58 @@ class ModelRegistry:
         """The gates set for ``alias`` of ``name`` (see :meth:`set_gates`)."""
         return list(self._gates.get((normalize_key(name), _check_alias(alias)), []))
 
+    # -- retention -------------------------------------------------------------------------
+    def prune(self, name: str, keep: int, *, dry_run: bool = True) -> dict[str, Any]:
+        """Delete old versions of ``name``, keeping the newest ``keep`` and every version an
+        alias points at (``latest`` included) or that an alias's history ever pointed at (so
+        every rollback finds its version). A dry run by default: nothing is deleted unless
+        ``dry_run=False``.
+
+        Returns ``{"name", "dry_run", "deleted": [versions], "kept": [versions],
+        "protected": {version: [reasons]}}`` (``deleted`` lists what a real run deletes).
+        Each alias's target is read again just before each deletion, so a version promoted
+        meanwhile is skipped; a promotion racing the very deletion of its version can still
+        lose it: prune when nobody promotes old versions.
+        """
+        if keep < 0:
+            raise ValueError(f"keep must be 0 or more, got {keep}")
+        name = normalize_key(name)
+        numbers = [row["version"] for row in self.versions(name, facts=False)]
+        protected = self._protected(name)
+        newest = set(numbers[-keep:]) if keep else set()
+        doomed = [n for n in numbers if n not in newest and n not in protected]
+        deleted = []
+        if not dry_run:
+            for number in doomed:
+                if number in self._protected(name, targets_only=True):
+                    continue
+                if self.store.delete(version_key(name, number)):
+                    deleted.append(number)
+        return {
+            "name": name, "dry_run": dry_run, "keep": keep,
+            "deleted": doomed if dry_run else deleted,
+            "kept": [n for n in numbers if n not in (doomed if dry_run else deleted)],
+            "protected": {n: reasons for n, reasons in sorted(protected.items())
+                          if n in numbers},
+        }
+
+    def _protected(self, name: str, *, targets_only: bool = False) -> dict[int, list[str]]:
+        """Versions prune must keep, each with why: an alias points at it, or (unless
+        ``targets_only``) an alias's history pointed at it."""
+        reasons: dict[int, list[str]] = {}
+        for alias, version in self.aliases(name).items():
+            reasons.setdefault(version, []).append(f"{alias} points at it")
+        if targets_only:
+            return reasons
+        folder = f"{name}/{REGISTRY_FOLDER}/aliases"
+        for key in self.store.list_folder(folder):
+            alias = key.rsplit("/", 1)[-1][: -len(".json")]
+            for entry in self.history(name, alias):
+                why = f"in the history of {alias}"
+                if why not in reasons.setdefault(int(entry["to"]), []):
+                    reasons[int(entry["to"])].append(why)
+        return reasons
+
     # -- internals -------------------------------------------------------------------------
     def _entry(self, name: str, alias: str, seq: int) -> dict[str, Any]:
         entry: dict[str, Any] = self.store.read_json(self._entry_key(name, alias, seq))

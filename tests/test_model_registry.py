@@ -355,3 +355,119 @@ def test_s3_alias_moves_use_conditional_writes(moto_s3: Any) -> None:
 def test_two_processes_racing_on_s3(moto_s3: Any) -> None:
     location, options = _s3_location(moto_s3)
     _race(location, options)
+
+
+# -- retention ---------------------------------------------------------------------------------
+
+def test_prune_is_a_dry_run_by_default_and_spares_aliased_versions(
+        registry: ModelRegistry) -> None:
+    from alphazoo.training.model_versions import write_latest
+
+    store = registry.store
+    _fill(store, "spy/gbdt", 10)
+    write_latest(store, "spy/gbdt", 10)
+    registry.promote("spy/gbdt", 2, "production")
+    registry.promote("spy/gbdt", 4, "production")
+    registry.rollback("spy/gbdt", "production")  # production -> v2; v4 stays in its history
+    registry.promote("spy/gbdt", 6, "staging")
+    report = registry.prune("spy/gbdt", keep=2)
+    assert report["dry_run"] and report["deleted"] == [1, 3, 5, 7, 8]
+    assert report["protected"][2] == ["production points at it", "in the history of production"]
+    assert report["protected"][4] == ["in the history of production"]
+    assert len(store.list_folder("spy/gbdt")) == 11  # ten versions and latest.json: untouched
+    done = registry.prune("spy/gbdt", keep=2, dry_run=False)
+    assert done["deleted"] == [1, 3, 5, 7, 8] and done["kept"] == [2, 4, 6, 9, 10]
+    assert [row["version"] for row in registry.versions("spy/gbdt", facts=False)] == \
+        [2, 4, 6, 9, 10]
+    assert registry.resolve("spy/gbdt@production") == "spy/gbdt/v000002"
+    assert store.usage() == store.usage(recount=False)  # deletions were counted
+    with pytest.raises(ValueError):
+        registry.prune("spy/gbdt", keep=-1)
+
+
+# -- gates -------------------------------------------------------------------------------------
+
+@pytest.fixture
+def onnx_zoo(tmp_path: Path) -> alphazoo.Zoo:
+    """A zoo whose series ``spy/lr`` has two real ONNX versions."""
+    sklearn = pytest.importorskip("sklearn.linear_model")
+    pytest.importorskip("onnxruntime")
+    import numpy as np
+
+    from alphazoo.training.model_versions import save_version
+
+    zoo = alphazoo.Zoo(tmp_path / "store")
+    X = np.random.default_rng(0).random((40, 3))
+    for scale in (1.0, 2.0):
+        save_version(zoo, sklearn.LinearRegression().fit(X, X.sum(axis=1) * scale), "spy/lr",
+                     format="onnx", sample=X[:20])
+    return zoo
+
+
+def test_builtin_gates_pass_a_sound_version(onnx_zoo: alphazoo.Zoo) -> None:
+    registry = onnx_zoo.registry
+    registry.set_gates("spy/lr", "production", ["integrity", "compat", "onnx_parity"])
+    assert registry.gates("spy/lr", "production") == ["integrity", "compat", "onnx_parity"]
+    registry.promote("spy/lr", 1, "production")
+    assert registry.target("spy/lr", "production") == 1
+
+
+def test_a_refused_promotion_names_the_gate_and_leaves_the_alias(
+        onnx_zoo: alphazoo.Zoo) -> None:
+    registry = onnx_zoo.registry
+    store = onnx_zoo.store
+    registry.promote("spy/lr", 1, "production")
+    # A damaged candidate: one payload byte flipped.
+    data = bytearray(store.read_bytes("spy/lr/v000002"))
+    data[-40] ^= 0xFF
+    store.save_bytes("spy/lr/v000002", bytes(data))
+    with pytest.raises(alphazoo.PromotionRefusedError, match="'integrity'") as refused:
+        registry.promote("spy/lr", 2, "production", gates=["integrity"])
+    assert refused.value.gate == "integrity" and refused.value.version == 2
+    assert registry.target("spy/lr", "production") == 1
+    assert len(registry.history("spy/lr", "production")) == 1
+
+
+def test_user_gates_compare_candidate_and_current(onnx_zoo: alphazoo.Zoo) -> None:
+    import numpy as np
+
+    registry = onnx_zoo.registry
+    X = np.ones((4, 3))
+    seen: list[tuple[int, int | None]] = []
+
+    def not_larger(candidate: Any, current: Any) -> Any:
+        seen.append((candidate.version, None if current is None else current.version))
+        if current is None:
+            return True
+        new, old = candidate.load().predict(X).mean(), current.load().predict(X).mean()
+        return new <= old or f"mean prediction {new:.2f} above {old:.2f}"
+
+    registry.set_gates("spy/lr", "production", [not_larger])
+    registry.promote("spy/lr", 1, "production")
+    with pytest.raises(alphazoo.PromotionRefusedError, match="not_larger.*mean prediction"):
+        registry.promote("spy/lr", 2, "production")
+    assert seen == [(1, None), (2, 1)]
+    assert registry.target("spy/lr", "production") == 1
+    # An exception in a gate refuses too; gates=[] skips the alias's gates deliberately.
+    with pytest.raises(alphazoo.PromotionRefusedError, match="ZeroDivisionError"):
+        registry.promote("spy/lr", 2, "production", gates=[lambda new, old: 1 / 0])
+    registry.promote("spy/lr", 2, "production", gates=[])
+    assert registry.target("spy/lr", "production") == 2
+    registry.set_gates("spy/lr", "production", [])
+    assert registry.gates("spy/lr", "production") == []
+    with pytest.raises(ValueError, match="unknown gate"):
+        registry.set_gates("spy/lr", "production", ["nope"])
+
+
+def test_the_onnx_parity_gate_refuses_a_bundle_without_a_parity_record(
+        onnx_zoo: alphazoo.Zoo) -> None:
+    from alphazoo.registry_gates import Candidate, run_gates
+
+    manifest = onnx_zoo.inspect("spy/lr@v1")
+    assert manifest["adapter_data"]["parity"]["rows"] == 20
+    candidate = Candidate(onnx_zoo.store, onnx_zoo, "spy/lr", 1)
+    candidate._manifest = {**manifest, "adapter_data": {}}
+    from alphazoo.registry_gates import BUILTIN_GATES
+
+    assert "no ONNX parity check" in BUILTIN_GATES["onnx_parity"](candidate, None)
+    run_gates(onnx_zoo.store, onnx_zoo, ["onnx_parity"], "spy/lr", "production", 1, None)
