@@ -471,3 +471,22 @@ def test_the_onnx_parity_gate_refuses_a_bundle_without_a_parity_record(
 
     assert "no ONNX parity check" in BUILTIN_GATES["onnx_parity"](candidate, None)
     run_gates(onnx_zoo.store, onnx_zoo, ["onnx_parity"], "spy/lr", "production", 1, None)
+
+
+@pytest.mark.slow
+def test_readme_registry_example_runs(tmp_path: Path) -> None:
+    import ast
+    import re
+    import subprocess
+    import sys
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    example = next(block for block in re.findall(r"```python\n(.*?)```", readme, flags=re.S)
+                   if "zoo.registry" in block)
+    result = subprocess.run([sys.executable, "-c", example], cwd=tmp_path, text=True,
+                            capture_output=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "{'latest': 3, 'production': 1}"
+    assert [pair[:2] for pair in ast.literal_eval(lines[1])] == [(None, 1), (1, 3), (3, 1)]
+    assert "'deleted': [2]" in lines[2]
