@@ -490,3 +490,17 @@ def test_readme_registry_example_runs(tmp_path: Path) -> None:
     assert lines[0] == "{'latest': 3, 'production': 1}"
     assert [pair[:2] for pair in ast.literal_eval(lines[1])] == [(None, 1), (1, 3), (3, 1)]
     assert "'deleted': [2]" in lines[2]
+
+
+def test_a_damaged_record_is_a_typed_error(registry: ModelRegistry) -> None:
+    registry.promote("spy/gbdt", 1, "production")
+    head = "spy/gbdt/_registry/aliases/production.json"
+    for damage in (b"not json", b"[1, 2]", b'{"seq": 1, "to": "one", "back": 0}'):
+        registry.store.save_bytes(head, damage)
+        with pytest.raises(alphazoo.RegistryRecordError, match="production.json"):
+            registry.target("spy/gbdt", "production")
+        with pytest.raises(alphazoo.RegistryRecordError):
+            registry.resolve("spy/gbdt@production")
+    registry.store.save_bytes("spy/gbdt/latest.json", b'{"key": "x"}')
+    with pytest.raises(alphazoo.RegistryRecordError, match="latest.json"):
+        registry.target("spy/gbdt", "latest")
