@@ -135,8 +135,7 @@ def run_registry(args: argparse.Namespace) -> int:
 def _alias_rows(registry: Any, name: str) -> list[dict[str, Any]]:
     rows = []
     for alias, version in registry.aliases(name).items():
-        history = [] if alias == "latest" else registry.history(name, alias)[-1:]
-        head = history[0] if history else {}
+        head = (None if alias == "latest" else registry.head(name, alias)) or {}
         rows.append({"alias": alias, "version": version, "when": head.get("when"),
                      "who": head.get("who"), "note": head.get("note")})
     return rows

@@ -194,6 +194,14 @@ class ModelRegistry:
                 found[alias] = int(head["to"])
         return found
 
+    def head(self, name: str, alias: str) -> dict[str, Any] | None:
+        """The newest move of ``alias`` (the last :meth:`history` entry: ``when``, ``who``,
+        ``note``...), or None when it was never moved; a few reads, whatever the history's
+        length. ``latest`` has none."""
+        name, alias = normalize_key(name), _check_alias(alias)
+        head = self._settled(name, alias)
+        return None if head is None else dict(head)
+
     def history(self, name: str, alias: str) -> list[dict[str, Any]]:
         """Every move of ``alias``, oldest first: dicts with ``seq``, ``when``, ``from``,
         ``to``, ``action`` (``promote`` or ``rollback``), ``note`` and ``who``. ``latest``

@@ -53,6 +53,8 @@ def test_promote_moves_an_alias_and_records_who_when_and_why(registry: ModelRegi
     assert [(e["seq"], e["from"], e["to"]) for e in registry.history("spy/gbdt", "production")] \
         == [(1, None, 2), (2, 2, 4)]
     assert registry.history("spy/gbdt", "production")[0]["when"] <= second["when"]
+    assert registry.head("spy/gbdt", "production") == second
+    assert registry.head("spy/gbdt", "staging") is None
 
 
 def test_aliases_are_independent_and_latest_is_latest_json(registry: ModelRegistry) -> None:
