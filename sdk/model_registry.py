@@ -17,6 +17,7 @@ Layout in the store, next to the versions::
     spy/gbdt/_registry/history/production/000001.json   the first move of "production"
     spy/gbdt/_registry/history/production/000002.json   the next one ...
     spy/gbdt/_registry/aliases/production.json          the head: a copy of the newest entry
+    spy/gbdt/_registry/gates/production.json            built-in gates set for the alias
 
 A move is two writes. First the history entry ``n + 1`` is **created exclusively**
 (:meth:`~alphazoo.ObjectStore.create_bytes`): that is the compare-and-swap. Of two writers
@@ -258,7 +259,7 @@ class ModelRegistry:
         if expect is not False and expect != current:
             raise AliasConflictError(name, alias, f"it points at {_show(current)}, not at "
                                      f"{_show(expect)} as expected")
-        chosen = self._gates.get((name, alias), []) if gates is None else list(gates)
+        chosen = self.gates(name, alias) if gates is None else list(gates)
         if chosen:
             from .registry_gates import run_gates
 
@@ -299,22 +300,48 @@ class ModelRegistry:
         return self._append(name, alias, entry)
 
     def set_gates(self, name: str, alias: str, gates: Sequence[Gate]) -> None:
-        """The gates every promotion of ``alias`` passes through from now on (this registry
-        object's; ``zoo.registry`` is one per zoo). A gate is a built-in's name
-        (``"integrity"``, ``"compat"``, ``"onnx_parity"``) or a callable ``(candidate,
-        current) -> bool | str`` (see :mod:`alphazoo.registry_gates`); ``[]`` clears them."""
+        """The gates every promotion of ``alias`` passes through from now on; ``[]`` clears
+        them. A gate is a built-in's name (``"integrity"``, ``"compat"``, ``"onnx_parity"``)
+        or a callable ``(candidate, current) -> bool | str`` (see
+        :mod:`alphazoo.registry_gates`). Built-ins are kept in the store, so every process
+        and the CLI apply them; callables cannot be stored and hold for this registry object
+        only (``zoo.registry`` is one per zoo)."""
         from .registry_gates import check_gate
 
         chosen = [check_gate(gate) for gate in gates]
-        key = (normalize_key(name), _check_alias(alias))
-        if chosen:
-            self._gates[key] = chosen
+        name, alias = normalize_key(name), _check_alias(alias)
+        stored = [gate for gate in chosen if isinstance(gate, str)]
+        callables = [gate for gate in chosen if not isinstance(gate, str)]
+        key = self._gates_key(name, alias)
+        if stored:
+            self.store.save_json(key, {"format": "alphazoo-gates/1", "gates": stored})
         else:
-            self._gates.pop(key, None)
+            self.store.delete(key)
+        if callables:
+            self._gates[(name, alias)] = callables
+        else:
+            self._gates.pop((name, alias), None)
 
     def gates(self, name: str, alias: str) -> list[Gate]:
-        """The gates set for ``alias`` of ``name`` (see :meth:`set_gates`)."""
-        return list(self._gates.get((normalize_key(name), _check_alias(alias)), []))
+        """The gates set for ``alias`` of ``name`` (see :meth:`set_gates`): the built-ins
+        kept in the store, then this object's callables."""
+        name, alias = normalize_key(name), _check_alias(alias)
+        return self._stored_gates(name, alias) + list(self._gates.get((name, alias), []))
+
+    def _gates_key(self, name: str, alias: str) -> str:
+        return f"{name}/{REGISTRY_FOLDER}/gates/{alias}.json"
+
+    def _stored_gates(self, name: str, alias: str) -> list[Gate]:
+        from .registry_gates import BUILTIN_GATES
+
+        key = self._gates_key(name, alias)
+        record = _read_json_or_none(self.store, key)
+        if record is None:
+            return []
+        gates = record.get("gates") if isinstance(record, dict) else None
+        if not isinstance(gates, list) or not all(g in BUILTIN_GATES for g in gates):
+            raise RegistryRecordError(key, f"not a list of built-in gates: {gates!r}")
+        return list(gates)
 
     # -- retention -------------------------------------------------------------------------
     def prune(self, name: str, keep: int, *, dry_run: bool = True) -> dict[str, Any]:

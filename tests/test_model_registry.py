@@ -506,3 +506,28 @@ def test_a_damaged_record_is_a_typed_error(registry: ModelRegistry) -> None:
     registry.store.save_bytes("spy/gbdt/latest.json", b'{"key": "x"}')
     with pytest.raises(alphazoo.RegistryRecordError, match="latest.json"):
         registry.target("spy/gbdt", "latest")
+
+
+def test_builtin_gates_are_kept_in_the_store_for_every_process(
+        onnx_zoo: alphazoo.Zoo) -> None:
+    def never(candidate: Any, current: Any) -> bool:
+        return False
+
+    onnx_zoo.registry.set_gates("spy/lr", "production", ["integrity", never])
+    other = ModelRegistry(alphazoo.ObjectStore(onnx_zoo.store.url))  # another process's view
+    assert other.gates("spy/lr", "production") == ["integrity"]  # callables stay in-process
+    assert onnx_zoo.registry.gates("spy/lr", "production") == ["integrity", never]
+    store = other.store
+    data = bytearray(store.read_bytes("spy/lr/v000002"))
+    data[-40] ^= 0xFF
+    store.save_bytes("spy/lr/v000002", bytes(data))
+    with pytest.raises(alphazoo.PromotionRefusedError, match="'integrity'"):
+        other.promote("spy/lr", 2, "production")
+    other.promote("spy/lr", 1, "production")  # integrity passes; `never` is not this one's
+    with pytest.raises(alphazoo.PromotionRefusedError, match="'never'"):
+        onnx_zoo.registry.promote("spy/lr", 1, "production")
+    other.set_gates("spy/lr", "production", [])
+    assert other.gates("spy/lr", "production") == []
+    store.save_json("spy/lr/_registry/gates/production.json", {"gates": ["rm -rf"]})
+    with pytest.raises(alphazoo.RegistryRecordError):
+        other.gates("spy/lr", "production")
