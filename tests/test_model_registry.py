@@ -239,14 +239,14 @@ ROUNDS = 40
 
 
 def _racer(root: str, me: int, barrier: Any, results: Any,
-           options: dict[str, Any] | None = None) -> None:
+           options: dict[str, Any] | None = None, rounds: int = ROUNDS) -> None:
     try:
         store = alphazoo.ObjectStore(root, storage_options=options)
         registry = alphazoo.Zoo(store, discover=False).registry
         barrier.wait(timeout=STARTUP_TIMEOUT)
         mine = (1, 2) if me == 0 else (3, 4)
         outcomes = []
-        for round_ in range(ROUNDS):
+        for round_ in range(rounds):
             barrier.wait(timeout=60)  # nobody moves while both read
             current = registry.target("spy/gbdt", "production")
             barrier.wait(timeout=60)
@@ -262,13 +262,13 @@ def _racer(root: str, me: int, barrier: Any, results: Any,
         results.put({"me": me, "error": traceback.format_exc()})
 
 
-def _race(root: str, options: dict[str, Any] | None = None) -> None:
-    """Two processes move one alias for ROUNDS rounds; check that exactly one wins each
+def _race(root: str, options: dict[str, Any] | None = None, rounds: int = ROUNDS) -> None:
+    """Two processes move one alias for ``rounds`` rounds; check that exactly one wins each
     round and that the history holds each winning move once, in order."""
     _fill(alphazoo.ObjectStore(root, storage_options=options), "spy/gbdt", 4)
     barrier = CTX.Barrier(2)
     results = CTX.Queue()
-    racers = [CTX.Process(target=_racer, args=(root, me, barrier, results, options))
+    racers = [CTX.Process(target=_racer, args=(root, me, barrier, results, options, rounds))
               for me in (0, 1)]
     try:
         for racer in racers:
@@ -276,7 +276,7 @@ def _race(root: str, options: dict[str, Any] | None = None) -> None:
         reports = []
         for _ in racers:
             try:
-                reports.append(results.get(timeout=STARTUP_TIMEOUT + ROUNDS * 10))
+                reports.append(results.get(timeout=STARTUP_TIMEOUT + rounds * 10))
             except queue.Empty:
                 pytest.fail("a racing process did not report")
     finally:
@@ -290,17 +290,17 @@ def _race(root: str, options: dict[str, Any] | None = None) -> None:
     for report in reports:
         for round_, outcome, seq, _version in report["outcomes"]:
             by_round.setdefault(round_, []).append((report["me"], outcome, seq))
-    assert sorted(by_round) == list(range(ROUNDS))
+    assert sorted(by_round) == list(range(rounds))
     for round_, outcomes in by_round.items():
         assert sorted(outcome for _, outcome, _ in outcomes) == ["lost", "won"], round_
     store = alphazoo.ObjectStore(root, storage_options=options)
     history = ModelRegistry(store).history("spy/gbdt", "production")
     # No lost and no repeated entry: one per round, in order, each from the last one's target.
-    assert [entry["seq"] for entry in history] == list(range(1, ROUNDS + 1))
+    assert [entry["seq"] for entry in history] == list(range(1, rounds + 1))
     winners = {seq: me for outcomes in by_round.values() for me, outcome, seq in outcomes
                if outcome == "won"}
     assert {entry["seq"]: int(entry["who"][-1]) for entry in history} == winners
-    assert [entry["note"].split(":")[1] for entry in history] == [str(r) for r in range(ROUNDS)]
+    assert [entry["note"].split(":")[1] for entry in history] == [str(r) for r in range(rounds)]
     for before, after in zip(history, history[1:]):
         assert after["from"] == before["to"]
     assert ModelRegistry(store).target("spy/gbdt", "production") == history[-1]["to"]
@@ -308,7 +308,7 @@ def _race(root: str, options: dict[str, Any] | None = None) -> None:
 
 @pytest.mark.slow
 def test_two_processes_racing_exactly_one_wins_each_round(tmp_path: Path) -> None:
-    _race(str(tmp_path / "store"))
+    _race(str(tmp_path / "store"), rounds=200)
 
 
 # -- S3 (moto's server): conditional writes ---------------------------------------------------
