@@ -215,8 +215,9 @@ class ModelRegistry:
 
     def versions(self, name: str, *, facts: bool = True) -> list[dict[str, Any]]:
         """The stored versions of ``name``, ascending: ``{"version", "key"}`` plus, with
-        ``facts``, what each manifest records (``created``, ``window``, ``metrics``,
-        ``adapter``, ``format``, ``libraries``), read from the bundle's head without
+        ``facts``, what each manifest records (``created``, ``window``, ``training``: rows,
+        seconds, finished; ``metrics`` and the rest of the user's ``metadata``; ``adapter``,
+        ``format``, ``libraries``), read from the bundle's head without
         verifying the payload (gates and loads verify). One folder listing, and one small
         read per version with ``facts``."""
         name = normalize_key(name)
@@ -454,12 +455,19 @@ def manifest_facts(store: ObjectStore, key: str) -> dict[str, Any]:
         return {"error": f"unreadable manifest: {exc}"}
     if not isinstance(manifest, dict):
         return {"error": "the manifest is not a JSON object"}
-    training = manifest.get("training") or {}
-    metadata = manifest.get("metadata") or {}
+    training = manifest.get("training")
+    training = training if isinstance(training, dict) else {}
+    metadata = manifest.get("metadata")
+    metadata = metadata if isinstance(metadata, dict) else {}
+    series = metadata.get("training")
+    series = series if isinstance(series, dict) else {}
     return {
         "created": manifest.get("created"),
-        "window": (metadata.get("training") or {}).get("window") or training.get("window"),
+        "window": series.get("window") or training.get("window"),
+        "training": {name: training.get(name) for name in ("rows", "seconds", "finished")
+                     if name in training},
         "metrics": metadata.get("metrics"),
+        "metadata": {name: value for name, value in metadata.items() if name != "training"},
         "adapter": manifest.get("adapter"),
         "format": manifest.get("format"),
         "libraries": manifest.get("libraries"),

@@ -189,8 +189,14 @@ def test_zoo_load_and_inspect_take_references(tmp_path: Path) -> None:
     zoo = alphazoo.Zoo(tmp_path / "store")
     X = np.arange(30, dtype=float).reshape(10, 3)
     for scale in (1.0, 2.0):
-        save_version(zoo, sklearn.LinearRegression().fit(X, X.sum(axis=1) * scale), "spy/lr")
+        model = zoo.train(sklearn.LinearRegression(), X, X.sum(axis=1) * scale)
+        save_version(zoo, model, "spy/lr", metadata={"metrics": {"ic": scale / 10}})
     zoo.registry.promote("spy/lr", 1, "production")
+    facts = zoo.registry.versions("spy/lr")
+    assert [row["version"] for row in facts] == [1, 2]
+    assert facts[0]["training"]["rows"] == 10 and facts[0]["adapter"] == "sklearn"
+    assert facts[0]["libraries"]["scikit-learn"] and facts[0]["created"]
+    assert facts[1]["metrics"] == {"ic": 0.2} == facts[1]["metadata"]["metrics"]
     assert zoo.inspect("spy/lr@production")["key"] == "spy/lr/v000001"
     assert zoo.inspect("spy/lr@latest")["key"] == "spy/lr/v000002"
     production = zoo.load("spy/lr@production", trusted=True)
