@@ -537,3 +537,19 @@ def test_builtin_gates_are_kept_in_the_store_for_every_process(
     store.save_json("spy/lr/_registry/gates/production.json", {"gates": ["rm -rf"]})
     with pytest.raises(alphazoo.RegistryRecordError):
         other.gates("spy/lr", "production")
+
+
+def test_exclusive_create_and_folder_listing_on_every_backend(
+        object_store: alphazoo.ObjectStore) -> None:
+    store = object_store
+    store.save_bytes("series/v000001", b"one")
+    store.save_bytes("series/sub/deeper", b"below")
+    assert store.create_bytes("series/entry.json", b"first")
+    assert not store.create_bytes("series/entry.json", b"second")
+    assert store.read_bytes("series/entry.json") == b"first"
+    assert store.list_folder("series") == ["series/entry.json", "series/v000001"]
+    assert store.list_folder("series/sub") == ["series/sub/deeper"]
+    assert store.list_folder("elsewhere") == []
+    with pytest.raises(alphazoo.KeyConflictError):
+        store.create_bytes("series/v000001/inside", b"x")  # an object is no folder
+    assert store.usage() == store.usage(recount=False)
