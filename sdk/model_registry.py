@@ -52,7 +52,7 @@ import os
 import re
 import struct
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from .errors import (
     AliasConflictError,
@@ -75,7 +75,6 @@ REGISTRY_FOLDER = "_registry"
 ENTRY_FORMAT = "alphazoo-alias/1"
 _ALIAS = re.compile(r"[A-Za-z0-9_\-]{1,100}")
 _VERSION_REF = re.compile(r"[vV](\d+)")
-_ENTRY_NAME = re.compile(r"(\d{6,})\.json")
 
 
 def parse_reference(key: str) -> tuple[str, str] | None:
@@ -500,7 +499,3 @@ def _record(store: ObjectStore, key: str) -> dict[str, Any] | None:
 
 def _show(version: int | None | bool) -> str:
     return "no version" if version is None else f"v{version}"
-
-
-#: A user gate's signature, for type hints in user code.
-UserGate = Callable[[Any, Any], Any]
