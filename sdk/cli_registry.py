@@ -109,7 +109,9 @@ def run_registry(args: argparse.Namespace) -> int:
                         _short(r.get("metrics"))] for r in rows],
                       f"(no versions of {name})")
     if action == "promote":
-        expect: Any = False if args.expect is None else args.expect
+        from .model_registry import ANY_TARGET
+
+        expect: Any = ANY_TARGET if args.expect is None else args.expect
         entry = registry.promote(name, args.version, args.alias, note=args.note,
                                  actor=args.actor, gates=args.gate or None, expect=expect)
         return _moved(entry, args.json)

@@ -67,7 +67,7 @@ from .series import LATEST, VERSION_NAME, version_key
 if TYPE_CHECKING:
     from .store import ObjectStore
 
-__all__ = ["ModelRegistry", "parse_reference", "REGISTRY_FOLDER", "ENTRY_FORMAT"]
+__all__ = ["ModelRegistry", "parse_reference", "ANY_TARGET", "REGISTRY_FOLDER", "ENTRY_FORMAT"]
 
 #: The folder inside a series that holds its aliases and their history.
 REGISTRY_FOLDER = "_registry"
@@ -109,6 +109,14 @@ def _user() -> str:
     except Exception:  # no user name in this environment (some containers)
         return os.environ.get("USER") or "unknown"
 
+
+class _AnyTarget:
+    def __repr__(self) -> str:
+        return "ANY_TARGET"
+
+
+#: ``promote(..., expect=ANY_TARGET)``, the default: move the alias wherever it points now.
+ANY_TARGET = _AnyTarget()
 
 Gate = Any  # a gate name (str) or a callable (candidate, current) -> bool | str | (bool, str)
 
@@ -234,7 +242,7 @@ class ModelRegistry:
     # -- moving ----------------------------------------------------------------------------
     def promote(self, name: str, version: int, alias: str, *, note: str | None = None,
                 actor: str | None = None, gates: Sequence[Gate] | None = None,
-                expect: int | None | bool = False) -> dict[str, Any]:
+                expect: int | None | _AnyTarget = ANY_TARGET) -> dict[str, Any]:
         """Point ``alias`` of ``name`` at ``version``; returns the history entry.
 
         ``gates`` (default: those set with :meth:`set_gates` for the alias) check the
@@ -256,7 +264,9 @@ class ModelRegistry:
             raise ObjectNotFoundError(key)
         head = self._settled(name, alias)
         current = None if head is None else int(head["to"])
-        if expect is not False and expect != current:
+        if isinstance(expect, bool):
+            raise TypeError("expect is a version number, None (no target yet) or ANY_TARGET")
+        if expect is not ANY_TARGET and expect != current:
             raise AliasConflictError(name, alias, f"it points at {_show(current)}, not at "
                                      f"{_show(expect)} as expected")
         chosen = self.gates(name, alias) if gates is None else list(gates)
@@ -497,5 +507,5 @@ def _record(store: ObjectStore, key: str) -> dict[str, Any] | None:
     return record
 
 
-def _show(version: int | None | bool) -> str:
+def _show(version: Any) -> str:
     return "no version" if version is None else f"v{version}"

@@ -99,6 +99,8 @@ def test_promote_refuses_a_missing_version_and_a_stale_expectation(
     registry.promote("spy/gbdt", 1, "production", expect=None)
     with pytest.raises(AliasConflictError, match="not at no version"):
         registry.promote("spy/gbdt", 2, "production", expect=None)
+    with pytest.raises(TypeError):
+        registry.promote("spy/gbdt", 2, "production", expect=True)
     registry.promote("spy/gbdt", 2, "production", expect=1)
     assert registry.target("spy/gbdt", "production") == 2
     assert len(registry.history("spy/gbdt", "production")) == 2
