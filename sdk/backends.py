@@ -83,6 +83,10 @@ class Backend(Protocol):
     def delete(self, key: str) -> bool:
         """Remove the object; False when it did not exist."""
 
+    def read_all(self, key: str) -> bytes:
+        """The whole object, in one request where the backend has requests (one GET on S3,
+        never a mix of two versions); raises FileNotFoundError when there is no object."""
+
     def create(self, key: str, chunks: Iterable[bytes | memoryview]) -> bool:
         """Write the object only when nothing is under ``key`` (an exclusive create: of
         several writers racing on one key exactly one gets True); False, writing nothing,
@@ -334,6 +338,10 @@ class LocalBackend:
                 tmp.unlink()
         _fsync_dir(target.parent)
         return True
+
+    def read_all(self, key: str) -> bytes:
+        with self.open_read(key) as handle:
+            return handle.read()
 
     def list_folder(self, folder: str) -> Iterable[str]:
         try:

@@ -168,7 +168,7 @@ class FsspecBackend:
         data = b"".join(bytes(chunk) for chunk in chunks)
         path = self._path(key)
         try:
-            if "s3" in _protocols(self.fs) or "s3a" in _protocols(self.fs):
+            if self._is_s3():
                 try:
                     self.fs.pipe_file(path, data, mode="create")
                 except Exception as exc:
@@ -183,6 +183,21 @@ class FsspecBackend:
                 return True
         finally:
             self.fs.invalidate_cache()
+
+    def read_all(self, key: str) -> bytes:
+        """One GET on S3 (an object read whole is never a mix of two versions); other file
+        systems read through :meth:`open_read`."""
+        if not self._is_s3():
+            with self.open_read(key) as handle:
+                return handle.read()
+        try:
+            return bytes(self.fs.cat_file(self._path(key), max_concurrency=1))
+        except (IsADirectoryError, NotADirectoryError) as exc:
+            raise FileNotFoundError(key) from exc
+
+    def _is_s3(self) -> bool:
+        protocols = _protocols(self.fs)
+        return "s3" in protocols or "s3a" in protocols
 
     def list_folder(self, folder: str) -> Iterable[str]:
         path = self._path(folder)

@@ -162,6 +162,12 @@ class MemoryBackend:
             buffer.commit()
         return True
 
+    def read_all(self, key: str) -> bytes:
+        handle = self._files.get(self._path(key))
+        if handle is None:
+            raise FileNotFoundError(key)
+        return bytes(handle.getbuffer())
+
     def list_folder(self, folder: str) -> Iterable[str]:
         prefix = self._path(folder) + "/"
         with _LOCK:

@@ -314,10 +314,15 @@ class ObjectStore:
         a read that races a writer on S3 is retried, and raises
         :class:`~alphazoo.ObjectChangedError` only when every attempt raced one.
         """
+        key = normalize_key(key)
+        self._sync_staged(key)
         for attempt in range(_READ_ATTEMPTS):
             try:
-                with self.open(key) as handle:
-                    return handle.read()
+                # One request on S3 (a GET of the whole object): a small object such as a
+                # registry alias's head, polled by live models, costs one round trip.
+                return self._backend.read_all(key)
+            except FileNotFoundError:
+                raise ObjectNotFoundError(key) from None
             except ObjectChangedError:
                 if attempt == _READ_ATTEMPTS - 1:
                     raise
