@@ -311,8 +311,9 @@ class ObjectStore:
         """The bytes stored under ``key``; raises :class:`~alphazoo.ObjectNotFoundError`.
 
         Returns the object as it was before or after a concurrent overwrite, never a mix:
-        a read that races a writer on S3 is retried, and raises
-        :class:`~alphazoo.ObjectChangedError` only when every attempt raced one.
+        on S3 the object comes in one GET; on other remote file systems a read that races a
+        writer is retried, and raises :class:`~alphazoo.ObjectChangedError` only when every
+        attempt raced one.
         """
         key = normalize_key(key)
         self._sync_staged(key)
