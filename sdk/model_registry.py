@@ -291,6 +291,10 @@ class ModelRegistry:
         :class:`~alphazoo.AliasConflictError` when another writer moved the alias meanwhile.
         """
         name, alias = normalize_key(name), _check_alias(alias)
+        if alias == "latest":
+            raise InvalidKeyError(f"{name}@{alias}", "'latest' follows saves and has no "
+                                  "history to roll back; promote to another alias and roll "
+                                  "that back")
         head = self._settled(name, alias)
         if head is None:
             raise AliasNotFoundError(name, alias)

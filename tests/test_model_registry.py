@@ -68,6 +68,8 @@ def test_aliases_are_independent_and_latest_is_latest_json(registry: ModelRegist
     assert registry.aliases("spy/gbdt") == {"latest": 5, "production": 1, "staging": 3}
     with pytest.raises(InvalidKeyError, match="latest"):
         registry.promote("spy/gbdt", 2, "latest")
+    with pytest.raises(InvalidKeyError, match="latest"):
+        registry.rollback("spy/gbdt", "latest")
     with pytest.raises(InvalidKeyError):
         registry.promote("spy/gbdt", 2, "v2")
     with pytest.raises(InvalidKeyError):
