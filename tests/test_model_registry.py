@@ -557,3 +557,36 @@ def test_exclusive_create_and_folder_listing_on_every_backend(
     with pytest.raises(alphazoo.KeyConflictError):
         store.create_bytes("series/v000001/inside", b"x")  # an object is no folder
     assert store.usage() == store.usage(recount=False)
+
+
+def test_readers_polling_an_alias_see_only_promoted_versions(registry: ModelRegistry) -> None:
+    registry.promote("spy/gbdt", 1, "production")
+    stop = threading.Event()
+    seen: list[int | None] = []
+    failures: list[BaseException] = []
+
+    def poll() -> None:
+        while not stop.is_set():
+            try:
+                seen.append(registry.target("spy/gbdt", "production"))
+                key = registry.resolve("spy/gbdt@production")
+                assert registry.store.contains_key(key)
+            except BaseException as exc:  # reported below, with what was seen
+                failures.append(exc)
+                return
+
+    readers = [threading.Thread(target=poll) for _ in range(3)]
+    for reader in readers:
+        reader.start()
+    try:
+        for move in range(60):
+            registry.promote("spy/gbdt", 2 + move % 4, "production")
+            if move % 5 == 4:
+                registry.rollback("spy/gbdt", "production")
+    finally:
+        stop.set()
+        for reader in readers:
+            reader.join()
+    assert not failures, failures[0]
+    assert len(seen) > 10 and set(seen) <= {1, 2, 3, 4, 5}  # never None, never garbage
+    assert len(registry.history("spy/gbdt", "production")) == 1 + 60 + 12
