@@ -18,7 +18,9 @@ within 1.3x for every operation but the listings):
 Versions are 1 KiB stand-in objects (the registry never reads a bundle for these operations).
 The folder store lives under ``--folder`` (default ``/dev/shm``, a RAM file system, so that
 what is timed is the registry's work and not fsyncs); ``--backend memory`` times
-``memory://`` instead. ``--quick``: 1,000 versions, 100 moves, fewer samples.
+``memory://`` instead, ``--backend s3`` an S3 bucket on moto's server started in this
+process (its versions are uploaded in bulk through s3fs; use fewer ``--moves``, each is a few
+dozen requests). ``--quick``: 1,000 versions, 100 moves, fewer samples.
 ``--json [PATH]`` writes the figures.
 """
 
@@ -57,12 +59,15 @@ def timed(fn: Callable[[], Any]) -> float:
 
 
 def make_series(registry: ModelRegistry, name: str, versions: int, moves: int,
-                out: Any) -> None:
+                out: Any, bulk: Any = None) -> None:
     store = registry.store
-    for number in range(1, versions + 1):
-        store.save_bytes(f"{name}/v{number:06d}", PAYLOAD)
-        if number % 2000 == 0:
-            print(f"  {name}: {number:,} versions", file=out, flush=True)
+    if bulk is not None:  # S3: one concurrent upload of every version, behind the store
+        bulk({f"{name}/v{number:06d}": PAYLOAD for number in range(1, versions + 1)})
+    else:
+        for number in range(1, versions + 1):
+            store.save_bytes(f"{name}/v{number:06d}", PAYLOAD)
+            if number % 2000 == 0:
+                print(f"  {name}: {number:,} versions", file=out, flush=True)
     write_latest(store, name, versions)
     for move in range(moves):
         registry.promote(name, 1 + (move * 7919) % versions, "production", actor="bench")
@@ -84,12 +89,51 @@ def operations(registry: ModelRegistry, name: str, versions: int) -> dict[str, C
     }
 
 
+def start_moto() -> tuple[Any, dict[str, Any], str]:
+    """moto's S3 server in this process, a bucket in it, the store's options and URL."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    # Dummy credentials only: nothing may reach a real AWS account.
+    os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
+                      AWS_DEFAULT_REGION="us-east-1", AWS_CONFIG_FILE=os.devnull,
+                      AWS_SHARED_CREDENTIALS_FILE=os.devnull)
+    os.environ.pop("AWS_PROFILE", None)
+    import logging
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto logs every request
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    bucket = f"alphazoo-registry-{uuid.uuid4().hex[:8]}"
+    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                 aws_access_key_id="testing",
+                 aws_secret_access_key="testing").create_bucket(Bucket=bucket)
+    options = {"endpoint_url": endpoint, "key": "testing", "secret": "testing",
+               "client_kwargs": {"region_name": "us-east-1"}}
+    return server, options, f"s3://{bucket}/store"
+
+
+def bulk_upload(location: str, options: dict[str, Any]) -> Callable[[dict[str, bytes]], None]:
+    """Upload ``{key: bytes}`` under the store's root in one concurrent s3fs call."""
+    import fsspec
+
+    fs, root = fsspec.core.url_to_fs(location, **options)
+
+    def upload(objects: dict[str, bytes]) -> None:
+        fs.pipe({f"{root}/{key}": data for key, data in objects.items()})
+        fs.invalidate_cache()
+
+    return upload
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--versions", type=int, default=10_000)
     parser.add_argument("--moves", type=int, default=1_000)
     parser.add_argument("--samples", type=int, default=200)
-    parser.add_argument("--backend", choices=("local", "memory"), default="local")
+    parser.add_argument("--backend", choices=("local", "memory", "s3"), default="local")
     parser.add_argument("--folder", default="/dev/shm" if os.path.isdir("/dev/shm") else None)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--json", nargs="?", const="-", default=None, metavar="PATH")
@@ -98,16 +142,25 @@ def main() -> int:
         args.versions, args.moves, args.samples = 1_000, 100, 50
     out = sys.stderr if args.json == "-" else sys.stdout
 
+    server = None
     with tempfile.TemporaryDirectory(dir=args.folder) as folder:
-        location = (os.path.join(folder, "store") if args.backend == "local"
-                    else f"memory://registry-bench-{uuid.uuid4().hex}")
-        store = ObjectStore(location, max_files=args.versions + args.moves + 10_000)
+        options: dict[str, Any] = {}
+        bulk = None
+        if args.backend == "s3":
+            server, options, location = start_moto()
+            bulk = bulk_upload(location, options)
+        elif args.backend == "local":
+            location = os.path.join(folder, "store")
+        else:
+            location = f"memory://registry-bench-{uuid.uuid4().hex}"
+        store = ObjectStore(location, max_files=args.versions + args.moves + 10_000,
+                            storage_options=options)
         registry = ModelRegistry(store)
         print(f"filling {location}: big ({args.versions:,} versions, {args.moves:,} moves), "
               "small (10 versions, 5 moves)", file=out, flush=True)
         started = time.perf_counter()
-        make_series(registry, "big", args.versions, args.moves, out)
-        make_series(registry, "small", 10, 5, out)
+        make_series(registry, "big", args.versions, args.moves, out, bulk)
+        make_series(registry, "small", 10, 5, out, bulk)
         fill_seconds = time.perf_counter() - started
 
         big = operations(registry, "big", args.versions)
@@ -133,6 +186,8 @@ def main() -> int:
             context.append({"operation": op, "big_ms": b * 1e3, "small_ms": s * 1e3,
                             "ratio": b / s})
 
+    if server is not None:
+        server.stop()
     width = max(len(row["operation"]) for row in rows + context)
     print(f"\nregistry operations, {args.backend} store, median of {args.samples} "
           f"(big: {args.versions:,} versions, {args.moves:,} moves; small: 10, 5)", file=out)
