@@ -160,6 +160,63 @@ class FsspecBackend:
             self.fs.invalidate_cache()
         return False
 
+    def create(self, key: str, chunks: Iterable[bytes | memoryview]) -> bool:
+        """An exclusive create. On S3 one conditional PUT (``If-None-Match: *``): S3 itself
+        refuses the second of two racing creators, across processes and machines, and a PUT
+        is all or nothing. Other file systems check and write under this process's lock:
+        exclusive among the stores of one process only."""
+        data = b"".join(bytes(chunk) for chunk in chunks)
+        path = self._path(key)
+        try:
+            if self._is_s3():
+                try:
+                    self.fs.pipe_file(path, data, mode="create")
+                except Exception as exc:
+                    if _precondition_failed(exc):
+                        return False
+                    raise
+                return True
+            with self._lock:
+                if self.kind(key) is not None:
+                    return False
+                self.write(key, [data])
+                return True
+        finally:
+            self.fs.invalidate_cache()
+
+    def read_all(self, key: str) -> bytes:
+        """One GET on S3 (an object read whole is never a mix of two versions); other file
+        systems read through :meth:`open_read`."""
+        if not self._is_s3():
+            with self.open_read(key) as handle:
+                return handle.read()
+        try:
+            return bytes(self.fs.cat_file(self._path(key), max_concurrency=1))
+        except (IsADirectoryError, NotADirectoryError) as exc:
+            raise FileNotFoundError(key) from exc
+
+    def _is_s3(self) -> bool:
+        protocols = _protocols(self.fs)
+        return "s3" in protocols or "s3a" in protocols
+
+    def list_folder(self, folder: str) -> Iterable[str]:
+        path = self._path(folder)
+        self.fs.invalidate_cache(path)
+        try:
+            found = self.fs.ls(path, detail=True)
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        finally:
+            # A cached listing would answer later reads of these objects with their size
+            # and ETag now: other processes replace them (an alias's head) meanwhile.
+            self.fs.invalidate_cache(path)
+        names = []
+        for info in found:
+            name = str(info.get("name", "")).rstrip("/").rsplit("/", 1)[-1]
+            if info.get("type") == "file" and name and not name.startswith("."):
+                names.append(f"{folder}/{name}")
+        return names
+
     def delete(self, key: str) -> bool:
         if self.kind(key) != "file":
             return False
@@ -241,6 +298,19 @@ class _GuardedReader(io.RawIOBase):
             self._handle.close()
         finally:
             super().close()
+
+
+def _precondition_failed(exc: BaseException) -> bool:
+    """Whether an S3 call failed on its condition (HTTP 412, ``PreconditionFailed``)."""
+    if isinstance(exc, FileExistsError):
+        return True
+    seen: BaseException | None = exc
+    while seen is not None:
+        text = f"{type(seen).__name__} {seen}"
+        if "PreconditionFailed" in text or "412" in text or "Precondition" in text:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _is_expired(exc: BaseException) -> bool:
