@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from alphazoo.host import Zoo
 
     from .fanout import JobResult, TrainJob
+    from .follow import AliasFollower, FollowEvent
 
 __all__ = ["Trainer"]
 
@@ -354,6 +355,24 @@ class Trainer:
         model = self.load_latest(save_as, **load_options)
         return self.model.publish(model, key=version_key(save_as, number), name=save_as).version
 
+    def follow(self, reference: str, *, poll: float | timedelta = 5.0,
+               verify: Callable[[Any], Any] | None = None, keep: int = 2,
+               **load_options: Any) -> AliasFollower:
+        """Serve the version registry alias ``reference`` points to (``"spy/gbdt@production"``)
+        from :attr:`model`, and hot-swap each version it moves to, read every ``poll``
+        seconds from this trainer's zoo. Loading and ``verify`` happen in a background
+        thread; a version that fails is logged, kept in :attr:`errors` (as a failed
+        :class:`TrainingRecord` named after the reference) and never served.
+        :meth:`stop` ends the following. See :meth:`ServedModel.follow`."""
+        def failed(event: FollowEvent) -> None:
+            record = TrainingRecord(f"follow {reference}", self.now, status="failed",
+                                    key=event.key, error=event.error,
+                                    traceback=event.traceback)
+            self._dropped(record)
+
+        return self.model.follow(reference, zoo=self.zoo, poll=poll, verify=verify, keep=keep,
+                                 on_error=failed, **load_options)
+
     # -- fan-out -----------------------------------------------------------------------------
     def map_train(self, jobs: Iterable[TrainJob], executor: Executor | None = None, *,
                   progress: Any = None, raise_errors: bool = False) -> list[JobResult]:
@@ -368,7 +387,8 @@ class Trainer:
 
     # -- live --------------------------------------------------------------------------------
     def _dropped(self, record: TrainingRecord) -> None:
-        # a live schedule whose rule raised; the runner cancelled it and logged why
+        # a live schedule whose rule raised (the runner cancelled it and logged why), or a
+        # followed version that failed to load (the follower logged it)
         self.errors.append(record)
         if self.on_error is not None:
             try:
@@ -378,7 +398,9 @@ class Trainer:
 
     def stop(self, wait: bool = True, timeout: float | None = None) -> None:
         """Live: stop firing schedules, drop queued trainings and end the threads. With
-        ``wait`` a training that is running is allowed to finish first (up to ``timeout``)."""
+        ``wait`` a training that is running is allowed to finish first (up to ``timeout``).
+        Alias followers (:meth:`follow`) stop too, in either mode."""
+        self.model.close(timeout if wait else 0)
         self._live.stop(wait, timeout)
 
     close = stop
@@ -389,6 +411,8 @@ class Trainer:
     def __exit__(self, *exc_info: object) -> None:
         if self.mode == "live":
             self.stop()
+        else:
+            self.model.close()
 
     def __repr__(self) -> str:
         return (f"Trainer(mode={self.mode!r}, now={self.now!s}, schedules={len(self.schedules)},"
