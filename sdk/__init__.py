@@ -37,6 +37,8 @@ _EXPORTS = {
     "PluginConflictError": "errors", "AlphazooWarning": "errors",
     "VersionMismatchWarning": "errors", "SaveWarning": "errors", "AdapterCheckError": "errors",
     "TrainingQuotaExceeded": "training.quota",
+    "ModelRegistry": "model_registry", "AliasConflictError": "errors",
+    "AliasNotFoundError": "errors", "PromotionRefusedError": "errors",
 }
 
 if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
@@ -49,6 +51,8 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from .discovery import PluginInfo as PluginInfo
     from .discovery import PluginLoadWarning as PluginLoadWarning
     from .errors import AdapterCheckError as AdapterCheckError
+    from .errors import AliasConflictError as AliasConflictError
+    from .errors import AliasNotFoundError as AliasNotFoundError
     from .errors import AlphazooError as AlphazooError
     from .errors import AlphazooWarning as AlphazooWarning
     from .errors import BundleFormatError as BundleFormatError
@@ -66,6 +70,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from .errors import PluginConflictError as PluginConflictError
     from .errors import PluginError as PluginError
     from .errors import PluginHookError as PluginHookError
+    from .errors import PromotionRefusedError as PromotionRefusedError
     from .errors import SaveWarning as SaveWarning
     from .errors import StorageLimitError as StorageLimitError
     from .errors import UnsupportedFormatError as UnsupportedFormatError
@@ -76,6 +81,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from .host import Zoo as Zoo
     from .leftovers import FsckReport as FsckReport
     from .limits import LoadLimits as LoadLimits
+    from .model_registry import ModelRegistry as ModelRegistry
     from .registry import register_model as register_model
     from .registry import unregister_model as unregister_model
     from .store import TIERS as TIERS

@@ -83,6 +83,15 @@ class Backend(Protocol):
     def delete(self, key: str) -> bool:
         """Remove the object; False when it did not exist."""
 
+    def create(self, key: str, chunks: Iterable[bytes | memoryview]) -> bool:
+        """Write the object only when nothing is under ``key`` (an exclusive create: of
+        several writers racing on one key exactly one gets True); False, writing nothing,
+        when an object is already there. See each backend for what makes it atomic."""
+
+    def list_folder(self, folder: str) -> Iterable[str]:
+        """The keys of the objects directly in ``folder`` (not in its subfolders), unsorted;
+        empty when there is no such folder."""
+
     def local_path(self, key: str) -> Path | None:
         """The object's own file on the local disk, ready to be written (its folder made), or
         None for remote backends."""
@@ -286,6 +295,53 @@ class LocalBackend:
             raise
         _fsync_dir(target.parent)
         return cleared
+
+    def create(self, key: str, chunks: Iterable[bytes | memoryview]) -> bool:
+        """An exclusive create: the bytes go to a fsynced temporary file that is then
+        hard-linked to the key, which fails when the key exists; another process sees no
+        object or the complete one, never a torn one, and of two racing creators exactly one
+        links. Without hard links (some network or FAT file systems) the object is written
+        with ``O_EXCL``, exclusive still, but a crash mid-write can leave it short."""
+        target = self._path(key)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError) as exc:  # a file where a folder must be
+            raise KeyConflictError(key, f"a file is in the way of its folder: {exc}") from None
+        if os.path.lexists(target):
+            return False
+        tmp = target.parent / temp_file_name(target.name)
+        try:
+            with open(tmp, "wb") as handle:
+                for chunk in chunks:
+                    write_in_slices(handle, chunk)
+                handle.flush()
+                os.fsync(handle.fileno())
+            try:
+                os.link(tmp, target)
+            except FileExistsError:
+                return False
+            except OSError:  # pragma: no cover - a file system without hard links
+                try:
+                    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+                except FileExistsError:
+                    return False
+                with open(fd, "wb") as handle, open(tmp, "rb") as source:
+                    handle.write(source.read())
+                    handle.flush()
+                    os.fsync(handle.fileno())
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+        _fsync_dir(target.parent)
+        return True
+
+    def list_folder(self, folder: str) -> Iterable[str]:
+        try:
+            with os.scandir(self._path(folder)) as entries:
+                return [f"{folder}/{entry.name}" for entry in entries
+                        if not entry.name.startswith(".") and entry.is_file()]
+        except (FileNotFoundError, NotADirectoryError):
+            return []
 
     def _clear_ghost(self, key: str, folder: Path) -> bool:
         """Remove a folder holding only temporary files; True when it held any."""

@@ -36,6 +36,9 @@ __all__ = [
     "PluginError",
     "PluginHookError",
     "PluginConflictError",
+    "AliasConflictError",
+    "AliasNotFoundError",
+    "PromotionRefusedError",
 ]
 
 
@@ -293,3 +296,56 @@ def warn_renamed(old: str, new: str, *, stacklevel: int = 3) -> None:
     stays importable for one release."""
     warnings.warn(f"{old} is deprecated and will be removed in the next release: it was "
                   f"renamed {new}", DeprecationWarning, stacklevel=stacklevel)
+
+
+class AliasConflictError(AlphazooError):
+    """Another writer moved a registry alias between this writer's read of it and its move;
+    this move was not made. Read the alias again (``registry.target``) and decide anew."""
+
+    def __init__(self, name: str, alias: str, detail: str) -> None:
+        self.name = name
+        self.alias = alias
+        super().__init__(
+            f"alias {alias!r} of {name!r} was moved by another writer while this one moved it "
+            f"({detail}); nothing was changed by this move: read the alias again and retry"
+        )
+
+
+class AliasNotFoundError(AlphazooError, KeyError):
+    """A registry alias (``name@alias``) points at no version (it was never promoted), or a
+    rollback found no earlier target to go back to."""
+
+    def __init__(self, name: str, alias: str, detail: str = "") -> None:
+        self.name = name
+        self.alias = alias
+        if detail:
+            message = f"alias {alias!r} of model {name!r}: {detail}"
+        else:
+            message = (
+                f"alias {alias!r} of model {name!r} points at no version; promote one first "
+                f"with zoo.registry.promote({name!r}, VERSION, {alias!r}) or "
+                f"`alphazoo registry promote {name} VERSION --alias {alias}`"
+            )
+        super().__init__(message)
+
+    def __str__(self) -> str:  # KeyError would show the repr of the message
+        return str(self.args[0])
+
+
+class PromotionRefusedError(AlphazooError):
+    """A promotion gate refused the candidate version; the alias was left where it was.
+
+    ``gate`` names the gate that failed and ``reason`` says why.
+    """
+
+    def __init__(self, name: str, alias: str, version: int, gate: str, reason: str) -> None:
+        self.name = name
+        self.alias = alias
+        self.version = version
+        self.gate = gate
+        self.reason = reason
+        super().__init__(
+            f"promotion of {name!r} v{version} to {alias!r} refused by gate {gate!r}: "
+            f"{reason.rstrip('. ')}; the alias was not moved (fix the candidate, or promote "
+            "with gates=[] to skip the alias's gates deliberately)"
+        )

@@ -160,6 +160,44 @@ class FsspecBackend:
             self.fs.invalidate_cache()
         return False
 
+    def create(self, key: str, chunks: Iterable[bytes | memoryview]) -> bool:
+        """An exclusive create. On S3 one conditional PUT (``If-None-Match: *``): S3 itself
+        refuses the second of two racing creators, across processes and machines, and a PUT
+        is all or nothing. Other file systems check and write under this process's lock:
+        exclusive among the stores of one process only."""
+        data = b"".join(bytes(chunk) for chunk in chunks)
+        path = self._path(key)
+        try:
+            if "s3" in _protocols(self.fs) or "s3a" in _protocols(self.fs):
+                try:
+                    self.fs.pipe_file(path, data, mode="create")
+                except Exception as exc:
+                    if _precondition_failed(exc):
+                        return False
+                    raise
+                return True
+            with self._lock:
+                if self.kind(key) is not None:
+                    return False
+                self.write(key, [data])
+                return True
+        finally:
+            self.fs.invalidate_cache()
+
+    def list_folder(self, folder: str) -> Iterable[str]:
+        path = self._path(folder)
+        self.fs.invalidate_cache(path)
+        try:
+            found = self.fs.ls(path, detail=True)
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        names = []
+        for info in found:
+            name = str(info.get("name", "")).rstrip("/").rsplit("/", 1)[-1]
+            if info.get("type") == "file" and name and not name.startswith("."):
+                names.append(f"{folder}/{name}")
+        return names
+
     def delete(self, key: str) -> bool:
         if self.kind(key) != "file":
             return False
@@ -241,6 +279,19 @@ class _GuardedReader(io.RawIOBase):
             self._handle.close()
         finally:
             super().close()
+
+
+def _precondition_failed(exc: BaseException) -> bool:
+    """Whether an S3 call failed on its condition (HTTP 412, ``PreconditionFailed``)."""
+    if isinstance(exc, FileExistsError):
+        return True
+    seen: BaseException | None = exc
+    while seen is not None:
+        text = f"{type(seen).__name__} {seen}"
+        if "PreconditionFailed" in text or "412" in text or "Precondition" in text:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _is_expired(exc: BaseException) -> bool:

@@ -10,7 +10,7 @@ import time
 import warnings
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterable, cast
+from typing import TYPE_CHECKING, Any, Callable, Iterable, cast
 
 import pluggy
 
@@ -49,6 +49,9 @@ from .registry import ModelTable
 from .scratch import scratch_folder
 from .store import ObjectStore
 from .trust import require_signature_from_env
+
+if TYPE_CHECKING:
+    from .model_registry import ModelRegistry
 
 __all__ = ["Zoo"]
 
@@ -116,6 +119,7 @@ class Zoo:
         self._owners: ModelOwners
         self._owned_callers: dict[str, tuple[tuple[int, ...], Any]] = {}
         self._host_plugin: HostPlugin
+        self._registry: ModelRegistry | None = None
 
     # -- plumbing ----------------------------------------------------------------------------
     @property
@@ -125,6 +129,17 @@ class Zoo:
             # Not an ObjectStore, or __init__ would have kept it: a path, URL or None.
             self._store = ObjectStore(cast("str | os.PathLike[str] | None", self._store_arg))
         return self._store
+
+    @property
+    def registry(self) -> ModelRegistry:
+        """The model registry of this zoo's store: versions, aliases (``production``...),
+        promotion with gates, rollback and history (:class:`~alphazoo.ModelRegistry`).
+        ``zoo.load("spy/gbdt@production")`` loads what an alias points at."""
+        if self._registry is None:
+            from .model_registry import ModelRegistry
+
+            self._registry = ModelRegistry(self.store, zoo=self)
+        return self._registry
 
     @property
     def pm(self) -> pluggy.PluginManager:
@@ -413,8 +428,11 @@ class Zoo:
         ``$ALPHAZOO_MAX_BYTES`` or 256 MiB): a larger declaration raises
         :class:`~alphazoo.BundleLimitError` before anything is allocated, signed or not. A
         manifest its schema refuses raises :class:`~alphazoo.BundleFormatError`.
+
+        ``key`` may name a registry version: ``"spy/gbdt@production"`` (an alias),
+        ``"spy/gbdt@v3"``, ``"spy/gbdt@latest"`` (see :meth:`resolve`).
         """
-        key = normalize_key(key)
+        key = normalize_key(self.resolve(key))
         store = self.store
         return self._load(lambda *args, **kw: read_bundle(store, key, *args, **kw), key,
                           trusted, sign_key, allow_version_mismatch, require_signature,
@@ -492,9 +510,18 @@ class Zoo:
         spec = self._model_spec(name)
         return self.hook.alphazoo_build(spec=spec, params=dict(params))
 
+    def resolve(self, key: str) -> str:
+        """The store key ``key`` names: ``"spy/gbdt@production"`` (what the alias points at),
+        ``"spy/gbdt@v3"`` and ``"spy/gbdt@latest"`` become ``"spy/gbdt/v000003"``; a plain
+        key is returned as given. See :meth:`alphazoo.ModelRegistry.resolve`."""
+        if not isinstance(key, str) or "@" not in key:
+            return key
+        return self.registry.resolve(key)
+
     def inspect(self, key: str) -> dict[str, Any]:
-        """The manifest of the bundle under ``key`` (the whole bundle is verified first)."""
-        return read_manifest(self.store, key, LoadLimits.resolve(self.max_bytes))
+        """The manifest of the bundle under ``key`` (the whole bundle is verified first);
+        ``key`` may be a registry reference (``"spy/gbdt@production"``)."""
+        return read_manifest(self.store, self.resolve(key), LoadLimits.resolve(self.max_bytes))
 
     def check_target(self, key: str, target: str = "quantconnect") -> Any:
         """Whether the bundle under ``key`` loads on ``target``, and why not.
@@ -505,8 +532,8 @@ class Zoo:
         the format), ``warnings`` and ``instead`` (a format of the same adapter that would
         load). ``alphazoo inspect KEY --target quantconnect`` prints it.
         """
-        return self._verdict(read_manifest(self.store, key, LoadLimits.resolve(self.max_bytes)),
-                             target)
+        return self._verdict(read_manifest(self.store, self.resolve(key),
+                                           LoadLimits.resolve(self.max_bytes)), target)
 
     def _verdict(self, manifest: dict[str, Any], target: str) -> Any:
         from alphazoo.compat.targets import verdict

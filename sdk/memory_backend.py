@@ -141,6 +141,34 @@ class MemoryBackend:
     def delete(self, key: str) -> bool:
         return self._remove(key)
 
+    def create(self, key: str, chunks: Iterable[bytes | memoryview]) -> bool:
+        """An exclusive create: the existence check and the commit happen under the lock
+        every memory store of the process shares."""
+        from fsspec.implementations.memory import MemoryFile
+
+        target = self._path(key)
+        buffer = MemoryFile(self.fs, target)
+        for chunk in chunks:
+            buffer.write(chunk)
+        buffer.seek(0)
+        with _LOCK:
+            if target in self._files:
+                return False
+            index = self._index()
+            with contextlib.suppress(ValueError):
+                self.fs.pseudo_dirs.remove(target)
+            _count_folders(index.folders, key, 1)
+            _SEEN[0] = len(self._files) + 1
+            buffer.commit()
+        return True
+
+    def list_folder(self, folder: str) -> Iterable[str]:
+        prefix = self._path(folder) + "/"
+        with _LOCK:
+            paths = tuple(self._files)
+        return [path[len(self._prefix):] for path in paths
+                if path.startswith(prefix) and "/" not in path[len(prefix):]]
+
     def _remove(self, relative: str) -> bool:
         with _LOCK:
             index = self._index()

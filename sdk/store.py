@@ -272,6 +272,36 @@ class ObjectStore:
             else:
                 ledger.store(counts.updated(key, replaced, size))
 
+    def create_bytes(self, key: str, data: bytes | bytearray | memoryview) -> bool:
+        """Store ``data`` under ``key`` only when no object is there: an exclusive create.
+
+        Of several writers creating one key at once, exactly one gets True and its bytes are
+        the object; the others get False and wrote nothing. Exclusive across processes on a
+        folder store (a hard link of a finished file) and on S3 (a conditional PUT), within
+        the process on ``memory://`` and other fsspec file systems. Counted against the
+        limits like any save.
+        """
+        key = normalize_key(key)
+        data = memoryview(data).cast("B")
+        backend = self._backend
+        ledger = self._ledger
+        with backend.lock():
+            if backend.size(key) is not None:
+                return False
+            self._check_conflicts(key)
+            counts, replaced = self._check_limits(key, len(data))
+            ledger.store(counts, pending=True)
+            created = backend.create(key, [data])
+            ledger.store(counts.updated(key, replaced, len(data)) if created else counts)
+        self._copies.drop(key)
+        return created
+
+    def list_folder(self, folder: str) -> list[str]:
+        """The keys directly in ``folder`` (``"spy/gbdt"`` lists ``spy/gbdt/v000001``, not
+        ``spy/gbdt/old/v000001``), sorted: one folder read, whatever the store's size."""
+        folder = normalize_key(folder)
+        return sorted(key for key in self._backend.list_folder(folder) if is_canonical_key(key))
+
     # -- reading -----------------------------------------------------------------------------
     def read(self, key: str) -> str:
         """The text stored under ``key``."""

@@ -21,10 +21,10 @@ a version reads the pointer instead of listing the store, so it costs the same i
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING, Any
 
 from alphazoo.keys import normalize_key
+from alphazoo.series import LATEST, VERSION_NAME, version_key
 
 if TYPE_CHECKING:
     from alphazoo.host import Zoo
@@ -33,16 +33,7 @@ if TYPE_CHECKING:
 __all__ = ["version_key", "versions", "latest_version", "next_version", "save_version",
            "load_latest", "write_latest", "LATEST"]
 
-#: The pointer object in each series folder.
-LATEST = "latest.json"
-_VERSION = re.compile(r"v(\d{6,})")
-
-
-def version_key(name: str, version: int) -> str:
-    """The key of version ``version`` of series ``name``: ``"spy/gbdt/v000007"``."""
-    if version < 1:
-        raise ValueError(f"model versions count from 1, got {version}")
-    return f"{normalize_key(name)}/v{version:06d}"
+_VERSION = VERSION_NAME
 
 
 def versions(store: ObjectStore, name: str) -> list[int]:

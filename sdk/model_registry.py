@@ -1,0 +1,383 @@
+"""The model registry: versions of a model series, aliases that point at one, and their history.
+
+A series ``spy/gbdt`` is saved as versions ``spy/gbdt/v000001``, ``v000002``... with a
+``latest.json`` pointer (:mod:`alphazoo.training.model_versions`). The registry adds
+**aliases**: free names (``production``, ``staging``, ``shadow``) that point at the version
+someone chose, moved by :meth:`ModelRegistry.promote` and :meth:`ModelRegistry.rollback`, each
+move recorded in an append-only **history** (when, from, to, note, who). ``latest`` is an alias
+too: it is ``latest.json``, moved by saves, and cannot be promoted.
+
+Keys: ``spy/gbdt@production``, ``spy/gbdt@v3`` and ``spy/gbdt@latest`` name a version wherever
+a key is accepted (:meth:`ModelRegistry.resolve`; ``zoo.load``, ``zoo.inspect``, the CLI).
+``@`` is not a key character (:mod:`alphazoo.keys`), so no valid key reads as a reference.
+An alias is one key segment without extension, and ``v`` followed by digits is a version.
+
+Layout in the store, next to the versions::
+
+    spy/gbdt/_registry/history/production/000001.json   the first move of "production"
+    spy/gbdt/_registry/history/production/000002.json   the next one ...
+    spy/gbdt/_registry/aliases/production.json          the head: a copy of the newest entry
+
+A move is two writes. First the history entry ``n + 1`` is **created exclusively**
+(:meth:`~alphazoo.ObjectStore.create_bytes`): that is the compare-and-swap. Of two writers
+that both read entry ``n`` as the newest, the first to create ``n + 1`` wins; the other gets
+:class:`~alphazoo.AliasConflictError` and changed nothing, so history never loses or repeats a
+move. Then the head is overwritten with a copy of the entry; :meth:`ModelRegistry.target`
+reads only the head, one small object, whatever the number of versions or moves (what a live
+model following the alias polls). After writing the head a mover checks that no entry
+``n + 2`` exists and, if one does, rewrites the head forward: whichever writer writes the head
+last has seen no later entry, so the head ends on the newest entry even when two movers'
+head writes cross. A mover killed between its two writes leaves the head one entry behind;
+every later move, rollback or history read first walks the head forward over such entries.
+
+What holds where:
+
+- **folder store**: the create is a hard link of a finished, fsynced file (and the store's
+  writes share a file lock): exactly one of any number of processes wins each move;
+- **S3**: the create is a conditional PUT (``If-None-Match: *``), which S3 (and moto) refuse
+  for the second writer: the same guarantee across machines. An S3-compatible service that
+  ignores the condition would let two racing writers both "win" (the later entry replaces the
+  earlier one): give such a store one writer;
+- **memory://** and other fsspec file systems: exclusive among the stores of one process.
+
+Gates (:mod:`alphazoo.registry_gates`) check a candidate before an alias moves to it.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import re
+import struct
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, Callable, Sequence
+
+from .errors import (
+    AliasConflictError,
+    AliasNotFoundError,
+    InvalidKeyError,
+    ObjectNotFoundError,
+)
+from .keys import normalize_key
+from .series import LATEST, VERSION_NAME, version_key
+
+if TYPE_CHECKING:
+    from .store import ObjectStore
+
+__all__ = ["ModelRegistry", "parse_reference", "REGISTRY_FOLDER", "ENTRY_FORMAT"]
+
+#: The folder inside a series that holds its aliases and their history.
+REGISTRY_FOLDER = "_registry"
+#: The ``format`` field of every history entry and alias head.
+ENTRY_FORMAT = "alphazoo-alias/1"
+_ALIAS = re.compile(r"[A-Za-z0-9_\-]{1,100}")
+_VERSION_REF = re.compile(r"[vV](\d+)")
+_ENTRY_NAME = re.compile(r"(\d{6,})\.json")
+
+
+def parse_reference(key: str) -> tuple[str, str] | None:
+    """``("spy/gbdt", "production")`` for ``"spy/gbdt@production"``; None for a plain key.
+
+    Raises :class:`~alphazoo.InvalidKeyError` when the name or the alias breaks the rules.
+    """
+    if not isinstance(key, str) or "@" not in key:
+        return None
+    name, _, ref = key.rpartition("@")
+    if not name:
+        raise InvalidKeyError(key, "a reference needs a model name before '@'")
+    return normalize_key(name), _check_alias(ref, key)
+
+
+def _check_alias(alias: str, key: str | None = None) -> str:
+    if not isinstance(alias, str) or not _ALIAS.fullmatch(alias):
+        raise InvalidKeyError(
+            key or str(alias),
+            f"alias {alias!r} must be 1 to 100 ASCII letters, digits, '_' or '-'",
+        )
+    return alias
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no user name in this environment (some containers)
+        return os.environ.get("USER") or "unknown"
+
+
+Gate = Any  # a gate name (str) or a callable (candidate, current) -> bool | str | (bool, str)
+
+
+class ModelRegistry:
+    """Versions, aliases, promotion, rollback and history of model series in one store.
+
+    Reached as ``zoo.registry``; ``ModelRegistry(store)`` works without a zoo (gates that
+    load a model then need ``zoo=``). See the module docstring for the layout and the
+    guarantees of each backend.
+
+    >>> registry = zoo.registry                                        # doctest: +SKIP
+    >>> registry.promote("spy/gbdt", 3, "production", note="IC up")    # doctest: +SKIP
+    >>> registry.target("spy/gbdt", "production")                      # doctest: +SKIP
+    3
+    >>> zoo.load("spy/gbdt@production")                                # doctest: +SKIP
+    """
+
+    def __init__(self, store: ObjectStore, *, zoo: Any = None) -> None:
+        self.store = store
+        self.zoo = zoo
+        self._gates: dict[tuple[str, str], list[Gate]] = {}
+
+    # -- keys ------------------------------------------------------------------------------
+    def _head_key(self, name: str, alias: str) -> str:
+        return f"{name}/{REGISTRY_FOLDER}/aliases/{alias}.json"
+
+    def _history_folder(self, name: str, alias: str) -> str:
+        return f"{name}/{REGISTRY_FOLDER}/history/{alias}"
+
+    def _entry_key(self, name: str, alias: str, seq: int) -> str:
+        return f"{self._history_folder(name, alias)}/{seq:06d}.json"
+
+    # -- reading ---------------------------------------------------------------------------
+    def target(self, name: str, alias: str) -> int | None:
+        """The version ``alias`` points at, or None when it points nowhere yet.
+
+        One read of one small object (the alias's head; ``latest`` reads ``latest.json``),
+        whatever the number of versions and moves: what a live model polls.
+        """
+        name = normalize_key(name)
+        if alias == "latest":
+            pointer = _read_json_or_none(self.store, f"{name}/{LATEST}")
+            return None if pointer is None else int(pointer["version"])
+        head = _read_json_or_none(self.store, self._head_key(name, _check_alias(alias)))
+        return None if head is None else int(head["to"])
+
+    def resolve(self, key: str) -> str:
+        """The concrete key a reference names: ``"spy/gbdt@production"``,
+        ``"spy/gbdt@v3"`` and ``"spy/gbdt@latest"`` become ``"spy/gbdt/v000003"``; a plain
+        key is returned unchanged. Raises :class:`~alphazoo.AliasNotFoundError` for an alias
+        that points at no version (no object is checked for ``@vN``)."""
+        parsed = parse_reference(key)
+        if parsed is None:
+            return key
+        name, ref = parsed
+        number = _VERSION_REF.fullmatch(ref)
+        if number:
+            return version_key(name, int(number.group(1)))
+        version = self.target(name, ref)
+        if version is None:
+            raise AliasNotFoundError(name, ref)
+        return version_key(name, version)
+
+    def aliases(self, name: str) -> dict[str, int]:
+        """Every alias of ``name`` with the version it points at (``latest`` included when
+        ``latest.json`` exists): one folder listing and one read per alias."""
+        name = normalize_key(name)
+        found: dict[str, int] = {}
+        latest = self.target(name, "latest")
+        if latest is not None:
+            found["latest"] = latest
+        folder = f"{name}/{REGISTRY_FOLDER}/aliases"
+        for key in self.store.list_folder(folder):
+            alias = key.rsplit("/", 1)[-1][: -len(".json")]
+            head = self._settled(name, alias)
+            if head is not None:
+                found[alias] = int(head["to"])
+        return found
+
+    def history(self, name: str, alias: str) -> list[dict[str, Any]]:
+        """Every move of ``alias``, oldest first: dicts with ``seq``, ``when``, ``from``,
+        ``to``, ``action`` (``promote`` or ``rollback``), ``note`` and ``who``. ``latest``
+        has no history (it moves with every save)."""
+        name, alias = normalize_key(name), _check_alias(alias)
+        head = self._settled(name, alias)
+        if head is None:
+            return []
+        return [self._entry(name, alias, seq) for seq in range(1, int(head["seq"]) + 1)]
+
+    def versions(self, name: str, *, facts: bool = True) -> list[dict[str, Any]]:
+        """The stored versions of ``name``, ascending: ``{"version", "key"}`` plus, with
+        ``facts``, what each manifest records (``created``, ``window``, ``metrics``,
+        ``adapter``, ``format``, ``libraries``), read from the bundle's head without
+        verifying the payload (gates and loads verify). One folder listing, and one small
+        read per version with ``facts``."""
+        name = normalize_key(name)
+        rows = []
+        for key in self.store.list_folder(name):
+            match = VERSION_NAME.fullmatch(key.rsplit("/", 1)[-1])
+            if not match:
+                continue
+            row: dict[str, Any] = {"version": int(match.group(1)), "key": key}
+            if facts:
+                row.update(manifest_facts(self.store, key))
+            rows.append(row)
+        return sorted(rows, key=lambda row: row["version"])
+
+    # -- moving ----------------------------------------------------------------------------
+    def promote(self, name: str, version: int, alias: str, *, note: str | None = None,
+                actor: str | None = None, gates: Sequence[Gate] | None = None,
+                expect: int | None | bool = False) -> dict[str, Any]:
+        """Point ``alias`` of ``name`` at ``version``; returns the history entry.
+
+        ``gates`` (default: those set with :meth:`set_gates` for the alias) check the
+        candidate first; a refusal raises :class:`~alphazoo.PromotionRefusedError` naming the
+        gate, and the alias stays. ``expect`` (a version, or None for "no target yet") makes
+        the move conditional on the alias's current target. Raises
+        :class:`~alphazoo.AliasConflictError` when another writer moved the alias
+        meanwhile, :class:`~alphazoo.ObjectNotFoundError` when the version is not stored.
+        ``who`` is ``actor`` or the OS user name.
+        """
+        name, alias = normalize_key(name), _check_alias(alias)
+        if alias == "latest" or _VERSION_REF.fullmatch(alias):
+            raise InvalidKeyError(
+                f"{name}@{alias}", "'latest' follows saves and 'vN' names a version; "
+                "promote to another alias (production, staging...)")
+        version = int(version)
+        key = version_key(name, version)
+        if not self.store.contains_key(key):
+            raise ObjectNotFoundError(key)
+        head = self._settled(name, alias)
+        current = None if head is None else int(head["to"])
+        if expect is not False and expect != current:
+            raise AliasConflictError(name, alias, f"it points at {_show(current)}, not at "
+                                     f"{_show(expect)} as expected")
+        chosen = self._gates.get((name, alias), []) if gates is None else list(gates)
+        if chosen:
+            from .registry_gates import run_gates
+
+            run_gates(self.store, self.zoo, chosen, name, alias, version, current)
+        seq = 1 if head is None else int(head["seq"]) + 1
+        entry = {
+            "format": ENTRY_FORMAT, "name": name, "alias": alias, "seq": seq,
+            "action": "promote", "from": current, "to": version,
+            "back": 0 if head is None else int(head["seq"]),
+            "when": _now(), "who": actor or _user(), "note": note,
+        }
+        return self._append(name, alias, entry)
+
+    def rollback(self, name: str, alias: str, *, note: str | None = None,
+                 actor: str | None = None) -> dict[str, Any]:
+        """Point ``alias`` back at the version it pointed at before its current target was
+        set; returns the history entry. Rollbacks stack: a second one goes one step further
+        back. Raises :class:`~alphazoo.AliasNotFoundError` when there is nothing earlier and
+        :class:`~alphazoo.AliasConflictError` when another writer moved the alias meanwhile.
+        """
+        name, alias = normalize_key(name), _check_alias(alias)
+        head = self._settled(name, alias)
+        if head is None:
+            raise AliasNotFoundError(name, alias)
+        back = int(head.get("back") or 0)
+        if back == 0:
+            raise AliasNotFoundError(name, alias, f"it points at v{head['to']}, its first "
+                                     "target: there is no earlier one to roll back to; "
+                                     "promote the version you want instead")
+        restored = self._entry(name, alias, back)
+        entry = {
+            "format": ENTRY_FORMAT, "name": name, "alias": alias,
+            "seq": int(head["seq"]) + 1, "action": "rollback",
+            "from": int(head["to"]), "to": int(restored["to"]),
+            "back": int(restored.get("back") or 0),
+            "when": _now(), "who": actor or _user(), "note": note,
+        }
+        return self._append(name, alias, entry)
+
+    def set_gates(self, name: str, alias: str, gates: Sequence[Gate]) -> None:
+        """The gates every promotion of ``alias`` passes through from now on (this registry
+        object's; ``zoo.registry`` is one per zoo). A gate is a built-in's name
+        (``"integrity"``, ``"compat"``, ``"onnx_parity"``) or a callable ``(candidate,
+        current) -> bool | str`` (see :mod:`alphazoo.registry_gates`); ``[]`` clears them."""
+        from .registry_gates import check_gate
+
+        chosen = [check_gate(gate) for gate in gates]
+        key = (normalize_key(name), _check_alias(alias))
+        if chosen:
+            self._gates[key] = chosen
+        else:
+            self._gates.pop(key, None)
+
+    def gates(self, name: str, alias: str) -> list[Gate]:
+        """The gates set for ``alias`` of ``name`` (see :meth:`set_gates`)."""
+        return list(self._gates.get((normalize_key(name), _check_alias(alias)), []))
+
+    # -- internals -------------------------------------------------------------------------
+    def _entry(self, name: str, alias: str, seq: int) -> dict[str, Any]:
+        entry: dict[str, Any] = self.store.read_json(self._entry_key(name, alias, seq))
+        return entry
+
+    def _append(self, name: str, alias: str, entry: dict[str, Any]) -> dict[str, Any]:
+        """Create history entry ``entry["seq"]`` exclusively, then publish it as the head."""
+        data = json.dumps(entry, sort_keys=True).encode()
+        if not self.store.create_bytes(self._entry_key(name, alias, entry["seq"]), data):
+            raise AliasConflictError(name, alias, f"history entry {entry['seq']} was written "
+                                     "by another writer first")
+        self._publish(name, alias, entry)
+        return entry
+
+    def _publish(self, name: str, alias: str, entry: dict[str, Any]) -> dict[str, Any]:
+        """Write ``entry`` as the head, then move the head forward over every entry past it
+        (see the module docstring: the last head writer has seen no later entry)."""
+        while True:
+            self.store.save_json(self._head_key(name, alias), entry, sort_keys=True)
+            later = _read_json_or_none(self.store,
+                                       self._entry_key(name, alias, int(entry["seq"]) + 1))
+            if later is None:
+                return entry
+            entry = later
+
+    def _settled(self, name: str, alias: str) -> dict[str, Any] | None:
+        """The alias's head, moved forward first over entries a crashed mover (or a mover
+        still between its two writes) created past it."""
+        head = _read_json_or_none(self.store, self._head_key(name, alias))
+        seq = 0 if head is None else int(head["seq"])
+        later = _read_json_or_none(self.store, self._entry_key(name, alias, seq + 1))
+        if later is None:
+            return head
+        return self._publish(name, alias, later)
+
+
+def manifest_facts(store: ObjectStore, key: str) -> dict[str, Any]:
+    """What the manifest of the bundle under ``key`` says about it, read from the bundle's
+    head (see :mod:`alphazoo.bundle` for the layout) without verifying the payload; an
+    unreadable head gives ``{"error": ...}``."""
+    from .bundle import MAGIC
+
+    header = struct.Struct(">HQ")  # protocol, manifest length: the layout in alphazoo.bundle
+    try:
+        with store.open(key) as handle:
+            head = handle.read(len(MAGIC) + header.size)
+            if not head.startswith(MAGIC) or len(head) < len(MAGIC) + header.size:
+                return {"error": "not a model bundle"}
+            _, length = header.unpack(head[len(MAGIC):])
+            if length > 16 * 1024 * 1024:
+                return {"error": "manifest larger than 16 MiB"}
+            manifest = json.loads(handle.read(length))
+    except (ValueError, OSError) as exc:
+        return {"error": f"unreadable manifest: {exc}"}
+    training = manifest.get("training") or {}
+    metadata = manifest.get("metadata") or {}
+    return {
+        "created": manifest.get("created"),
+        "window": (metadata.get("training") or {}).get("window") or training.get("window"),
+        "metrics": metadata.get("metrics"),
+        "adapter": manifest.get("adapter"),
+        "format": manifest.get("format"),
+        "libraries": manifest.get("libraries"),
+    }
+
+
+def _read_json_or_none(store: ObjectStore, key: str) -> Any:
+    try:
+        return store.read_json(key)
+    except ObjectNotFoundError:
+        return None
+
+
+def _show(version: int | None | bool) -> str:
+    return "no version" if version is None else f"v{version}"
+
+
+#: A user gate's signature, for type hints in user code.
+UserGate = Callable[[Any, Any], Any]

@@ -1,0 +1,298 @@
+"""The model registry (alphazoo.model_registry): aliases, promotion, rollback, history, references
+(``name@alias``), the exclusive create under them, and what several writers see.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import queue
+import threading
+import traceback
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import alphazoo
+from alphazoo import AliasConflictError, AliasNotFoundError, InvalidKeyError, ModelRegistry
+
+CTX = multiprocessing.get_context("spawn")
+STARTUP_TIMEOUT = 120.0
+
+
+def _fill(store: alphazoo.ObjectStore, name: str, count: int) -> None:
+    """``count`` stand-in versions of ``name`` (the registry moves aliases between keys; it
+    reads a bundle only for facts and gates)."""
+    for version in range(1, count + 1):
+        store.save_bytes(f"{name}/v{version:06d}", b"not a bundle %d" % version)
+
+
+@pytest.fixture(params=["local", "memory"])
+def registry(request: pytest.FixtureRequest, tmp_path: Path) -> ModelRegistry:
+    if request.param == "local":
+        store = alphazoo.ObjectStore(tmp_path / "store")
+    else:
+        store = alphazoo.ObjectStore(f"memory://registry-{tmp_path.name}")
+    _fill(store, "spy/gbdt", 5)
+    return alphazoo.Zoo(store, discover=False).registry
+
+
+# -- aliases, promotion, rollback, history ---------------------------------------------------
+
+def test_promote_moves_an_alias_and_records_who_when_and_why(registry: ModelRegistry) -> None:
+    assert registry.target("spy/gbdt", "production") is None
+    entry = registry.promote("spy/gbdt", 2, "production", note="IC up", actor="ci-bot")
+    assert (entry["from"], entry["to"], entry["note"], entry["who"]) == (None, 2, "IC up",
+                                                                          "ci-bot")
+    assert registry.target("spy/gbdt", "production") == 2
+    second = registry.promote("spy/gbdt", 4, "production")
+    assert (second["from"], second["to"]) == (2, 4)
+    assert second["who"]  # the OS user by default
+    assert [(e["seq"], e["from"], e["to"]) for e in registry.history("spy/gbdt", "production")] \
+        == [(1, None, 2), (2, 2, 4)]
+    assert registry.history("spy/gbdt", "production")[0]["when"] <= second["when"]
+
+
+def test_aliases_are_independent_and_latest_is_latest_json(registry: ModelRegistry) -> None:
+    from alphazoo.training.model_versions import write_latest
+
+    registry.promote("spy/gbdt", 1, "production")
+    registry.promote("spy/gbdt", 3, "staging")
+    assert registry.aliases("spy/gbdt") == {"production": 1, "staging": 3}
+    write_latest(registry.store, "spy/gbdt", 5)
+    assert registry.target("spy/gbdt", "latest") == 5
+    assert registry.aliases("spy/gbdt") == {"latest": 5, "production": 1, "staging": 3}
+    with pytest.raises(InvalidKeyError, match="latest"):
+        registry.promote("spy/gbdt", 2, "latest")
+    with pytest.raises(InvalidKeyError):
+        registry.promote("spy/gbdt", 2, "v2")
+    with pytest.raises(InvalidKeyError):
+        registry.promote("spy/gbdt", 2, "prod/uction")
+
+
+def test_rollback_steps_back_through_earlier_targets(registry: ModelRegistry) -> None:
+    for version in (1, 2, 3):
+        registry.promote("spy/gbdt", version, "production")
+    entry = registry.rollback("spy/gbdt", "production", note="bad fills")
+    assert (entry["action"], entry["from"], entry["to"]) == ("rollback", 3, 2)
+    assert registry.rollback("spy/gbdt", "production")["to"] == 1
+    with pytest.raises(AliasNotFoundError, match="no earlier one"):
+        registry.rollback("spy/gbdt", "production")
+    assert registry.target("spy/gbdt", "production") == 1
+    # A promotion after a rollback can itself be rolled back to the rolled-back-to version.
+    registry.promote("spy/gbdt", 5, "production")
+    assert registry.rollback("spy/gbdt", "production")["to"] == 1
+    actions = [e["action"] for e in registry.history("spy/gbdt", "production")]
+    assert actions == ["promote"] * 3 + ["rollback"] * 2 + ["promote", "rollback"]
+
+
+def test_promote_refuses_a_missing_version_and_a_stale_expectation(
+        registry: ModelRegistry) -> None:
+    with pytest.raises(alphazoo.ObjectNotFoundError):
+        registry.promote("spy/gbdt", 9, "production")
+    with pytest.raises(AliasNotFoundError):
+        registry.rollback("spy/gbdt", "production")
+    registry.promote("spy/gbdt", 1, "production", expect=None)
+    with pytest.raises(AliasConflictError, match="not at no version"):
+        registry.promote("spy/gbdt", 2, "production", expect=None)
+    registry.promote("spy/gbdt", 2, "production", expect=1)
+    assert registry.target("spy/gbdt", "production") == 2
+    assert len(registry.history("spy/gbdt", "production")) == 2
+
+
+def test_a_lost_create_is_a_conflict_and_changes_nothing(registry: ModelRegistry) -> None:
+    registry.promote("spy/gbdt", 1, "production")
+    # Another writer's entry 2 lands between this writer's read and its create.
+    entry_key = "spy/gbdt/_registry/history/production/000002.json"
+    assert registry.store.create_bytes(entry_key, json.dumps({"seq": 2}).encode())
+    assert not registry.store.create_bytes(entry_key, b"{}")  # exclusive
+    original = registry._settled
+    registry._settled = lambda name, alias: {"seq": 1, "to": 1, "back": 0}  # type: ignore
+    try:
+        with pytest.raises(AliasConflictError, match="history entry 2"):
+            registry.promote("spy/gbdt", 3, "production")
+    finally:
+        registry._settled = original  # type: ignore[method-assign]
+    assert registry.store.read_json(entry_key) == {"seq": 2}
+
+
+def test_a_head_left_behind_by_a_crashed_mover_is_repaired(registry: ModelRegistry) -> None:
+    registry.promote("spy/gbdt", 1, "production")
+    moved = registry.promote("spy/gbdt", 2, "production")
+    # A mover killed between its two writes: entry 3 exists, the head still says entry 2.
+    crashed = {**moved, "seq": 3, "from": 2, "to": 4, "back": 2, "note": "crashed"}
+    registry.store.create_bytes("spy/gbdt/_registry/history/production/000003.json",
+                                json.dumps(crashed).encode())
+    assert registry.target("spy/gbdt", "production") == 2  # one read: the head as written
+    assert [e["to"] for e in registry.history("spy/gbdt", "production")] == [1, 2, 4]
+    assert registry.target("spy/gbdt", "production") == 4  # history repaired the head
+    assert registry.promote("spy/gbdt", 5, "production")["seq"] == 4
+
+
+def test_threads_racing_on_one_alias_lose_nothing(registry: ModelRegistry) -> None:
+    wins: list[dict[str, Any]] = []
+    conflicts: list[int] = []
+
+    def mover(offset: int) -> None:
+        for round_ in range(15):
+            try:
+                wins.append(registry.promote("spy/gbdt", 1 + (round_ + offset) % 5,
+                                             "production", note=f"{offset}:{round_}"))
+            except AliasConflictError:
+                conflicts.append(offset)
+
+    threads = [threading.Thread(target=mover, args=(offset,)) for offset in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    history = registry.history("spy/gbdt", "production")
+    assert len(history) == len(wins) and len(wins) + len(conflicts) == 60
+    assert [e["seq"] for e in history] == list(range(1, len(history) + 1))
+    assert sorted(e["note"] for e in history) == sorted(w["note"] for w in wins)
+    for before, after in zip(history, history[1:]):
+        assert after["from"] == before["to"]  # every move starts where the last one ended
+    assert registry.target("spy/gbdt", "production") == history[-1]["to"]
+
+
+# -- references: name@alias, name@v3 ---------------------------------------------------------
+
+def test_references_resolve_to_version_keys(registry: ModelRegistry) -> None:
+    from alphazoo.training.model_versions import write_latest
+
+    registry.promote("spy/gbdt", 3, "production")
+    write_latest(registry.store, "spy/gbdt", 5)
+    assert registry.resolve("spy/gbdt@production") == "spy/gbdt/v000003"
+    assert registry.resolve("spy/gbdt@v2") == "spy/gbdt/v000002"
+    assert registry.resolve("spy/gbdt@latest") == "spy/gbdt/v000005"
+    assert registry.resolve("spy/gbdt/v000001") == "spy/gbdt/v000001"  # plain keys pass
+    with pytest.raises(AliasNotFoundError, match="promote one first"):
+        registry.resolve("spy/gbdt@staging")
+    with pytest.raises(InvalidKeyError):
+        registry.resolve("@production")
+    with pytest.raises(InvalidKeyError):
+        registry.resolve("spy/gbdt@prod.json")
+    # "@" is no key character: no stored key can read as a reference.
+    assert not alphazoo.keys.is_valid_key("spy/gbdt@production")
+
+
+def test_zoo_load_and_inspect_take_references(tmp_path: Path) -> None:
+    sklearn = pytest.importorskip("sklearn.linear_model")
+    import numpy as np
+
+    from alphazoo.training.model_versions import save_version
+
+    zoo = alphazoo.Zoo(tmp_path / "store")
+    X = np.arange(30, dtype=float).reshape(10, 3)
+    for scale in (1.0, 2.0):
+        save_version(zoo, sklearn.LinearRegression().fit(X, X.sum(axis=1) * scale), "spy/lr")
+    zoo.registry.promote("spy/lr", 1, "production")
+    assert zoo.inspect("spy/lr@production")["key"] == "spy/lr/v000001"
+    assert zoo.inspect("spy/lr@latest")["key"] == "spy/lr/v000002"
+    production = zoo.load("spy/lr@production", trusted=True)
+    newest = zoo.load("spy/lr@v2", trusted=True)
+    assert np.allclose(production.predict(X), X.sum(axis=1))
+    assert np.allclose(newest.predict(X), 2 * X.sum(axis=1))
+    assert zoo.check_target("spy/lr@production").target
+
+
+# -- versions and the store primitives under the registry ------------------------------------
+
+def test_versions_list_the_series_with_manifest_facts(registry: ModelRegistry) -> None:
+    rows = registry.versions("spy/gbdt")
+    assert [row["version"] for row in rows] == [1, 2, 3, 4, 5]
+    assert rows[0]["key"] == "spy/gbdt/v000001"
+    assert rows[0]["error"] == "not a model bundle"  # stand-ins, reported, not fatal
+    registry.promote("spy/gbdt", 1, "production")  # registry objects are no versions
+    assert len(registry.versions("spy/gbdt", facts=False)) == 5
+
+
+def test_create_bytes_is_exclusive_and_counted(registry: ModelRegistry) -> None:
+    store = registry.store
+    before = store.usage()
+    assert store.create_bytes("made/once.json", b"first")
+    assert not store.create_bytes("made/once.json", b"second")
+    assert store.read_bytes("made/once.json") == b"first"
+    after = store.usage(recount=False)
+    assert (after.objects, after.bytes) == (before.objects + 1, before.bytes + 5)
+    assert store.usage() == after  # the ledger agrees with a recount
+    assert store.list_folder("made") == ["made/once.json"]
+    assert store.list_folder("spy/gbdt")[:2] == ["spy/gbdt/v000001", "spy/gbdt/v000002"]
+    assert store.list_folder("nothing/here") == []
+
+
+def test_create_bytes_respects_the_limits(tmp_path: Path) -> None:
+    store = alphazoo.ObjectStore(tmp_path / "small", max_files=1)
+    assert store.create_bytes("a", b"1")
+    with pytest.raises(alphazoo.StorageLimitError):
+        store.create_bytes("b", b"2")
+    assert store.keys() == ["a"]
+
+
+# -- two processes racing on one alias (local store) -----------------------------------------
+
+ROUNDS = 40
+
+
+def _racer(root: str, me: int, barrier: Any, results: Any) -> None:
+    try:
+        registry = alphazoo.Zoo(root, discover=False).registry
+        barrier.wait(timeout=STARTUP_TIMEOUT)
+        mine = (1, 2) if me == 0 else (3, 4)
+        outcomes = []
+        for round_ in range(ROUNDS):
+            barrier.wait(timeout=60)  # nobody moves while both read
+            current = registry.target("spy/gbdt", "production")
+            barrier.wait(timeout=60)
+            version = mine[0] if current != mine[0] else mine[1]
+            try:
+                entry = registry.promote("spy/gbdt", version, "production", expect=current,
+                                         actor=f"racer-{me}", note=f"{me}:{round_}")
+                outcomes.append((round_, "won", entry["seq"], version))
+            except AliasConflictError:
+                outcomes.append((round_, "lost", None, version))
+        results.put({"me": me, "outcomes": outcomes})
+    except BaseException:
+        results.put({"me": me, "error": traceback.format_exc()})
+
+
+@pytest.mark.slow
+def test_two_processes_racing_exactly_one_wins_each_round(tmp_path: Path) -> None:
+    root = str(tmp_path / "store")
+    _fill(alphazoo.ObjectStore(root), "spy/gbdt", 4)
+    barrier = CTX.Barrier(2)
+    results = CTX.Queue()
+    racers = [CTX.Process(target=_racer, args=(root, me, barrier, results)) for me in (0, 1)]
+    try:
+        for racer in racers:
+            racer.start()
+        reports = []
+        for _ in racers:
+            try:
+                reports.append(results.get(timeout=STARTUP_TIMEOUT + ROUNDS * 10))
+            except queue.Empty:
+                pytest.fail("a racing process did not report")
+    finally:
+        for racer in racers:
+            racer.join(timeout=30)
+            if racer.is_alive():
+                racer.kill()
+    errors = [report["error"] for report in reports if "error" in report]
+    assert not errors, errors[0]
+    by_round: dict[int, list[tuple[int, Any, int]]] = {}
+    for report in reports:
+        for round_, outcome, seq, _version in report["outcomes"]:
+            by_round.setdefault(round_, []).append((report["me"], outcome, seq))
+    assert sorted(by_round) == list(range(ROUNDS))
+    for round_, outcomes in by_round.items():
+        assert sorted(outcome for _, outcome, _ in outcomes) == ["lost", "won"], round_
+    history = alphazoo.Zoo(root, discover=False).registry.history("spy/gbdt", "production")
+    # No lost and no repeated entry: one per round, in order, each from the last one's target.
+    assert [entry["seq"] for entry in history] == list(range(1, ROUNDS + 1))
+    winners = {seq: me for outcomes in by_round.values() for me, outcome, seq in outcomes
+               if outcome == "won"}
+    assert {entry["seq"]: int(entry["who"][-1]) for entry in history} == winners
+    assert [entry["note"].split(":")[1] for entry in history] == [str(r) for r in range(ROUNDS)]
+    for before, after in zip(history, history[1:]):
+        assert after["from"] == before["to"]
