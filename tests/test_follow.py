@@ -22,7 +22,7 @@ from alphazoo.training import (
     save_version,
     version_key,
 )
-from alphazoo.training.follow import alias_target, parse_reference
+from alphazoo.training.follow import alias_target
 
 WAIT = 30.0
 X = np.zeros((3, 1))
@@ -89,7 +89,7 @@ def test_a_rollback_to_the_previous_version_needs_no_load(zoo: Zoo) -> None:
         save_version(zoo, constant(version), "m")
     move_latest(zoo, "m", 1)
     served = ServedModel()
-    with served.follow("m", zoo=zoo, poll=0.02, keep=2) as follower:
+    with served.follow("m", zoo=zoo, poll=0.02, keep=2):
         assert served.wait(WAIT)
         first = served.model
         move_latest(zoo, "m", 2)
@@ -209,13 +209,38 @@ def test_a_backtest_trainer_as_context_manager_stops_its_followers(zoo: Zoo) -> 
 
 
 def test_references() -> None:
-    assert parse_reference("spy/gbdt@production") == ("spy/gbdt", "production")
-    assert parse_reference("spy/gbdt") == ("spy/gbdt", "latest")
-    for bad in ("@production", "spy/gbdt@"):
+    zoo = Zoo("memory://follow-refs")
+    follower = AliasFollower(ServedModel(), zoo, "spy/gbdt@production")
+    assert (follower.name, follower.alias) == ("spy/gbdt", "production")
+    follower = AliasFollower(ServedModel(), zoo, "spy/gbdt")
+    assert (follower.name, follower.alias) == ("spy/gbdt", "latest")
+    for bad in ("@production", "spy/gbdt@", "spy/gbdt@prod uction"):
         with pytest.raises(InvalidKeyError):
-            parse_reference(bad)
+            AliasFollower(ServedModel(), zoo, bad)
     with pytest.raises(ValueError, match="poll"):
-        AliasFollower(ServedModel(), Zoo("memory://follow-refs"), "m", poll=0)
+        AliasFollower(ServedModel(), zoo, "m", poll=0)
+
+
+def test_follows_promotions_and_rollbacks_of_a_registry_alias(zoo: Zoo) -> None:
+    for version in (1, 2, 3):
+        save_version(zoo, constant(version), "spy/gbdt")
+    registry = zoo.registry
+    served = ServedModel()
+    with served.follow("spy/gbdt@production", zoo=zoo, poll=0.02) as follower:
+        time.sleep(0.1)
+        assert not served.ready  # nothing promoted yet; latest (v3) is not production
+        registry.promote("spy/gbdt", 1, "production", note="first")
+        assert served.wait(WAIT) and served.predict(X)[0] == 1.0
+        first = served.model
+        registry.promote("spy/gbdt", 2, "production")
+        assert served.wait_for_version(2, WAIT) and served.predict(X)[0] == 2.0
+        registry.rollback("spy/gbdt", "production")
+        assert served.wait_for_version(3, WAIT) and served.predict(X)[0] == 1.0
+        snap = served.snapshot()
+        assert snap is not None and snap.extra == {"alias": "production", "registry_version": 1}
+        assert [e.version for e in follower.events] == [1, 2, 1]
+        assert served.model is first  # v1 was still loaded: swapped back without a load
+    assert follower_threads() == []
 
 
 def test_a_fixed_version_reference_is_served_without_reading_an_alias(zoo: Zoo) -> None:
@@ -237,31 +262,26 @@ VERSIONS = 100
 CORRUPTED = {37, 73}
 
 MOVER = """
-import json, sys, time
-from alphazoo import ObjectStore
-from alphazoo.training import version_key
+import json, pathlib, sys, time
+from alphazoo import ObjectStore, Zoo
 
-store = ObjectStore(sys.argv[1])
+registry = Zoo(ObjectStore(sys.argv[1])).registry
 gap = float(sys.argv[2])
+corrupted = set(json.loads(sys.argv[3]))
 name = "stress/m"
-
-
-def move(version):
-    store.save_json(f"{name}/latest.json", {"version": version, "key": version_key(name, version)})
-
-
 moves = []
-previous = []
 for version in range(1, %(versions)d + 1):
-    move(version)
-    moves.append(("promote", version, time.time()))
-    previous.append(version)
+    entry = registry.promote(name, version, "production", note=f"round {version}")
+    moves.append(("promote", entry["to"], time.time()))
     time.sleep(gap)
-    if version %% 5 == 0:  # 20 rollbacks: back to the version before
-        back = previous[-2]
-        move(back)
-        moves.append(("rollback", back, time.time()))
-        previous.append(back)
+    if version in corrupted:  # the parent's follower marks it; no race with a busy machine
+        marker = pathlib.Path(sys.argv[4]) / f"failed-{version}"
+        deadline = time.monotonic() + 60
+        while not marker.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+    if version %% 5 == 0:  # 20 rollbacks: back to the target before
+        entry = registry.rollback(name, "production", note="rollback")
+        moves.append(("rollback", entry["to"], time.time()))
         time.sleep(gap)
 print(json.dumps(moves))
 """ % {"versions": VERSIONS}
@@ -282,7 +302,8 @@ def test_four_threads_predict_through_100_promotions_and_20_rollbacks(tmp_path: 
         if version in CORRUPTED:
             corrupt(zoo, key)
     served = ServedModel()
-    follower = served.follow("stress/m@latest", zoo=zoo, poll=POLL)
+    follower = served.follow("stress/m@production", zoo=zoo, poll=POLL,
+                             on_error=lambda event: (tmp_path / f"failed-{event.version}").touch())
     stop = threading.Event()
     failures: list[BaseException] = []
     torn: list[tuple[Any, ...]] = []
@@ -316,8 +337,8 @@ def test_four_threads_predict_through_100_promotions_and_20_rollbacks(tmp_path: 
     for thread in threads:
         thread.start()
     try:
-        done = run_python(MOVER, str(tmp_path / "store"), str(POLL * 6), cwd=tmp_path,
-                          env={"PYTHONPATH": str(__import__("pathlib").Path(__file__).parents[1])})
+        done = run_python(MOVER, str(tmp_path / "store"), str(POLL * 6),
+                          json.dumps(sorted(CORRUPTED)), str(tmp_path), cwd=tmp_path)
         time.sleep(POLL * 4 + 0.5)
     finally:
         stop.set()
@@ -327,8 +348,11 @@ def test_four_threads_predict_through_100_promotions_and_20_rollbacks(tmp_path: 
     moves = json.loads(done.stdout)
     assert len(moves) == 120
     assert sum(kind == "rollback" for kind, _, _ in moves) == 20
+    assert [entry["to"] for entry in zoo.registry.history("stress/m", "production")] == [
+        version for _, version, _ in moves]
     assert failures == [] and torn == []
     assert all(counts), counts
+    # a corrupted version promoted fails once, is logged and kept in errors, never served
     assert [e.version for e in follower.errors] == sorted(CORRUPTED)
     assert all(type(e.error).__name__ == "BundleIntegrityError" for e in follower.errors)
 

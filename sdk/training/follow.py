@@ -32,18 +32,18 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Callable
 
-from alphazoo.errors import AlphazooError, InvalidKeyError
+from alphazoo.errors import AlphazooError
 from alphazoo.keys import normalize_key
+from alphazoo.model_registry import parse_reference
 
-from .model_versions import LATEST, version_key
+from .model_versions import version_key
 
 if TYPE_CHECKING:
     from alphazoo.host import Zoo
 
     from .served import ServedModel
 
-__all__ = ["AliasFollower", "FollowEvent", "ModelRejectedError", "parse_reference",
-           "alias_target"]
+__all__ = ["AliasFollower", "FollowEvent", "ModelRejectedError", "alias_target"]
 
 log = logging.getLogger("alphazoo.training")
 
@@ -70,16 +70,11 @@ class FollowEvent:
     traceback: str | None = None
 
 
-def parse_reference(reference: str) -> tuple[str, str]:
+def _reference(reference: str) -> tuple[str, str]:
     """``"spy/gbdt@production"`` -> ``("spy/gbdt", "production")``; without ``@`` the alias
-    is ``"latest"``. ``"spy/gbdt@v3"`` names a fixed version."""
-    name, at, alias = reference.rpartition("@")
-    if not at:
-        name, alias = reference, "latest"
-    if not name or not alias:
-        raise InvalidKeyError(reference, "a followed model is named 'series@alias', e.g. "
-                                         "'spy/gbdt@production' or 'spy/gbdt@latest'")
-    return normalize_key(name), alias
+    is ``"latest"``; :class:`~alphazoo.InvalidKeyError` for a malformed one."""
+    parsed = parse_reference(reference)
+    return parsed if parsed is not None else (normalize_key(reference), "latest")
 
 
 def _fixed_version(alias: str) -> int | None:
@@ -91,25 +86,13 @@ def _fixed_version(alias: str) -> int | None:
 def alias_target(zoo: Zoo, name: str, alias: str) -> int | None:
     """The version ``alias`` of series ``name`` points at now, or None if it points nowhere.
 
-    One small read: the registry's alias record, or for ``latest`` the series'
-    ``latest.json``. ``"v3"`` is version 3 without any read.
+    One small read (:meth:`alphazoo.ModelRegistry.target`: the alias's head, or for
+    ``latest`` the series' ``latest.json``); ``"v3"`` is version 3 without any read.
     """
     fixed = _fixed_version(alias)
     if fixed is not None:
         return fixed
-    registry = getattr(zoo, "registry", None)
-    if registry is not None:
-        target = registry.target(name, alias)
-        return None if target is None else int(target)
-    if alias != "latest":
-        raise InvalidKeyError(f"{name}@{alias}", "this zoo has no model registry; only the "
-                                                 "'latest' alias can be followed")
-    from alphazoo.errors import ObjectNotFoundError
-
-    try:  # one read, no existence check first: a missing pointer is the rare case
-        return int(zoo.store.read_json(f"{name}/{LATEST}")["version"])
-    except ObjectNotFoundError:
-        return None
+    return zoo.registry.target(name, alias)
 
 
 class AliasFollower:
@@ -137,7 +120,7 @@ class AliasFollower:
             raise ValueError(f"keep must be at least 1 (the version in service), got {keep}")
         self.served, self.zoo = served, zoo
         self.reference = reference
-        self.name, self.alias = parse_reference(reference)
+        self.name, self.alias = _reference(reference)
         self.poll = seconds
         self.verify, self.keep, self.on_error = verify, keep, on_error
         self.load_options = dict(load_options or {})
