@@ -30,7 +30,7 @@ import traceback
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 from alphazoo.errors import AlphazooError
 from alphazoo.keys import normalize_key
@@ -41,11 +41,20 @@ from .model_versions import version_key
 if TYPE_CHECKING:
     from alphazoo.host import Zoo
 
-    from .served import ServedModel
-
 __all__ = ["AliasFollower", "FollowEvent", "ModelRejectedError", "alias_target"]
 
 log = logging.getLogger("alphazoo.training")
+
+
+class _Served(Protocol):
+    """What a follower feeds: a :class:`~alphazoo.training.ServedModel` (named by its
+    methods, as the served model module imports this one)."""
+
+    @property
+    def key(self) -> str | None: ...
+
+    def publish(self, model: Any, *, key: str | None = None, name: str | None = None,
+                **extra: Any) -> Any: ...
 
 
 class ModelRejectedError(AlphazooError):
@@ -107,7 +116,7 @@ class AliasFollower:
     ones), :attr:`target` (where the alias pointed at the last poll), :attr:`polls`.
     """
 
-    def __init__(self, served: ServedModel, zoo: Zoo, reference: str, *,
+    def __init__(self, served: _Served, zoo: Zoo, reference: str, *,
                  poll: float | timedelta = 5.0,
                  verify: Callable[[Any], Any] | None = None,
                  keep: int = 2,
