@@ -167,15 +167,20 @@ class CountingStore(ObjectStore):
         return super().size(key)
 
 
+@pytest.mark.parametrize("alias", ["latest", "production"])
 @pytest.mark.parametrize("count", [3, 150])
 def test_a_poll_costs_one_small_read_whatever_the_number_of_versions(tmp_path: Any,
-                                                                     count: int) -> None:
+                                                                     count: int,
+                                                                     alias: str) -> None:
     store = CountingStore(tmp_path / "store")
     zoo = Zoo(store)
     for version in range(1, count + 1):
         save_version(zoo, constant(1), "m", version=version, update_latest=False)
     move_latest(zoo, "m", count)
-    follower = AliasFollower(ServedModel(), zoo, "m@latest", poll=60)
+    if alias == "production":
+        for version in range(1, count + 1):  # as many moves as versions: a long history
+            zoo.registry.promote("m", version, "production")
+    follower = AliasFollower(ServedModel(), zoo, f"m@{alias}", poll=60)
     assert follower.check() is not None  # the first poll loads the version
     store.calls = 0
     for _ in range(10):

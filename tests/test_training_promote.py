@@ -69,6 +69,8 @@ def test_scheduled_trainings_promote_when_the_gate_passes(zoo: Zoo) -> None:
     assert refused.key == "spy/gbdt/v000003"  # saved: registered, only not promoted
     # the refused model never went into service: v2's model served until v4's
     assert trainer.model.predict(X)[0] == 4.0 and trainer.model.version == 3
+    snap = trainer.model.snapshot()
+    assert snap is not None and snap.extra == {"alias": "production", "registry_version": 4}
     registry = zoo.registry
     assert registry.target("spy/gbdt", "production") == 4
     assert [row["version"] for row in registry.versions("spy/gbdt", facts=False)] == [1, 2, 3, 4]

@@ -35,6 +35,9 @@ class ModelVersion:
     ``version`` counts the models a :class:`ServedModel` has served, from 1. ``trained_at`` is
     the trainer's clock when the training started (simulated in backtests), ``window`` the
     training window if known, ``key`` the object-store key it was saved under (or None).
+    A version put into service through a registry alias (:meth:`ServedModel.follow`, or
+    ``promote_to=``) has ``extra["alias"]`` and ``extra["registry_version"]``, the series'
+    version number (``version`` counts this model's swaps instead).
     """
 
     version: int

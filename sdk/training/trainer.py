@@ -336,10 +336,11 @@ class Trainer:
                               "training_name": record.name,
                               "training_seconds": round(record.seconds, 6)},
                     **options["save_options"])
-            except Exception as exc:  # the model is good: serve it, report the lost save
-                record.save_error = exc
-                log.error("training %r: saving to %r failed; the model is served unsaved",
-                          record.name, options["save_as"], exc_info=exc)
+            except Exception as exc:  # the model is good: serve it (unless it was to be
+                record.save_error = exc  # promoted), report the lost save
+                log.error("training %r: saving to %r failed%s", record.name,
+                          options["save_as"], "" if promote_to else "; the model is served "
+                          "unsaved", exc_info=exc)
                 self.errors.append(record)
             else:
                 if promote_to:
@@ -351,8 +352,10 @@ class Trainer:
             log.warning("training %r: its model was not promoted to %r; %s stays in service",
                         record.name, promote_to, _in_service(self.model))
             return
+        promoted = ({"alias": promote_to, "registry_version": record.promotion["to"]}
+                    if record.promotion else {})  # as a follower of the alias publishes it
         served = self.model.publish(trained.model, trained_at=record.at, window=window,
-                                    key=record.key, name=record.name)
+                                    key=record.key, name=record.name, **promoted)
         record.status, record.version = "served", served.version
         log.info("training %r took %.3f s; %s in service", record.name,
                  record.seconds, _in_service(self.model))
