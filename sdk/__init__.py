@@ -39,6 +39,7 @@ _EXPORTS = {
     "TrainingQuotaExceeded": "training.quota",
     "ModelRegistry": "model_registry", "AliasConflictError": "errors",
     "AliasNotFoundError": "errors", "PromotionRefusedError": "errors",
+    "RegistryRecordError": "errors",
 }
 
 if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
@@ -71,6 +72,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from .errors import PluginError as PluginError
     from .errors import PluginHookError as PluginHookError
     from .errors import PromotionRefusedError as PromotionRefusedError
+    from .errors import RegistryRecordError as RegistryRecordError
     from .errors import SaveWarning as SaveWarning
     from .errors import StorageLimitError as StorageLimitError
     from .errors import UnsupportedFormatError as UnsupportedFormatError

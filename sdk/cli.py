@@ -1,4 +1,5 @@
-"""The ``alphazoo`` command line: plugins, models, formats, the store, bundles, compat, demo.
+"""The ``alphazoo`` command line: plugins, models, formats, the store, bundles, the registry,
+compat, demo.
 
 Exit codes: 0 success, 1 failure (an alphazoo error), 2 usage.
 Collectors return data and printers only format it, so ``--json`` and the tables agree.
@@ -52,6 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
     from .cli_store import add_parsers as add_store_parsers
 
     add_store_parsers(commands, json_option)
+
+    from .cli_registry import add_parser as add_registry_parser
+
+    add_registry_parser(commands, json_option)
 
     export = commands.add_parser(
         "export-reader", help="Write the one-file bundle reader for projects without alphazoo.",
@@ -199,6 +204,12 @@ def _inspect(args: argparse.Namespace) -> int:
     return run_inspect(args)
 
 
+def _registry(args: argparse.Namespace) -> int:
+    from .cli_registry import run_registry
+
+    return run_registry(args)
+
+
 def _demo(args: argparse.Namespace) -> int:
     from .cli_demo import run
 
@@ -228,6 +239,7 @@ _COMMANDS = {
     "formats": _formats,
     "store": _store,
     "inspect": _inspect,
+    "registry": _registry,
     "export-reader": _export_reader,
     "demo": _demo,
     "compat": _compat,

@@ -52,12 +52,12 @@ def add_parsers(commands: Any, json_option: Any) -> None:
     json_option(ls)
     cat = action("cat", "Write an object's bytes to standard output. On a terminal a binary "
                  "object (a model bundle) is summarised instead; --raw writes it anyway.")
-    cat.add_argument("key")
+    cat.add_argument("key", help="a key, or a registry reference such as spy/gbdt@production")
     cat.add_argument("--raw", action="store_true",
                      help="write binary objects to a terminal too")
     store_option(cat)
     get = action("get", "Copy an object into a file (written whole or not at all).")
-    get.add_argument("key")
+    get.add_argument("key", help="a key, or a registry reference such as spy/gbdt@production")
     get.add_argument("-o", "--output", metavar="FILE", required=True,
                      help="the file to write (replaced)")
     store_option(get)
@@ -111,7 +111,9 @@ def add_parsers(commands: Any, json_option: Any) -> None:
         description="Verify a saved model bundle (every payload file's SHA-256, the bundle's "
         "closing SHA-256, its size, and its HMAC when $ALPHAZOO_SIGNING_KEY is set), print the "
         "manifest as JSON on stdout and what was verified on stderr.")
-    inspect.add_argument("key", help="a bundle's key, e.g. demo/alstm/v000052")
+    inspect.add_argument("key", help="a bundle's key, e.g. demo/alstm/v000052, or a registry "
+                         "reference: demo/alstm@production (an alias), demo/alstm@v52, "
+                         "demo/alstm@latest")
     inspect.add_argument("--target", metavar="NAME",
                          help="instead, say whether the bundle loads on NAME (quantconnect) "
                          "and why not; exit 1 when it does not")
@@ -203,6 +205,10 @@ def run_store(args: argparse.Namespace) -> int:
 
 def _run_store(store: Any, args: argparse.Namespace) -> int:
     action = args.store_command
+    if action in ("cat", "get") and "@" in args.key:  # name@alias, name@v3, name@latest
+        from .model_registry import ModelRegistry
+
+        args.key = ModelRegistry(store).resolve(args.key)
     if action == "ls":
         return _ls(store, args)
     if action == "cat":
@@ -386,6 +392,10 @@ def run_inspect(args: argparse.Namespace) -> int:
     from .bundle import read_bundle, signing_key
 
     store = open_store(args.store)
+    if "@" in args.key:  # a registry reference: name@alias, name@v3, name@latest
+        from .model_registry import ModelRegistry
+
+        args.key = ModelRegistry(store).resolve(args.key)
     if args.target is not None:
         from .host import Zoo
 

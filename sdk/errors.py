@@ -39,6 +39,7 @@ __all__ = [
     "AliasConflictError",
     "AliasNotFoundError",
     "PromotionRefusedError",
+    "RegistryRecordError",
 ]
 
 
@@ -348,4 +349,16 @@ class PromotionRefusedError(AlphazooError):
             f"promotion of {name!r} v{version} to {alias!r} refused by gate {gate!r}: "
             f"{reason.rstrip('. ')}; the alias was not moved (fix the candidate, or promote "
             "with gates=[] to skip the alias's gates deliberately)"
+        )
+
+
+class RegistryRecordError(AlphazooError):
+    """A registry record (an alias's head or history entry) is not what alphazoo writes: it
+    was edited or replaced by hand. ``key`` names it."""
+
+    def __init__(self, key: str, detail: str) -> None:
+        self.key = key
+        super().__init__(
+            f"registry record {key!r} is damaged ({detail}); restore it from a backup, or "
+            "delete the alias's head (its history entries are kept) and promote again"
         )

@@ -191,6 +191,10 @@ class FsspecBackend:
             found = self.fs.ls(path, detail=True)
         except (FileNotFoundError, NotADirectoryError):
             return []
+        finally:
+            # A cached listing would answer later reads of these objects with their size
+            # and ETag now: other processes replace them (an alias's head) meanwhile.
+            self.fs.invalidate_cache(path)
         names = []
         for info in found:
             name = str(info.get("name", "")).rstrip("/").rsplit("/", 1)[-1]

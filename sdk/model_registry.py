@@ -58,6 +58,7 @@ from .errors import (
     AliasNotFoundError,
     InvalidKeyError,
     ObjectNotFoundError,
+    RegistryRecordError,
 )
 from .keys import normalize_key
 from .series import LATEST, VERSION_NAME, version_key
@@ -150,9 +151,14 @@ class ModelRegistry:
         """
         name = normalize_key(name)
         if alias == "latest":
-            pointer = _read_json_or_none(self.store, f"{name}/{LATEST}")
-            return None if pointer is None else int(pointer["version"])
-        head = _read_json_or_none(self.store, self._head_key(name, _check_alias(alias)))
+            key = f"{name}/{LATEST}"
+            pointer = _read_json_or_none(self.store, key)
+            if pointer is None:
+                return None
+            if not isinstance(pointer, dict) or type(pointer.get("version")) is not int:
+                raise RegistryRecordError(key, "it holds no version number")
+            return int(pointer["version"])
+        head = _record(self.store, self._head_key(name, _check_alias(alias)))
         return None if head is None else int(head["to"])
 
     def resolve(self, key: str) -> str:
@@ -302,9 +308,65 @@ class ModelRegistry:
         """The gates set for ``alias`` of ``name`` (see :meth:`set_gates`)."""
         return list(self._gates.get((normalize_key(name), _check_alias(alias)), []))
 
+    # -- retention -------------------------------------------------------------------------
+    def prune(self, name: str, keep: int, *, dry_run: bool = True) -> dict[str, Any]:
+        """Delete old versions of ``name``, keeping the newest ``keep`` and every version an
+        alias points at (``latest`` included) or that an alias's history ever pointed at (so
+        every rollback finds its version). A dry run by default: nothing is deleted unless
+        ``dry_run=False``.
+
+        Returns ``{"name", "dry_run", "deleted": [versions], "kept": [versions],
+        "protected": {version: [reasons]}}`` (``deleted`` lists what a real run deletes).
+        Each alias's target is read again just before each deletion, so a version promoted
+        meanwhile is skipped; a promotion racing the very deletion of its version can still
+        lose it: prune when nobody promotes old versions.
+        """
+        if keep < 0:
+            raise ValueError(f"keep must be 0 or more, got {keep}")
+        name = normalize_key(name)
+        numbers = [row["version"] for row in self.versions(name, facts=False)]
+        protected = self._protected(name)
+        newest = set(numbers[-keep:]) if keep else set()
+        doomed = [n for n in numbers if n not in newest and n not in protected]
+        deleted = []
+        if not dry_run:
+            for number in doomed:
+                if number in self._protected(name, targets_only=True):
+                    continue
+                if self.store.delete(version_key(name, number)):
+                    deleted.append(number)
+        return {
+            "name": name, "dry_run": dry_run, "keep": keep,
+            "deleted": doomed if dry_run else deleted,
+            "kept": [n for n in numbers if n not in (doomed if dry_run else deleted)],
+            "protected": {n: reasons for n, reasons in sorted(protected.items())
+                          if n in numbers},
+        }
+
+    def _protected(self, name: str, *, targets_only: bool = False) -> dict[int, list[str]]:
+        """Versions prune must keep, each with why: an alias points at it, or (unless
+        ``targets_only``) an alias's history pointed at it."""
+        reasons: dict[int, list[str]] = {}
+        for alias, version in self.aliases(name).items():
+            reasons.setdefault(version, []).append(f"{alias} points at it")
+        if targets_only:
+            return reasons
+        folder = f"{name}/{REGISTRY_FOLDER}/aliases"
+        for key in self.store.list_folder(folder):
+            alias = key.rsplit("/", 1)[-1][: -len(".json")]
+            for entry in self.history(name, alias):
+                why = f"in the history of {alias}"
+                if why not in reasons.setdefault(int(entry["to"]), []):
+                    reasons[int(entry["to"])].append(why)
+        return reasons
+
     # -- internals -------------------------------------------------------------------------
     def _entry(self, name: str, alias: str, seq: int) -> dict[str, Any]:
-        entry: dict[str, Any] = self.store.read_json(self._entry_key(name, alias, seq))
+        key = self._entry_key(name, alias, seq)
+        entry = _record(self.store, key)
+        if entry is None:
+            raise RegistryRecordError(key, "this history entry is missing; history is "
+                                      "append-only and nothing in alphazoo deletes it")
         return entry
 
     def _append(self, name: str, alias: str, entry: dict[str, Any]) -> dict[str, Any]:
@@ -321,8 +383,7 @@ class ModelRegistry:
         (see the module docstring: the last head writer has seen no later entry)."""
         while True:
             self.store.save_json(self._head_key(name, alias), entry, sort_keys=True)
-            later = _read_json_or_none(self.store,
-                                       self._entry_key(name, alias, int(entry["seq"]) + 1))
+            later = _record(self.store, self._entry_key(name, alias, int(entry["seq"]) + 1))
             if later is None:
                 return entry
             entry = later
@@ -330,9 +391,9 @@ class ModelRegistry:
     def _settled(self, name: str, alias: str) -> dict[str, Any] | None:
         """The alias's head, moved forward first over entries a crashed mover (or a mover
         still between its two writes) created past it."""
-        head = _read_json_or_none(self.store, self._head_key(name, alias))
+        head = _record(self.store, self._head_key(name, alias))
         seq = 0 if head is None else int(head["seq"])
-        later = _read_json_or_none(self.store, self._entry_key(name, alias, seq + 1))
+        later = _record(self.store, self._entry_key(name, alias, seq + 1))
         if later is None:
             return head
         return self._publish(name, alias, later)
@@ -356,6 +417,8 @@ def manifest_facts(store: ObjectStore, key: str) -> dict[str, Any]:
             manifest = json.loads(handle.read(length))
     except (ValueError, OSError) as exc:
         return {"error": f"unreadable manifest: {exc}"}
+    if not isinstance(manifest, dict):
+        return {"error": "the manifest is not a JSON object"}
     training = manifest.get("training") or {}
     metadata = manifest.get("metadata") or {}
     return {
@@ -373,6 +436,23 @@ def _read_json_or_none(store: ObjectStore, key: str) -> Any:
         return store.read_json(key)
     except ObjectNotFoundError:
         return None
+    except ValueError as exc:  # not JSON (UnicodeDecodeError is a ValueError too)
+        raise RegistryRecordError(key, f"not JSON: {exc}") from None
+
+
+def _record(store: ObjectStore, key: str) -> dict[str, Any] | None:
+    """The registry record under ``key`` (None when absent), checked for the fields every
+    reader relies on: ``seq``, ``to`` and ``back`` are integers."""
+    record = _read_json_or_none(store, key)
+    if record is None:
+        return None
+    if not isinstance(record, dict):
+        raise RegistryRecordError(key, f"a JSON {type(record).__name__}, not an object")
+    for field in ("seq", "to", "back"):
+        value = record.get(field)
+        if type(value) is not int or value < 0:
+            raise RegistryRecordError(key, f"its {field!r} is {value!r}, not a number")
+    return record
 
 
 def _show(version: int | None | bool) -> str:

@@ -309,3 +309,65 @@ def test_store_fsck_lists_by_default_and_removes_with_a_flag(tmp_path: Path) -> 
     done = cli("store", "fsck", "--remove", "--store", str(root), "--json", **env)
     assert json.loads(done.stdout)["removed"] == 1 and not leftover.exists()
     assert alphazoo.ObjectStore(root).read("models/m") == "kept"
+
+
+def test_registry_commands_move_aliases_and_print_json(tmp_path: Path) -> None:
+    from alphazoo.bundle import write_bundle
+    from alphazoo.training.model_versions import write_latest
+
+    folder = tmp_path.parent / f"{tmp_path.name}-payload"
+    folder.mkdir()
+    (folder / "model.txt").write_text("weights")
+    store = alphazoo.ObjectStore(tmp_path)
+    for number in (1, 2, 3, 4):
+        key = f"spy/gbdt/v{number:06d}"
+        write_bundle(store, key, {"key": key, "adapter": "text", "format": "txt",
+                                  "created": f"2026-01-0{number}"}, folder, ["model.txt"], None)
+    write_latest(store, "spy/gbdt", 4)
+    where = ("--store", str(tmp_path))
+
+    promoted = cli("registry", "promote", "spy/gbdt", "v2", "--alias", "production",
+                   "--note", "IC up", "--actor", "ci", "--json", *where)
+    assert promoted.returncode == 0, promoted.stderr
+    entry = json.loads(promoted.stdout)
+    assert (entry["from"], entry["to"], entry["who"], entry["note"]) == (None, 2, "ci", "IC up")
+    again = cli("registry", "promote", "spy/gbdt", "3", "--alias", "production",
+                "--gate", "integrity", *where)
+    assert again.returncode == 0 and "spy/gbdt@production: v2 -> v3" in again.stdout
+    stale = cli("registry", "promote", "spy/gbdt", "4", "--alias", "production",
+                "--expect", "2", *where)
+    assert stale.returncode == 1 and "moved by another writer" in stale.stderr
+
+    aliases = json.loads(cli("registry", "ls", "spy/gbdt", "--json", *where).stdout)
+    assert {row["alias"]: row["version"] for row in aliases} == {"latest": 4, "production": 3}
+    versions = json.loads(cli("registry", "versions", "spy/gbdt", "--json", *where).stdout)
+    assert [(row["version"], row["aliases"]) for row in versions] == \
+        [(1, []), (2, []), (3, ["production"]), (4, ["latest"])]
+    assert versions[0]["created"] == "2026-01-01"
+    table = cli("registry", "versions", "spy/gbdt", *where, COLUMNS="200")
+    assert table.returncode == 0 and "production" in table.stdout
+
+    back = json.loads(cli("registry", "rollback", "spy/gbdt", "--alias", "production",
+                          "--note", "bad fills", "--json", *where).stdout)
+    assert (back["action"], back["from"], back["to"]) == ("rollback", 3, 2)
+    history = json.loads(cli("registry", "history", "spy/gbdt", "--alias", "production",
+                             "--json", *where).stdout)
+    assert [(e["from"], e["to"]) for e in history] == [(None, 2), (2, 3), (3, 2)]
+
+    # name@alias and name@vN wherever a key is taken.
+    inspected = cli("inspect", "spy/gbdt@production", *where)
+    assert inspected.returncode == 0, inspected.stderr
+    assert json.loads(inspected.stdout)["key"] == "spy/gbdt/v000002"
+    assert cli("store", "get", "spy/gbdt@v1", "-o", str(folder / "v1.bundle"),
+               *where).returncode == 0
+    assert (folder / "v1.bundle").read_bytes() == store.read_bytes("spy/gbdt/v000001")
+    nowhere = cli("inspect", "spy/gbdt@staging", *where)
+    assert nowhere.returncode == 1 and "promote one first" in nowhere.stderr
+
+    dry = json.loads(cli("registry", "prune", "spy/gbdt", "--keep", "1", "--json",
+                         *where).stdout)
+    assert dry["dry_run"] and dry["deleted"] == [1]  # v2, v3: production's; v4: latest
+    assert store.contains_key("spy/gbdt/v000001")
+    done = cli("registry", "prune", "spy/gbdt", "--keep", "1", "--delete", *where)
+    assert done.returncode == 0 and "deleted v1" in done.stdout
+    assert not store.contains_key("spy/gbdt/v000001")

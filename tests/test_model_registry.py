@@ -9,6 +9,7 @@ import multiprocessing
 import queue
 import threading
 import traceback
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -235,9 +236,11 @@ def test_create_bytes_respects_the_limits(tmp_path: Path) -> None:
 ROUNDS = 40
 
 
-def _racer(root: str, me: int, barrier: Any, results: Any) -> None:
+def _racer(root: str, me: int, barrier: Any, results: Any,
+           options: dict[str, Any] | None = None) -> None:
     try:
-        registry = alphazoo.Zoo(root, discover=False).registry
+        store = alphazoo.ObjectStore(root, storage_options=options)
+        registry = alphazoo.Zoo(store, discover=False).registry
         barrier.wait(timeout=STARTUP_TIMEOUT)
         mine = (1, 2) if me == 0 else (3, 4)
         outcomes = []
@@ -257,13 +260,14 @@ def _racer(root: str, me: int, barrier: Any, results: Any) -> None:
         results.put({"me": me, "error": traceback.format_exc()})
 
 
-@pytest.mark.slow
-def test_two_processes_racing_exactly_one_wins_each_round(tmp_path: Path) -> None:
-    root = str(tmp_path / "store")
-    _fill(alphazoo.ObjectStore(root), "spy/gbdt", 4)
+def _race(root: str, options: dict[str, Any] | None = None) -> None:
+    """Two processes move one alias for ROUNDS rounds; check that exactly one wins each
+    round and that the history holds each winning move once, in order."""
+    _fill(alphazoo.ObjectStore(root, storage_options=options), "spy/gbdt", 4)
     barrier = CTX.Barrier(2)
     results = CTX.Queue()
-    racers = [CTX.Process(target=_racer, args=(root, me, barrier, results)) for me in (0, 1)]
+    racers = [CTX.Process(target=_racer, args=(root, me, barrier, results, options))
+              for me in (0, 1)]
     try:
         for racer in racers:
             racer.start()
@@ -287,7 +291,8 @@ def test_two_processes_racing_exactly_one_wins_each_round(tmp_path: Path) -> Non
     assert sorted(by_round) == list(range(ROUNDS))
     for round_, outcomes in by_round.items():
         assert sorted(outcome for _, outcome, _ in outcomes) == ["lost", "won"], round_
-    history = alphazoo.Zoo(root, discover=False).registry.history("spy/gbdt", "production")
+    store = alphazoo.ObjectStore(root, storage_options=options)
+    history = ModelRegistry(store).history("spy/gbdt", "production")
     # No lost and no repeated entry: one per round, in order, each from the last one's target.
     assert [entry["seq"] for entry in history] == list(range(1, ROUNDS + 1))
     winners = {seq: me for outcomes in by_round.values() for me, outcome, seq in outcomes
@@ -296,3 +301,206 @@ def test_two_processes_racing_exactly_one_wins_each_round(tmp_path: Path) -> Non
     assert [entry["note"].split(":")[1] for entry in history] == [str(r) for r in range(ROUNDS)]
     for before, after in zip(history, history[1:]):
         assert after["from"] == before["to"]
+    assert ModelRegistry(store).target("spy/gbdt", "production") == history[-1]["to"]
+
+
+@pytest.mark.slow
+def test_two_processes_racing_exactly_one_wins_each_round(tmp_path: Path) -> None:
+    _race(str(tmp_path / "store"))
+
+
+# -- S3 (moto's server): conditional writes ---------------------------------------------------
+
+def _s3_location(moto_s3: Any) -> tuple[str, dict[str, Any]]:
+    return (f"s3://{moto_s3.bucket}/registry-{uuid.uuid4().hex}",
+            dict(moto_s3.storage_options))
+
+
+@pytest.mark.s3
+def test_s3_alias_moves_use_conditional_writes(moto_s3: Any) -> None:
+    import fsspec
+
+    location, options = _s3_location(moto_s3)
+    store = alphazoo.ObjectStore(location, storage_options=options)
+    _fill(store, "spy/gbdt", 3)
+    registry = ModelRegistry(store)
+    registry.promote("spy/gbdt", 1, "production")
+    registry.promote("spy/gbdt", 2, "production")
+    assert registry.rollback("spy/gbdt", "production")["to"] == 1
+    assert registry.aliases("spy/gbdt") == {"production": 1}
+    assert registry.resolve("spy/gbdt@production") == "spy/gbdt/v000001"
+    # Another machine (its own S3 client, no shared lock) creates entry 4 first: S3 itself
+    # refuses this store's create (If-None-Match: *), which the registry reports as a conflict.
+    fs, root = fsspec.core.url_to_fs(location, **options)
+    entry = f"{root}/spy/gbdt/_registry/history/production/000004.json"
+    fs.pipe_file(entry, b'{"seq": 4, "to": 3, "from": 1, "back": 3}', mode="create")
+    assert not store._backend.create("spy/gbdt/_registry/history/production/000004.json",
+                                     [b"{}"])
+    original = registry._settled
+    # This writer read the head before entry 4 existed.
+    registry._settled = lambda name, alias: {"seq": 3, "to": 1, "back": 0}  # type: ignore
+    try:
+        with pytest.raises(AliasConflictError):
+            registry.promote("spy/gbdt", 2, "production")
+    finally:
+        registry._settled = original  # type: ignore[method-assign]
+    assert json.loads(fs.cat_file(entry))["to"] == 3  # the first writer's entry stands
+    assert registry.target("spy/gbdt", "production") == 1  # head not yet moved ...
+    assert [e["to"] for e in registry.history("spy/gbdt", "production")] == [1, 2, 1, 3]
+    assert registry.target("spy/gbdt", "production") == 3  # ... until a reader settles it
+
+
+@pytest.mark.s3
+@pytest.mark.slow
+def test_two_processes_racing_on_s3(moto_s3: Any) -> None:
+    location, options = _s3_location(moto_s3)
+    _race(location, options)
+
+
+# -- retention ---------------------------------------------------------------------------------
+
+def test_prune_is_a_dry_run_by_default_and_spares_aliased_versions(
+        registry: ModelRegistry) -> None:
+    from alphazoo.training.model_versions import write_latest
+
+    store = registry.store
+    _fill(store, "spy/gbdt", 10)
+    write_latest(store, "spy/gbdt", 10)
+    registry.promote("spy/gbdt", 2, "production")
+    registry.promote("spy/gbdt", 4, "production")
+    registry.rollback("spy/gbdt", "production")  # production -> v2; v4 stays in its history
+    registry.promote("spy/gbdt", 6, "staging")
+    report = registry.prune("spy/gbdt", keep=2)
+    assert report["dry_run"] and report["deleted"] == [1, 3, 5, 7, 8]
+    assert report["protected"][2] == ["production points at it", "in the history of production"]
+    assert report["protected"][4] == ["in the history of production"]
+    assert len(store.list_folder("spy/gbdt")) == 11  # ten versions and latest.json: untouched
+    done = registry.prune("spy/gbdt", keep=2, dry_run=False)
+    assert done["deleted"] == [1, 3, 5, 7, 8] and done["kept"] == [2, 4, 6, 9, 10]
+    assert [row["version"] for row in registry.versions("spy/gbdt", facts=False)] == \
+        [2, 4, 6, 9, 10]
+    assert registry.resolve("spy/gbdt@production") == "spy/gbdt/v000002"
+    assert store.usage() == store.usage(recount=False)  # deletions were counted
+    with pytest.raises(ValueError):
+        registry.prune("spy/gbdt", keep=-1)
+
+
+# -- gates -------------------------------------------------------------------------------------
+
+@pytest.fixture
+def onnx_zoo(tmp_path: Path) -> alphazoo.Zoo:
+    """A zoo whose series ``spy/lr`` has two real ONNX versions."""
+    sklearn = pytest.importorskip("sklearn.linear_model")
+    pytest.importorskip("onnxruntime")
+    import numpy as np
+
+    from alphazoo.training.model_versions import save_version
+
+    zoo = alphazoo.Zoo(tmp_path / "store")
+    X = np.random.default_rng(0).random((40, 3))
+    for scale in (1.0, 2.0):
+        save_version(zoo, sklearn.LinearRegression().fit(X, X.sum(axis=1) * scale), "spy/lr",
+                     format="onnx", sample=X[:20])
+    return zoo
+
+
+def test_builtin_gates_pass_a_sound_version(onnx_zoo: alphazoo.Zoo) -> None:
+    registry = onnx_zoo.registry
+    registry.set_gates("spy/lr", "production", ["integrity", "compat", "onnx_parity"])
+    assert registry.gates("spy/lr", "production") == ["integrity", "compat", "onnx_parity"]
+    registry.promote("spy/lr", 1, "production")
+    assert registry.target("spy/lr", "production") == 1
+
+
+def test_a_refused_promotion_names_the_gate_and_leaves_the_alias(
+        onnx_zoo: alphazoo.Zoo) -> None:
+    registry = onnx_zoo.registry
+    store = onnx_zoo.store
+    registry.promote("spy/lr", 1, "production")
+    # A damaged candidate: one payload byte flipped.
+    data = bytearray(store.read_bytes("spy/lr/v000002"))
+    data[-40] ^= 0xFF
+    store.save_bytes("spy/lr/v000002", bytes(data))
+    with pytest.raises(alphazoo.PromotionRefusedError, match="'integrity'") as refused:
+        registry.promote("spy/lr", 2, "production", gates=["integrity"])
+    assert refused.value.gate == "integrity" and refused.value.version == 2
+    assert registry.target("spy/lr", "production") == 1
+    assert len(registry.history("spy/lr", "production")) == 1
+
+
+def test_user_gates_compare_candidate_and_current(onnx_zoo: alphazoo.Zoo) -> None:
+    import numpy as np
+
+    registry = onnx_zoo.registry
+    X = np.ones((4, 3))
+    seen: list[tuple[int, int | None]] = []
+
+    def not_larger(candidate: Any, current: Any) -> Any:
+        seen.append((candidate.version, None if current is None else current.version))
+        if current is None:
+            return True
+        new, old = candidate.load().predict(X).mean(), current.load().predict(X).mean()
+        return new <= old or f"mean prediction {new:.2f} above {old:.2f}"
+
+    registry.set_gates("spy/lr", "production", [not_larger])
+    registry.promote("spy/lr", 1, "production")
+    with pytest.raises(alphazoo.PromotionRefusedError, match="not_larger.*mean prediction"):
+        registry.promote("spy/lr", 2, "production")
+    assert seen == [(1, None), (2, 1)]
+    assert registry.target("spy/lr", "production") == 1
+    # An exception in a gate refuses too; gates=[] skips the alias's gates deliberately.
+    with pytest.raises(alphazoo.PromotionRefusedError, match="ZeroDivisionError"):
+        registry.promote("spy/lr", 2, "production", gates=[lambda new, old: 1 / 0])
+    registry.promote("spy/lr", 2, "production", gates=[])
+    assert registry.target("spy/lr", "production") == 2
+    registry.set_gates("spy/lr", "production", [])
+    assert registry.gates("spy/lr", "production") == []
+    with pytest.raises(ValueError, match="unknown gate"):
+        registry.set_gates("spy/lr", "production", ["nope"])
+
+
+def test_the_onnx_parity_gate_refuses_a_bundle_without_a_parity_record(
+        onnx_zoo: alphazoo.Zoo) -> None:
+    from alphazoo.registry_gates import Candidate, run_gates
+
+    manifest = onnx_zoo.inspect("spy/lr@v1")
+    assert manifest["adapter_data"]["parity"]["rows"] == 20
+    candidate = Candidate(onnx_zoo.store, onnx_zoo, "spy/lr", 1)
+    candidate._manifest = {**manifest, "adapter_data": {}}
+    from alphazoo.registry_gates import BUILTIN_GATES
+
+    assert "no ONNX parity check" in BUILTIN_GATES["onnx_parity"](candidate, None)
+    run_gates(onnx_zoo.store, onnx_zoo, ["onnx_parity"], "spy/lr", "production", 1, None)
+
+
+@pytest.mark.slow
+def test_readme_registry_example_runs(tmp_path: Path) -> None:
+    import ast
+    import re
+    import subprocess
+    import sys
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    example = next(block for block in re.findall(r"```python\n(.*?)```", readme, flags=re.S)
+                   if "zoo.registry" in block)
+    result = subprocess.run([sys.executable, "-c", example], cwd=tmp_path, text=True,
+                            capture_output=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "{'latest': 3, 'production': 1}"
+    assert [pair[:2] for pair in ast.literal_eval(lines[1])] == [(None, 1), (1, 3), (3, 1)]
+    assert "'deleted': [2]" in lines[2]
+
+
+def test_a_damaged_record_is_a_typed_error(registry: ModelRegistry) -> None:
+    registry.promote("spy/gbdt", 1, "production")
+    head = "spy/gbdt/_registry/aliases/production.json"
+    for damage in (b"not json", b"[1, 2]", b'{"seq": 1, "to": "one", "back": 0}'):
+        registry.store.save_bytes(head, damage)
+        with pytest.raises(alphazoo.RegistryRecordError, match="production.json"):
+            registry.target("spy/gbdt", "production")
+        with pytest.raises(alphazoo.RegistryRecordError):
+            registry.resolve("spy/gbdt@production")
+    registry.store.save_bytes("spy/gbdt/latest.json", b'{"key": "x"}')
+    with pytest.raises(alphazoo.RegistryRecordError, match="latest.json"):
+        registry.target("spy/gbdt", "latest")
