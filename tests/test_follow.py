@@ -396,3 +396,23 @@ def test_four_threads_predict_through_100_promotions_and_20_rollbacks(tmp_path: 
     # can miss a whole move window now and then; most moves must still be served.
     assert skipped <= len(moves) // 4
     assert follower_threads() == []
+
+
+def test_an_unreadable_alias_keeps_the_version_in_service_and_warns_once(zoo: Zoo,
+                                                                         caplog: Any) -> None:
+    for version in (1, 2):
+        save_version(zoo, constant(version), "m")
+    zoo.registry.promote("m", 1, "production")
+    head = "m/_registry/aliases/production.json"
+    good = zoo.store.read_bytes(head)
+    served = ServedModel()
+    with served.follow("m@production", zoo=zoo, poll=0.02) as follower:
+        assert served.wait(WAIT)
+        zoo.store.save_bytes(head, b"{not json")  # a hand-edited record
+        assert until(lambda: follower.poll_errors >= 5)
+        assert served.predict(X)[0] == 1.0 and follower.errors == []
+        assert caplog.text.count("reading the alias failed") == 1
+        zoo.store.save_bytes(head, good)
+        zoo.registry.promote("m", 2, "production")
+        assert served.wait_for_version(2, WAIT) and served.predict(X)[0] == 2.0
+        assert "the alias reads again" in caplog.text

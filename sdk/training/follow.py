@@ -113,7 +113,9 @@ class AliasFollower:
     version is in service (the LEAN-style readiness flag ``served.ready`` turns True then).
 
     Attributes: :attr:`events` (every version tried, in order), :attr:`errors` (the failed
-    ones), :attr:`target` (where the alias pointed at the last poll), :attr:`polls`.
+    ones), :attr:`target` (where the alias pointed at the last poll), :attr:`polls` (the
+    reads that answered) and :attr:`poll_errors` (those that raised: the store was
+    unreachable, or an alias record unreadable; the version in service stays).
     """
 
     def __init__(self, served: _Served, zoo: Zoo, reference: str, *,
@@ -138,6 +140,7 @@ class AliasFollower:
         self.target: int | None = None
         self.polls = 0
         self.poll_errors = 0
+        self._failing = False
         self._loaded: OrderedDict[int, Any] = OrderedDict()
         self._tried: int | None = None  # the last target acted on, served or failed
         self._stop = threading.Event()
@@ -181,9 +184,17 @@ class AliasFollower:
             target = alias_target(self.zoo, self.name, self.alias)
         except Exception as exc:  # a store hiccup must not end the following
             self.poll_errors += 1
-            log.warning("following %s: reading the alias failed (%s: %s); retrying in %.3g s",
-                        self.reference, type(exc).__name__, exc, self.poll)
+            # once per outage, not once per poll: a store down for an hour at a 1 s poll
+            log.log(logging.DEBUG if self._failing else logging.WARNING,
+                    "following %s: reading the alias failed (%s: %s); %s stays in service, "
+                    "retrying every %.3g s", self.reference, type(exc).__name__, exc,
+                    self.served.key or "no model", self.poll)
+            self._failing = True
             return None
+        if self._failing:
+            self._failing = False
+            log.warning("following %s: the alias reads again after %d failed polls",
+                        self.reference, self.poll_errors)
         self.polls += 1
         self.target = target
         if target is None or target == self._tried:
