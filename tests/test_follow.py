@@ -342,7 +342,7 @@ def test_four_threads_predict_through_100_promotions_and_20_rollbacks(tmp_path: 
     for thread in threads:
         thread.start()
     try:
-        done = run_python(MOVER, str(tmp_path / "store"), str(POLL * 6),
+        done = run_python(MOVER, str(tmp_path / "store"), str(POLL * 10),
                           json.dumps(sorted(CORRUPTED)), str(tmp_path), cwd=tmp_path)
         time.sleep(POLL * 4 + 0.5)
     finally:
