@@ -4,13 +4,18 @@ serve a version that fails to load or verify."""
 
 from __future__ import annotations
 
+import json
+import statistics
+import sys
 import threading
 import time
+import uuid
 from datetime import timedelta
 from typing import Any
 
 import numpy as np
 import pytest
+from _child import run_python
 from sklearn.dummy import DummyRegressor
 
 from alphazoo import InvalidKeyError, ObjectStore, Zoo
@@ -294,12 +299,6 @@ print(json.dumps(moves))
 
 @pytest.mark.slow
 def test_four_threads_predict_through_100_promotions_and_20_rollbacks(tmp_path: Any) -> None:
-    import json
-    import statistics
-    import sys
-
-    from tests._child import run_python
-
     zoo = Zoo(ObjectStore(tmp_path / "store"))
     for version in range(1, VERSIONS + 1):
         key, _ = save_version(zoo, constant(version), "stress/m", version=version,
@@ -416,3 +415,37 @@ def test_an_unreadable_alias_keeps_the_version_in_service_and_warns_once(zoo: Zo
         zoo.registry.promote("m", 2, "production")
         assert served.wait_for_version(2, WAIT) and served.predict(X)[0] == 2.0
         assert "the alias reads again" in caplog.text
+
+
+S3_MOVER = """
+import json, sys
+from alphazoo import ObjectStore, Zoo
+
+registry = Zoo(ObjectStore(sys.argv[1], storage_options=json.loads(sys.argv[2]))).registry
+if sys.argv[3] == "rollback":
+    registry.rollback("s3/m", "production")
+else:
+    registry.promote("s3/m", int(sys.argv[3]), "production")
+"""
+
+
+@pytest.mark.slow
+def test_follows_an_alias_another_process_moves_on_s3(moto_s3: Any, tmp_path: Any) -> None:
+    """On S3 the poll reads the alias's head afresh each time: no listing or cache of the
+    follower's own makes it miss a move another machine made."""
+    location = f"s3://{moto_s3.bucket}/follow-{uuid.uuid4().hex}"
+    options = dict(moto_s3.storage_options)
+    zoo = Zoo(ObjectStore(location, storage_options=options))
+    for version in (1, 2, 3):
+        save_version(zoo, constant(version), "s3/m")
+    served = ServedModel()
+    with served.follow("s3/m@production", zoo=zoo, poll=0.05) as follower:
+        swaps = 0
+        for move, expected in (("1", 1.0), ("3", 3.0), ("2", 2.0), ("rollback", 3.0)):
+            run_python(S3_MOVER, location, json.dumps(options), move, cwd=tmp_path)
+            swaps += 1
+            assert served.wait_for_version(swaps, WAIT), follower
+            assert served.predict(X)[0] == expected
+            zoo.registry.versions("s3/m")  # the follower's process lists the series too
+        assert follower.errors == [] and follower.poll_errors == 0
+    assert follower_threads() == []
