@@ -208,6 +208,8 @@ def test_trainer_follow_reports_failures_in_errors_and_stop_ends_the_thread(zoo:
     assert follower_threads()
     trainer.stop()
     assert not follower.running and follower_threads() == []
+    with pytest.raises(RuntimeError, match="stopped"):
+        trainer.follow("m")
 
 
 def test_a_backtest_trainer_as_context_manager_stops_its_followers(zoo: Zoo) -> None:

@@ -408,6 +408,8 @@ class Trainer:
         thread; a version that fails is logged, kept in :attr:`errors` (as a failed
         :class:`TrainingRecord` named after the reference) and never served.
         :meth:`stop` ends the following. See :meth:`ServedModel.follow`."""
+        if self._live.stopped:
+            raise RuntimeError("this trainer was stopped; create a new one")
         def failed(event: FollowEvent) -> None:
             record = TrainingRecord(f"follow {reference}", self.now, status="failed",
                                     key=event.key, error=event.error,
