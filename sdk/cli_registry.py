@@ -1,4 +1,4 @@
-"""``alphazoo registry ...``: aliases, versions, promote, rollback, history and prune.
+"""``alphazoo registry ...``: aliases, versions, promote, rollback, history, gates, prune.
 
 Every action takes ``--json`` and prints the same facts a table shows; ``promote``,
 ``rollback`` and ``prune`` print what they did (``prune`` is a dry run unless ``--delete``).
@@ -64,6 +64,12 @@ def add_parser(commands: Any, json_option: Any) -> None:
     rollback.add_argument("--actor", help="who, recorded in the history (default: your user)")
     history = action("history", "Every move of an alias: when, from, to, who, note.")
     history.add_argument("--alias", required=True, help="the alias, e.g. production")
+    gates = action("gates", "Show the gates every promotion of an alias passes, or set them "
+                   "(kept in the store: every process and the CLI apply them).")
+    gates.add_argument("--alias", required=True, help="the alias, e.g. production")
+    gates.add_argument("--set", nargs="*", metavar="GATE", dest="set_gates",
+                       choices=("integrity", "compat", "onnx_parity"),
+                       help="replace them with these (none: clear them)")
     prune = action("prune", "Delete old versions except the newest N and every version an "
                    "alias points at or its history pointed at. A dry run unless --delete.")
     prune.add_argument("--keep", type=int, required=True, metavar="N",
@@ -119,6 +125,14 @@ def run_registry(args: argparse.Namespace) -> int:
                       [[str(e["seq"]), e["when"], e["action"], _v(e["from"]), _v(e["to"]),
                         e["who"] or "", e["note"] or ""] for e in entries],
                       f"(alias {args.alias!r} of {name} was never moved)")
+    if action == "gates":
+        if args.set_gates is not None:
+            registry.set_gates(name, args.alias, args.set_gates)
+        chosen = [gate for gate in registry.gates(name, args.alias) if isinstance(gate, str)]
+        if args.json:
+            return print_json({"name": name, "alias": args.alias, "gates": chosen})
+        print(f"{name}@{args.alias}: gates {', '.join(chosen) if chosen else 'none'}")
+        return EXIT_OK
     report = registry.prune(name, args.keep, dry_run=not args.delete)
     if args.json:
         return print_json(report)
@@ -135,8 +149,7 @@ def run_registry(args: argparse.Namespace) -> int:
 def _alias_rows(registry: Any, name: str) -> list[dict[str, Any]]:
     rows = []
     for alias, version in registry.aliases(name).items():
-        history = [] if alias == "latest" else registry.history(name, alias)[-1:]
-        head = history[0] if history else {}
+        head = (None if alias == "latest" else registry.head(name, alias)) or {}
         rows.append({"alias": alias, "version": version, "when": head.get("when"),
                      "who": head.get("who"), "note": head.get("note")})
     return rows

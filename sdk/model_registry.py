@@ -17,6 +17,7 @@ Layout in the store, next to the versions::
     spy/gbdt/_registry/history/production/000001.json   the first move of "production"
     spy/gbdt/_registry/history/production/000002.json   the next one ...
     spy/gbdt/_registry/aliases/production.json          the head: a copy of the newest entry
+    spy/gbdt/_registry/gates/production.json            built-in gates set for the alias
 
 A move is two writes. First the history entry ``n + 1`` is **created exclusively**
 (:meth:`~alphazoo.ObjectStore.create_bytes`): that is the compare-and-swap. Of two writers
@@ -51,7 +52,7 @@ import os
 import re
 import struct
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from .errors import (
     AliasConflictError,
@@ -74,7 +75,6 @@ REGISTRY_FOLDER = "_registry"
 ENTRY_FORMAT = "alphazoo-alias/1"
 _ALIAS = re.compile(r"[A-Za-z0-9_\-]{1,100}")
 _VERSION_REF = re.compile(r"[vV](\d+)")
-_ENTRY_NAME = re.compile(r"(\d{6,})\.json")
 
 
 def parse_reference(key: str) -> tuple[str, str] | None:
@@ -194,6 +194,14 @@ class ModelRegistry:
                 found[alias] = int(head["to"])
         return found
 
+    def head(self, name: str, alias: str) -> dict[str, Any] | None:
+        """The newest move of ``alias`` (the last :meth:`history` entry: ``when``, ``who``,
+        ``note``...), or None when it was never moved; a few reads, whatever the history's
+        length. ``latest`` has none."""
+        name, alias = normalize_key(name), _check_alias(alias)
+        head = self._settled(name, alias)
+        return None if head is None else dict(head)
+
     def history(self, name: str, alias: str) -> list[dict[str, Any]]:
         """Every move of ``alias``, oldest first: dicts with ``seq``, ``when``, ``from``,
         ``to``, ``action`` (``promote`` or ``rollback``), ``note`` and ``who``. ``latest``
@@ -206,8 +214,9 @@ class ModelRegistry:
 
     def versions(self, name: str, *, facts: bool = True) -> list[dict[str, Any]]:
         """The stored versions of ``name``, ascending: ``{"version", "key"}`` plus, with
-        ``facts``, what each manifest records (``created``, ``window``, ``metrics``,
-        ``adapter``, ``format``, ``libraries``), read from the bundle's head without
+        ``facts``, what each manifest records (``created``, ``window``, ``training``: rows,
+        seconds, finished; ``metrics`` and the rest of the user's ``metadata``; ``adapter``,
+        ``format``, ``libraries``), read from the bundle's head without
         verifying the payload (gates and loads verify). One folder listing, and one small
         read per version with ``facts``."""
         name = normalize_key(name)
@@ -250,7 +259,7 @@ class ModelRegistry:
         if expect is not False and expect != current:
             raise AliasConflictError(name, alias, f"it points at {_show(current)}, not at "
                                      f"{_show(expect)} as expected")
-        chosen = self._gates.get((name, alias), []) if gates is None else list(gates)
+        chosen = self.gates(name, alias) if gates is None else list(gates)
         if chosen:
             from .registry_gates import run_gates
 
@@ -291,22 +300,48 @@ class ModelRegistry:
         return self._append(name, alias, entry)
 
     def set_gates(self, name: str, alias: str, gates: Sequence[Gate]) -> None:
-        """The gates every promotion of ``alias`` passes through from now on (this registry
-        object's; ``zoo.registry`` is one per zoo). A gate is a built-in's name
-        (``"integrity"``, ``"compat"``, ``"onnx_parity"``) or a callable ``(candidate,
-        current) -> bool | str`` (see :mod:`alphazoo.registry_gates`); ``[]`` clears them."""
+        """The gates every promotion of ``alias`` passes through from now on; ``[]`` clears
+        them. A gate is a built-in's name (``"integrity"``, ``"compat"``, ``"onnx_parity"``)
+        or a callable ``(candidate, current) -> bool | str`` (see
+        :mod:`alphazoo.registry_gates`). Built-ins are kept in the store, so every process
+        and the CLI apply them; callables cannot be stored and hold for this registry object
+        only (``zoo.registry`` is one per zoo)."""
         from .registry_gates import check_gate
 
         chosen = [check_gate(gate) for gate in gates]
-        key = (normalize_key(name), _check_alias(alias))
-        if chosen:
-            self._gates[key] = chosen
+        name, alias = normalize_key(name), _check_alias(alias)
+        stored = [gate for gate in chosen if isinstance(gate, str)]
+        callables = [gate for gate in chosen if not isinstance(gate, str)]
+        key = self._gates_key(name, alias)
+        if stored:
+            self.store.save_json(key, {"format": "alphazoo-gates/1", "gates": stored})
         else:
-            self._gates.pop(key, None)
+            self.store.delete(key)
+        if callables:
+            self._gates[(name, alias)] = callables
+        else:
+            self._gates.pop((name, alias), None)
 
     def gates(self, name: str, alias: str) -> list[Gate]:
-        """The gates set for ``alias`` of ``name`` (see :meth:`set_gates`)."""
-        return list(self._gates.get((normalize_key(name), _check_alias(alias)), []))
+        """The gates set for ``alias`` of ``name`` (see :meth:`set_gates`): the built-ins
+        kept in the store, then this object's callables."""
+        name, alias = normalize_key(name), _check_alias(alias)
+        return self._stored_gates(name, alias) + list(self._gates.get((name, alias), []))
+
+    def _gates_key(self, name: str, alias: str) -> str:
+        return f"{name}/{REGISTRY_FOLDER}/gates/{alias}.json"
+
+    def _stored_gates(self, name: str, alias: str) -> list[Gate]:
+        from .registry_gates import BUILTIN_GATES
+
+        key = self._gates_key(name, alias)
+        record = _read_json_or_none(self.store, key)
+        if record is None:
+            return []
+        gates = record.get("gates") if isinstance(record, dict) else None
+        if not isinstance(gates, list) or not all(g in BUILTIN_GATES for g in gates):
+            raise RegistryRecordError(key, f"not a list of built-in gates: {gates!r}")
+        return list(gates)
 
     # -- retention -------------------------------------------------------------------------
     def prune(self, name: str, keep: int, *, dry_run: bool = True) -> dict[str, Any]:
@@ -419,12 +454,19 @@ def manifest_facts(store: ObjectStore, key: str) -> dict[str, Any]:
         return {"error": f"unreadable manifest: {exc}"}
     if not isinstance(manifest, dict):
         return {"error": "the manifest is not a JSON object"}
-    training = manifest.get("training") or {}
-    metadata = manifest.get("metadata") or {}
+    training = manifest.get("training")
+    training = training if isinstance(training, dict) else {}
+    metadata = manifest.get("metadata")
+    metadata = metadata if isinstance(metadata, dict) else {}
+    series = metadata.get("training")
+    series = series if isinstance(series, dict) else {}
     return {
         "created": manifest.get("created"),
-        "window": (metadata.get("training") or {}).get("window") or training.get("window"),
+        "window": series.get("window") or training.get("window"),
+        "training": {name: training.get(name) for name in ("rows", "seconds", "finished")
+                     if name in training},
         "metrics": metadata.get("metrics"),
+        "metadata": {name: value for name, value in metadata.items() if name != "training"},
         "adapter": manifest.get("adapter"),
         "format": manifest.get("format"),
         "libraries": manifest.get("libraries"),
@@ -457,7 +499,3 @@ def _record(store: ObjectStore, key: str) -> dict[str, Any] | None:
 
 def _show(version: int | None | bool) -> str:
     return "no version" if version is None else f"v{version}"
-
-
-#: A user gate's signature, for type hints in user code.
-UserGate = Callable[[Any, Any], Any]

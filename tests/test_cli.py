@@ -334,6 +334,11 @@ def test_registry_commands_move_aliases_and_print_json(tmp_path: Path) -> None:
     again = cli("registry", "promote", "spy/gbdt", "3", "--alias", "production",
                 "--gate", "integrity", *where)
     assert again.returncode == 0 and "spy/gbdt@production: v2 -> v3" in again.stdout
+    gates = cli("registry", "gates", "spy/gbdt", "--alias", "production", "--set", "integrity",
+                "--json", *where)
+    assert json.loads(gates.stdout)["gates"] == ["integrity"], gates.stderr
+    assert "gates integrity" in cli("registry", "gates", "spy/gbdt", "--alias", "production",
+                                    *where).stdout
     stale = cli("registry", "promote", "spy/gbdt", "4", "--alias", "production",
                 "--expect", "2", *where)
     assert stale.returncode == 1 and "moved by another writer" in stale.stderr

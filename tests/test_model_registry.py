@@ -53,6 +53,8 @@ def test_promote_moves_an_alias_and_records_who_when_and_why(registry: ModelRegi
     assert [(e["seq"], e["from"], e["to"]) for e in registry.history("spy/gbdt", "production")] \
         == [(1, None, 2), (2, 2, 4)]
     assert registry.history("spy/gbdt", "production")[0]["when"] <= second["when"]
+    assert registry.head("spy/gbdt", "production") == second
+    assert registry.head("spy/gbdt", "staging") is None
 
 
 def test_aliases_are_independent_and_latest_is_latest_json(registry: ModelRegistry) -> None:
@@ -187,8 +189,14 @@ def test_zoo_load_and_inspect_take_references(tmp_path: Path) -> None:
     zoo = alphazoo.Zoo(tmp_path / "store")
     X = np.arange(30, dtype=float).reshape(10, 3)
     for scale in (1.0, 2.0):
-        save_version(zoo, sklearn.LinearRegression().fit(X, X.sum(axis=1) * scale), "spy/lr")
+        model = zoo.train(sklearn.LinearRegression(), X, X.sum(axis=1) * scale)
+        save_version(zoo, model, "spy/lr", metadata={"metrics": {"ic": scale / 10}})
     zoo.registry.promote("spy/lr", 1, "production")
+    facts = zoo.registry.versions("spy/lr")
+    assert [row["version"] for row in facts] == [1, 2]
+    assert facts[0]["training"]["rows"] == 10 and facts[0]["adapter"] == "sklearn"
+    assert facts[0]["libraries"]["scikit-learn"] and facts[0]["created"]
+    assert facts[1]["metrics"] == {"ic": 0.2} == facts[1]["metadata"]["metrics"]
     assert zoo.inspect("spy/lr@production")["key"] == "spy/lr/v000001"
     assert zoo.inspect("spy/lr@latest")["key"] == "spy/lr/v000002"
     production = zoo.load("spy/lr@production", trusted=True)
@@ -237,14 +245,14 @@ ROUNDS = 40
 
 
 def _racer(root: str, me: int, barrier: Any, results: Any,
-           options: dict[str, Any] | None = None) -> None:
+           options: dict[str, Any] | None = None, rounds: int = ROUNDS) -> None:
     try:
         store = alphazoo.ObjectStore(root, storage_options=options)
         registry = alphazoo.Zoo(store, discover=False).registry
         barrier.wait(timeout=STARTUP_TIMEOUT)
         mine = (1, 2) if me == 0 else (3, 4)
         outcomes = []
-        for round_ in range(ROUNDS):
+        for round_ in range(rounds):
             barrier.wait(timeout=60)  # nobody moves while both read
             current = registry.target("spy/gbdt", "production")
             barrier.wait(timeout=60)
@@ -260,13 +268,13 @@ def _racer(root: str, me: int, barrier: Any, results: Any,
         results.put({"me": me, "error": traceback.format_exc()})
 
 
-def _race(root: str, options: dict[str, Any] | None = None) -> None:
-    """Two processes move one alias for ROUNDS rounds; check that exactly one wins each
+def _race(root: str, options: dict[str, Any] | None = None, rounds: int = ROUNDS) -> None:
+    """Two processes move one alias for ``rounds`` rounds; check that exactly one wins each
     round and that the history holds each winning move once, in order."""
     _fill(alphazoo.ObjectStore(root, storage_options=options), "spy/gbdt", 4)
     barrier = CTX.Barrier(2)
     results = CTX.Queue()
-    racers = [CTX.Process(target=_racer, args=(root, me, barrier, results, options))
+    racers = [CTX.Process(target=_racer, args=(root, me, barrier, results, options, rounds))
               for me in (0, 1)]
     try:
         for racer in racers:
@@ -274,7 +282,7 @@ def _race(root: str, options: dict[str, Any] | None = None) -> None:
         reports = []
         for _ in racers:
             try:
-                reports.append(results.get(timeout=STARTUP_TIMEOUT + ROUNDS * 10))
+                reports.append(results.get(timeout=STARTUP_TIMEOUT + rounds * 10))
             except queue.Empty:
                 pytest.fail("a racing process did not report")
     finally:
@@ -288,17 +296,17 @@ def _race(root: str, options: dict[str, Any] | None = None) -> None:
     for report in reports:
         for round_, outcome, seq, _version in report["outcomes"]:
             by_round.setdefault(round_, []).append((report["me"], outcome, seq))
-    assert sorted(by_round) == list(range(ROUNDS))
+    assert sorted(by_round) == list(range(rounds))
     for round_, outcomes in by_round.items():
         assert sorted(outcome for _, outcome, _ in outcomes) == ["lost", "won"], round_
     store = alphazoo.ObjectStore(root, storage_options=options)
     history = ModelRegistry(store).history("spy/gbdt", "production")
     # No lost and no repeated entry: one per round, in order, each from the last one's target.
-    assert [entry["seq"] for entry in history] == list(range(1, ROUNDS + 1))
+    assert [entry["seq"] for entry in history] == list(range(1, rounds + 1))
     winners = {seq: me for outcomes in by_round.values() for me, outcome, seq in outcomes
                if outcome == "won"}
     assert {entry["seq"]: int(entry["who"][-1]) for entry in history} == winners
-    assert [entry["note"].split(":")[1] for entry in history] == [str(r) for r in range(ROUNDS)]
+    assert [entry["note"].split(":")[1] for entry in history] == [str(r) for r in range(rounds)]
     for before, after in zip(history, history[1:]):
         assert after["from"] == before["to"]
     assert ModelRegistry(store).target("spy/gbdt", "production") == history[-1]["to"]
@@ -306,7 +314,7 @@ def _race(root: str, options: dict[str, Any] | None = None) -> None:
 
 @pytest.mark.slow
 def test_two_processes_racing_exactly_one_wins_each_round(tmp_path: Path) -> None:
-    _race(str(tmp_path / "store"))
+    _race(str(tmp_path / "store"), rounds=200)
 
 
 # -- S3 (moto's server): conditional writes ---------------------------------------------------
@@ -504,3 +512,44 @@ def test_a_damaged_record_is_a_typed_error(registry: ModelRegistry) -> None:
     registry.store.save_bytes("spy/gbdt/latest.json", b'{"key": "x"}')
     with pytest.raises(alphazoo.RegistryRecordError, match="latest.json"):
         registry.target("spy/gbdt", "latest")
+
+
+def test_builtin_gates_are_kept_in_the_store_for_every_process(
+        onnx_zoo: alphazoo.Zoo) -> None:
+    def never(candidate: Any, current: Any) -> bool:
+        return False
+
+    onnx_zoo.registry.set_gates("spy/lr", "production", ["integrity", never])
+    other = ModelRegistry(alphazoo.ObjectStore(onnx_zoo.store.url))  # another process's view
+    assert other.gates("spy/lr", "production") == ["integrity"]  # callables stay in-process
+    assert onnx_zoo.registry.gates("spy/lr", "production") == ["integrity", never]
+    store = other.store
+    data = bytearray(store.read_bytes("spy/lr/v000002"))
+    data[-40] ^= 0xFF
+    store.save_bytes("spy/lr/v000002", bytes(data))
+    with pytest.raises(alphazoo.PromotionRefusedError, match="'integrity'"):
+        other.promote("spy/lr", 2, "production")
+    other.promote("spy/lr", 1, "production")  # integrity passes; `never` is not this one's
+    with pytest.raises(alphazoo.PromotionRefusedError, match="'never'"):
+        onnx_zoo.registry.promote("spy/lr", 1, "production")
+    other.set_gates("spy/lr", "production", [])
+    assert other.gates("spy/lr", "production") == []
+    store.save_json("spy/lr/_registry/gates/production.json", {"gates": ["rm -rf"]})
+    with pytest.raises(alphazoo.RegistryRecordError):
+        other.gates("spy/lr", "production")
+
+
+def test_exclusive_create_and_folder_listing_on_every_backend(
+        object_store: alphazoo.ObjectStore) -> None:
+    store = object_store
+    store.save_bytes("series/v000001", b"one")
+    store.save_bytes("series/sub/deeper", b"below")
+    assert store.create_bytes("series/entry.json", b"first")
+    assert not store.create_bytes("series/entry.json", b"second")
+    assert store.read_bytes("series/entry.json") == b"first"
+    assert store.list_folder("series") == ["series/entry.json", "series/v000001"]
+    assert store.list_folder("series/sub") == ["series/sub/deeper"]
+    assert store.list_folder("elsewhere") == []
+    with pytest.raises(alphazoo.KeyConflictError):
+        store.create_bytes("series/v000001/inside", b"x")  # an object is no folder
+    assert store.usage() == store.usage(recount=False)
