@@ -18,7 +18,17 @@ from typing import Any
 
 import pandas as pd
 
-from alphazoo.training import DateRule, DateRules, TimeRule, TimeRules, Trainer, TrainingRecord
+from alphazoo.training import (
+    AliasFollower,
+    DateRule,
+    DateRules,
+    FollowEvent,
+    ServedModel,
+    TimeRule,
+    TimeRules,
+    Trainer,
+    TrainingRecord,
+)
 from alphazoo.training.events import EventQueue
 from alphazoo.training.rules import fire_times
 
@@ -94,6 +104,8 @@ class Algorithm:
         self._cash_set = self._start_fixed = False
         self._time = self._now = datetime(1970, 1, 1)
         self._trainer: Trainer | None = None
+        self._live_mode = False
+        self._followed: list[ServedModel] = []
         self._pending: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
         self._events: list[_Event] = []
         self._logs: list[LogEntry] = []
@@ -176,6 +188,39 @@ class Algorithm:
 
             self._zoo = Zoo(self.object_store.store)
         return self._zoo
+
+    @property
+    def live_mode(self) -> bool:
+        """LEAN's ``live_mode``: True when a live runner drives this algorithm (models
+        followed with :meth:`follow` then keep following their alias), False in backtests."""
+        return self._live_mode
+
+    def follow(self, reference: str, poll: float | timedelta = timedelta(minutes=1),
+               **load_options: Any) -> ServedModel:
+        """The model registry alias ``reference`` (``"spy/gbdt@production"``) points to, from
+        :attr:`object_store`, as a :class:`~alphazoo.training.ServedModel`: call its
+        ``predict`` in ``on_data`` once its readiness flag ``ready`` is True.
+
+        Live (:attr:`live_mode`): the alias is read every ``poll`` and each version it moves
+        to is loaded and verified in a background thread, then swapped in; LEAN would need a
+        redeploy. A version that fails to load is logged with :meth:`error` and never
+        served. In a backtest the alias is read once, now: a backtest must not change models
+        on the wall clock, so it trades the version in production when it starts (a model
+        trained on later data than the backtest's bars is look-ahead: backtest with
+        ``self.train`` instead). ``load_options`` go to :meth:`Zoo.load <alphazoo.Zoo.load>`.
+        """
+        served = ServedModel()
+        if self._live_mode:
+            served.follow(reference, zoo=self.zoo, poll=poll, on_error=self._follow_failed,
+                          **load_options)
+        else:
+            AliasFollower(served, self.zoo, reference, poll=poll, on_error=self._follow_failed,
+                          load_options=load_options).check()
+        self._followed.append(served)
+        return served
+
+    def _follow_failed(self, event: FollowEvent) -> None:
+        self.error(f"{event.key} was not served: {type(event.error).__name__}: {event.error}")
 
     @property
     def trainer(self) -> Trainer | None:
@@ -357,11 +402,13 @@ class AlgorithmDriver:
 
     def configure(self, frames: dict[str, SymbolBars], object_store: LeanObjectStore, zoo: Any,
                   *, fee_rate: float, fractional: bool, parameters: Mapping[str, Any] | None,
-                  start_fixed: bool, first: datetime, cash: float | None) -> None:
+                  start_fixed: bool, first: datetime, cash: float | None,
+                  live: bool = False) -> None:
         """Give the algorithm its data, store, zoo and settings before ``initialize``;
         ``cash`` (the caller's) wins over ``set_cash``, ``start_fixed`` over
-        ``set_start_date``."""
+        ``set_start_date``. ``live``: a live runner drives it (:attr:`Algorithm.live_mode`)."""
         algo = self.algorithm
+        algo._live_mode = bool(live)
         algo._frames, algo.object_store, algo._zoo = frames, object_store, zoo
         algo._broker.fee_rate, algo._broker.fractional = float(fee_rate), bool(fractional)
         algo._parameters, algo._start_fixed = dict(parameters or {}), start_fixed
@@ -398,9 +445,18 @@ class AlgorithmDriver:
         algo._time, algo._now, algo.is_warming_up = label, moment, warming_up
 
     def finish(self) -> None:
-        """Call ``on_end_of_algorithm`` out of warm-up."""
+        """Call ``on_end_of_algorithm`` out of warm-up, then stop following aliases."""
         self.algorithm.is_warming_up = False
-        self.algorithm.on_end_of_algorithm()
+        try:
+            self.algorithm.on_end_of_algorithm()
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Stop the alias followers of :meth:`Algorithm.follow` (their threads end); the
+        models keep the version they serve. Safe to call more than once."""
+        for served in self.algorithm._followed:
+            served.close()
 
     @property
     def orders(self) -> list[Order]:

@@ -553,3 +553,75 @@ def test_liquidate_all_skips_a_symbol_without_a_price_yet(aapl):
 
     result = run_backtest(Two, {"A": frame, "B": later}, CASH)
     assert result.fills and not result.algorithm.portfolio.invested
+
+
+def _constant(value):
+    from sklearn.dummy import DummyRegressor
+
+    return DummyRegressor(strategy="constant", constant=float(value)).fit([[0.0], [0.0]], [0, 0])
+
+
+def test_a_backtest_follows_the_alias_as_it_was_at_the_start(aapl, tmp_path):
+    from alphazoo.training import save_version
+
+    store = ObjectStore(tmp_path / "store")
+    zoo = Zoo(store)
+    for value in (1, 2):
+        save_version(zoo, _constant(value), "spy/m")
+    zoo.registry.promote("spy/m", 1, "production")
+    key, _ = save_version(zoo, _constant(3), "spy/m", update_latest=False)
+    data = bytearray(store.read_bytes(key))
+    data[len(data) // 2] ^= 0xFF
+    store.save_bytes(key, bytes(data))
+
+    class Follows(Algorithm):
+        def initialize(self):
+            self.set_start_date(START)
+            self.set_end_date(datetime(2016, 2, 1))
+            self.sym = self.add_equity("AAPL")
+            self.model = self.follow("spy/m@production")
+            self.broken = self.follow("spy/m@v3")
+            self.nothing = self.follow("spy/m@staging")
+            self.scores = []
+
+        def on_data(self, data):
+            if self.model.ready:  # the LEAN-style readiness flag
+                self.scores.append(self.model.predict([[0.0]])[0])
+
+    result = run_backtest(Follows, aapl, CASH, object_store=store)
+    algo = result.algorithm
+    assert not algo.live_mode
+    assert algo.scores and set(algo.scores) == {1.0}  # production at the start: v1, not latest
+    assert not algo.broken.ready and not algo.nothing.ready
+    assert any("spy/m/v000003 was not served" in entry.message and entry.level == "ERROR"
+               for entry in result.logs)
+
+
+def test_live_mode_keeps_following_and_closing_ends_the_threads(tmp_path):
+    import threading
+
+    from alphazoo.contrib._lean_algorithm import AlgorithmDriver
+    from alphazoo.contrib._lean_store import LeanObjectStore
+    from alphazoo.training import save_version
+
+    store = ObjectStore(tmp_path / "store")
+    zoo = Zoo(store)
+    for value in (1, 2):
+        save_version(zoo, _constant(value), "spy/m")
+    zoo.registry.promote("spy/m", 1, "production")
+
+    class Live(Algorithm):
+        def initialize(self):
+            self.model = self.follow("spy/m@production", poll=timedelta(milliseconds=20))
+
+    algo = Live()
+    driver = AlgorithmDriver(algo)
+    driver.configure({}, LeanObjectStore(store), zoo, fee_rate=0.0, fractional=False,
+                     parameters=None, start_fixed=False, first=START, cash=None, live=True)
+    driver.initialize()
+    assert algo.live_mode
+    assert algo.model.wait(30) and algo.model.predict([[0.0]])[0] == 1.0
+    zoo.registry.promote("spy/m", 2, "production", note="better")
+    assert algo.model.wait_for_version(2, 30) and algo.model.predict([[0.0]])[0] == 2.0
+    driver.finish()  # joins the follower's thread
+    assert not [t for t in threading.enumerate() if t.name.startswith("alphazoo-follow-")]

@@ -47,6 +47,15 @@ def test_training_example_runs(tmp_path: Path) -> None:
     assert (tmp_path / "storage" / "aapl" / "rf-weekly" / "latest.json").is_file()
 
 
+@pytest.mark.slow
+def test_follow_example_runs(tmp_path: Path) -> None:
+    result = _run_example("served.follow(", tmp_path)
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("serving demo/logit/v000001 [")
+    assert lines[1] == "serving demo/logit/v000002"
+    assert lines[2] == "serving demo/logit/v000001 after 3 swaps, 0 failed"
+
+
 def test_ci_runs_the_readme_test_command_in_a_new_venv() -> None:
     test_command = next(line for block in _blocks("bash") for line in block.splitlines()
                         if "pytest" in line)

@@ -5,7 +5,9 @@ LEAN's training workflow for any Python program:
 - :class:`Trainer` -- ``train(fn)`` now, ``train(date_rule, time_rule, fn)`` on a schedule;
   a simulated clock (``mode="backtest"``, :meth:`Trainer.advance`) or the wall clock
   (``mode="live"``, a scheduler thread and a training worker); the model in service,
-  :attr:`Trainer.model` (a :class:`ServedModel`), swapped atomically.
+  :attr:`Trainer.model` (a :class:`ServedModel`), swapped atomically; :meth:`Trainer.follow`
+  / :meth:`ServedModel.follow` keep it on the version a registry alias points to
+  (:class:`AliasFollower`).
 - :class:`DateRules`, :class:`TimeRules`, :class:`DayOfWeek` -- LEAN's schedule rules, with
   trading days and session hours from an exchange calendar.
 - :class:`LeakyBucket` -- LEAN's training-time quota; :class:`TrainingQuotaExceeded` when it
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 from .bucket import LeakyBucket
 from .fanout import JobError, JobResult, TrainJob, current_zoo, map_train, train_zoo_model
+from .follow import AliasFollower, FollowEvent, ModelRejectedError
 from .model_versions import (
     latest_version,
     load_latest,
@@ -44,6 +47,9 @@ __all__ = [
     "ServedModel",
     "ModelVersion",
     "ModelNotReadyError",
+    "AliasFollower",
+    "FollowEvent",
+    "ModelRejectedError",
     "DateRules",
     "TimeRules",
     "DayOfWeek",

@@ -32,12 +32,13 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from alphazoo.errors import AlphazooError
 
-from .model_versions import next_version, save_version, write_latest
+from .model_versions import next_version, promote_saved, save_version, write_latest
 from .progress import ProgressReporter
 from .records import Trained
 
 if TYPE_CHECKING:
     from alphazoo.host import Zoo
+    from alphazoo.model_registry import ModelRegistry
     from alphazoo.store import ObjectStore
 
 __all__ = ["TrainJob", "JobResult", "JobError", "map_train", "train_zoo_model", "current_zoo"]
@@ -49,7 +50,9 @@ class TrainJob:
     :class:`~alphazoo.training.Trained`).
 
     ``save_as`` saves the model as the next version of that series in the shared store;
-    ``format``, ``metadata`` and ``save_options`` go to :meth:`Zoo.save`. ``fn`` and its
+    ``format``, ``metadata`` and ``save_options`` go to :meth:`Zoo.save`. ``promote_to``
+    (``"production"``) promotes the series' newest saved version to that registry alias
+    once all jobs ended (see :func:`map_train`). ``fn`` and its
     arguments must be picklable for process and Dask executors (module-level functions).
     """
 
@@ -61,16 +64,18 @@ class TrainJob:
     format: str | None = None
     metadata: dict[str, Any] | None = None
     save_options: dict[str, Any] = field(default_factory=dict)
+    promote_to: str | None = None
 
     @classmethod
     def zoo_model(cls, model: str, X: Any, y: Any = None, *, params: dict[str, Any] | None = None,
                   name: str | None = None, save_as: str | None = None, format: str | None = None,
-                  metadata: dict[str, Any] | None = None, **save_options: Any) -> TrainJob:
+                  metadata: dict[str, Any] | None = None, promote_to: str | None = None,
+                  **save_options: Any) -> TrainJob:
         """A job that builds zoo model ``model`` with ``params`` and trains it on ``X``/``y``
         in the worker (through the worker's zoo, so ONNX saves use the real training rows)."""
         fn = functools.partial(train_zoo_model, model, X, y, dict(params or {}))
         return cls(fn, name=name or save_as or model, save_as=save_as, format=format,
-                   metadata=metadata, save_options=save_options)
+                   metadata=metadata, save_options=save_options, promote_to=promote_to)
 
     @property
     def label(self) -> str:
@@ -85,7 +90,9 @@ class JobResult:
     """What one job produced. ``error`` is set (and ``model`` None) when it failed: the job's
     exception, or a :class:`JobError` carrying its type and message when it could not be
     sent back from a worker process; ``traceback`` is the worker's traceback text either way.
-    ``worker`` is ``"host:pid:thread"`` of where it ran."""
+    ``worker`` is ``"host:pid:thread"`` of where it ran. ``promotion`` /
+    ``promotion_error``: set on the result of the version ``promote_to`` promoted (or
+    tried to)."""
 
     index: int
     name: str
@@ -96,6 +103,10 @@ class JobResult:
     worker: str = ""
     error: BaseException | None = None
     traceback: str | None = None
+    #: The registry's history entry when ``promote_to`` moved the alias to this version.
+    promotion: dict[str, Any] | None = None
+    #: Why ``promote_to`` left the alias where it was (a gate's refusal, a racing writer).
+    promotion_error: BaseException | None = None
 
     @property
     def ok(self) -> bool:
@@ -202,6 +213,8 @@ def map_train(
     progress: bool | Callable[[int, int, JobResult], None] | None = None,
     raise_errors: bool = False,
     return_models: bool = True,
+    registry: ModelRegistry | None = None,
+    gates: Any = None,
 ) -> list[JobResult]:
     """Run ``jobs`` on ``executor`` and return their :class:`JobResult` s in job order.
 
@@ -212,6 +225,11 @@ def map_train(
     each job. A failed job is reported in its result; ``raise_errors`` re-raises the first
     failure after all jobs ended. ``return_models=False`` leaves models in the store only
     (saves shipping big models back from remote workers).
+
+    Jobs with ``promote_to``: after the series' ``latest.json`` moved, its newest saved
+    version is promoted to that alias in ``registry`` (default: ``Zoo(store).registry``),
+    through ``gates`` (default: the gates set for the alias); the outcome is on that job's
+    result (``promotion`` or ``promotion_error``: a refusal is not a failed job).
     """
     job_list = list(jobs)
     for job in job_list:
@@ -245,12 +263,27 @@ def map_train(
             pool.shutdown(wait=True)
     done = [r for r in results if r is not None]  # every future completed: all are set
     if store is not None:
-        newest: dict[str, int] = {}
+        newest: dict[str, JobResult] = {}
+        aliases: dict[str, str] = {}
         for job, result in zip(job_list, done):
+            if job.save_as and job.promote_to:
+                aliases.setdefault(job.save_as, job.promote_to)
             if job.save_as and result.ok and result.version:
-                newest[job.save_as] = max(newest.get(job.save_as, 0), result.version)
-        for name, version in newest.items():
-            write_latest(store, name, version)
+                best = newest.get(job.save_as)
+                if best is None or result.version > (best.version or 0):
+                    newest[job.save_as] = result
+        for name, result in newest.items():
+            write_latest(store, name, result.version or 0)
+        for name, alias in aliases.items():
+            if name in newest:
+                if registry is None:
+                    from alphazoo.host import Zoo
+
+                    registry = Zoo(store).registry
+                result = newest[name]
+                result.promotion, result.promotion_error = promote_saved(
+                    registry, name, result.version or 0, alias, gates=gates,
+                    note=f"fan-out job {result.name!r}")
     if raise_errors:
         for result in done:
             if result.error is not None:

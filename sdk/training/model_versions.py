@@ -28,10 +28,11 @@ from alphazoo.series import LATEST, VERSION_NAME, version_key
 
 if TYPE_CHECKING:
     from alphazoo.host import Zoo
+    from alphazoo.model_registry import ModelRegistry
     from alphazoo.store import ObjectStore
 
 __all__ = ["version_key", "versions", "latest_version", "next_version", "save_version",
-           "load_latest", "write_latest", "LATEST"]
+           "load_latest", "write_latest", "promote_saved", "LATEST"]
 
 _VERSION = VERSION_NAME
 
@@ -126,6 +127,35 @@ def load_latest(zoo: Zoo, name: str, **load_options: Any) -> Any:
 
         raise ObjectNotFoundError(f"{normalize_key(name)}/v000001")
     return zoo.load(version_key(name, version), **load_options)
+
+
+def promote_saved(
+    registry: ModelRegistry,
+    name: str,
+    version: int,
+    alias: str,
+    *,
+    note: str | None = None,
+    gates: Any = None,
+) -> tuple[dict[str, Any] | None, Exception | None]:
+    """Promote a version a training just saved: ``registry.promote(name, version, alias)``
+    (``registry``: ``zoo.registry``), through ``gates`` (None: the gates set for the
+    alias). Returns ``(entry, None)`` when the alias moved, ``(None, error)`` when a gate refused it
+    (:class:`~alphazoo.PromotionRefusedError`) or another writer moved the alias first
+    (:class:`~alphazoo.AliasConflictError`): not a failed training, the alias stays where it
+    was. Both are logged (logger ``"alphazoo.training"``); other errors propagate.
+    """
+    import logging
+
+    from alphazoo.errors import AliasConflictError, PromotionRefusedError
+
+    try:
+        entry = registry.promote(name, version, alias, note=note, gates=gates)
+    except (PromotionRefusedError, AliasConflictError) as exc:
+        logging.getLogger("alphazoo.training").warning(
+            "%s was saved but not promoted to %r: %s", version_key(name, version), alias, exc)
+        return None, exc
+    return entry, None
 
 
 def _plain(value: Any) -> Any:

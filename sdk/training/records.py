@@ -35,8 +35,11 @@ class TrainingRecord:
 
     ``status``: ``"served"`` (its model went into service), ``"kept"`` (it returned None, the
     model in service stayed), ``"failed"`` (it raised), ``"quota_exceeded"`` (refused or
-    stopped by the bucket). ``at`` is the trainer's clock when it ran; ``charged`` the quota
-    units drawn; ``save_error`` an exception from persisting an otherwise served model.
+    stopped by the bucket), ``"unpromoted"`` (``promote_to=``: saved, but the alias did not
+    move to it, so it was not served either; ``promotion_error`` says why). ``at`` is the
+    trainer's clock when it ran; ``charged`` the quota units drawn; ``save_error`` an
+    exception from persisting an otherwise served model; ``promotion`` the registry's history
+    entry when ``promote_to=`` moved the alias.
     """
 
     name: str
@@ -50,11 +53,14 @@ class TrainingRecord:
     error: BaseException | None = None
     traceback: str | None = None
     save_error: BaseException | None = None
+    promotion: dict[str, Any] | None = None
+    promotion_error: BaseException | None = None
 
     @property
     def ok(self) -> bool:
-        """Whether the training succeeded (its model served, or the one in service kept)."""
-        return self.status in ("served", "kept")
+        """Whether the training succeeded (its model served, the one in service kept, or a
+        model saved that a promotion gate kept out of service)."""
+        return self.status in ("served", "kept", "unpromoted")
 
 
 @dataclass(eq=False)

@@ -11,10 +11,15 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Callable
 
 from alphazoo.errors import AlphazooError
+
+if TYPE_CHECKING:
+    from alphazoo.host import Zoo
+
+    from .follow import AliasFollower, FollowEvent
 
 __all__ = ["ServedModel", "ModelVersion", "ModelNotReadyError"]
 
@@ -30,6 +35,9 @@ class ModelVersion:
     ``version`` counts the models a :class:`ServedModel` has served, from 1. ``trained_at`` is
     the trainer's clock when the training started (simulated in backtests), ``window`` the
     training window if known, ``key`` the object-store key it was saved under (or None).
+    A version put into service through a registry alias (:meth:`ServedModel.follow`, or
+    ``promote_to=``) has ``extra["alias"]`` and ``extra["registry_version"]``, the series'
+    version number (``version`` counts this model's swaps instead).
     """
 
     version: int
@@ -58,6 +66,7 @@ class ServedModel:
     def __init__(self) -> None:
         self._current: ModelVersion | None = None
         self._changed = threading.Condition(threading.Lock())
+        self._followers: list[AliasFollower] = []
 
     # -- reading -----------------------------------------------------------------------------
     def snapshot(self) -> ModelVersion | None:
@@ -132,6 +141,62 @@ class ServedModel:
             self._current = version  # one reference assignment: readers see old or new
             self._changed.notify_all()
         return version
+
+    # -- following a registry alias -------------------------------------------------------
+    def follow(
+        self,
+        reference: str,
+        *,
+        zoo: Zoo | None = None,
+        poll: float | timedelta = 5.0,
+        verify: Callable[[Any], Any] | None = None,
+        keep: int = 2,
+        on_error: Callable[[FollowEvent], None] | None = None,
+        **load_options: Any,
+    ) -> AliasFollower:
+        """Serve whatever version ``reference`` (``"spy/gbdt@production"``; no ``@`` means
+        ``@latest``) points to, and keep following it: every ``poll`` seconds (or a
+        timedelta) a background thread reads the alias, and a version it moved to is loaded
+        from ``zoo``'s store (default: ``Zoo()``) with ``load_options`` (``trusted=``,
+        ``sign_key=``...), checked by ``verify(model)`` (raise or return False to refuse it)
+        and swapped in atomically. A version that fails is logged and kept in the returned
+        follower's ``errors``, and never served. ``keep``: how many loaded versions to hold
+        (2: a rollback to the previous one needs no load).
+
+        Returns the running :class:`~alphazoo.training.follow.AliasFollower`; stop it with
+        its ``stop()`` or this model's :meth:`close`. :attr:`ready` and :meth:`wait` tell
+        when the first version is in service. See :mod:`alphazoo.training.follow`.
+        """
+        from .follow import AliasFollower
+
+        if zoo is None:
+            from alphazoo.host import Zoo
+
+            zoo = Zoo()
+        follower = AliasFollower(self, zoo, reference, poll=poll, verify=verify, keep=keep,
+                                 on_error=on_error, load_options=load_options)
+        with self._changed:
+            self._followers = [f for f in self._followers if f.running]
+            self._followers.append(follower)
+        return follower.start()
+
+    @property
+    def followers(self) -> list[AliasFollower]:
+        """The alias followers feeding this model that still run."""
+        return [f for f in self._followers if f.running]
+
+    def close(self, timeout: float | None = None) -> None:
+        """Stop every alias follower feeding this model (the version in service stays)."""
+        with self._changed:
+            followers, self._followers = self._followers, []
+        for follower in followers:
+            follower.stop(timeout)
+
+    def __enter__(self) -> ServedModel:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def __repr__(self) -> str:
         current = self._current

@@ -23,7 +23,13 @@ from zoneinfo import ZoneInfo
 from .bucket import LeakyBucket
 from .events import EventQueue
 from .live import LiveRunner
-from .model_versions import latest_version, load_latest, save_version, version_key
+from .model_versions import (
+    latest_version,
+    load_latest,
+    promote_saved,
+    save_version,
+    version_key,
+)
 from .quota import TrainingQuotaExceeded, run_metered
 from .records import Schedule, Trained, TrainingRecord
 from .rules import fire_times
@@ -33,6 +39,7 @@ if TYPE_CHECKING:
     from alphazoo.host import Zoo
 
     from .fanout import JobResult, TrainJob
+    from .follow import AliasFollower, FollowEvent
 
 __all__ = ["Trainer"]
 
@@ -170,6 +177,8 @@ class Trainer:
         format: str | None = None,
         save_options: dict[str, Any] | None = None,
         isolate: bool | str | None = None,
+        promote_to: str | None = None,
+        gates: Any = None,
     ) -> Any:
         """``train(fn)`` trains now; ``train(date_rule, time_rule, fn)`` on a schedule.
 
@@ -181,7 +190,13 @@ class Trainer:
         passed to :meth:`Zoo.save`. ``isolate`` overrides the trainer's default; an isolated
         ``fn`` runs in a child process on a copy of the program's state, so what it changes
         there (a list it appends to, ``trainer`` attributes) does not come back: only its
-        returned model does. Each training draws its wall time from :attr:`bucket` in units
+        returned model does. ``promote_to="production"`` (with ``save_as``) promotes each
+        saved version to that registry alias, through ``gates`` (default: the gates set for
+        the alias, ``zoo.registry.set_gates``): qlib's online rolling loop. Then a model goes
+        into service only if its promotion passed; a refused one stays saved, its record
+        ``"unpromoted"`` with the gate's :class:`~alphazoo.PromotionRefusedError` in
+        ``promotion_error``, and the model in service stays. Each training draws its wall
+        time from :attr:`bucket` in units
         of ``quota_unit``, ``ceil(seconds / unit)`` and at least one
         (:mod:`alphazoo.training.quota`).
 
@@ -189,8 +204,11 @@ class Trainer:
         live ``train(fn)`` -> a :class:`~concurrent.futures.Future` of it (its exception is
         the training's error); scheduled -> the :class:`Schedule`.
         """
+        if promote_to is not None and not save_as:
+            raise ValueError("promote_to= promotes the saved version: give save_as= too")
         options = {"save_as": save_as, "format": format, "save_options": save_options or {},
-                   "isolate": self.isolate if isolate is None else isolate}
+                   "isolate": self.isolate if isolate is None else isolate,
+                   "promote_to": promote_to, "gates": gates}
         if len(args) == 1 and callable(args[0]):
             fn = args[0]
             job_name = name or _name_of(fn)
@@ -308,25 +326,52 @@ class Trainer:
                      record.name, _in_service(self.model))
             return
         window = trained.window or {"start": None, "end": record.at.isoformat()}
+        promote_to = options.get("promote_to")
         if options["save_as"]:
             try:
-                record.key, _ = save_version(
+                record.key, manifest = save_version(
                     self.zoo, trained.model, options["save_as"], format=options["format"],
                     window={k: _iso(v) for k, v in window.items()},
                     metadata={**(trained.metadata or {}), "trained_at": record.at.isoformat(),
                               "training_name": record.name,
                               "training_seconds": round(record.seconds, 6)},
                     **options["save_options"])
-            except Exception as exc:  # the model is good: serve it, report the lost save
-                record.save_error = exc
-                log.error("training %r: saving to %r failed; the model is served unsaved",
-                          record.name, options["save_as"], exc_info=exc)
+            except Exception as exc:  # the model is good: serve it (unless it was to be
+                record.save_error = exc  # promoted), report the lost save
+                log.error("training %r: saving to %r failed%s", record.name,
+                          options["save_as"], "" if promote_to else "; the model is served "
+                          "unsaved", exc_info=exc)
                 self.errors.append(record)
+            else:
+                if promote_to:
+                    self._promote(record, options["save_as"], manifest, promote_to,
+                                  options.get("gates"))
+        if promote_to and record.promotion is None:
+            record.status = "unpromoted"
+            record.promotion_error = record.promotion_error or record.save_error
+            log.warning("training %r: its model was not promoted to %r; %s stays in service",
+                        record.name, promote_to, _in_service(self.model))
+            return
+        promoted = ({"alias": promote_to, "registry_version": record.promotion["to"]}
+                    if record.promotion else {})  # as a follower of the alias publishes it
         served = self.model.publish(trained.model, trained_at=record.at, window=window,
-                                    key=record.key, name=record.name)
+                                    key=record.key, name=record.name, **promoted)
         record.status, record.version = "served", served.version
         log.info("training %r took %.3f s; %s in service", record.name,
                  record.seconds, _in_service(self.model))
+
+    def _promote(self, record: TrainingRecord, name: str, manifest: dict[str, Any],
+                 alias: str, gates: Any) -> None:
+        version = int(manifest["metadata"]["training"]["version"])
+        try:
+            record.promotion, record.promotion_error = promote_saved(
+                self.zoo.registry, name, version, alias, gates=gates,
+                note=f"training {record.name!r} at {record.at.isoformat()}")
+        except Exception as exc:  # the registry itself failed (the store): not served
+            record.promotion_error = exc
+            log.error("training %r: promoting %s to %r failed", record.name, record.key,
+                      alias, exc_info=exc)
+            self.errors.append(record)
 
     def _report(self, record: TrainingRecord) -> None:
         self.errors.append(record)
@@ -354,21 +399,45 @@ class Trainer:
         model = self.load_latest(save_as, **load_options)
         return self.model.publish(model, key=version_key(save_as, number), name=save_as).version
 
+    def follow(self, reference: str, *, poll: float | timedelta = 5.0,
+               verify: Callable[[Any], Any] | None = None, keep: int = 2,
+               **load_options: Any) -> AliasFollower:
+        """Serve the version registry alias ``reference`` points to (``"spy/gbdt@production"``)
+        from :attr:`model`, and hot-swap each version it moves to, read every ``poll``
+        seconds from this trainer's zoo. Loading and ``verify`` happen in a background
+        thread; a version that fails is logged, kept in :attr:`errors` (as a failed
+        :class:`TrainingRecord` named after the reference) and never served.
+        :meth:`stop` ends the following. See :meth:`ServedModel.follow`."""
+        if self._live.stopped:
+            raise RuntimeError("this trainer was stopped; create a new one")
+        def failed(event: FollowEvent) -> None:
+            record = TrainingRecord(f"follow {reference}", self.now, status="failed",
+                                    key=event.key, error=event.error,
+                                    traceback=event.traceback)
+            self._dropped(record)
+
+        return self.model.follow(reference, zoo=self.zoo, poll=poll, verify=verify, keep=keep,
+                                 on_error=failed, **load_options)
+
     # -- fan-out -----------------------------------------------------------------------------
     def map_train(self, jobs: Iterable[TrainJob], executor: Executor | None = None, *,
-                  progress: Any = None, raise_errors: bool = False) -> list[JobResult]:
+                  progress: Any = None, raise_errors: bool = False,
+                  gates: Any = None) -> list[JobResult]:
         """Run independent :class:`~alphazoo.training.TrainJob` s on ``executor``, saving into
-        this trainer's store; see :func:`alphazoo.training.map_train`."""
+        this trainer's store (and promoting, for jobs with ``promote_to``, in its zoo's
+        registry); see :func:`alphazoo.training.map_train`."""
         from .fanout import map_train
 
         job_list = list(jobs)
-        store = self.zoo.store if any(job.save_as for job in job_list) else None
-        return map_train(job_list, executor, store=store, progress=progress,
-                         raise_errors=raise_errors)
+        saving = any(job.save_as for job in job_list)
+        return map_train(job_list, executor, store=self.zoo.store if saving else None,
+                         progress=progress, raise_errors=raise_errors,
+                         registry=self.zoo.registry if saving else None, gates=gates)
 
     # -- live --------------------------------------------------------------------------------
     def _dropped(self, record: TrainingRecord) -> None:
-        # a live schedule whose rule raised; the runner cancelled it and logged why
+        # a live schedule whose rule raised (the runner cancelled it and logged why), or a
+        # followed version that failed to load (the follower logged it)
         self.errors.append(record)
         if self.on_error is not None:
             try:
@@ -378,7 +447,9 @@ class Trainer:
 
     def stop(self, wait: bool = True, timeout: float | None = None) -> None:
         """Live: stop firing schedules, drop queued trainings and end the threads. With
-        ``wait`` a training that is running is allowed to finish first (up to ``timeout``)."""
+        ``wait`` a training that is running is allowed to finish first (up to ``timeout``).
+        Alias followers (:meth:`follow`) stop too, in either mode."""
+        self.model.close(timeout if wait else 0)
         self._live.stop(wait, timeout)
 
     close = stop
@@ -389,6 +460,8 @@ class Trainer:
     def __exit__(self, *exc_info: object) -> None:
         if self.mode == "live":
             self.stop()
+        else:
+            self.model.close()
 
     def __repr__(self) -> str:
         return (f"Trainer(mode={self.mode!r}, now={self.now!s}, schedules={len(self.schedules)},"

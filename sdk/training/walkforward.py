@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Callable, Literal
 
-from .model_versions import next_version, save_version, write_latest
+from .model_versions import next_version, promote_saved, save_version, write_latest
 from .progress import ProgressReporter
 
 if TYPE_CHECKING:
@@ -65,11 +65,16 @@ class Fold:
 @dataclass
 class WalkForwardResult:
     """Stitched out-of-sample ``predictions`` (pandas, indexed like the predicted rows), the
-    ``folds``, and the fitted ``models`` in fold order (when kept)."""
+    ``folds``, the fitted ``models`` in fold order (when kept), and with ``promote_to=`` the
+    outcome of promoting the last fold's version."""
 
     predictions: Any
     folds: list[Fold]
     models: list[Any]
+    #: ``promote_to=``: the registry's history entry when the alias moved to the last fold.
+    promotion: dict[str, Any] | None = None
+    #: ``promote_to=``: why the alias did not move (a gate's refusal, a racing writer).
+    promotion_error: BaseException | None = None
 
     @property
     def keys(self) -> list[str]:
@@ -98,6 +103,8 @@ def walk_forward(
     executor: Executor | None = None,
     keep_models: bool = True,
     progress: bool | Callable[[int, int, Any], None] | None = None,
+    promote_to: str | None = None,
+    gates: Any = None,
 ) -> WalkForwardResult:
     """Retrain ``fit(X_train, y_train) -> model`` on each schedule date, predict ahead.
 
@@ -128,6 +135,11 @@ def walk_forward(
         With ``save_as`` each fold's model is saved as the next version of that series in
         ``zoo``'s store (``zoo`` default: ``Zoo()``), with its training window and cutoff in
         the manifest; ``latest.json`` ends at the last fold.
+    promote_to, gates:
+        With ``save_as``, promote the last fold's version (the model for the dates ahead) to
+        this registry alias (``"production"``), through ``gates`` (default: the gates set for
+        the alias): qlib's rolling retrain-and-switch. A refusal is not an error: the alias
+        stays, and :attr:`WalkForwardResult.promotion_error` says why.
     executor:
         Fit the folds in parallel on this :class:`~concurrent.futures.Executor` (``fit``
         must then be picklable for process or Dask executors); predictions and saves happen
@@ -136,6 +148,8 @@ def walk_forward(
     import numpy as np
     import pandas as pd
 
+    if promote_to is not None and save_as is None:
+        raise ValueError("promote_to= promotes a saved version: give save_as= too")
     index = _check_index(X)
     labels = _check_labels(y, index)
     known = None
@@ -248,7 +262,12 @@ def walk_forward(
         write_latest(zoo.store, save_as, folds[-1].version or 0,
                      window={"start": str(folds[-1].train_start),
                              "end": str(folds[-1].train_end)})
-    return WalkForwardResult(pd.concat(pieces), folds, models)
+    result = WalkForwardResult(pd.concat(pieces), folds, models)
+    if promote_to is not None and zoo is not None and save_as is not None:
+        result.promotion, result.promotion_error = promote_saved(
+            zoo.registry, save_as, folds[-1].version or 0, promote_to, gates=gates,
+            note=f"walk-forward fold {folds[-1].number}, cutoff {folds[-1].cutoff}")
+    return result
 
 
 def _fit_fold(fit: Callable[[Any, Any], Any], X: Any, y: Any) -> tuple[Any, float]:
