@@ -207,6 +207,35 @@ def _fast_npy_header(head: bytes, stored: int, limits: LoadLimits, file_name: st
                      member: str) -> bool:
     """Check a canonical v1/v2 header from its bytes; False when it is not one. The member
     is named ``file_name:member`` in errors (the text made only then)."""
+    parsed = _PARSED_HEADERS.get(head)
+    if parsed is None:
+        parsed = _parse_canonical_header(head)
+        if len(_PARSED_HEADERS) >= _PARSED_HEADERS_MAX:
+            _PARSED_HEADERS.clear()
+        _PARSED_HEADERS[head] = parsed
+    if parsed is False:
+        return False
+    dtype, shape, declared, header_end = parsed
+    # Checked for every member, with this load's limits: only the parse is shared.
+    if declared > limits.max_bytes:  # the message (a structured dtype's text) only if needed
+        check_bytes(declared, limits, f"{file_name}:{member} (array {dtype}{shape})")
+    if not dtype.hasobject and declared > stored - header_end:
+        raise BundleFormatError(
+            f"{file_name}:{member}", f"the header declares {declared:,} bytes of "
+            f"{dtype}{shape}, but the member holds {max(stored - header_end, 0):,}")
+    return True
+
+
+#: Parsed headers by their exact bytes: a forest's .npy members repeat a few dozen headers
+#: (36 distinct among the 501 of a 100-tree forest), and parsing one costs a regular
+#: expression and a shape's integers. Bounded; a pure function of the bytes, so sharing it
+#: between loads changes nothing but the time.
+_PARSED_HEADERS: dict[bytes, tuple[Any, list[int], int, int] | bool] = {}
+_PARSED_HEADERS_MAX = 1024  # at most 4 MiB of keys: a header read in place is <= 4 KiB
+
+
+def _parse_canonical_header(head: bytes) -> tuple[Any, list[int], int, int] | bool:
+    """``(dtype, shape, declared bytes, header end)`` of a canonical v1/v2 header, or False."""
     if head[:6] != b"\x93NUMPY" or len(head) < 12 or head[6] not in (1, 2):
         return False
     start = 10 if head[6] == 1 else 12
@@ -235,14 +264,7 @@ def _fast_npy_header(head: bytes, stored: int, limits: LoadLimits, file_name: st
     if not all(part.isdigit() for part in parts):
         return False
     shape = [int(part) for part in parts]
-    declared = array_bytes(shape, dtype.itemsize)
-    if declared > limits.max_bytes:  # the message (a structured dtype's text) only if needed
-        check_bytes(declared, limits, f"{file_name}:{member} (array {dtype}{shape})")
-    if not dtype.hasobject and declared > stored - (start + length):
-        raise BundleFormatError(
-            f"{file_name}:{member}", f"the header declares {declared:,} bytes of "
-            f"{dtype}{shape}, but the member holds {max(stored - start - length, 0):,}")
-    return True
+    return dtype, shape, array_bytes(shape, dtype.itemsize), start + length
 
 
 def open_checked_zip(path: Path, limits: LoadLimits,
