@@ -87,6 +87,9 @@ class SaveRequest:
         """
         if self.buffers is None:
             return None
+        earlier = self.buffers.get(name)
+        if earlier is not None:  # asked again: the new one replaces it, its thread stopped
+            earlier.close()
         buffer = self.buffers[name] = PayloadBuffer(name)
         return buffer
 

@@ -14,6 +14,10 @@ other buffer, which a writer may reuse for its next call. The views mean the mod
 must not change until the save returns, as with any library's save; if another thread
 changes them anyway, the bytes stored differ from the bytes hashed, and the bundle is refused
 when loaded, never loaded with a mix.
+
+The payload stays in memory until the bundle is written: the views cost nothing, the rest of
+what the pickler writes is held as ``pickle.dumps`` would hold it. A model whose pickle is
+mostly plain Python objects therefore needs its pickled size in memory while it is saved.
 """
 
 from __future__ import annotations

@@ -116,3 +116,17 @@ def test_a_pickle_that_fails_half_way_stores_nothing_and_stops_the_hashing_threa
         zoo.save(model, "broken", format="pickle")
     assert not _hash_threads()
     assert "broken" not in zoo.store.keys()
+
+
+def test_a_request_offers_buffers_only_when_the_host_takes_them(tmp_path):
+    from alphazoo.contracts import SaveRequest
+
+    direct = SaveRequest(object(), "pickle", tmp_path)  # a hook called directly: files
+    assert direct.payload_buffer("model.pkl") is None
+    hosted = SaveRequest(object(), "pickle", tmp_path, buffers={})
+    first = hosted.payload_buffer("model.pkl")
+    assert first is not None
+    first.write(bytes(2 * HASH_THREAD_AT))  # its hashing thread is running
+    second = hosted.payload_buffer("model.pkl")
+    assert second is not first and hosted.buffers == {"model.pkl": second}
+    assert not _hash_threads()  # the replaced buffer's thread was stopped
