@@ -30,7 +30,7 @@ import struct
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Literal
 
 from .errors import BundleFormatError, BundleLimitError
 
@@ -230,11 +230,11 @@ def _fast_npy_header(head: bytes, stored: int, limits: LoadLimits, file_name: st
 #: (36 distinct among the 501 of a 100-tree forest), and parsing one costs a regular
 #: expression and a shape's integers. Bounded; a pure function of the bytes, so sharing it
 #: between loads changes nothing but the time.
-_PARSED_HEADERS: dict[bytes, tuple[Any, list[int], int, int] | bool] = {}
+_PARSED_HEADERS: dict[bytes, tuple[Any, list[int], int, int] | Literal[False]] = {}
 _PARSED_HEADERS_MAX = 1024  # at most 4 MiB of keys: a header read in place is <= 4 KiB
 
 
-def _parse_canonical_header(head: bytes) -> tuple[Any, list[int], int, int] | bool:
+def _parse_canonical_header(head: bytes) -> tuple[Any, list[int], int, int] | Literal[False]:
     """``(dtype, shape, declared bytes, header end)`` of a canonical v1/v2 header, or False."""
     if head[:6] != b"\x93NUMPY" or len(head) < 12 or head[6] not in (1, 2):
         return False
