@@ -199,6 +199,12 @@ class _BundleStream:
         for chunk in _file_chunks(b"", self.directory, self.manifest["files"], self.contents):
             write_in_slices(handle, chunk)
         end = handle.tell()
+        if any(buffer.hashing for _, buffer in self.pending):
+            # The payload's own fsync while the hash finishes (the store's fsync after the
+            # head then has a page or two to write, not the payload): the file's bytes are
+            # durable only after that second one, before the rename, as always.
+            handle.flush()
+            os.fsync(handle.fileno())
         head = self._head()  # waits for the hashes, which ran while the payload was written
         handle.seek(0)
         handle.write(head)

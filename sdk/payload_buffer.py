@@ -107,6 +107,11 @@ class PayloadBuffer:
         """What was written, in order (bytes and byte views)."""
         return self._chunks
 
+    @property
+    def hashing(self) -> bool:
+        """True while a hashing thread may still be at work (before :meth:`finish`)."""
+        return self._thread is not None and self._hex is None
+
     def finish(self) -> str:
         """The SHA-256 (hex) of everything written; waits for the hashing thread."""
         if self._hex is None:
