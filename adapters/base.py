@@ -119,11 +119,21 @@ def pickle_format(requires: tuple[str, ...], *, file: str = "model.pkl",
     """
     return Format(
         "pickle", file, False, "pickle; runs code on load, trusted only",
-        write=write or (lambda model, path, saving: dump_pickle(model, path)),
+        write=write or _write_pickle,
         read=read or (lambda path, request: load_pickle(path)),
         read_bytes=None if read else (lambda data, request: pickle.loads(data)),
         load_requires=requires,
     )
+
+
+def _write_pickle(model: Any, path: Path, saving: Saving) -> None:
+    # Into the host's in-memory buffer when it offers one: pickled, hashed and written into
+    # the store once, instead of into a scratch file that the bundle reads back.
+    buffer = saving.request.payload_buffer(path.name)
+    if buffer is None:
+        dump_pickle(model, path)
+    else:
+        pickle.dump(model, buffer, protocol=5)
 
 
 def onnx_reader(adapter: str, producers: tuple[str, ...]) -> Reader:

@@ -283,8 +283,12 @@ class LocalBackend:
         tmp = target.parent / temp_file_name(target.name)
         try:
             with open(tmp, "wb") as handle:
-                for chunk in chunks:
-                    write_in_slices(handle, chunk)
+                write_into = getattr(chunks, "write_into", None)
+                if write_into is not None:  # a bundle that writes its head last (bundle.py)
+                    write_into(handle)
+                else:
+                    for chunk in chunks:
+                        write_in_slices(handle, chunk)
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(tmp, target)

@@ -31,14 +31,16 @@ import json
 import os
 import re
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Callable
 
+from .backends import write_in_slices
 from .errors import BundleFormatError, BundleIntegrityError
 from .limits import LoadLimits, check_bytes, check_json_text
 from .manifest_schema import validate_manifest
+from .payload_buffer import PayloadBuffer
 from .store import ObjectStore
 
 __all__ = [
@@ -57,6 +59,8 @@ _READ_ONCE = 16 * 1024 * 1024
 _FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 SIGNATURE_ALGORITHM = "hmac-sha256"
+#: A payload SHA-256 still being computed: as long as a real one (64 hex characters).
+_PENDING = "0" * 64
 
 
 def signing_key(sign_key: str | bytes | None) -> bytes | None:
@@ -84,6 +88,8 @@ def write_bundle(
     directory: Path,
     file_names: list[str],
     sign_key: bytes | None = None,
+    *,
+    buffers: Mapping[str, PayloadBuffer] | None = None,
 ) -> dict[str, Any]:
     """Pack ``file_names`` from ``directory`` with ``manifest`` into one object under ``key``.
 
@@ -91,13 +97,24 @@ def write_bundle(
     (with each file's SHA-256) precedes the payload, so every file is hashed before the write
     starts: files are read once and their bytes kept for the write while they add up to 16 MiB
     at most; the others are read twice (hash, then stream) and never held in memory whole.
+    A name found in ``buffers`` is taken from that :class:`PayloadBuffer` instead of a file:
+    hashed as it was written, so neither read nor hashed here.
     """
     entries: list[dict[str, Any]] = []
-    contents: dict[str, bytes] = {}
+    contents: dict[str, bytes | list[Any]] = {}
+    pending: list[tuple[dict[str, Any], PayloadBuffer]] = []
     room = _READ_ONCE
     for name in file_names:
         if not _FILE_NAME.fullmatch(name):
             raise ValueError(f"payload file name {name!r} is not a plain file name")
+        buffer = buffers.get(name) if buffers else None
+        if buffer is not None:
+            # Hashed on its own thread: the digest goes in when the head is written (a
+            # placeholder of the same length until then, so the layout is known now).
+            entries.append({"name": name, "size": buffer.size, "sha256": _PENDING})
+            pending.append((entries[-1], buffer))
+            contents[name] = buffer.chunks
+            continue
         digest = hashlib.sha256()
         size = 0
         with open(directory / name, "rb") as handle:
@@ -122,26 +139,77 @@ def write_bundle(
         "files": entries,
         "signature": SIGNATURE_ALGORITHM if sign_key else None,
     }
-    manifest_bytes = _canonical(manifest)
-    total = (
-        len(MAGIC) + _HEADER.size + len(manifest_bytes)
-        + sum(entry["size"] for entry in entries) + _DIGEST + (_DIGEST if sign_key else 0)
-    )
+    stream = _BundleStream(manifest, pending, directory, contents, sign_key)
+    store.write_stream(key, stream if pending else iter(stream), stream.size)
+    return manifest
 
-    def chunks() -> Iterator[bytes]:
+
+class _BundleStream:
+    """A bundle's bytes, in order when iterated; :meth:`write_into` writes them into a
+    seekable file (a folder store's temporary file) payload first.
+
+    The head holds each payload file's SHA-256, so an in-order write waits for every hash
+    before its first byte. A :class:`PayloadBuffer` is still being hashed on its thread when
+    the bundle is written: writing its bytes at their offset meanwhile, and the head last,
+    runs the hash beside the write (two cores) instead of before it. The bytes written are
+    the same either way.
+    """
+
+    def __init__(self, manifest: dict[str, Any],
+                 pending: list[tuple[dict[str, Any], PayloadBuffer]], directory: Path,
+                 contents: Mapping[str, bytes | list[Any]], sign_key: bytes | None) -> None:
+        self.manifest = manifest
+        self.pending = pending
+        self.directory = directory
+        self.contents = contents
+        self.sign_key = sign_key
+        # With the placeholders: a hex SHA-256 is always 64 characters, so the real manifest
+        # has the same length.
+        self.head_length = len(MAGIC) + _HEADER.size + len(_canonical(manifest))
+        self.size = (self.head_length + sum(entry["size"] for entry in manifest["files"])
+                     + _DIGEST + (_DIGEST if sign_key else 0))
+
+    def _head(self) -> bytes:
+        for entry, buffer in self.pending:
+            entry["sha256"] = buffer.finish()
+        manifest_bytes = _canonical(self.manifest)
         head = MAGIC + _HEADER.pack(PROTOCOL, len(manifest_bytes)) + manifest_bytes
+        if len(head) != self.head_length:  # pragma: no cover - a hex digest's length is fixed
+            raise RuntimeError("the manifest changed length when its digests were filled in")
+        return head
+
+    def _trailer(self, head: bytes) -> bytes:
         # The per-file SHA-256 values in the manifest stand for the payload: the trailer
         # hashes only what precedes the payload (protocol 2).
         digest = hashlib.sha256(head)
-        yield from _file_chunks(head, directory, entries, contents)
-        if sign_key:
-            signature = hmac.new(sign_key, head, digestmod=hashlib.sha256).digest()
+        signature = b""
+        if self.sign_key:
+            signature = hmac.new(self.sign_key, head, digestmod=hashlib.sha256).digest()
             digest.update(signature)
-            yield signature
-        yield digest.digest()
+        return signature + digest.digest()
 
-    store.write_stream(key, chunks(), total)
-    return manifest
+    def __iter__(self) -> Iterator[Any]:
+        head = self._head()
+        yield from _file_chunks(head, self.directory, self.manifest["files"], self.contents)
+        yield self._trailer(head)
+
+    def write_into(self, handle: IO[bytes]) -> None:
+        """Write the bundle into ``handle`` (a new, seekable file), payload first."""
+        handle.seek(self.head_length)
+        for chunk in _file_chunks(b"", self.directory, self.manifest["files"], self.contents):
+            write_in_slices(handle, chunk)
+        end = handle.tell()
+        if any(buffer.hashing for _, buffer in self.pending):
+            # The payload's own fsync while the hash finishes (the store's fsync after the
+            # head then has a page or two to write, not the payload): the file's bytes are
+            # durable only after that second one, before the rename, as always.
+            handle.flush()
+            os.fsync(handle.fileno())
+        head = self._head()  # waits for the hashes, which ran while the payload was written
+        handle.seek(0)
+        handle.write(head)
+        handle.seek(end)
+        handle.write(self._trailer(head))
 
 
 @dataclass
@@ -360,10 +428,13 @@ def _read_exact(handle: IO[bytes], length: int, key: str) -> bytes:
 
 
 def _file_chunks(head: bytes, directory: Path, entries: list[dict[str, Any]],
-                 contents: dict[str, bytes]) -> Iterator[bytes]:
+                 contents: Mapping[str, bytes | list[Any]]) -> Iterator[Any]:
     yield head
     for entry in entries:
         data = contents.get(entry["name"])
+        if isinstance(data, list):  # a PayloadBuffer's chunks, hashed as they were written
+            yield from data
+            continue
         if data is not None:  # read (and hashed) once, before the manifest was made
             yield data
             continue

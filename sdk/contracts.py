@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .backends import write_in_slices
+from .payload_buffer import PayloadBuffer
 
 __all__ = ["FormatSpec", "ModelSpec", "SaveRequest", "SavedPayload", "LoadRequest",
            "PayloadFiles"]
@@ -72,6 +73,25 @@ class SaveRequest:
     #: Adapter-specific keyword arguments of ``Zoo.save`` (``opset=``, ``dynamic_axes=``...).
     #: An adapter raises TypeError for one it does not know, naming the ones it takes.
     options: dict[str, Any] = field(default_factory=dict)
+    #: The payloads written into memory through :meth:`payload_buffer`, by file name; None
+    #: when the caller takes files only (an adapter's hook called directly). Set by the host.
+    buffers: dict[str, PayloadBuffer] | None = None
+
+    def payload_buffer(self, name: str) -> PayloadBuffer | None:
+        """A file object to write payload file ``name`` into, kept in memory and hashed as it
+        is written (:class:`~alphazoo.payload_buffer.PayloadBuffer`), when the host takes
+        payloads that way; else None, and the adapter writes ``directory / name``.
+
+        A library that writes into a file object (``pickle.dump``) saves its payload once
+        this way: no file written into ``directory``, read back and hashed apart.
+        """
+        if self.buffers is None:
+            return None
+        earlier = self.buffers.get(name)
+        if earlier is not None:  # asked again: the new one replaces it, its thread stopped
+            earlier.close()
+        buffer = self.buffers[name] = PayloadBuffer(name)
+        return buffer
 
 
 @dataclass

@@ -358,44 +358,50 @@ class Zoo:
         with scratch_folder() as tmp:
             request = SaveRequest(model, format, tmp, sample, parity_tolerance,
                                   zoo_model=notes.get("zoo_model"), params=notes.get("params"),
-                                  options=options)
-            payload = self._owned_hook("alphazoo_save")(request=request)
-            if payload is None:
-                raise UnsupportedModelError(_no_adapter(model, self))
-            if format is not None and payload.format != format:
-                raise UnsupportedFormatError(
-                    f"format {format!r} was asked for, but adapter {payload.adapter!r} wrote "
-                    f"{payload.format!r}; its formats: {self.describe_formats(payload.adapter)}"
-                )
-            manifest = {
-                "key": key,
-                "name": notes.get("zoo_model") or type(model).__name__,
-                "params": notes.get("params"),
-                "adapter": payload.adapter,
-                "format": payload.format,
-                "model_class": payload.model_class,
-                "libraries": payload.libraries,
-                "python": platform.python_version(),
-                "alphazoo": _alphazoo_version(),
-                "input": payload.input_signature,
-                "training": notes.get("training"),
-                "metadata": _jsonable(metadata or {}),
-                "adapter_data": payload.adapter_data,
-                "created": _now(),
-            }
-            if target is not None:
-                found = self._verdict(manifest, target)
-                if not found.loads:
-                    instead = (f"save it with format={found.instead!r}, which loads there"
-                               if found.instead else
-                               f"no format of adapter {payload.adapter!r} loads there")
+                                  options=options, buffers={})
+            try:
+                payload = self._owned_hook("alphazoo_save")(request=request)
+                if payload is None:
+                    raise UnsupportedModelError(_no_adapter(model, self))
+                if format is not None and payload.format != format:
                     raise UnsupportedFormatError(
-                        f"{key!r} would not load on {found.target}: {'; '.join(found.reasons)}. "
-                        f"{instead[0].upper()}{instead[1:]}."
+                        f"format {format!r} was asked for, but adapter {payload.adapter!r} wrote "
+                        f"{payload.format!r}; its formats: {self.describe_formats(payload.adapter)}"
                     )
-            for notice in payload.warnings:
-                warnings.warn(f"{key!r}: {notice}", SaveWarning, stacklevel=2)
-            return write_bundle(self.store, key, manifest, tmp, payload.files, key_bytes)
+                manifest = {
+                    "key": key,
+                    "name": notes.get("zoo_model") or type(model).__name__,
+                    "params": notes.get("params"),
+                    "adapter": payload.adapter,
+                    "format": payload.format,
+                    "model_class": payload.model_class,
+                    "libraries": payload.libraries,
+                    "python": platform.python_version(),
+                    "alphazoo": _alphazoo_version(),
+                    "input": payload.input_signature,
+                    "training": notes.get("training"),
+                    "metadata": _jsonable(metadata or {}),
+                    "adapter_data": payload.adapter_data,
+                    "created": _now(),
+                }
+                if target is not None:
+                    found = self._verdict(manifest, target)
+                    if not found.loads:
+                        instead = (f"save it with format={found.instead!r}, which loads there"
+                                   if found.instead else
+                                   f"no format of adapter {payload.adapter!r} loads there")
+                        reasons = "; ".join(found.reasons)
+                        raise UnsupportedFormatError(
+                            f"{key!r} would not load on {found.target}: {reasons}. "
+                            f"{instead[0].upper()}{instead[1:]}."
+                        )
+                for notice in payload.warnings:
+                    warnings.warn(f"{key!r}: {notice}", SaveWarning, stacklevel=2)
+                return write_bundle(self.store, key, manifest, request.directory, payload.files,
+                                    key_bytes, buffers=request.buffers)
+            finally:
+                for buffer in (request.buffers or {}).values():
+                    buffer.close()  # a failed save must not leave a hashing thread waiting
 
     def load(
         self,

@@ -24,7 +24,7 @@ import os
 import time
 import warnings
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -639,8 +639,16 @@ def _writer_dead(path: str) -> bool:
 
 
 def _counted(chunks: Iterable[bytes | memoryview], size: int,
-             key: str) -> Iterator[bytes | memoryview]:
+             key: str) -> Iterable[bytes | memoryview]:
     # The limit check trusted `size`; refuse a stream that turns out longer or shorter.
+    write_into = getattr(chunks, "write_into", None)
+    if write_into is not None:
+        return _CountedWriter(chunks, write_into, size, key)
+    return _counted_chunks(chunks, size, key)
+
+
+def _counted_chunks(chunks: Iterable[bytes | memoryview], size: int,
+                    key: str) -> Iterator[bytes | memoryview]:
     written = 0
     for chunk in chunks:
         written += len(chunk)
@@ -649,3 +657,23 @@ def _counted(chunks: Iterable[bytes | memoryview], size: int,
         yield chunk
     if written != size:
         raise ValueError(f"write to {key!r} produced {written} bytes, {size} were announced")
+
+
+class _CountedWriter:
+    """:func:`_counted` for chunks that can also write themselves into a seekable file
+    (``write_into``, a bundle that writes its head last): both ways are checked."""
+
+    def __init__(self, chunks: Iterable[bytes | memoryview],
+                 write_into: Callable[[IO[bytes]], None], size: int, key: str) -> None:
+        self._chunks, self._write_into, self._size, self._key = chunks, write_into, size, key
+
+    def __iter__(self) -> Iterator[bytes | memoryview]:
+        return _counted_chunks(self._chunks, self._size, self._key)
+
+    def write_into(self, handle: IO[bytes]) -> None:
+        """Let the chunks write ``handle`` (a new file), then check its length."""
+        self._write_into(handle)
+        written = handle.seek(0, os.SEEK_END)
+        if written != self._size:
+            raise ValueError(f"write to {self._key!r} produced {written} bytes, {self._size} "
+                             "were announced")
