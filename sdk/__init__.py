@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING
 # agree.)
 _EXPORTS = {
     "Zoo": "host",
-    "ObjectStore": "store", "StoreUsage": "store", "FsckReport": "leftovers", "TIERS": "store",
+    "ObjectStore": "store", "StoreUsage": "store_limits", "FsckReport": "leftovers",
+    "TIERS": "store_limits",
     "hookimpl": "hookspecs",
     "register_model": "registry", "unregister_model": "registry",
     "FormatSpec": "contracts", "ModelSpec": "contracts", "SaveRequest": "contracts",
@@ -88,9 +89,9 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from .model_registry import ModelRegistry as ModelRegistry
     from .registry import register_model as register_model
     from .registry import unregister_model as unregister_model
-    from .store import TIERS as TIERS
     from .store import ObjectStore as ObjectStore
-    from .store import StoreUsage as StoreUsage
+    from .store_limits import TIERS as TIERS
+    from .store_limits import StoreUsage as StoreUsage
     from .training.quota import TrainingQuotaExceeded as TrainingQuotaExceeded
 
 

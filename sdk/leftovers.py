@@ -48,6 +48,7 @@ __all__ = [
     "new_token",
     "temp_file_name",
     "temp_writer",
+    "writer_dead",
     "writer_state",
     "staging_leftovers",
     "host_identity",
@@ -295,3 +296,9 @@ def _tree_size(path: str) -> int:
             except OSError:
                 continue
     return total
+
+
+def writer_dead(path: str) -> bool:
+    """Whether the writer of temporary file ``path`` (a store path) is known to be dead."""
+    writer = temp_writer(path.rsplit("/", 1)[-1])
+    return writer is not None and writer_state(writer) == "dead"

@@ -24,9 +24,8 @@ import os
 import time
 import warnings
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -46,44 +45,27 @@ from .leftovers import (
     is_gone,
     staging_leftovers,
     temp_writer,
+    writer_dead,
     writer_state,
 )
 from .staging import LocalCopies, signature
+from .store_limits import (
+    DEFAULT_MAX_FILES,
+    DEFAULT_MAX_SIZE,
+    MIB,
+    TIERS,
+    StoreUsage,
+    counted,
+    limit_error,
+)
 
-__all__ = ["ObjectStore", "StoreUsage", "TIERS", "DEFAULT_MAX_SIZE", "DEFAULT_MAX_FILES"]
+# StoreUsage, TIERS and the default limits live in alphazoo.store_limits; they stay importable
+# from here, where they were first published.
+__all__ = ["ObjectStore"]
 
-MIB = 1024 * 1024
-#: LEAN's local defaults: 10 GiB and 10,000 objects.
-DEFAULT_MAX_SIZE = 10 * 1024 * MIB
-DEFAULT_MAX_FILES = 10_000
-#: LEAN's cloud tiers: (max_size bytes, max_files).
-TIERS: dict[str, tuple[int, int]] = {
-    "free": (5 * MIB, 100),
-    "prime": (50 * MIB, 1_000),
-    "professional": (500 * MIB, 10_000),
-}
 _CHUNK = 1 * MIB
 #: Whole-object reads retry this often when a writer replaces the object under them (S3).
 _READ_ATTEMPTS = 5
-
-
-@dataclass(frozen=True)
-class StoreUsage:
-    """What a store holds against its limits.
-
-    ``temp_files`` and ``temp_bytes`` are temporary files of unfinished writes: a live
-    writer's, or leftovers of writers that crashed, which the store's first use (or
-    :meth:`ObjectStore.fsck`) removes once their writer is gone. They count against
-    ``max_files`` and ``max_size`` while they exist; ``objects`` and ``bytes`` do not include them.
-    """
-
-    url: str
-    objects: int
-    bytes: int
-    max_files: int
-    max_size: int
-    temp_files: int = 0
-    temp_bytes: int = 0
 
 
 class ObjectStore:
@@ -266,7 +248,7 @@ class ObjectStore:
             # killed in between (or a write that raised) leaves the mark, and the next user
             # of the store recounts.
             ledger.store(counts, pending=True)
-            cleared = backend.write(key, _counted(chunks, size, key))
+            cleared = backend.write(key, counted(chunks, size, key))
             if cleared:  # leftovers at the key went with the folder they were in
                 ledger.invalidate()
             else:
@@ -551,7 +533,7 @@ class ObjectStore:
                 objects.append((path, size))
         if sweep and not self._swept:
             self._swept = True
-            dead = {path for path, _ in temps if _writer_dead(path)}
+            dead = {path for path, _ in temps if writer_dead(path)}
             if dead:
                 with self._backend.lock():
                     for path in dead:
@@ -596,7 +578,8 @@ class ObjectStore:
         counts, fresh = self._counts()
         replaced = self._backend.size(key)
         while True:
-            error = self._limit_error(key, size, counts, replaced)
+            error = limit_error(key, size, counts, replaced, max_files=self._max_files,
+                                max_size=self._max_size)
             if error is None:
                 return counts, replaced
             if fresh:
@@ -604,21 +587,6 @@ class ObjectStore:
             # A refusal is confirmed by a count: a record that counts too much (a file
             # removed by hand) must not refuse a save that fits.
             counts, fresh = self._ledger.recount(), True
-
-    def _limit_error(self, key: str, size: int, counts: Counts,
-                     replaced: int | None) -> StorageLimitError | None:
-        # Temporary files are bytes on the disk: they count until they are removed.
-        count = counts.objects + counts.temp_files
-        total = counts.bytes + counts.temp_bytes
-        note = (f"{counts.temp_files} of them temporary files of unfinished or crashed writes "
-                "(alphazoo store fsck --remove clears those whose writer is gone)"
-                if counts.temp_files else "")
-        if (count if replaced is not None else count + 1) > self._max_files:
-            return StorageLimitError(key, "max_files", count, 1, self._max_files, note)
-        kept = total - (replaced or 0)
-        if kept + size > self._max_size:
-            return StorageLimitError(key, "max_size", kept, size, self._max_size, note)
-        return None
 
     def _sync_staged(self, only: str | None = None, strict: bool = False) -> None:
         for key, path, current in self._copies.changed(only):
@@ -631,49 +599,3 @@ class ObjectStore:
                 warnings.warn(f"{path} was not uploaded: {exc}", stacklevel=3)
                 continue
             self._copies.record(key, path, current)
-
-
-def _writer_dead(path: str) -> bool:
-    writer = temp_writer(path.rsplit("/", 1)[-1])
-    return writer is not None and writer_state(writer) == "dead"
-
-
-def _counted(chunks: Iterable[bytes | memoryview], size: int,
-             key: str) -> Iterable[bytes | memoryview]:
-    # The limit check trusted `size`; refuse a stream that turns out longer or shorter.
-    write_into = getattr(chunks, "write_into", None)
-    if write_into is not None:
-        return _CountedWriter(chunks, write_into, size, key)
-    return _counted_chunks(chunks, size, key)
-
-
-def _counted_chunks(chunks: Iterable[bytes | memoryview], size: int,
-                    key: str) -> Iterator[bytes | memoryview]:
-    written = 0
-    for chunk in chunks:
-        written += len(chunk)
-        if written > size:
-            raise ValueError(f"write to {key!r} produced more than the {size} bytes announced")
-        yield chunk
-    if written != size:
-        raise ValueError(f"write to {key!r} produced {written} bytes, {size} were announced")
-
-
-class _CountedWriter:
-    """:func:`_counted` for chunks that can also write themselves into a seekable file
-    (``write_into``, a bundle that writes its head last): both ways are checked."""
-
-    def __init__(self, chunks: Iterable[bytes | memoryview],
-                 write_into: Callable[[IO[bytes]], None], size: int, key: str) -> None:
-        self._chunks, self._write_into, self._size, self._key = chunks, write_into, size, key
-
-    def __iter__(self) -> Iterator[bytes | memoryview]:
-        return _counted_chunks(self._chunks, self._size, self._key)
-
-    def write_into(self, handle: IO[bytes]) -> None:
-        """Let the chunks write ``handle`` (a new file), then check its length."""
-        self._write_into(handle)
-        written = handle.seek(0, os.SEEK_END)
-        if written != self._size:
-            raise ValueError(f"write to {self._key!r} produced {written} bytes, {self._size} "
-                             "were announced")
