@@ -40,7 +40,8 @@ _EXPORTS = {
     "TrainingQuotaExceeded": "training.quota",
     "ModelRegistry": "model_registry", "AliasConflictError": "errors",
     "AliasNotFoundError": "errors", "PromotionRefusedError": "errors",
-    "RegistryRecordError": "errors",
+    "RegistryRecordError": "errors", "InvalidAliasError": "errors",
+    "RegistryUsageError": "errors", "ModelRejectedError": "errors",
 }
 
 if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
@@ -74,6 +75,9 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from .errors import PluginHookError as PluginHookError
     from .errors import PromotionRefusedError as PromotionRefusedError
     from .errors import RegistryRecordError as RegistryRecordError
+    from .errors import InvalidAliasError as InvalidAliasError
+    from .errors import RegistryUsageError as RegistryUsageError
+    from .errors import ModelRejectedError as ModelRejectedError
     from .errors import SaveWarning as SaveWarning
     from .errors import SpaceMismatchError as SpaceMismatchError
     from .errors import StorageLimitError as StorageLimitError
