@@ -363,6 +363,39 @@ def test_s3_alias_moves_use_conditional_writes(moto_s3: Any) -> None:
 
 
 @pytest.mark.s3
+def test_s3_tells_a_failed_condition_by_its_code_never_by_its_text(
+        moto_s3: Any, monkeypatch: Any) -> None:
+    """A network error writing history entry 000412 is an error, not a lost race; S3's
+    PreconditionFailed (HTTP 412) is a lost race whatever its message says."""
+    import errno
+
+    from botocore.exceptions import ClientError
+    from s3fs.errors import translate_boto_error
+
+    location, options = _s3_location(moto_s3)
+    store = alphazoo.ObjectStore(location, storage_options=options)
+    key = "spy/gbdt/_registry/history/production/000412.json"
+    assert store.create_bytes(key, b"{}") and not store.create_bytes(key, b"{}")  # real S3 412
+    fs = store._backend.fs  # type: ignore[attr-defined]
+
+    def reset(*args: Any, **kwargs: Any) -> None:
+        raise OSError(errno.ECONNRESET, f"connection reset writing {args[0]} (412 bytes sent)")
+
+    monkeypatch.setattr(fs, "pipe_file", reset)
+    with pytest.raises(OSError, match="connection reset"):
+        store.create_bytes(key.replace("000412", "000413"), b"{}")
+    refused = ClientError({"Error": {"Code": "PreconditionFailed", "Message": "At least one "
+                                     "of the pre-conditions you specified did not hold"},
+                           "ResponseMetadata": {"HTTPStatusCode": 412}}, "PutObject")
+
+    def precondition(*args: Any, **kwargs: Any) -> None:
+        raise translate_boto_error(refused)  # s3fs's OSError(EINVAL) caused by ClientError
+
+    monkeypatch.setattr(fs, "pipe_file", precondition)
+    assert not store.create_bytes(key.replace("000412", "000414"), b"{}")
+
+
+@pytest.mark.s3
 @pytest.mark.slow
 def test_two_processes_racing_on_s3(moto_s3: Any) -> None:
     location, options = _s3_location(moto_s3)
