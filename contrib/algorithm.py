@@ -77,9 +77,9 @@ from ._lean_types import (
 )
 
 __all__ = [
-    "Algorithm", "AlgorithmDriver", "run_backtest", "AlgorithmBacktest", "Order", "LogEntry", "Resolution",
-    "Symbol", "TradeBar", "Slice", "Security", "SecurityHolding", "Portfolio", "LeanObjectStore",
-    "KeyValuePair",
+    "Algorithm", "AlgorithmDriver", "run_backtest", "AlgorithmBacktest", "Order", "LogEntry",
+    "Resolution", "Symbol", "TradeBar", "Slice", "Security", "SecurityHolding", "Portfolio",
+    "LeanObjectStore", "KeyValuePair",
 ]
 
 
