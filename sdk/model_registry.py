@@ -479,10 +479,11 @@ class ModelRegistry:
             for number in doomed:
                 if self.store.delete(version_key(name, number)):
                     deleted.append(number)
+        gone = set(doomed if dry_run else deleted)
         return {
             "name": name, "dry_run": dry_run, "keep": keep,
             "deleted": doomed if dry_run else deleted,
-            "kept": [n for n in numbers if n not in (doomed if dry_run else deleted)],
+            "kept": [n for n in numbers if n not in gone],
             "protected": {n: reasons for n, reasons in sorted(protected.items())
                           if n in numbers},
         }
