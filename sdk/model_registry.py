@@ -18,6 +18,7 @@ Layout in the store, next to the versions::
     spy/gbdt/_registry/history/production/000002.json   the next one ...
     spy/gbdt/_registry/aliases/production.json          the head: a copy of the newest entry
     spy/gbdt/_registry/gates/production.json            built-in gates set for the alias
+    spy/gbdt/_registry/pins/v000003.json                 a version prune keeps (pin)
 
 A move is two writes. First the history entry ``n + 1`` is **created exclusively**
 (:meth:`~alphazoo.ObjectStore.create_bytes`): that is the compare-and-swap. Of two writers
@@ -151,7 +152,10 @@ class _AnyTarget:
 #: ``promote(..., expect=ANY_TARGET)``, the default: move the alias wherever it points now.
 ANY_TARGET = _AnyTarget()
 
-Gate = Any  # a gate name (str) or a callable (candidate, current) -> bool | str | (bool, str)
+#: A promotion gate: a built-in's name (``"integrity"``, ``"compat"``, ``"onnx_parity"``) or a
+#: callable ``(candidate, current) -> bool | str | (bool, str)``
+#: (see :mod:`alphazoo.registry_gates`).
+Gate = Any
 
 
 class ModelRegistry:
