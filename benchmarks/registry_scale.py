@@ -12,8 +12,9 @@ within 1.3x for every operation but the listings):
 - ``promote + rollback``: one move forward and one back (two history entries, two heads);
 - ``aliases``: one folder listing and one read per alias.
 
-``versions`` (one listing of the series folder, then a read per version) and ``history``
-(a read per entry) grow with the series by nature; they are printed for context.
+``versions`` (one listing of the series folder, then a read per version), ``history``
+(a read per entry) and a dry-run ``prune`` (the series listing, the aliases read once and the
+pins listed once) grow with the series by nature; they are printed for context.
 
 Versions are 1 KiB stand-in objects (the registry never reads a bundle for these operations).
 The folder store lives under ``--folder`` (default ``/dev/shm``, a RAM file system, so that
@@ -180,6 +181,8 @@ def main() -> int:
              lambda: registry.versions("small", facts=False)),
             ("history", lambda: registry.history("big", "production"),
              lambda: registry.history("small", "production")),
+            ("prune (dry run)", lambda: registry.prune("big", keep=5),
+             lambda: registry.prune("small", keep=5)),
         ):
             b = statistics.median(timed(fn_big) for _ in range(5))
             s = statistics.median(timed(fn_small) for _ in range(5))

@@ -393,17 +393,27 @@ class Algorithm:
 
 
 class AlgorithmDriver:
-    """What a backtest runner does to an :class:`Algorithm`: configure it, call
-    ``initialize``, start its clock and step it bar by bar. Kept beside the algorithm so the
-    runner never reaches into the algorithm's private state."""
+    """What a runner does to an :class:`Algorithm`: configure it, call ``initialize``, start
+    its clock and step it bar by bar. Kept beside the algorithm so the runner never reaches
+    into the algorithm's private state.
+
+    :func:`run_backtest` is one runner. A live runner (your scheduler, a notebook) is another:
+    it configures the algorithm with ``live=True``, which is what LEAN's engine does and what
+    the read-only :attr:`Algorithm.live_mode` then reports, so models taken with
+    :meth:`Algorithm.follow` keep following their alias; :meth:`close` ends their threads.
+
+    >>> driver = AlgorithmDriver(MyAlgorithm())                           # doctest: +SKIP
+    >>> driver.configure({}, LeanObjectStore(store), zoo, first=now, live=True)  # doctest: +SKIP
+    >>> driver.initialize()                                               # doctest: +SKIP
+    """
 
     def __init__(self, algorithm: Algorithm) -> None:
         self.algorithm = algorithm
 
     def configure(self, frames: dict[str, SymbolBars], object_store: LeanObjectStore, zoo: Any,
-                  *, fee_rate: float, fractional: bool, parameters: Mapping[str, Any] | None,
-                  start_fixed: bool, first: datetime, cash: float | None,
-                  live: bool = False) -> None:
+                  *, first: datetime, fee_rate: float = 0.0, fractional: bool = False,
+                  parameters: Mapping[str, Any] | None = None, start_fixed: bool = False,
+                  cash: float | None = None, live: bool = False) -> None:
         """Give the algorithm its data, store, zoo and settings before ``initialize``;
         ``cash`` (the caller's) wins over ``set_cash``, ``start_fixed`` over
         ``set_start_date``. ``live``: a live runner drives it (:attr:`Algorithm.live_mode`)."""

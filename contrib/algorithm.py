@@ -15,6 +15,11 @@ This module is the place to import the API from. Its parts: the :class:`Algorith
 the bars a run reads (``_lean_bars``), ``object_store`` (``_lean_store``) and
 :func:`run_backtest` (``_lean_backtest``).
 
+Live: :func:`run_backtest` drives an algorithm over stored bars; a live runner drives one
+with :class:`AlgorithmDriver` and ``configure(..., live=True)``, as LEAN's engine sets
+``live_mode``; models taken with ``self.follow("name@production")`` then keep following the
+alias (in a backtest they read it once, at the start).
+
 Hooks: :meth:`Algorithm.initialize`, :meth:`Algorithm.on_data`, optional
 :meth:`Algorithm.on_end_of_algorithm`. Trainings (``self.train``) run on an
 :class:`alphazoo.training.Trainer` in backtest mode, so they draw on LEAN's leaky-bucket quota
@@ -55,7 +60,7 @@ from typing import Any
 
 from alphazoo.errors import warn_renamed
 
-from ._lean_algorithm import Algorithm
+from ._lean_algorithm import Algorithm, AlgorithmDriver
 from ._lean_backtest import run_backtest
 from ._lean_store import KeyValuePair, LeanObjectStore
 from ._lean_types import (
@@ -72,9 +77,9 @@ from ._lean_types import (
 )
 
 __all__ = [
-    "Algorithm", "run_backtest", "AlgorithmBacktest", "Order", "LogEntry", "Resolution",
-    "Symbol", "TradeBar", "Slice", "Security", "SecurityHolding", "Portfolio", "LeanObjectStore",
-    "KeyValuePair",
+    "Algorithm", "AlgorithmDriver", "run_backtest", "AlgorithmBacktest", "Order", "LogEntry",
+    "Resolution", "Symbol", "TradeBar", "Slice", "Security", "SecurityHolding", "Portfolio",
+    "LeanObjectStore", "KeyValuePair",
 ]
 
 

@@ -41,7 +41,8 @@ _EXPORTS = {
     "TrainingQuotaExceeded": "training.quota",
     "ModelRegistry": "model_registry", "AliasConflictError": "errors",
     "AliasNotFoundError": "errors", "PromotionRefusedError": "errors",
-    "RegistryRecordError": "errors",
+    "RegistryRecordError": "errors", "InvalidAliasError": "errors",
+    "RegistryUsageError": "errors", "ModelRejectedError": "errors",
 }
 
 if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
@@ -62,11 +63,13 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from .errors import BundleIntegrityError as BundleIntegrityError
     from .errors import BundleLimitError as BundleLimitError
     from .errors import IncompatibleVersionError as IncompatibleVersionError
+    from .errors import InvalidAliasError as InvalidAliasError
     from .errors import InvalidKeyError as InvalidKeyError
     from .errors import KeyConflictError as KeyConflictError
     from .errors import KeyEscapeError as KeyEscapeError
     from .errors import MissingDependencyError as MissingDependencyError
     from .errors import ModelNotFoundError as ModelNotFoundError
+    from .errors import ModelRejectedError as ModelRejectedError
     from .errors import ObjectChangedError as ObjectChangedError
     from .errors import ObjectNotFoundError as ObjectNotFoundError
     from .errors import OnnxParityError as OnnxParityError
@@ -75,6 +78,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from .errors import PluginHookError as PluginHookError
     from .errors import PromotionRefusedError as PromotionRefusedError
     from .errors import RegistryRecordError as RegistryRecordError
+    from .errors import RegistryUsageError as RegistryUsageError
     from .errors import SaveWarning as SaveWarning
     from .errors import SpaceMismatchError as SpaceMismatchError
     from .errors import StorageLimitError as StorageLimitError

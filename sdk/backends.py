@@ -311,6 +311,11 @@ class LocalBackend:
         links. Without hard links (some network or FAT file systems) the object is written
         with ``O_EXCL``, exclusive still, but a crash mid-write can leave it short."""
         target = self._path(key)
+        created = []  # folders this create makes, deepest first (a history's first entry)
+        folder = target.parent
+        while folder != self.root and not folder.exists():
+            created.append(folder)
+            folder = folder.parent
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
         except (FileExistsError, NotADirectoryError) as exc:  # a file where a folder must be
@@ -341,6 +346,8 @@ class LocalBackend:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
         _fsync_dir(target.parent)
+        for made in created:  # each new folder's entry in its parent, child before parent
+            _fsync_dir(made.parent)
         return True
 
     def read_all(self, key: str) -> bytes:

@@ -12,7 +12,7 @@ from typing import Any
 
 from .cli_output import Column, console, emit, fitted_table, print_json
 
-__all__ = ["add_parser", "run_registry", "parse_version"]
+__all__ = ["add_parser", "run_registry", "parse_version", "parse_keep"]
 
 EXIT_OK = 0
 _STORE_HELP = "folder or URL of the object store (default: $ALPHAZOO_STORE or ./storage)"
@@ -25,6 +25,18 @@ def parse_version(text: str) -> int:
     if not match or int(match.group(1)) < 1:
         raise argparse.ArgumentTypeError(f"{text!r} is no version: give 3, v3 or v000003")
     return int(match.group(1))
+
+
+def parse_keep(text: str) -> int:
+    """``--keep N``: a number from 0 up (argparse type)."""
+    try:
+        number = int(text)
+    except ValueError:
+        number = -1
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: give how many of the newest versions to "
+                                         "keep, a number from 0 up")
+    return number
 
 
 def add_parser(commands: Any, json_option: Any) -> None:
@@ -58,6 +70,8 @@ def add_parser(commands: Any, json_option: Any) -> None:
                          "onnx_parity")
     promote.add_argument("--expect", metavar="VERSION", type=parse_version,
                          help="move only if the alias points at this version now")
+    promote.add_argument("--pin", action="store_true",
+                         help="also pin the version: prune keeps it after the alias moves on")
     rollback = action("rollback", "Point an alias back at the version it pointed at before.")
     rollback.add_argument("--alias", required=True, help="the alias to move back")
     rollback.add_argument("--note", help="why, recorded in the alias's history")
@@ -70,9 +84,14 @@ def add_parser(commands: Any, json_option: Any) -> None:
     gates.add_argument("--set", nargs="*", metavar="GATE", dest="set_gates",
                        choices=("integrity", "compat", "onnx_parity"),
                        help="replace them with these (none: clear them)")
-    prune = action("prune", "Delete old versions except the newest N and every version an "
-                   "alias points at or its history pointed at. A dry run unless --delete.")
-    prune.add_argument("--keep", type=int, required=True, metavar="N",
+    pin = action("pin", "Pin a version: prune keeps it (a rollback target) until unpinned.")
+    pin.add_argument("version", metavar="VERSION", type=parse_version,
+                     help="the version: 3, v3 or v000003")
+    pin.add_argument("--note", help="why it is kept")
+    pin.add_argument("--remove", action="store_true", help="unpin it instead")
+    prune = action("prune", "Delete old versions except the newest N, every version an alias "
+                   "points at now and every pinned one. A dry run unless --delete.")
+    prune.add_argument("--keep", type=parse_keep, required=True, metavar="N",
                        help="how many of the newest versions to keep")
     prune.add_argument("--delete", action="store_true",
                        help="really delete (default: only say what would be deleted)")
@@ -113,7 +132,8 @@ def run_registry(args: argparse.Namespace) -> int:
 
         expect: Any = ANY_TARGET if args.expect is None else args.expect
         entry = registry.promote(name, args.version, args.alias, note=args.note,
-                                 actor=args.actor, gates=args.gate or None, expect=expect)
+                                 actor=args.actor, gates=args.gate or None, expect=expect,
+                                 pin=args.pin)
         return _moved(entry, args.json)
     if action == "rollback":
         return _moved(registry.rollback(name, args.alias, note=args.note, actor=args.actor),
@@ -134,6 +154,14 @@ def run_registry(args: argparse.Namespace) -> int:
         if args.json:
             return print_json({"name": name, "alias": args.alias, "gates": chosen})
         print(f"{name}@{args.alias}: gates {', '.join(chosen) if chosen else 'none'}")
+        return EXIT_OK
+    if action == "pin":
+        if args.remove:
+            removed = registry.unpin(name, args.version)
+            print(f"{name}: v{args.version} {'unpinned' if removed else 'was not pinned'}")
+        else:
+            registry.pin(name, args.version, note=args.note)
+            print(f"{name}: v{args.version} pinned; prune keeps it")
         return EXIT_OK
     report = registry.prune(name, args.keep, dry_run=not args.delete)
     if args.json:

@@ -41,6 +41,9 @@ __all__ = [
     "AliasNotFoundError",
     "PromotionRefusedError",
     "RegistryRecordError",
+    "InvalidAliasError",
+    "RegistryUsageError",
+    "ModelRejectedError",
 ]
 
 
@@ -320,16 +323,27 @@ def warn_renamed(old: str, new: str, *, stacklevel: int = 3) -> None:
 
 
 class AliasConflictError(AlphazooError):
-    """Another writer moved a registry alias between this writer's read of it and its move;
-    this move was not made. Read the alias again (``registry.target``) and decide anew."""
+    """Another writer moved a registry alias between this writer's read of it and its move,
+    or (``expect=``) it does not point where the mover expected; this move was not made. Read
+    the alias again (``registry.target``) and decide anew.
 
-    def __init__(self, name: str, alias: str, detail: str) -> None:
+    When the move was conditional (``expect=``) and the alias pointed elsewhere before any
+    writer raced, ``raced`` is False and the message says where it points.
+    """
+
+    def __init__(self, name: str, alias: str, detail: str, *, raced: bool = True) -> None:
         self.name = name
         self.alias = alias
-        super().__init__(
-            f"alias {alias!r} of {name!r} was moved by another writer while this one moved it "
-            f"({detail}); nothing was changed by this move: read the alias again and retry"
-        )
+        self.raced = raced
+        if raced:
+            message = (f"alias {alias!r} of {name!r} was moved by another writer while this "
+                       f"one moved it ({detail}); nothing was changed by this move: read the "
+                       "alias again and retry")
+        else:
+            message = (f"alias {alias!r} of {name!r} {detail}; nothing was changed: check it "
+                       f"(`alphazoo registry ls {name}`) and promote again expecting its "
+                       "current target, or without expect")
+        super().__init__(message)
 
 
 class AliasNotFoundError(AlphazooError, KeyError):
@@ -382,3 +396,25 @@ class RegistryRecordError(AlphazooError):
             f"registry record {key!r} is damaged ({detail}); restore it from a backup, or "
             "delete the alias's head (its history entries are kept) and promote again"
         )
+
+
+class InvalidAliasError(InvalidKeyError):
+    """A registry alias breaks the alias rules (empty, a character other than letters,
+    digits, ``_`` and ``-``, longer than 100); the message names the alias and the rule."""
+
+    def __init__(self, alias: str, rule: str, name: str | None = None) -> None:
+        self.alias = alias
+        self.name = name
+        AlphazooError.__init__(self, f"invalid registry alias {alias!r}"
+                               f"{f' of {name!r}' if name else ''}: {rule}")
+        self.key = f"{name}@{alias}" if name else alias
+        self.rule = rule
+
+
+class RegistryUsageError(AlphazooError, ValueError):
+    """A registry call got an argument it cannot use: a version that is no number from 1 up
+    (``"v0"``, ``"abc"``), a negative ``keep``. The message says what to give instead."""
+
+
+class ModelRejectedError(AlphazooError):
+    """A followed version loaded but its ``verify`` check refused it; it was not served."""

@@ -301,14 +301,25 @@ class _GuardedReader(io.RawIOBase):
 
 
 def _precondition_failed(exc: BaseException) -> bool:
-    """Whether an S3 call failed on its condition (HTTP 412, ``PreconditionFailed``)."""
+    """Whether an S3 call failed on its condition (HTTP 412, ``PreconditionFailed``).
+
+    Told by the error's type and code, never by its text (a network error on history entry
+    ``000412`` mentions 412 too): s3fs raises ``FileExistsError`` for a failed
+    ``If-None-Match``, and otherwise an ``OSError`` caused by botocore's ``ClientError``,
+    whose ``response`` carries the code and the HTTP status.
+    """
     if isinstance(exc, FileExistsError):
         return True
     seen: BaseException | None = exc
     while seen is not None:
-        text = f"{type(seen).__name__} {seen}"
-        if "PreconditionFailed" in text or "412" in text or "Precondition" in text:
-            return True
+        response = getattr(seen, "response", None)
+        if isinstance(response, dict):
+            error = response.get("Error")
+            code = error.get("Code") if isinstance(error, dict) else None
+            metadata = response.get("ResponseMetadata")
+            status = metadata.get("HTTPStatusCode") if isinstance(metadata, dict) else None
+            if code in ("PreconditionFailed", "412") or status == 412:
+                return True
         seen = seen.__cause__ or seen.__context__
     return False
 

@@ -18,6 +18,7 @@ Layout in the store, next to the versions::
     spy/gbdt/_registry/history/production/000002.json   the next one ...
     spy/gbdt/_registry/aliases/production.json          the head: a copy of the newest entry
     spy/gbdt/_registry/gates/production.json            built-in gates set for the alias
+    spy/gbdt/_registry/pins/v000003.json                 a version prune keeps (pin)
 
 A move is two writes. First the history entry ``n + 1`` is **created exclusively**
 (:meth:`~alphazoo.ObjectStore.create_bytes`): that is the compare-and-swap. Of two writers
@@ -28,8 +29,19 @@ reads only the head, one small object, whatever the number of versions or moves 
 model following the alias polls). After writing the head a mover checks that no entry
 ``n + 2`` exists and, if one does, rewrites the head forward: whichever writer writes the head
 last has seen no later entry, so the head ends on the newest entry even when two movers'
-head writes cross. A mover killed between its two writes leaves the head one entry behind;
-every later move, rollback or history read first walks the head forward over such entries.
+head writes cross. A mover also checks for entry ``n + 2`` *before* writing the head, and
+skips straight to it when it exists, so a slow mover does not set the head back to ``n + 1``
+after a faster one published ``n + 2``. One window stays: a mover that stalls between that
+check and its head write while another mover creates ``n + 2`` and writes its head sets the
+head back to ``n + 1`` until its own re-check (the next read of one small object) moves it
+forward again; a :meth:`ModelRegistry.target` poll inside that window sees the superseded
+version once, and the next poll sees the newest.
+
+A mover killed between its two writes leaves the head one entry behind. Every later move,
+rollback, history read and :meth:`ModelRegistry.resolve` (what ``zoo.load("name@alias")``
+uses) first walks the head forward over such entries; :meth:`ModelRegistry.target` stays one
+read, and a live follower (:mod:`alphazoo.training.follow`) walks it forward with
+:meth:`ModelRegistry.head` every :data:`~alphazoo.training.follow.PROBE_EVERY` polls.
 
 What holds where:
 
@@ -57,9 +69,11 @@ from typing import TYPE_CHECKING, Any, Sequence
 from .errors import (
     AliasConflictError,
     AliasNotFoundError,
+    InvalidAliasError,
     InvalidKeyError,
     ObjectNotFoundError,
     RegistryRecordError,
+    RegistryUsageError,
 )
 from .keys import normalize_key
 from .series import LATEST, VERSION_NAME, version_key
@@ -67,7 +81,8 @@ from .series import LATEST, VERSION_NAME, version_key
 if TYPE_CHECKING:
     from .store import ObjectStore
 
-__all__ = ["ModelRegistry", "parse_reference", "ANY_TARGET", "REGISTRY_FOLDER", "ENTRY_FORMAT"]
+__all__ = ["ModelRegistry", "parse_reference", "parse_version", "manifest_facts", "Gate",
+           "ANY_TARGET", "REGISTRY_FOLDER", "ENTRY_FORMAT"]
 
 #: The folder inside a series that holds its aliases and their history.
 REGISTRY_FOLDER = "_registry"
@@ -75,6 +90,24 @@ REGISTRY_FOLDER = "_registry"
 ENTRY_FORMAT = "alphazoo-alias/1"
 _ALIAS = re.compile(r"[A-Za-z0-9_\-]{1,100}")
 _VERSION_REF = re.compile(r"[vV](\d+)")
+_VERSION_TEXT = re.compile(r"[vV]?(\d+)")
+
+
+def parse_version(version: int | str) -> int:
+    """The version number ``version`` names: ``3``, ``"3"``, ``"v3"`` and ``"v000003"`` are
+    3. Raises :class:`~alphazoo.RegistryUsageError` for anything else, and for numbers below
+    1 (versions count from 1)."""
+    if isinstance(version, bool):
+        number = None
+    elif isinstance(version, int):
+        number = version
+    else:
+        match = _VERSION_TEXT.fullmatch(version.strip()) if isinstance(version, str) else None
+        number = int(match.group(1)) if match else None
+    if number is None or number < 1:
+        raise RegistryUsageError(f"{version!r} is no model version: give a number from 1 up, "
+                                 "such as 3, '3', 'v3' or 'v000003'")
+    return number
 
 
 def parse_reference(key: str) -> tuple[str, str] | None:
@@ -87,16 +120,17 @@ def parse_reference(key: str) -> tuple[str, str] | None:
     name, _, ref = key.rpartition("@")
     if not name:
         raise InvalidKeyError(key, "a reference needs a model name before '@'")
-    return normalize_key(name), _check_alias(ref, key)
+    return normalize_key(name), _check_alias(ref, name)
 
 
-def _check_alias(alias: str, key: str | None = None) -> str:
-    if not isinstance(alias, str) or not _ALIAS.fullmatch(alias):
-        raise InvalidKeyError(
-            key or str(alias),
-            f"alias {alias!r} must be 1 to 100 ASCII letters, digits, '_' or '-'",
-        )
-    return alias
+def _check_alias(alias: str, name: str | None = None) -> str:
+    if isinstance(alias, str) and _ALIAS.fullmatch(alias):
+        return alias
+    if alias == "":
+        raise InvalidAliasError(alias, "the alias is empty; name one, such as production "
+                                "(as in spy/gbdt@production)", name)
+    raise InvalidAliasError(str(alias), "an alias is 1 to 100 ASCII letters, digits, '_' or "
+                            "'-'", name)
 
 
 def _now() -> str:
@@ -118,7 +152,10 @@ class _AnyTarget:
 #: ``promote(..., expect=ANY_TARGET)``, the default: move the alias wherever it points now.
 ANY_TARGET = _AnyTarget()
 
-Gate = Any  # a gate name (str) or a callable (candidate, current) -> bool | str | (bool, str)
+#: A promotion gate: a built-in's name (``"integrity"``, ``"compat"``, ``"onnx_parity"``) or a
+#: callable ``(candidate, current) -> bool | str | (bool, str)``
+#: (see :mod:`alphazoo.registry_gates`).
+Gate = Any
 
 
 class ModelRegistry:
@@ -166,25 +203,36 @@ class ModelRegistry:
             if not isinstance(pointer, dict) or type(pointer.get("version")) is not int:
                 raise RegistryRecordError(key, "it holds no version number")
             return int(pointer["version"])
-        head = _record(self.store, self._head_key(name, _check_alias(alias)))
+        head = _record(self.store, self._head_key(name, _check_alias(alias, name)))
         return None if head is None else int(head["to"])
 
     def resolve(self, key: str) -> str:
         """The concrete key a reference names: ``"spy/gbdt@production"``,
         ``"spy/gbdt@v3"`` and ``"spy/gbdt@latest"`` become ``"spy/gbdt/v000003"``; a plain
         key is returned unchanged. Raises :class:`~alphazoo.AliasNotFoundError` for an alias
-        that points at no version (no object is checked for ``@vN``)."""
+        that points at no version (no object is checked for ``@vN``) and
+        :class:`~alphazoo.RegistryUsageError` for ``@v0``.
+
+        Unlike :meth:`target` (one read: what a poll costs), an alias's head is checked for a
+        move a crashed mover left half-done and walked forward (two reads): a load gets the
+        newest target."""
         parsed = parse_reference(key)
         if parsed is None:
             return key
         name, ref = parsed
-        number = _VERSION_REF.fullmatch(ref)
-        if number:
-            return version_key(name, int(number.group(1)))
-        version = self.target(name, ref)
-        if version is None:
+        if _VERSION_REF.fullmatch(ref):
+            return version_key(name, parse_version(ref))
+        if ref == "latest":
+            version = self.target(name, ref)
+            if version is None:
+                raise AliasNotFoundError(name, ref, "no version of it was saved with a "
+                                         "latest.json pointer yet; save one (save_version, a "
+                                         "Trainer run) or load a version as NAME@v3")
+            return version_key(name, version)
+        head = self._settled(name, ref)
+        if head is None:
             raise AliasNotFoundError(name, ref)
-        return version_key(name, version)
+        return version_key(name, int(head["to"]))
 
     def aliases(self, name: str) -> dict[str, int]:
         """Every alias of ``name`` with the version it points at (``latest`` included when
@@ -206,7 +254,8 @@ class ModelRegistry:
         """The newest move of ``alias`` (the last :meth:`history` entry: ``when``, ``who``,
         ``note``...), or None when it was never moved; a few reads, whatever the history's
         length. ``latest`` has none."""
-        name, alias = normalize_key(name), _check_alias(alias)
+        name = normalize_key(name)
+        alias = _check_alias(alias, name)
         head = self._settled(name, alias)
         return None if head is None else dict(head)
 
@@ -214,7 +263,8 @@ class ModelRegistry:
         """Every move of ``alias``, oldest first: dicts with ``seq``, ``when``, ``from``,
         ``to``, ``action`` (``promote`` or ``rollback``), ``note`` and ``who``. ``latest``
         has no history (it moves with every save)."""
-        name, alias = normalize_key(name), _check_alias(alias)
+        name = normalize_key(name)
+        alias = _check_alias(alias, name)
         head = self._settled(name, alias)
         if head is None:
             return []
@@ -242,8 +292,10 @@ class ModelRegistry:
     # -- moving ----------------------------------------------------------------------------
     def promote(self, name: str, version: int, alias: str, *, note: str | None = None,
                 actor: str | None = None, gates: Sequence[Gate] | None = None,
-                expect: int | None | _AnyTarget = ANY_TARGET) -> dict[str, Any]:
-        """Point ``alias`` of ``name`` at ``version``; returns the history entry.
+                expect: int | None | _AnyTarget = ANY_TARGET,
+                pin: bool = False) -> dict[str, Any]:
+        """Point ``alias`` of ``name`` at ``version`` (``3``, ``"3"`` or ``"v3"``); returns
+        the history entry.
 
         ``gates`` (default: those set with :meth:`set_gates` for the alias) check the
         candidate first; a refusal raises :class:`~alphazoo.PromotionRefusedError` naming the
@@ -251,14 +303,16 @@ class ModelRegistry:
         the move conditional on the alias's current target. Raises
         :class:`~alphazoo.AliasConflictError` when another writer moved the alias
         meanwhile, :class:`~alphazoo.ObjectNotFoundError` when the version is not stored.
-        ``who`` is ``actor`` or the OS user name.
+        ``who`` is ``actor`` or the OS user name. ``pin=True`` also pins the version
+        (:meth:`pin`), so :meth:`prune` keeps it after the alias moves on (for a rollback target).
         """
-        name, alias = normalize_key(name), _check_alias(alias)
+        name = normalize_key(name)
+        alias = _check_alias(alias, name)
         if alias == "latest" or _VERSION_REF.fullmatch(alias):
             raise InvalidKeyError(
                 f"{name}@{alias}", "'latest' follows saves and 'vN' names a version; "
                 "promote to another alias (production, staging...)")
-        version = int(version)
+        version = parse_version(version)
         key = version_key(name, version)
         if not self.store.contains_key(key):
             raise ObjectNotFoundError(key)
@@ -267,8 +321,8 @@ class ModelRegistry:
         if isinstance(expect, bool):
             raise TypeError("expect is a version number, None (no target yet) or ANY_TARGET")
         if expect is not ANY_TARGET and expect != current:
-            raise AliasConflictError(name, alias, f"it points at {_show(current)}, not at "
-                                     f"{_show(expect)} as expected")
+            raise AliasConflictError(name, alias, f"points at {_show(current)}, not at "
+                                     f"{_show(expect)} as expected", raced=False)
         chosen = self.gates(name, alias) if gates is None else list(gates)
         if chosen:
             from .registry_gates import run_gates
@@ -281,7 +335,10 @@ class ModelRegistry:
             "back": 0 if head is None else int(head["seq"]),
             "when": _now(), "who": actor or _user(), "note": note,
         }
-        return self._append(name, alias, entry)
+        self._append(name, alias, entry)
+        if pin:
+            self.pin(name, version, note=note or f"promoted to {alias}")
+        return entry
 
     def rollback(self, name: str, alias: str, *, note: str | None = None,
                  actor: str | None = None) -> dict[str, Any]:
@@ -290,7 +347,8 @@ class ModelRegistry:
         back. Raises :class:`~alphazoo.AliasNotFoundError` when there is nothing earlier and
         :class:`~alphazoo.AliasConflictError` when another writer moved the alias meanwhile.
         """
-        name, alias = normalize_key(name), _check_alias(alias)
+        name = normalize_key(name)
+        alias = _check_alias(alias, name)
         if alias == "latest":
             raise InvalidKeyError(f"{name}@{alias}", "'latest' follows saves and has no "
                                   "history to roll back; promote to another alias and roll "
@@ -304,6 +362,10 @@ class ModelRegistry:
                                      "target: there is no earlier one to roll back to; "
                                      "promote the version you want instead")
         restored = self._entry(name, alias, back)
+        if not self.store.contains_key(version_key(name, int(restored["to"]))):
+            raise AliasNotFoundError(name, alias, f"it would roll back to v{restored['to']}, "
+                                     "which is no longer stored (pruned?); promote a stored "
+                                     "version instead, and pin versions to keep for rollbacks")
         entry = {
             "format": ENTRY_FORMAT, "name": name, "alias": alias,
             "seq": int(head["seq"]) + 1, "action": "rollback",
@@ -323,7 +385,8 @@ class ModelRegistry:
         from .registry_gates import check_gate
 
         chosen = [check_gate(gate) for gate in gates]
-        name, alias = normalize_key(name), _check_alias(alias)
+        name = normalize_key(name)
+        alias = _check_alias(alias, name)
         stored = [gate for gate in chosen if isinstance(gate, str)]
         callables = [gate for gate in chosen if not isinstance(gate, str)]
         key = self._gates_key(name, alias)
@@ -339,7 +402,8 @@ class ModelRegistry:
     def gates(self, name: str, alias: str) -> list[Gate]:
         """The gates set for ``alias`` of ``name`` (see :meth:`set_gates`): the built-ins
         kept in the store, then this object's callables."""
-        name, alias = normalize_key(name), _check_alias(alias)
+        name = normalize_key(name)
+        alias = _check_alias(alias, name)
         return self._stored_gates(name, alias) + list(self._gates.get((name, alias), []))
 
     def _gates_key(self, name: str, alias: str) -> str:
@@ -358,56 +422,75 @@ class ModelRegistry:
         return list(gates)
 
     # -- retention -------------------------------------------------------------------------
-    def prune(self, name: str, keep: int, *, dry_run: bool = True) -> dict[str, Any]:
-        """Delete old versions of ``name``, keeping the newest ``keep`` and every version an
-        alias points at (``latest`` included) or that an alias's history ever pointed at (so
-        every rollback finds its version). A dry run by default: nothing is deleted unless
-        ``dry_run=False``.
+    def pin(self, name: str, version: int | str, *, note: str | None = None) -> None:
+        """Keep ``version`` of ``name`` through every :meth:`prune` until :meth:`unpin`:
+        for a version an alias may be rolled back to after it moved on (``promote(...,
+        pin=True)`` pins the promoted version). One small object under
+        ``_registry/pins/``."""
+        name, number = normalize_key(name), parse_version(version)
+        key = version_key(name, number)
+        if not self.store.contains_key(key):
+            raise ObjectNotFoundError(key)
+        self.store.save_json(self._pin_key(name, number),
+                             {"format": "alphazoo-pin/1", "version": number, "note": note,
+                              "when": _now(), "who": _user()}, sort_keys=True)
 
-        Returns ``{"name", "dry_run", "deleted": [versions], "kept": [versions],
+    def unpin(self, name: str, version: int | str) -> bool:
+        """Let :meth:`prune` delete ``version`` again; False when it was not pinned."""
+        name, number = normalize_key(name), parse_version(version)
+        return bool(self.store.delete(self._pin_key(name, number)))
+
+    def pins(self, name: str) -> list[int]:
+        """The pinned versions of ``name``, ascending: one folder listing."""
+        name = normalize_key(name)
+        found = []
+        for key in self.store.list_folder(f"{name}/{REGISTRY_FOLDER}/pins"):
+            match = VERSION_NAME.fullmatch(key.rsplit("/", 1)[-1][: -len(".json")])
+            if match:
+                found.append(int(match.group(1)))
+        return sorted(found)
+
+    def _pin_key(self, name: str, version: int) -> str:
+        return f"{name}/{REGISTRY_FOLDER}/pins/v{version:06d}.json"
+
+    def prune(self, name: str, keep: int, *, dry_run: bool = True) -> dict[str, Any]:
+        """Delete old versions of ``name``, keeping the newest ``keep``, every version an
+        alias points at now (``latest`` included) and every pinned one (:meth:`pin`). A version
+        an alias pointed at before is not kept unless pinned: rolling back to a pruned
+        version raises :class:`~alphazoo.AliasNotFoundError` (pin the versions you may roll
+        back to, or ``promote(..., pin=True)``). A dry run by default: nothing is deleted
+        unless ``dry_run=False``.
+
+        Returns ``{"name", "dry_run", "keep", "deleted": [versions], "kept": [versions],
         "protected": {version: [reasons]}}`` (``deleted`` lists what a real run deletes).
-        Each alias's target is read again just before each deletion, so a version promoted
-        meanwhile is skipped; a promotion racing the very deletion of its version can still
-        lose it: prune when nobody promotes old versions.
+        The aliases and pins are read once, before deleting; a version promoted while prune
+        runs can be deleted: prune when nobody promotes old versions.
         """
-        if keep < 0:
-            raise ValueError(f"keep must be 0 or more, got {keep}")
+        if isinstance(keep, bool) or not isinstance(keep, int) or keep < 0:
+            raise RegistryUsageError(f"keep is how many of the newest versions to keep: a "
+                                     f"number from 0 up, not {keep!r}")
         name = normalize_key(name)
         numbers = [row["version"] for row in self.versions(name, facts=False)]
-        protected = self._protected(name)
+        protected: dict[int, list[str]] = {}
+        for alias, version in self.aliases(name).items():
+            protected.setdefault(version, []).append(f"{alias} points at it")
+        for version in self.pins(name):
+            protected.setdefault(version, []).append("pinned")
         newest = set(numbers[-keep:]) if keep else set()
         doomed = [n for n in numbers if n not in newest and n not in protected]
         deleted = []
         if not dry_run:
             for number in doomed:
-                if number in self._protected(name, targets_only=True):
-                    continue
                 if self.store.delete(version_key(name, number)):
                     deleted.append(number)
+        gone = set(doomed if dry_run else deleted)
         return {
             "name": name, "dry_run": dry_run, "keep": keep,
             "deleted": doomed if dry_run else deleted,
-            "kept": [n for n in numbers if n not in (doomed if dry_run else deleted)],
+            "kept": [n for n in numbers if n not in gone],
             "protected": {n: reasons for n, reasons in sorted(protected.items())
                           if n in numbers},
         }
-
-    def _protected(self, name: str, *, targets_only: bool = False) -> dict[int, list[str]]:
-        """Versions prune must keep, each with why: an alias points at it, or (unless
-        ``targets_only``) an alias's history pointed at it."""
-        reasons: dict[int, list[str]] = {}
-        for alias, version in self.aliases(name).items():
-            reasons.setdefault(version, []).append(f"{alias} points at it")
-        if targets_only:
-            return reasons
-        folder = f"{name}/{REGISTRY_FOLDER}/aliases"
-        for key in self.store.list_folder(folder):
-            alias = key.rsplit("/", 1)[-1][: -len(".json")]
-            for entry in self.history(name, alias):
-                why = f"in the history of {alias}"
-                if why not in reasons.setdefault(int(entry["to"]), []):
-                    reasons[int(entry["to"])].append(why)
-        return reasons
 
     # -- internals -------------------------------------------------------------------------
     def _entry(self, name: str, alias: str, seq: int) -> dict[str, Any]:
@@ -431,6 +514,10 @@ class ModelRegistry:
         """Write ``entry`` as the head, then move the head forward over every entry past it
         (see the module docstring: the last head writer has seen no later entry)."""
         while True:
+            later = _record(self.store, self._entry_key(name, alias, int(entry["seq"]) + 1))
+            if later is not None:  # a faster mover is past this entry: never set it back
+                entry = later
+                continue
             self.store.save_json(self._head_key(name, alias), entry, sort_keys=True)
             later = _record(self.store, self._entry_key(name, alias, int(entry["seq"]) + 1))
             if later is None:

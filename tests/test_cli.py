@@ -341,7 +341,8 @@ def test_registry_commands_move_aliases_and_print_json(tmp_path: Path) -> None:
                                     *where).stdout
     stale = cli("registry", "promote", "spy/gbdt", "4", "--alias", "production",
                 "--expect", "2", *where)
-    assert stale.returncode == 1 and "moved by another writer" in stale.stderr
+    assert stale.returncode == 1 and "points at v3, not at v2 as expected" in stale.stderr
+    assert "moved by another writer" not in stale.stderr  # nobody moved it meanwhile
 
     aliases = json.loads(cli("registry", "ls", "spy/gbdt", "--json", *where).stdout)
     assert {row["alias"]: row["version"] for row in aliases} == {"latest": 4, "production": 3}
@@ -369,10 +370,39 @@ def test_registry_commands_move_aliases_and_print_json(tmp_path: Path) -> None:
     nowhere = cli("inspect", "spy/gbdt@staging", *where)
     assert nowhere.returncode == 1 and "promote one first" in nowhere.stderr
 
+    # v3, production's target before the rollback, is kept for a later roll forward: pinned
+    assert cli("registry", "pin", "spy/gbdt", "v3", *where).returncode == 0
     dry = json.loads(cli("registry", "prune", "spy/gbdt", "--keep", "1", "--json",
                          *where).stdout)
-    assert dry["dry_run"] and dry["deleted"] == [1]  # v2, v3: production's; v4: latest
+    assert dry["dry_run"] and dry["deleted"] == [1]  # v2: production; v3: pinned; v4: latest
     assert store.contains_key("spy/gbdt/v000001")
     done = cli("registry", "prune", "spy/gbdt", "--keep", "1", "--delete", *where)
     assert done.returncode == 0 and "deleted v1" in done.stdout
     assert not store.contains_key("spy/gbdt/v000001")
+
+
+def test_registry_usage_mistakes_are_one_line_errors_that_say_what_to_do(
+        tmp_path: Path) -> None:
+    store = alphazoo.ObjectStore(tmp_path / "store")
+    for version in (1, 2, 3):
+        store.save_bytes(f"spy/gbdt/v{version:06d}", b"not a bundle")
+    where = ("--store", str(tmp_path / "store"))
+    zero = cli("inspect", "spy/gbdt@v0", *where)
+    assert zero.returncode == 1 and "from 1 up" in zero.stderr
+    assert "ValueError" not in zero.stderr and "Traceback" not in zero.stderr
+    negative = cli("registry", "prune", "spy/gbdt", "--keep", "-1", *where)
+    assert negative.returncode == 2 and "a number from 0 up" in negative.stderr
+    promoted = cli("registry", "promote", "spy/gbdt", "v1", "--alias", "production", "--pin",
+                   *where)
+    assert promoted.returncode == 0, promoted.stderr
+    cli("registry", "promote", "spy/gbdt", "2", "--alias", "production", *where)
+    pinned = cli("registry", "pin", "spy/gbdt", "3", *where)
+    assert pinned.returncode == 0 and "v3 pinned" in pinned.stdout
+    report = json.loads(cli("registry", "prune", "spy/gbdt", "--keep", "0", "--json",
+                            *where).stdout)
+    assert report["deleted"] == [] and report["protected"] == {
+        "1": ["pinned"], "2": ["production points at it"], "3": ["pinned"]}
+    assert "unpinned" in cli("registry", "pin", "spy/gbdt", "3", "--remove", *where).stdout
+    report = json.loads(cli("registry", "prune", "spy/gbdt", "--keep", "0", "--json",
+                            *where).stdout)
+    assert report["deleted"] == [3]

@@ -600,8 +600,7 @@ def test_a_backtest_follows_the_alias_as_it_was_at_the_start(aapl, tmp_path):
 def test_live_mode_keeps_following_and_closing_ends_the_threads(tmp_path):
     import threading
 
-    from alphazoo.contrib._lean_algorithm import AlgorithmDriver
-    from alphazoo.contrib._lean_store import LeanObjectStore
+    from alphazoo.contrib.algorithm import AlgorithmDriver, LeanObjectStore
     from alphazoo.training import save_version
 
     store = ObjectStore(tmp_path / "store")
@@ -616,10 +615,11 @@ def test_live_mode_keeps_following_and_closing_ends_the_threads(tmp_path):
 
     algo = Live()
     driver = AlgorithmDriver(algo)
-    driver.configure({}, LeanObjectStore(store), zoo, fee_rate=0.0, fractional=False,
-                     parameters=None, start_fixed=False, first=START, cash=None, live=True)
+    driver.configure({}, LeanObjectStore(store), zoo, first=START, live=True)
     driver.initialize()
     assert algo.live_mode
+    with pytest.raises(AttributeError):
+        algo.live_mode = False  # set by the runner, read-only to the algorithm as in LEAN
     assert algo.model.wait(30) and algo.model.predict([[0.0]])[0] == 1.0
     zoo.registry.promote("spy/m", 2, "production", note="better")
     assert algo.model.wait_for_version(2, 30) and algo.model.predict([[0.0]])[0] == 2.0

@@ -451,3 +451,90 @@ def test_follows_an_alias_another_process_moves_on_s3(moto_s3: Any, tmp_path: An
             zoo.registry.versions("s3/m")  # the follower's process lists the series too
         assert follower.errors == [] and follower.poll_errors == 0
     assert follower_threads() == []
+
+
+class FlakyStore(ObjectStore):
+    """A local store whose reads of the keys in ``down`` fail as a network blip would."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.down: set[str] = set()
+        self.attempts = 0
+
+    def _check(self, key: str) -> None:
+        if key in self.down:
+            self.attempts += 1
+            raise ConnectionResetError(f"reading {key}: connection reset by peer")
+
+    def open(self, key: str, *args: Any, **kwargs: Any) -> Any:
+        self._check(key)
+        return super().open(key, *args, **kwargs)
+
+    def read_bytes(self, key: str) -> bytes:
+        self._check(key)
+        return super().read_bytes(key)
+
+
+def test_a_transient_load_error_is_retried_with_a_growing_wait(tmp_path: Any,
+                                                               caplog: Any) -> None:
+    from alphazoo.training import follow
+
+    store = FlakyStore(tmp_path / "store")
+    zoo = Zoo(store)
+    for version in (1, 2):
+        save_version(zoo, constant(version), "m")
+    zoo.registry.promote("m", 1, "production")
+    served = ServedModel()
+    follower = AliasFollower(served, zoo, "m@production", poll=0.01)
+    assert follower.check().status == "served"
+    store.down.add(version_key("m", 2))
+    zoo.registry.promote("m", 2, "production")
+    assert follower.check().status == "failed"  # an S3 hiccup while loading v2
+    for _ in range(3):
+        time.sleep(0.005)
+        follower.check()
+    first = store.attempts
+    assert 1 <= first <= 3  # retried, but not on every poll: the wait doubles
+    deadline = time.monotonic() + WAIT
+    while store.attempts < first + 2 and time.monotonic() < deadline:
+        follower.check()
+        time.sleep(0.005)
+    assert store.attempts >= first + 2 and served.version == 1
+    assert caplog.text.count("loading m/v000002 failed") == 1  # logged once per outage
+    store.down.clear()  # the store answers again: v2 is served on a later poll
+    deadline = time.monotonic() + WAIT
+    while served.version != 2 and time.monotonic() < deadline:
+        follower.check()
+        time.sleep(0.005)
+    assert served.version == 2 and served.predict(X)[0] == 2.0
+    assert "loaded after" in caplog.text
+    assert follow.MAX_RETRY_WAIT >= 60
+
+
+def test_the_follower_completes_a_move_a_crashed_mover_left_half_done(zoo: Zoo) -> None:
+    from alphazoo.training.follow import PROBE_EVERY
+
+    for version in (1, 2):
+        save_version(zoo, constant(version), "m")
+    zoo.registry.promote("m", 1, "production")
+    served = ServedModel()
+    follower = AliasFollower(served, zoo, "m@production", poll=60)
+    follower.check()
+    assert served.version == 1
+    entry = dict(zoo.registry.head("m", "production"), seq=2, to=2, back=1, **{"from": 1})
+    assert zoo.store.create_bytes("m/_registry/history/production/000002.json",
+                                  json.dumps(entry).encode())  # its mover died here
+    for _ in range(PROBE_EVERY - 1):
+        follower.check()
+    assert served.version == 1  # plain polls read the head only
+    follower.check()  # PROBE_EVERY polls after the first probe: the next one
+    assert served.version == 2 and zoo.registry.target("m", "production") == 2
+
+
+def test_model_rejected_error_is_an_alphazoo_error_importable_from_both_places() -> None:
+    import alphazoo
+    from alphazoo.training.follow import ModelRejectedError as from_follow
+
+    assert alphazoo.ModelRejectedError is ModelRejectedError is from_follow
+    assert issubclass(ModelRejectedError, alphazoo.AlphazooError)
+    assert "ModelRejectedError" in alphazoo.__all__

@@ -363,6 +363,39 @@ def test_s3_alias_moves_use_conditional_writes(moto_s3: Any) -> None:
 
 
 @pytest.mark.s3
+def test_s3_tells_a_failed_condition_by_its_code_never_by_its_text(
+        moto_s3: Any, monkeypatch: Any) -> None:
+    """A network error writing history entry 000412 is an error, not a lost race; S3's
+    PreconditionFailed (HTTP 412) is a lost race whatever its message says."""
+    import errno
+
+    from botocore.exceptions import ClientError
+    from s3fs.errors import translate_boto_error
+
+    location, options = _s3_location(moto_s3)
+    store = alphazoo.ObjectStore(location, storage_options=options)
+    key = "spy/gbdt/_registry/history/production/000412.json"
+    assert store.create_bytes(key, b"{}") and not store.create_bytes(key, b"{}")  # real S3 412
+    fs = store._backend.fs  # type: ignore[attr-defined]
+
+    def reset(*args: Any, **kwargs: Any) -> None:
+        raise OSError(errno.ECONNRESET, f"connection reset writing {args[0]} (412 bytes sent)")
+
+    monkeypatch.setattr(fs, "pipe_file", reset)
+    with pytest.raises(OSError, match="connection reset"):
+        store.create_bytes(key.replace("000412", "000413"), b"{}")
+    refused = ClientError({"Error": {"Code": "PreconditionFailed", "Message": "At least one "
+                                     "of the pre-conditions you specified did not hold"},
+                           "ResponseMetadata": {"HTTPStatusCode": 412}}, "PutObject")
+
+    def precondition(*args: Any, **kwargs: Any) -> None:
+        raise translate_boto_error(refused)  # s3fs's OSError(EINVAL) caused by ClientError
+
+    monkeypatch.setattr(fs, "pipe_file", precondition)
+    assert not store.create_bytes(key.replace("000412", "000414"), b"{}")
+
+
+@pytest.mark.s3
 @pytest.mark.slow
 def test_two_processes_racing_on_s3(moto_s3: Any) -> None:
     location, options = _s3_location(moto_s3)
@@ -382,10 +415,11 @@ def test_prune_is_a_dry_run_by_default_and_spares_aliased_versions(
     registry.promote("spy/gbdt", 4, "production")
     registry.rollback("spy/gbdt", "production")  # production -> v2; v4 stays in its history
     registry.promote("spy/gbdt", 6, "staging")
+    registry.pin("spy/gbdt", 4, note="rollback target")  # kept though no alias points at it
     report = registry.prune("spy/gbdt", keep=2)
     assert report["dry_run"] and report["deleted"] == [1, 3, 5, 7, 8]
-    assert report["protected"][2] == ["production points at it", "in the history of production"]
-    assert report["protected"][4] == ["in the history of production"]
+    assert report["protected"][2] == ["production points at it"]
+    assert report["protected"][4] == ["pinned"]
     assert len(store.list_folder("spy/gbdt")) == 11  # ten versions and latest.json: untouched
     done = registry.prune("spy/gbdt", keep=2, dry_run=False)
     assert done["deleted"] == [1, 3, 5, 7, 8] and done["kept"] == [2, 4, 6, 9, 10]
@@ -395,6 +429,141 @@ def test_prune_is_a_dry_run_by_default_and_spares_aliased_versions(
     assert store.usage() == store.usage(recount=False)  # deletions were counted
     with pytest.raises(ValueError):
         registry.prune("spy/gbdt", keep=-1)
+    with pytest.raises(alphazoo.RegistryUsageError, match="from 0 up"):
+        registry.prune("spy/gbdt", keep=-1)
+
+
+def test_prune_can_delete_what_history_names_unless_pinned(registry: ModelRegistry) -> None:
+    """A retrain loop promoting every version (promote_to=) must not make every one of them
+    unprunable: only current targets, the newest N and pinned versions are kept."""
+    store = registry.store
+    _fill(store, "spy/gbdt", 8)
+    for version in range(1, 9):
+        registry.promote("spy/gbdt", version, "production", pin=version == 3)
+    assert registry.pins("spy/gbdt") == [3]
+    done = registry.prune("spy/gbdt", keep=1, dry_run=False)
+    assert done["deleted"] == [1, 2, 4, 5, 6, 7] and done["kept"] == [3, 8]
+    with pytest.raises(AliasNotFoundError, match="v7, which is no longer stored"):
+        registry.rollback("spy/gbdt", "production")  # its target was pruned
+    assert registry.target("spy/gbdt", "production") == 8  # the refused rollback moved nothing
+    assert registry.unpin("spy/gbdt", "v3") and not registry.unpin("spy/gbdt", 3)
+    assert registry.prune("spy/gbdt", keep=1)["deleted"] == [3]
+
+
+def test_prune_reads_the_aliases_once_whatever_it_deletes(tmp_path: Path) -> None:
+    class Counting(alphazoo.ObjectStore):
+        listings: list[str] = []
+
+        def list_folder(self, folder: str) -> list[str]:
+            self.listings.append(folder)
+            return super().list_folder(folder)
+
+    store = Counting(tmp_path / "store")
+    _fill(store, "spy/gbdt", 30)
+    registry = ModelRegistry(store)
+    registry.promote("spy/gbdt", 30, "production")
+    assert registry.prune("spy/gbdt", keep=1, dry_run=False)["deleted"] == list(range(1, 30))
+    assert store.listings.count("spy/gbdt/_registry/aliases") == 1
+
+
+def test_resolve_completes_a_move_a_crashed_mover_left_half_done(
+        registry: ModelRegistry) -> None:
+    registry.promote("spy/gbdt", 1, "production")
+    # A mover created history entry 2 and died before writing the head.
+    entry = {"format": "alphazoo-alias/1", "name": "spy/gbdt", "alias": "production",
+             "seq": 2, "action": "promote", "from": 1, "to": 3, "back": 1,
+             "when": "2026-01-01T00:00:00+00:00", "who": "crashed", "note": None}
+    assert registry.store.create_bytes("spy/gbdt/_registry/history/production/000002.json",
+                                       json.dumps(entry).encode())
+    assert registry.target("spy/gbdt", "production") == 1  # a poll: one read, the old head
+    assert registry.resolve("spy/gbdt@production") == "spy/gbdt/v000003"  # a load: repaired
+    assert registry.target("spy/gbdt", "production") == 3  # the head was walked forward
+
+
+def test_a_slow_mover_never_writes_a_superseded_head(tmp_path: Path) -> None:
+    """Mover A created entry 2; before A writes its head, mover B created entry 3. A must go
+    straight to entry 3, never set the head to entry 2 (a poll then would serve v2)."""
+    heads: list[int] = []
+
+    class Racing(alphazoo.ObjectStore):
+        def create_bytes(self, key: str, data: bytes) -> bool:
+            created = super().create_bytes(key, data)
+            if created and key.endswith("/000002.json"):  # B sneaks in after A's create
+                later = dict(json.loads(data), seq=3, to=4, back=2)
+                super().create_bytes(key.replace("000002", "000003"),
+                                     json.dumps(later).encode())
+            return created
+
+        def save_json(self, key: str, value: Any, **options: Any) -> Any:
+            if key.endswith("aliases/production.json"):
+                heads.append(value["seq"])
+            return super().save_json(key, value, **options)
+
+    store = Racing(tmp_path / "store")
+    _fill(store, "spy/gbdt", 4)
+    registry = ModelRegistry(store)
+    registry.promote("spy/gbdt", 1, "production")
+    registry.promote("spy/gbdt", 2, "production")
+    assert heads == [1, 3]  # entry 2 was never the head
+    assert registry.target("spy/gbdt", "production") == 4
+
+
+def test_usage_mistakes_raise_typed_errors_that_say_what_to_do(
+        registry: ModelRegistry) -> None:
+    from alphazoo.training.model_versions import write_latest
+
+    with pytest.raises(alphazoo.RegistryUsageError, match="from 1 up"):
+        registry.resolve("spy/gbdt@v0")
+    zoo = alphazoo.Zoo(registry.store, discover=False)
+    with pytest.raises(alphazoo.RegistryUsageError, match="from 1 up"):
+        zoo.load("spy/gbdt@v0")
+    assert registry.promote("spy/gbdt", "v2", "production")["to"] == 2
+    assert registry.promote("spy/gbdt", "3", "production")["to"] == 3
+    with pytest.raises(alphazoo.RegistryUsageError, match="'two' is no model version"):
+        registry.promote("spy/gbdt", "two", "production")
+    with pytest.raises(AliasNotFoundError) as missing:
+        registry.resolve("spy/gbdt@latest")
+    assert "--alias latest" not in str(missing.value) and "latest.json" in str(missing.value)
+    write_latest(registry.store, "spy/gbdt", 5)
+    assert registry.resolve("spy/gbdt@latest") == "spy/gbdt/v000005"
+    with pytest.raises(AliasConflictError) as stale:
+        registry.promote("spy/gbdt", 4, "production", expect=5)
+    assert "points at v3, not at v5 as expected" in str(stale.value)
+    assert "another writer" not in str(stale.value) and not stale.value.raced
+    for bad in (lambda: registry.promote("spy/gbdt", 1, ""),
+                lambda: registry.resolve("spy/gbdt@")):
+        with pytest.raises(alphazoo.InvalidAliasError) as empty:
+            bad()
+        assert "the alias is empty" in str(empty.value)
+        assert "object store key" not in str(empty.value)
+        assert isinstance(empty.value, InvalidKeyError)  # what callers caught before
+
+
+def test_every_public_name_of_the_registry_module_is_in_all() -> None:
+    import alphazoo.model_registry as module
+
+    assert {"manifest_facts", "Gate", "parse_version"} <= set(module.__all__)
+    assert all(hasattr(module, name) for name in module.__all__)
+
+
+def test_a_folder_store_create_fsyncs_every_folder_it_made(tmp_path: Path,
+                                                          monkeypatch: Any) -> None:
+    """A power cut after a move must not lose the history folders made for its first entry."""
+    import alphazoo.backends as backends
+
+    synced: list[Path] = []
+    real = backends._fsync_dir
+
+    def spy(folder: Path) -> None:
+        synced.append(Path(folder))
+        real(folder)
+
+    monkeypatch.setattr(backends, "_fsync_dir", spy)
+    store = alphazoo.ObjectStore(tmp_path / "store")
+    assert store.create_bytes("a/b/c/entry.json", b"{}")
+    root = Path(tmp_path / "store")
+    # the object's folder, then each created folder's parent, child before parent
+    assert synced == [root / "a/b/c", root / "a/b", root / "a", root]
 
 
 # -- gates -------------------------------------------------------------------------------------

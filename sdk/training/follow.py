@@ -13,8 +13,17 @@ online model:
 - only a version that loaded and verified is published, through the atomic swap of
   :class:`~alphazoo.training.ServedModel`; one that fails is logged (logger
   ``"alphazoo.training"``), kept in :attr:`AliasFollower.errors`, and never served: the
-  previous version stays. It is tried again only after the alias has pointed elsewhere, so a
-  corrupted bundle costs one load, not one per poll.
+  previous version stays;
+- a version that is itself bad (its bundle fails verification, it is untrusted, deleted, or
+  ``verify`` refused it) is tried again only after the alias has pointed elsewhere, so a
+  corrupted bundle costs one load, not one per poll. Any other failure (the store did not
+  answer: an S3 hiccup) is retried on later polls, after a wait that doubles from one poll
+  interval up to :data:`MAX_RETRY_WAIT` seconds, and logged once per outage;
+- the first poll, and every :data:`PROBE_EVERY` polls after it, reads the alias's head with
+  :meth:`ModelRegistry.head <alphazoo.ModelRegistry.head>` instead of
+  :meth:`~alphazoo.ModelRegistry.target`: two reads instead of one, and a move that a mover
+  crashed in the middle of (its history entry written, the head not) is completed, so the
+  follower reaches that version within ``PROBE_EVERY`` polls.
 
 A swap is visible to predictions within one poll interval plus the new version's load time.
 The models of the last ``keep`` versions served stay loaded, so a rollback to the previous
@@ -32,7 +41,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Callable, Protocol
 
-from alphazoo.errors import AlphazooError
+from alphazoo.errors import (
+    BundleIntegrityError,
+    ModelRejectedError,
+    ObjectNotFoundError,
+    UntrustedModelError,
+)
 from alphazoo.keys import normalize_key
 from alphazoo.model_registry import parse_reference
 
@@ -41,7 +55,17 @@ from .model_versions import version_key
 if TYPE_CHECKING:
     from alphazoo.host import Zoo
 
-__all__ = ["AliasFollower", "FollowEvent", "ModelRejectedError", "alias_target"]
+__all__ = ["AliasFollower", "FollowEvent", "ModelRejectedError", "alias_target",
+           "PROBE_EVERY", "MAX_RETRY_WAIT"]
+
+#: Every how many polls a follower reads the alias's head walked forward (see above).
+PROBE_EVERY = 20
+#: The longest wait, in seconds, between two loads of a version that failed for a reason
+#: other than the version itself (the wait doubles from one poll interval up to this).
+MAX_RETRY_WAIT = 300.0
+#: Failures that say the version itself is bad: it is not loaded again (see above).
+_BAD_VERSION = (BundleIntegrityError, UntrustedModelError, ObjectNotFoundError,
+                ModelRejectedError)
 
 log = logging.getLogger("alphazoo.training")
 
@@ -55,10 +79,6 @@ class _Served(Protocol):
 
     def publish(self, model: Any, *, key: str | None = None, name: str | None = None,
                 **extra: Any) -> Any: ...
-
-
-class ModelRejectedError(AlphazooError):
-    """A followed version loaded but its ``verify`` check refused it; it was not served."""
 
 
 @dataclass(frozen=True)
@@ -142,7 +162,10 @@ class AliasFollower:
         self.poll_errors = 0
         self._failing = False
         self._loaded: OrderedDict[int, Any] = OrderedDict()
-        self._tried: int | None = None  # the last target acted on, served or failed
+        self._tried: int | None = None  # the last target served, or refused as bad
+        self._retry_at = 0.0  # monotonic time before which a failed target is not reloaded
+        self._retries = 0  # consecutive load failures of _retrying not for the version
+        self._retrying: int | None = None
         self._stop = threading.Event()
         self._checking = threading.Lock()  # check() from a caller and the thread, one at a time
         self._thread = threading.Thread(target=self._loop, daemon=True,
@@ -181,7 +204,12 @@ class AliasFollower:
 
     def _check(self) -> FollowEvent | None:
         try:
-            target = alias_target(self.zoo, self.name, self.alias)
+            if self.polls % PROBE_EVERY == 0 and self.alias != "latest" \
+                    and _fixed_version(self.alias) is None:
+                head = self.zoo.registry.head(self.name, self.alias)
+                target = None if head is None else int(head["to"])
+            else:
+                target = alias_target(self.zoo, self.name, self.alias)
         except Exception as exc:  # a store hiccup must not end the following
             self.poll_errors += 1
             # once per outage, not once per poll: a store down for an hour at a 1 s poll
@@ -199,7 +227,8 @@ class AliasFollower:
         self.target = target
         if target is None or target == self._tried:
             return None
-        self._tried = target
+        if target == self._retrying and time.monotonic() < self._retry_at:
+            return None  # a failed load of this target waits out its backoff
         return self._switch(target)
 
     def _loop(self) -> None:
@@ -212,26 +241,26 @@ class AliasFollower:
         seen_at = datetime.now(timezone.utc)
         started = time.perf_counter()
         model = self._loaded.get(version)
+        bad = True  # whether a failure below is the version's own
         try:
             if model is None:
-                model = self.zoo.load(key, **self.load_options)
+                try:
+                    model = self.zoo.load(key, **self.load_options)
+                except _BAD_VERSION:
+                    raise
+                except Exception:
+                    bad = False
+                    raise
                 if self.verify is not None and self.verify(model) is False:
                     raise ModelRejectedError(f"{key}: the follower's verify check returned "
                                              "False; the version in service stays")
         except Exception as exc:
-            event = FollowEvent(version, key, "failed", seen_at, time.perf_counter() - started,
-                                exc, traceback.format_exc())
-            self.events.append(event)
-            self.errors.append(event)
-            log.error("following %s: version %s failed to load or verify (%s: %s); %s stays "
-                      "in service", self.reference, key, type(exc).__name__, exc,
-                      self.served.key or "no model", exc_info=exc)
-            if self.on_error is not None:
-                try:
-                    self.on_error(event)
-                except Exception:
-                    log.exception("the follower's on_error callback raised")
-            return event
+            return self._failed(version, key, seen_at, started, exc, bad)
+        if self._retries:
+            log.warning("following %s: %s loaded after %d failed attempts", self.reference,
+                        key, self._retries)
+        self._retries, self._retrying = 0, None
+        self._tried = version
         if self._stop.is_set():  # stopped while loading: serve nothing more
             return None
         self._loaded[version] = model
@@ -244,6 +273,39 @@ class AliasFollower:
         self.events.append(event)
         log.info("following %s: %s in service (%.3f s to load)", self.reference, key,
                  event.seconds)
+        return event
+
+    def _failed(self, version: int, key: str, seen_at: datetime, started: float,
+                exc: Exception, bad: bool) -> FollowEvent:
+        """Record a version that was not served: a bad one is not tried again until the alias
+        moves; any other failure is retried after a growing wait, and logged once."""
+        event = FollowEvent(version, key, "failed", seen_at, time.perf_counter() - started,
+                            exc, traceback.format_exc())
+        self.events.append(event)
+        self.errors.append(event)
+        if version != self._retrying:
+            self._retries = 0
+        first = self._retries == 0
+        if bad:
+            self._tried, self._retries, self._retrying = version, 0, None
+            log.error("following %s: version %s failed to load or verify (%s: %s); %s stays "
+                      "in service", self.reference, key, type(exc).__name__, exc,
+                      self.served.key or "no model", exc_info=exc)
+        else:
+            wait = min(self.poll * 2 ** self._retries, max(MAX_RETRY_WAIT, self.poll))
+            self._retries += 1
+            self._retrying = version
+            self._retry_at = time.monotonic() + wait
+            log.log(logging.WARNING if first else logging.DEBUG,
+                    "following %s: loading %s failed (%s: %s); %s stays in service, retrying "
+                    "with a growing wait (now %.3g s)", self.reference, key,
+                    type(exc).__name__, exc, self.served.key or "no model", wait,
+                    exc_info=exc if first else None)
+        if self.on_error is not None and (bad or first):
+            try:
+                self.on_error(event)
+            except Exception:
+                log.exception("the follower's on_error callback raised")
         return event
 
     def __repr__(self) -> str:
