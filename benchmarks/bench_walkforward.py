@@ -353,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
     result["environment"]["loadavg_end"] = _loadavg()
     report(result, out)
     if args.json:
-        from alphazoo.host import strict_jsonable  # NaN (the benchmark has no IC) -> null
+        from alphazoo.jsonable import strict_jsonable  # NaN (the benchmark has no IC) -> null
 
         write_json(strict_jsonable(result), args.json, out)
     return 0

@@ -131,7 +131,7 @@ def alphazoo_save(request: SaveRequest) -> Any:
             f"{model.library or 'unknown'!r}); install or enable that library's adapter "
             "(see `alphazoo plugins`)"
         )
-    from alphazoo.host import strict_jsonable
+    from alphazoo.jsonable import strict_jsonable
 
     payload.adapter_data = {**payload.adapter_data, "contrib": strict_jsonable(model.record())}
     return payload

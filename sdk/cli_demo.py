@@ -223,7 +223,7 @@ def demo_table(out: Any, comparison: Any) -> Any:
 
 
 def _json(result: Any) -> int:
-    from .host import strict_jsonable
+    from .jsonable import strict_jsonable
 
     payload = asdict(result.comparison)
     for row in [*payload["models"], payload["benchmark"]]:

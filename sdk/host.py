@@ -27,6 +27,7 @@ from .bundle import (
     write_bundle,
 )
 from .contracts import FormatSpec, LoadRequest, ModelSpec, PayloadFiles, SaveRequest
+from .data_facts import row_count, sample_head, time_window
 from .discovery import (
     PluginInfo,
     PluginLoadWarning,
@@ -42,6 +43,10 @@ from .errors import (
     VersionMismatchWarning,
 )
 from .host_plugin import HostPlugin
+
+# strict_jsonable was first published here; it stays importable from alphazoo.host.
+from .jsonable import jsonable
+from .jsonable import strict_jsonable as strict_jsonable
 from .keys import normalize_key
 from .limits import LoadLimits
 from .ownership import ModelOwners
@@ -291,7 +296,7 @@ class Zoo:
         """An unfitted model from the zoo model ``name`` (see ``alphazoo models``)."""
         spec = self._model_spec(name)
         model = self.hook.alphazoo_build(spec=spec, params=params)
-        model_facts.record(model, zoo_model=name, params=_jsonable(params))
+        model_facts.record(model, zoo_model=name, params=jsonable(params))
         return model
 
     def train(self, model: Any, X: Any, y: Any = None, **params: Any) -> Any:
@@ -308,12 +313,12 @@ class Zoo:
         seconds = time.perf_counter() - started
         notes = model_facts.facts_of(model)
         notes["training"] = {
-            "rows": _rows(X),
+            "rows": row_count(X),
             "seconds": round(seconds, 6),
-            "window": _window(X),
+            "window": time_window(X),
             "finished": _now(),
         }
-        notes["sample"] = _head(X, _SAMPLE_ROWS)
+        notes["sample"] = sample_head(X, _SAMPLE_ROWS)
         model_facts.record(fitted, **notes)
         return fitted
 
@@ -380,7 +385,7 @@ class Zoo:
                     "alphazoo": _alphazoo_version(),
                     "input": payload.input_signature,
                     "training": notes.get("training"),
-                    "metadata": _jsonable(metadata or {}),
+                    "metadata": jsonable(metadata or {}),
                     "adapter_data": payload.adapter_data,
                     "created": _now(),
                 }
@@ -572,66 +577,3 @@ def _alphazoo_version() -> str:
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def _rows(X: Any) -> int | None:
-    shape = getattr(X, "shape", None)
-    if shape:
-        return int(shape[0])
-    try:
-        return len(X)
-    except TypeError:
-        return None
-
-
-def _window(X: Any) -> dict[str, str] | None:
-    # A pandas object's time index; list.index is a method, hence the callable check.
-    index = getattr(X, "index", None)
-    if index is None or callable(index) or not len(index):
-        return None
-    try:
-        return {"start": str(index.min()), "end": str(index.max())}
-    except (TypeError, ValueError):
-        return None
-
-
-def _head(X: Any, rows: int) -> Any:
-    try:
-        import numpy as np
-
-        array = np.asarray(X[:rows] if not hasattr(X, "iloc") else X.iloc[:rows])
-        return array if array.dtype.kind in "fiub" else None
-    except Exception:  # a sample is a nicety; odd inputs simply have none
-        return None
-
-
-def _jsonable(value: Any) -> Any:
-    """``value`` reduced to JSON types (numpy scalars and tuples included)."""
-    import json
-
-    return json.loads(json.dumps(value, default=_json_default))
-
-
-def strict_jsonable(value: Any) -> Any:
-    """``value`` reduced to JSON types, with NaN and infinities as None: strict JSON, which a
-    bundle manifest must be and other tools' parsers expect."""
-    import math
-
-    def finite(item: Any) -> Any:
-        if isinstance(item, float):
-            return item if math.isfinite(item) else None
-        if isinstance(item, dict):
-            return {key: finite(inner) for key, inner in item.items()}
-        if isinstance(item, list):
-            return [finite(inner) for inner in item]
-        return item
-
-    return finite(_jsonable(value))
-
-
-def _json_default(value: Any) -> Any:
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    if isinstance(value, (set, frozenset)):
-        return sorted(value)
-    return repr(value)

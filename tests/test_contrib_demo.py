@@ -148,7 +148,7 @@ def _refuse(constant: str) -> None:
 
 def test_demo_json_is_strict_even_for_infinities() -> None:
     # The demo's --json and the contrib state in manifests both go through this.
-    from alphazoo.host import strict_jsonable as _finite
+    from alphazoo.jsonable import strict_jsonable as _finite
 
     value = {"a": [1.5, float("inf"), -float("inf"), float("nan")], "b": {"c": np.float64("inf")},
              "d": "text", "e": 2}
