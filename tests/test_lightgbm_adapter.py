@@ -699,6 +699,18 @@ HOSTILE = {
     "pandas categories not lists": lambda t: t.rstrip("\n").rsplit("\n", 1)[0]
     + '\npandas_categorical:{"a": 1}\n',
     "not UTF-8": lambda t: t.replace("tree\n", "tree\n\udcff", 1),
+    # LightGBM's reader raises a C++ exception on a value that is not a number, on an OpenMP
+    # thread: the process aborts (SIGABRT) unless the check refuses it first.
+    "leaf_value not a number": lambda t: _replace_first_value(t, "leaf_value", "x1"),
+    "threshold garbled": lambda t: _replace_first_value(t, "threshold", "9.87y88e-05"),
+    "leaf_weight not a number": lambda t: _replace_first_value(t, "leaf_weight", "1e"),
+    "internal_value not a number": lambda t: _replace_first_value(t, "internal_value", "--1"),
+    "internal_weight not a number": lambda t: _replace_first_value(t, "internal_weight",
+                                                                   "1..5"),
+    "shrinkage not a number": lambda t: _replace_in_tree(t, "shrinkage", "0.1x"),
+    "split_gain not a number": lambda t: _replace_first_value(t, "split_gain", "Infinity"),
+    "internal_count not an integer": lambda t: _replace_first_value(t, "internal_count", "1.5"),
+    "leaf_count not an integer": lambda t: _replace_first_value(t, "leaf_count", "7x"),
 }
 
 
@@ -717,7 +729,21 @@ REFUSALS = {
     "unknown tree key": "'bogus=1'", "tree not closed": "not closed by an empty line",
     "parameter line without colon": "'\\[boosting\\]'",
     "pandas categories not lists": "pandas_categorical", "not UTF-8": "not UTF-8",
+    "leaf_value not a number": "tree 0 leaf_value is not a line of numbers \\('x1'\\)",
+    "threshold garbled": "threshold is not a line of numbers \\('9.87y88e-05'\\)",
+    "leaf_weight not a number": "leaf_weight is not a line of numbers",
+    "internal_value not a number": "internal_value is not a line of numbers",
+    "internal_weight not a number": "internal_weight is not a line of numbers",
+    "shrinkage not a number": "shrinkage is not a line of numbers",
+    "split_gain not a number": "split_gain is not a line of numbers \\('Infinity'\\)",
+    "internal_count not an integer": "internal_count is not a line of integers",
+    "leaf_count not an integer": "leaf_count is not a line of integers",
 }
+
+
+def _replace_first_value(text: str, key: str, value: str, tree: int = 0) -> str:
+    return _replace_in_tree(text, key, " ".join([value] + _first_tree_values(text, key)[1:]),
+                            tree)
 
 
 @pytest.mark.parametrize("case", sorted(HOSTILE))
@@ -733,6 +759,73 @@ def test_real_model_strings_pass_the_check(saved, model_text):
     for model in saved["models"].values():
         text = booster_of(model).model_to_string(num_iteration=-1)
         assert check_model_text(text.encode()) == text
+
+
+def test_numbers_as_lightgbm_spells_them_pass_the_check_and_load(model_text):
+    """The grammar is LightGBM's writer's ("{:.17g}" through fmt): exponents, inf, nan."""
+    # Without tree_sizes (LightGBM then finds the trees by reading): edits change lengths.
+    model_text = re.sub(r"\ntree_sizes=[^\n]*", "", model_text, count=1)
+    spelled = ["-inf", "inf", "nan", "-nan", "1e+300", "-1.5e-07", "0", "-0.25", "7.", ".5"]
+    text = model_text
+    for key, value in zip(["threshold", "leaf_value", "split_gain", "internal_value",
+                           "leaf_weight", "internal_weight", "leaf_value", "threshold",
+                           "leaf_value", "split_gain"], spelled, strict=True):
+        values = _first_tree_values(text, key)
+        values[spelled.index(value) % len(values)] = value
+        text = _replace_in_tree(text, key, " ".join(values))
+    assert check_model_text(text.encode()) == text
+    lightgbm.Booster(model_str=text)  # and LightGBM reads every one of them
+
+
+def test_random_edits_of_numbers_never_crash_lightgbm(model_text, data, tmp_path):
+    """A few hundred single-value edits of the float and count arrays: each is refused by
+    the check or read by LightGBM, in a child process, where an abort would show."""
+    # Without tree_sizes, which would refuse every edit that changes a length.
+    (tmp_path / "model.txt").write_text(re.sub(r"\ntree_sizes=[^\n]*", "", model_text,
+                                               count=1))
+    np.save(tmp_path / "X.npy", data["X_reg"][:50])
+    code = textwrap.dedent("""
+        import random, sys
+        import lightgbm, numpy as np
+        from alphazoo.adapters._lightgbm_text import check_model_text
+        from alphazoo.errors import BundleFormatError
+        text, X = open("model.txt").read(), np.load("X.npy")
+        keys = ("leaf_value", "threshold", "leaf_weight", "internal_value", "internal_weight",
+                "shrinkage", "split_gain", "leaf_count", "internal_count")
+        lines = [i for i, line in enumerate(text.split("\\n"))
+                 if line.partition("=")[0] in keys and line.partition("=")[2]]
+        tokens = ["x1", "9.87y88e-05", "1e", "e5", "-", ".", "--1", "1..2", "+1", "0x10",
+                  "1_0", "NaN", "Infinity", "nan(1)", "1e999", "\\u0661", "-.e1", "inf", "7"]
+        rng = random.Random(15)
+        refused = read = 0
+        for _ in range(int(sys.argv[1])):
+            rows = text.split("\\n")
+            row = rng.choice(lines)
+            key, _, line = rows[row].partition("=")
+            values = line.split(" ")
+            at = rng.randrange(len(values))
+            value = values[at]
+            if rng.random() < 0.5:
+                value = rng.choice(tokens)
+            else:
+                where = rng.randrange(len(value) + 1)
+                value = value[:where] + rng.choice("xe.-+9 E/") + value[where + 1:]
+            values[at] = value
+            rows[row] = key + "=" + " ".join(values)
+            edited = "\\n".join(rows)
+            try:
+                check_model_text(edited.encode())
+            except BundleFormatError:
+                refused += 1
+                continue
+            lightgbm.Booster(model_str=edited).predict(X)
+            read += 1
+        print(refused, read)
+    """)
+    result = run_python(code, "300", cwd=tmp_path)
+    refused, read = map(int, result.stdout.split("\n")[-2].split())
+    assert refused + read == 300
+    assert refused > 50 and read > 50  # both paths were exercised
 
 
 def test_a_huge_model_string_is_refused_by_size_before_it_is_read(model_text):
