@@ -153,7 +153,7 @@ def onnx_reader(adapter: str, producers: tuple[str, ...]) -> Reader:
         signature = request.manifest.get("input") or {}
         return OnnxPredictor(str(path), task=_served_task(data["task"]), outputs=data["outputs"],
                              classes=data.get("classes"),
-                             feature_names=signature.get("feature_names"))
+                             feature_names=signature.get("feature_names"), key=request.key)
 
     return read
 

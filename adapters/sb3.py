@@ -47,8 +47,11 @@ out (uint8 images are normalised in the graph), post-processed as ``predict`` do
 or rescaled to the action space). Saving checks it against ``model.predict(obs,
 deterministic=True)`` on sample observations; it loads as a
 :class:`~alphazoo.adapters._sb3_serve.PolicyOnnxPredictor`, which needs numpy and onnxruntime
-only (and the one-file reader, ``alphazoo export-reader``, serves it in QuantConnect).
-Save option: ``opset=``.
+only (and the one-file reader, ``alphazoo export-reader``, serves it in QuantConnect). Its
+``predict`` takes SB3's arguments and returns ``(actions, None)`` as SB3's does (``action, _ =
+policy.predict(obs, deterministic=True)`` runs unchanged); ``act(obs)`` gives the actions
+alone. The spaces the manifest records are checked at load, and against the graph's input
+and output. Save option: ``opset=``.
 
 **Spaces at load.** ``zoo.load(key, env=env)`` (every format) checks that ``env``'s
 observation and action spaces are the recorded ones, raising
@@ -84,7 +87,7 @@ from alphazoo.manifest_schema import either, integer, null, obj, string
 
 from ._common import check_options
 from ._sb3_config import ALGORITHMS, algorithm_name, encode_config, rebuild
-from ._sb3_spaces import SPACE, decode_space, encode_space, space_shape
+from ._sb3_spaces import SPACE, check_space, decode_space, encode_space
 from .base import Adapter, Format, Saving, pickle_format
 
 __all__ = ["ADAPTER", "ALGORITHMS", "owns"]
@@ -260,13 +263,14 @@ def _read_onnx(path: Path, request: LoadRequest) -> Any:
     check_onnx(path, request.limits, adapter="sb3", producers=("pytorch",))
     _checked_env(request)
     data = request.manifest["adapter_data"]
-    try:
-        shapes = [space_shape(data[which]) for which in ("observation_space", "action_space")]
-    except ValueError as exc:
-        raise BundleFormatError("adapter_data", f"a space's shape is malformed: {exc}") from exc
+    # Checked as the json format decodes them (numpy only: no gymnasium here), then against
+    # the graph's input and output by the predictor.
+    shapes = [check_space(data[which], request.limits, f"adapter_data.{which}")["shape"]
+              for which in ("observation_space", "action_space")]
     return PolicyOnnxPredictor(str(path), observation_shape=shapes[0], action_shape=shapes[1],
                                observation_space=data["observation_space"],
-                               action_space=data["action_space"], algorithm=data["algorithm"])
+                               action_space=data["action_space"], algorithm=data["algorithm"],
+                               key=request.key)
 
 
 def _describe(model: Any) -> dict[str, Any]:

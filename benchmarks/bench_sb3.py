@@ -144,7 +144,7 @@ def bench_predict(name: str, model: Any, predictor: Any, cfg: dict[str, Any]
     def native(obs: Any) -> Any:
         return model.predict(obs, deterministic=True)[0]
 
-    fns = [native, predictor.predict]
+    fns = [native, predictor.act]
     hot = blocked(fns, [rows, rows], cfg["row_repeats"], cfg["row_warmup"])
     cold = after_pause(fns, [rows, rows], cfg["cold_repeats"], PAUSE)
     whole = blocked(fns, [[batch], [batch]], cfg["batch_repeats"], cfg["batch_warmup"])

@@ -853,6 +853,23 @@ def test_a_hostile_bundle_with_good_hashes_fails_with_a_typed_error(saved, tmp_p
         zoo.load("hostile/big", max_bytes=len(text) + 100)
 
 
+def test_an_onnx_graph_onnxruntime_refuses_is_a_typed_error_naming_the_key(saved, tmp_path):
+    """Through the shared ONNX reader of adapters/base.py: onnxruntime's InvalidGraph, Fail
+    and InvalidArgument at session creation become BundleFormatError."""
+    import onnx
+
+    zoo = saved["zoo"]
+    source = read_bundle(zoo.store, "zoo/regressor/onnx", tmp_path).files["model.onnx"]
+    graph = onnx.load(str(source))
+    graph.graph.node[0].op_type = "NoSuchOperator"
+    onnx.save(graph, str(source))
+    rebundle(zoo.store, "zoo/regressor/onnx", "hostile/graph", source)
+    with pytest.raises(alphazoo.BundleFormatError,
+                       match="model.onnx: onnxruntime cannot open the graph of bundle "
+                             "'hostile/graph' \\(InvalidGraph"):
+        zoo.load("hostile/graph")
+
+
 # -- errors --------------------------------------------------------------------------------------
 def test_pickle_needs_trust(saved):
     with pytest.raises(alphazoo.UntrustedModelError, match="trusted=True"):

@@ -105,13 +105,13 @@ def actions(model: Any, obs: np.ndarray) -> np.ndarray:
 
 def _assert_same_actions(loaded: Any, model: Any, fmt: str, obs: np.ndarray) -> None:
     want = actions(model, obs)
-    got = np.asarray(loaded.predict(obs) if fmt == "onnx" else actions(loaded, obs))
+    got = np.asarray(actions(loaded, obs))  # the ONNX predictor answers as SB3 does
     assert got.shape == want.shape and got.dtype == want.dtype, (got.dtype, want.dtype)
     if fmt == "onnx" and want.dtype.kind == "f":
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
     else:
         np.testing.assert_array_equal(got, want)  # bit for bit
-    single = loaded.predict(obs[0]) if fmt == "onnx" else actions(loaded, obs[0])
+    single = loaded.act(obs[0]) if fmt == "onnx" else actions(loaded, obs[0])
     assert np.shape(single) == np.shape(actions(model, obs[0]))
 
 
@@ -264,7 +264,7 @@ def test_onnx_clips_and_rescales_as_predict_does(zoo) -> None:
     zoo.save(model, "rl/clipped", format="onnx")
     want = actions(model, observations(model))
     assert np.isin(want, [0.5]).mean() > 0.5
-    np.testing.assert_allclose(zoo.load("rl/clipped").predict(observations(model)), want,
+    np.testing.assert_allclose(zoo.load("rl/clipped").act(observations(model)), want,
                                rtol=1e-6)
     assert zoo.inspect("rl/clipped")["adapter_data"]["parity"]["max_abs_diff"] < 1e-5
 
@@ -374,6 +374,59 @@ def test_an_onnx_bundle_with_malformed_spaces_is_refused(zoo, tmp_path) -> None:
     rebundle(zoo.store, "rl/onnx", "rl/kind", source, edit=kind)
     with pytest.raises(alphazoo.BundleFormatError, match="action_space.type"):
         zoo.load("rl/kind")
+
+
+@pytest.mark.parametrize("edit,match", [
+    # 11 bounds for a Box of shape [5]: the json format's decode refuses it, so must onnx.
+    (lambda d: d["observation_space"].update(shape=[5], low=[-1.0] * 11),
+     "observation_space: not a valid Box space: low holds 11 values"),
+    (lambda d: d["observation_space"].update(shape=[5]),
+     "observation_space: has samples of shape \\[5\\], but the graph takes"),
+    (lambda d: d.update(action_space={"type": "Box", "shape": [3], "dtype": "float32",
+                                      "low": -1.0, "high": 1.0}),
+     "action_space: has samples of shape \\[3\\], but the graph gives"),
+    (lambda d: d["observation_space"].update(dtype="object"), "dtype 'object'"),
+])
+def test_an_onnx_bundle_whose_spaces_do_not_fit_its_graph_is_refused(zoo, tmp_path, edit,
+                                                                      match) -> None:
+    zoo.save(make("ppo-discrete"), "rl/onnx", format="onnx")
+    source = read_bundle(zoo.store, "rl/onnx", tmp_path).files["model.onnx"]
+    rebundle(zoo.store, "rl/onnx", "rl/lying", source,
+             edit=lambda manifest: edit(manifest["adapter_data"]))
+    with pytest.raises(alphazoo.BundleFormatError, match=match):
+        zoo.load("rl/lying")
+
+
+def test_an_onnx_graph_onnxruntime_refuses_is_a_typed_error_naming_the_key(zoo,
+                                                                          tmp_path) -> None:
+    import onnx
+
+    zoo.save(make("ppo-discrete"), "rl/onnx", format="onnx")
+    source = read_bundle(zoo.store, "rl/onnx", tmp_path).files["model.onnx"]
+    graph = onnx.load(str(source))
+    graph.graph.node[0].op_type = "NoSuchOperator"  # onnxruntime: InvalidGraph at session
+    onnx.save(graph, str(source))
+    rebundle(zoo.store, "rl/onnx", "rl/broken", source)
+    with pytest.raises(alphazoo.BundleFormatError,
+                       match="model.onnx: onnxruntime cannot open the graph of bundle "
+                             "'rl/broken' \\(InvalidGraph"):
+        zoo.load("rl/broken")
+
+
+def test_the_onnx_policy_takes_sb3s_predict_arguments_and_answers_as_sb3(zoo) -> None:
+    model = make("ppo-box")
+    zoo.save(model, "rl/onnx", format="onnx")
+    policy, obs = zoo.load("rl/onnx"), observations(model)
+    want_actions, want_state = model.predict(obs, deterministic=True)
+    got_actions, got_state = policy.predict(obs, state=None, episode_start=np.ones(len(obs)),
+                                            deterministic=True)
+    np.testing.assert_allclose(got_actions, want_actions, rtol=1e-5, atol=1e-5)
+    assert got_state is want_state is None
+    np.testing.assert_array_equal(policy.act(obs), got_actions)
+    with pytest.raises(ValueError, match="deterministic action only"):
+        policy.predict(obs, deterministic=False)
+    with pytest.raises(ValueError, match="not recurrent"):
+        policy.predict(obs, state=(np.zeros(3),))
 
 
 def _document(zoo: Any, tmp_path: Path) -> dict[str, Any]:
@@ -544,7 +597,7 @@ SERVE_BLOCKED = blocking_prelude("torch", "stable_baselines3", "gymnasium") + te
     store, rows, out = sys.argv[1:4]
     zoo = alphazoo.Zoo(alphazoo.ObjectStore(store))
     X = np.load(rows)
-    served = {key: zoo.load(key).predict(X).tolist() for key in zoo.store.keys()}
+    served = {key: zoo.load(key).act(X).tolist() for key in zoo.store.keys()}
     json.dump(served, open(out, "w"))
     """)
 
