@@ -160,7 +160,9 @@ def _read_json(path: Path, request: LoadRequest) -> Any:
 
 
 def _recorded(model: Any, request: LoadRequest) -> Any:
-    """``model``, after checking it has the trees and features the manifest recorded."""
+    """``model``, after checking it has the trees and features the manifest recorded, and a
+    loss its estimator class serves (a CatBoostRanker over a classifier's Logloss ranks by
+    log-odds; a CatBoostClassifier over RMSE thresholds regressed values)."""
     data = request.manifest.get("adapter_data") or {}
     found = {"trees": model.tree_count_, "n_features": len(model.feature_names_)}
     for fact, value in found.items():
@@ -168,6 +170,19 @@ def _recorded(model: Any, request: LoadRequest) -> Any:
             raise BundleFormatError(
                 f"model.{request.manifest['format']}",
                 f"holds a model with {fact}={value}, the manifest records {data[fact]!r}")
+    loss = str(model.get_all_params().get("loss_function", ""))
+    name = type(model).__name__
+    classifies = loss in CLASSIFICATION_LOSSES
+    if (name == "CatBoostClassifier" and not classifies) or (
+            name in ("CatBoostRegressor", "CatBoostRanker") and classifies):
+        raise BundleIntegrityError(
+            f"the manifest names the estimator {name}, but the model was trained with the "
+            f"loss {loss!r}, which {name} does not serve; the manifest does not describe "
+            "this model")
+    recorded = data.get("loss_function")
+    if isinstance(recorded, str) and recorded and recorded != loss:
+        raise BundleIntegrityError(f"the manifest records the loss {recorded!r}; the model was "
+                                   f"trained with {loss!r}")
     return model
 
 

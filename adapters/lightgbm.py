@@ -183,13 +183,24 @@ def _read_text_bytes(data: bytes, request: LoadRequest) -> Any:
             return booster
         if params is None or not isinstance(facts.get("state"), dict):
             raise BundleIntegrityError(f"the manifest has no fitted state for the {name}")
-        return rebuild(name, params, facts["state"], booster)
+        return rebuild(name, params, facts["state"], booster, _objective(text))
     except (AttributeError, KeyError, TypeError, ValueError) as exc:
         # The host checked adapter_data against _TEXT_DATA; this catches what a schema
         # cannot say (a tagged float that is not one, a class map that does not fit).
         raise BundleIntegrityError(
             f"the manifest's fitted state for the {name} does not decode: "
             f"{type(exc).__name__}: {exc}") from None
+
+
+def _objective(text: str) -> str:
+    """The objective's name in the model string's header (``binary`` of ``objective=binary
+    sigmoid:1``), or "" when it has none."""
+    header = text[:text.find("\nTree=")]
+    start = header.find("\nobjective=")
+    if start < 0:
+        return ""
+    line = header[start + len("\nobjective="):].partition("\n")[0]
+    return line.partition(" ")[0]
 
 
 def _write_pickle(model: Any, path: Path, saving: Saving) -> None:

@@ -630,6 +630,11 @@ def test_manifest_parameters_cannot_set_fitted_state(saved, tmp_path, params):
     (lambda d: d["state"].update(best_score={"valid": {"auc": {"float": "high"}}}),
      "fitted state .* does not decode"),
     (lambda d: d["state"].update(best_iteration="many"), "fitted state .* does not decode"),
+    (lambda d: d["state"].update(classes={"values": [0], "dtype": "<i8"}),
+     "lists 1 classes; the model string is a binary model"),
+    (lambda d: d.update(estimator="LGBMRanker"),
+     "LGBMRanker, but the model string's trees were fitted for classification"),
+    (lambda d: d.update(estimator="LGBMRegressor"), "fitted for classification"),
 ])
 def test_a_manifest_that_disagrees_with_its_model_string_is_refused(saved, tmp_path, edit,
                                                                       match):
@@ -641,6 +646,27 @@ def test_a_manifest_that_disagrees_with_its_model_string_is_refused(saved, tmp_p
     request = LoadRequest(manifest={"adapter": "lightgbm", "format": "text",
                                     "adapter_data": facts}, files={"model.txt": payload})
     with pytest.raises(alphazoo.BundleIntegrityError, match=match):
+        adapter.alphazoo_load(request)
+
+
+@pytest.mark.parametrize("name,estimator,family", [
+    ("regressor", "LGBMRanker", "regression"), ("regressor", "LGBMClassifier", "regression"),
+    ("ranker", "LGBMRegressor", "ranking"), ("multiclass", "LGBMRanker", "classification"),
+])
+def test_a_wrapper_over_trees_of_another_task_is_refused(saved, tmp_path, name, estimator,
+                                                         family):
+    model = saved["models"][name]
+    payload = tmp_path / "model.txt"
+    payload.write_text(model.booster_.model_to_string(num_iteration=-1))
+    facts = json.loads(json.dumps(saved["manifests"][name, "text"]["adapter_data"]))
+    request = LoadRequest(manifest={"adapter": "lightgbm", "format": "text",
+                                    "adapter_data": facts}, files={"model.txt": payload})
+    assert_same_model(model, adapter.alphazoo_load(request))
+    facts["estimator"] = estimator
+    if estimator == "LGBMClassifier":
+        facts["state"]["classes"] = {"values": [0, 1], "dtype": "<i8"}
+    with pytest.raises(alphazoo.BundleIntegrityError,
+                       match=f"names the estimator {estimator}, .* fitted for {family}"):
         adapter.alphazoo_load(request)
 
 
