@@ -35,11 +35,11 @@ import numpy as np
 from _common import git_revision, write_json
 from _measure import (
     PAUSE,
-    _loadavg,
     after_pause,
     benchmark_parser,
     blocked,
     environment,
+    loadavg,
     med,
     ms,
     paired_save_load,
@@ -202,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
             predictor = zoo.load(f"bench/{name}-onnx")
             result["predict"].append(bench_predict(name, model, predictor, cfg))
     result["seconds"] = time.perf_counter() - started
-    result["environment"]["loadavg_end"] = _loadavg()
+    result["environment"]["loadavg_end"] = loadavg()
     report(result, out)
     if args.json:
         write_json(result, args.json, out)
