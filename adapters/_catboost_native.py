@@ -44,6 +44,8 @@ from typing import Any
 from alphazoo.errors import BundleFormatError, UnsupportedFormatError, require
 from alphazoo.limits import LoadLimits, check_bytes, check_json_text
 
+from .base import read_payload
+
 __all__ = ["CBM_MAGIC", "check_cbm", "check_json_numbers", "check_json_splits", "load_cbm",
            "load_json", "save_native"]
 
@@ -95,8 +97,7 @@ def load_cbm(cls: type, data: bytes, limits: LoadLimits | None) -> Any:
 def load_json(cls: type, path: Path, limits: LoadLimits | None) -> Any:
     """A new ``cls()`` loaded from CatBoost's JSON model at ``path``, bounded first."""
     limits = limits or LoadLimits()
-    check_bytes(path.stat().st_size, limits, path.name)
-    text = path.read_bytes()
+    text = read_payload(path, limits)
     check_json_text(text, limits, path.name)
     # CatBoost's JSON reader takes what it can from a broken document: a truncated file, or
     # `{"oblivious_trees": [}`, loads as a model without trees. Python's parser says no.

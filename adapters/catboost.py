@@ -66,7 +66,7 @@ from alphazoo.manifest_schema import ONNX_OUTPUTS, array, either, integer, null,
 from ._catboost_native import load_cbm, load_json, save_native
 from ._catboost_onnx import CLASSIFICATION_LOSSES, ONNX_PRODUCERS, onnx_refusal, write_onnx
 from ._common import class_path, dump_pickle
-from .base import Adapter, Format, Saving, onnx_reader, pickle_format
+from .base import Adapter, Format, Saving, onnx_reader, pickle_format, read_payload
 
 __all__ = [
     "ADAPTER",
@@ -149,10 +149,7 @@ def _read_cbm_bytes(data: bytes, request: LoadRequest) -> Any:
 
 
 def _read_cbm(path: Path, request: LoadRequest) -> Any:
-    from alphazoo.limits import LoadLimits, check_bytes
-
-    check_bytes(path.stat().st_size, request.limits or LoadLimits(), path.name)
-    return _read_cbm_bytes(path.read_bytes(), request)
+    return _read_cbm_bytes(read_payload(path, request.limits), request)
 
 
 def _read_json(path: Path, request: LoadRequest) -> Any:

@@ -62,7 +62,6 @@ from typing import Any
 from alphazoo.contracts import LoadRequest
 from alphazoo.errors import BundleFormatError, BundleIntegrityError, UnsupportedFormatError, require
 from alphazoo.hookspecs import hookimpl
-from alphazoo.limits import LoadLimits, check_bytes
 from alphazoo.manifest_schema import (
     ONNX_OUTPUTS,
     array,
@@ -86,7 +85,7 @@ from ._lightgbm_state import (
     rebuild,
 )
 from ._lightgbm_text import check_model_text
-from .base import Adapter, Format, Saving, onnx_reader, pickle_format
+from .base import Adapter, Format, Saving, onnx_reader, pickle_format, read_payload
 
 __all__ = [
     "ADAPTER",
@@ -154,9 +153,8 @@ def _write_text(model: Any, path: Path, saving: Saving) -> None:
 
 def _read_text(path: Path, request: LoadRequest) -> Any:
     """A text payload file: its size checked before it is read, then :func:`_read_text_bytes`."""
-    check_bytes(path.stat().st_size, request.limits or LoadLimits(),
-                f"{path.name} (LightGBM model string)")
-    return _read_text_bytes(path.read_bytes(), request)
+    return _read_text_bytes(read_payload(path, request.limits,
+                                         f"{path.name} (LightGBM model string)"), request)
 
 
 def _read_text_bytes(data: bytes, request: LoadRequest) -> Any:

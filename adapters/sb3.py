@@ -82,7 +82,7 @@ from alphazoo.errors import (
     require,
 )
 from alphazoo.hookspecs import hookimpl
-from alphazoo.limits import check_bytes, check_zip
+from alphazoo.limits import LoadLimits, check_zip
 from alphazoo.manifest_schema import either, integer, null, obj, string
 
 from ._common import check_options
@@ -155,18 +155,17 @@ def _write_safetensors(model: Any, path: Path, saving: Saving) -> None:
 
 
 def _read_safetensors(path: Path, request: LoadRequest) -> Any:
-    require("safetensors", "safetensors", "loading a safetensors bundle")
-    from safetensors import SafetensorError, safe_open
+    from ._safetensors import load_tensors
 
-    check_bytes(path.stat().st_size, request.limits, path.name)
-    algorithm = request.manifest["adapter_data"]["algorithm"]
+    # The shared reader: the header and every tensor bounded against the file and the
+    # limits before safetensors allocates, its refusals as BundleFormatError.
     try:
-        with safe_open(str(path), framework="pt", device="cpu") as handle:
-            if (handle.metadata() or {}).get("algorithm") != algorithm:
-                raise BundleIntegrityError(f"{path.name} does not hold {algorithm} weights")
-            state = {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118
-    except SafetensorError as exc:
-        raise BundleFormatError(path.name, f"not a safetensors file: {exc}") from exc
+        state, payload = load_tensors(path, request.limits, "torch")
+    except BundleFormatError as exc:
+        raise BundleFormatError(path.name, f"not a safetensors file: {exc.problem}") from exc
+    algorithm = request.manifest["adapter_data"]["algorithm"]
+    if payload.metadata.get("algorithm") != algorithm:
+        raise BundleIntegrityError(f"{path.name} does not hold {algorithm} weights")
     return _with_weights(request, state)
 
 
@@ -175,7 +174,8 @@ def _with_weights(request: LoadRequest, state: dict[str, Any]) -> Any:
     data = request.manifest["adapter_data"]
     observation, action = (decode_space(data[which], request.limits, f"adapter_data.{which}")
                            for which in ("observation_space", "action_space"))
-    model = rebuild(data, observation, action, request.limits, _checked_env(request))
+    model = rebuild(data, observation, action, request.limits or LoadLimits(),
+                    _checked_env(request))
     try:
         model.policy.load_state_dict(state, strict=True)
     except RuntimeError as exc:  # missing or unexpected names, shapes that differ

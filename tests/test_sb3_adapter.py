@@ -23,6 +23,8 @@ from _crafted import rebundle
 
 import alphazoo
 from alphazoo.bundle import read_bundle
+from alphazoo.contracts import LoadRequest
+from alphazoo.limits import LoadLimits
 
 sb3 = pytest.importorskip("stable_baselines3", reason="stable-baselines3 is in the [sb3] extra")
 gym = pytest.importorskip("gymnasium")
@@ -427,6 +429,23 @@ def test_the_onnx_policy_takes_sb3s_predict_arguments_and_answers_as_sb3(zoo) ->
         policy.predict(obs, deterministic=False)
     with pytest.raises(ValueError, match="not recurrent"):
         policy.predict(obs, state=(np.zeros(3),))
+
+
+def test_a_safetensors_bundle_loads_through_the_shared_bounded_reader(zoo, tmp_path) -> None:
+    model = make("ppo-discrete")
+    zoo.save(model, "rl/tensors", format="safetensors")
+    opened = read_bundle(zoo.store, "rl/tensors", tmp_path)
+    manifest = dict(opened.manifest)
+    # A request without limits (the adapter's default limits apply, as in the other
+    # adapters); its size checked before it is read.
+    request = LoadRequest(manifest=manifest, files=dict(opened.files))
+    loaded = adapter.alphazoo_load(request)
+    obs = observations(model)
+    np.testing.assert_array_equal(actions(loaded, obs), actions(model, obs))
+    small = LoadRequest(manifest=manifest, files=dict(opened.files),
+                        limits=LoadLimits(max_bytes=100))
+    with pytest.raises(alphazoo.BundleLimitError, match="policy.safetensors"):
+        adapter.alphazoo_load(small)
 
 
 def _document(zoo: Any, tmp_path: Path) -> dict[str, Any]:
