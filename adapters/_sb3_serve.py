@@ -21,11 +21,12 @@ __all__ = ["PolicyOnnxPredictor"]
 class PolicyOnnxPredictor:
     """A stable-baselines3 policy's deterministic action, served by onnxruntime.
 
-    ``predict(obs)`` answers as ``model.predict(obs, deterministic=True)`` does, ``(actions,
-    None)``, and :meth:`act` gives the actions alone: one observation (shaped like the
-    observation space) gives one action, a batch of them a batch of actions, shaped
-    ``(batch, *action_shape)``; discrete actions are int64, Box actions float32, already
-    clipped or rescaled to the action space as SB3 does.
+    ``predict(obs)`` answers as ``model.predict(obs, deterministic=True)[0]`` does, and
+    ``predict(obs, deterministic=True)`` as ``model.predict(obs, deterministic=True)``,
+    ``(actions, None)`` (see :meth:`predict`); :meth:`act` gives the actions alone: one
+    observation (shaped like the observation space) gives one action, a batch of them a batch
+    of actions, shaped ``(batch, *action_shape)``; discrete actions are int64, Box actions
+    float32, already clipped or rescaled to the action space as SB3 does.
 
     ``observation_space`` and ``action_space`` are the spaces the policy was trained for, as
     the JSON the manifest records (see :mod:`alphazoo.adapters._sb3_spaces`).
@@ -51,27 +52,31 @@ class PolicyOnnxPredictor:
         self.algorithm = algorithm
 
     def predict(self, observation: Any, state: Any = None, episode_start: Any = None,
-                deterministic: bool = True) -> tuple[np.ndarray, None]:
-        """``(actions, None)`` for one observation or a batch, as SB3's ``predict`` answers.
+                deterministic: bool | None = None) -> Any:
+        """Actions for one observation or a batch; ``(actions, None)`` when called as SB3's.
 
-        SB3's signature (``BaseAlgorithm.predict(observation, state=None, episode_start=None,
-        deterministic=False)``, which returns ``(actions, state)``), so code written for the
-        SB3 model runs unchanged: ``action, _ = policy.predict(obs, deterministic=True)``.
-        The graph holds the deterministic action only, so this defaults to
-        ``deterministic=True`` and refuses ``False`` (SB3's default, a sampled action): load
-        the ``json``/``safetensors`` bundle with stable-baselines3 for sampled actions. The
-        policies exported are not recurrent: ``state`` must be None and ``episode_start`` is
-        ignored, as SB3 ignores it for them; the state returned is None, as SB3's is.
-        :meth:`act` returns the actions alone.
+        ``predict(obs)`` returns the actions alone, as every model alphazoo loads predicts
+        (``zoo.predict``, the conformance kit, the one-file reader). Called with SB3's
+        arguments (``BaseAlgorithm.predict(observation, state=None, episode_start=None,
+        deterministic=False)``, which returns ``(actions, state)``) it answers as SB3 does, so
+        code written for the SB3 model runs unchanged: ``action, _ = policy.predict(obs,
+        deterministic=True)``. The graph holds the deterministic action only, so
+        ``deterministic=False`` (a sampled action) is refused: load the json/safetensors
+        bundle with stable-baselines3 for those. The policies exported are not recurrent:
+        ``state`` must be None and ``episode_start`` is ignored, as SB3 ignores it for them;
+        the state returned is None, as SB3's is. :meth:`act` always returns the actions alone.
         """
-        if not deterministic:
+        if deterministic is False:
             raise ValueError("this ONNX policy holds the deterministic action only; pass "
                              "deterministic=True, or load the json/safetensors bundle with "
                              "stable-baselines3 for sampled actions")
         if state is not None:
             raise ValueError("this ONNX policy is not recurrent: it takes no state (pass "
                              "state=None)")
-        return self.act(observation), None
+        actions = self.act(observation)
+        if deterministic is None and episode_start is None:
+            return actions
+        return actions, None
 
     def act(self, observation: Any) -> np.ndarray:
         """The deterministic action for one observation, or actions for a batch

@@ -46,12 +46,13 @@ TD3), but it unpickles, so it loads only when trusted or signed.
 out (uint8 images are normalised in the graph), post-processed as ``predict`` does (clipped
 or rescaled to the action space). Saving checks it against ``model.predict(obs,
 deterministic=True)`` on sample observations; it loads as a
-:class:`~alphazoo.adapters._sb3_serve.PolicyOnnxPredictor`, which needs numpy and onnxruntime
-only (and the one-file reader, ``alphazoo export-reader``, serves it in QuantConnect). Its
-``predict`` takes SB3's arguments and returns ``(actions, None)`` as SB3's does (``action, _ =
-policy.predict(obs, deterministic=True)`` runs unchanged); ``act(obs)`` gives the actions
-alone. The spaces the manifest records are checked at load, and against the graph's input
-and output. Save option: ``opset=``.
+:class:`~alphazoo.adapters._sb3_serve.PolicyOnnxPredictor`, which needs numpy and
+onnxruntime only (and the one-file reader, ``alphazoo export-reader``, serves it in
+QuantConnect). ``predict(obs)`` gives the actions, as every loaded model predicts; called
+with SB3's arguments it returns ``(actions, None)`` as SB3's does (``action, _ =
+policy.predict(obs, deterministic=True)`` runs unchanged); ``act(obs)`` always gives the
+actions alone. The spaces the manifest records are checked at load, and against the graph's
+input and output. Save option: ``opset=``.
 
 **Spaces at load.** ``zoo.load(key, env=env)`` (every format) checks that ``env``'s
 observation and action spaces are the recorded ones, raising

@@ -266,7 +266,7 @@ def test_onnx_clips_and_rescales_as_predict_does(zoo) -> None:
     zoo.save(model, "rl/clipped", format="onnx")
     want = actions(model, observations(model))
     assert np.isin(want, [0.5]).mean() > 0.5
-    np.testing.assert_allclose(zoo.load("rl/clipped").act(observations(model)), want,
+    np.testing.assert_allclose(zoo.load("rl/clipped").predict(observations(model)), want,
                                rtol=1e-6)
     assert zoo.inspect("rl/clipped")["adapter_data"]["parity"]["max_abs_diff"] < 1e-5
 
@@ -425,6 +425,9 @@ def test_the_onnx_policy_takes_sb3s_predict_arguments_and_answers_as_sb3(zoo) ->
     np.testing.assert_allclose(got_actions, want_actions, rtol=1e-5, atol=1e-5)
     assert got_state is want_state is None
     np.testing.assert_array_equal(policy.act(obs), got_actions)
+    # Called bare, it predicts as every loaded model does: the actions alone.
+    np.testing.assert_array_equal(policy.predict(obs), got_actions)
+    np.testing.assert_array_equal(policy.predict(obs, deterministic=True)[0], got_actions)
     with pytest.raises(ValueError, match="deterministic action only"):
         policy.predict(obs, deterministic=False)
     with pytest.raises(ValueError, match="not recurrent"):
@@ -616,7 +619,7 @@ SERVE_BLOCKED = blocking_prelude("torch", "stable_baselines3", "gymnasium") + te
     store, rows, out = sys.argv[1:4]
     zoo = alphazoo.Zoo(alphazoo.ObjectStore(store))
     X = np.load(rows)
-    served = {key: zoo.load(key).act(X).tolist() for key in zoo.store.keys()}
+    served = {key: zoo.load(key).predict(X).tolist() for key in zoo.store.keys()}
     json.dump(served, open(out, "w"))
     """)
 
