@@ -18,7 +18,8 @@ crafted file:
 - a JSON model is parsed by Python first (CatBoost's reader loads a broken document as a model
   without trees) and its splits' indices are checked against its feature tables
   (:func:`check_json_splits`): CatBoost indexes its table of binary features with them
-  unchecked, and one ``split_index`` of 10**9 crashes the process.
+  unchecked, and one ``split_index`` of 10**9 crashes the process; its leaf values, weights,
+  borders and scale and bias must be finite numbers (:func:`check_json_numbers`).
 
 What these checks cannot give: fuzzing 1.2.10 with bytes flipped deep inside a valid cbm core
 found files that pass CatBoost's own flatbuffers verification and still crash the loading
@@ -34,6 +35,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import struct
 import sys
 from pathlib import Path
@@ -42,7 +44,10 @@ from typing import Any
 from alphazoo.errors import BundleFormatError, UnsupportedFormatError, require
 from alphazoo.limits import LoadLimits, check_bytes, check_json_text
 
-__all__ = ["CBM_MAGIC", "check_cbm", "check_json_splits", "load_cbm", "load_json", "save_native"]
+from .base import read_payload
+
+__all__ = ["CBM_MAGIC", "check_cbm", "check_json_numbers", "check_json_splits", "load_cbm",
+           "load_json", "save_native"]
 
 #: The first four bytes of every ``.cbm`` file (CatBoost's model format descriptor).
 CBM_MAGIC = b"CBM1"
@@ -92,8 +97,7 @@ def load_cbm(cls: type, data: bytes, limits: LoadLimits | None) -> Any:
 def load_json(cls: type, path: Path, limits: LoadLimits | None) -> Any:
     """A new ``cls()`` loaded from CatBoost's JSON model at ``path``, bounded first."""
     limits = limits or LoadLimits()
-    check_bytes(path.stat().st_size, limits, path.name)
-    text = path.read_bytes()
+    text = read_payload(path, limits)
     check_json_text(text, limits, path.name)
     # CatBoost's JSON reader takes what it can from a broken document: a truncated file, or
     # `{"oblivious_trees": [}`, loads as a model without trees. Python's parser says no.
@@ -105,6 +109,7 @@ def load_json(cls: type, path: Path, limits: LoadLimits | None) -> Any:
         raise BundleFormatError(path.name, f"a CatBoost JSON model is an object, not "
                                            f"{type(document).__name__}")
     check_json_splits(document, path.name)
+    check_json_numbers(document, path.name)
     del document, text
     return _load(cls, path.name, lambda model: model.load_model(str(path), format="json"))
 
@@ -139,6 +144,46 @@ def check_json_splits(document: dict[str, Any], name: str = "model.json") -> Non
             if type(value) is not int or not 0 <= value < bound:
                 raise BundleFormatError(name, f"a split's {field} is {value!r}, outside the "
                                               f"model's {bound} entries")
+
+
+def check_json_numbers(document: dict[str, Any], name: str = "model.json") -> None:
+    """Refuse a CatBoost JSON model whose leaf values, leaf weights, split borders, feature
+    borders or scale and bias are not finite numbers.
+
+    CatBoost never writes NaN or an infinity there (Python's JSON parser reads ``NaN``,
+    ``Infinity`` and ``1e999`` as such), and its reader takes them as they come: a NaN leaf
+    makes every prediction through it NaN, an infinite border sends every row one way.
+    """
+    def numbers(values: Any, what: str) -> None:
+        for value in values if isinstance(values, list) else [values]:
+            if (isinstance(value, bool) or not isinstance(value, (int, float))
+                    or not math.isfinite(value)):
+                raise BundleFormatError(name, f"{what} holds {value!r}, not a finite number")
+
+    info = document.get("features_info") or {}
+    for key in ("float_features", "ctrs"):
+        for item in info.get(key) or []:
+            numbers(item.get("borders") or [], f"features_info.{key} borders")
+    if "scale_and_bias" in document:
+        scale_and_bias = document["scale_and_bias"]
+        if not (isinstance(scale_and_bias, list) and len(scale_and_bias) == 2):
+            raise BundleFormatError(name, "scale_and_bias is not [scale, [bias, ...]]")
+        numbers(scale_and_bias[0], "scale_and_bias")
+        numbers(scale_and_bias[1], "scale_and_bias")
+    for tree in document.get("oblivious_trees") or []:
+        for key in ("leaf_values", "leaf_weights"):
+            numbers(tree.get(key) or [], f"oblivious_trees {key}")
+    for tree in document.get("trees") or []:
+        stack = [tree]
+        while stack:  # _splits already checked that every node is an object
+            node = stack.pop()
+            for key in ("value", "weight"):
+                if key in node:
+                    numbers(node[key], f"trees leaf {key}")
+            stack.extend(node[side] for side in ("left", "right") if side in node)
+    for split in _splits(document, name):
+        if "border" in split:
+            numbers(split["border"], "a split's border")
 
 
 def _splits(document: dict[str, Any], name: str) -> Any:

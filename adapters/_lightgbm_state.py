@@ -20,14 +20,28 @@ from typing import Any
 
 from alphazoo.errors import BundleIntegrityError, UnsupportedFormatError
 
-__all__ = ["ESTIMATORS", "MAX_THREADS", "THREAD_PARAMS", "decode_params", "decode_scores",
-           "encode_params", "encode_scores", "fitted_state", "rebuild"]
+__all__ = ["ESTIMATORS", "MAX_THREADS", "OBJECTIVE_FAMILIES", "THREAD_PARAMS", "decode_params",
+           "decode_scores", "encode_params", "encode_scores", "fitted_state", "rebuild"]
 
 #: The scikit-learn wrappers a text bundle loads back as, by name.
 ESTIMATORS = ("LGBMClassifier", "LGBMRegressor", "LGBMRanker", "LGBMModel")
 #: Parameters that set how many threads ``predict`` starts: a bundle may not ask for more.
 THREAD_PARAMS = ("n_jobs", "num_threads", "num_thread", "nthread", "nthreads")
 MAX_THREADS = 1024
+#: LightGBM's objectives (as its model string names them) by what they fit: a wrapper must not
+#: hold trees fitted for another family (an LGBMRanker over a regression objective ranks by
+#: regressed values; an LGBMClassifier over one thresholds them). Objectives outside these
+#: (cross_entropy, custom) are left to the wrapper.
+OBJECTIVE_FAMILIES = {
+    "classification": ("binary", "multiclass", "multiclassova"),
+    "ranking": ("lambdarank", "rank_xendcg"),
+    "regression": ("regression", "regression_l1", "huber", "fair", "poisson", "quantile",
+                   "mape", "gamma", "tweedie"),
+}
+#: The families each wrapper's trees may not come from.
+_FOREIGN = {"LGBMClassifier": ("ranking", "regression"),
+            "LGBMRegressor": ("classification", "ranking"),
+            "LGBMRanker": ("classification", "regression")}
 # numpy dtype kinds the classes may have: bool, integers, floats, unicode, object (strings).
 _CLASS_KINDS = "biufUO"
 
@@ -165,15 +179,27 @@ def decode_scores(scores: Any) -> dict[str, dict[str, float]]:
             for name, metrics in scores.items()}
 
 
-def rebuild(name: str, params: dict[str, Any], state: dict[str, Any], booster: Any) -> Any:
+def rebuild(name: str, params: dict[str, Any], state: dict[str, Any], booster: Any,
+            objective: str = "") -> Any:
     """The wrapper ``name`` (one of :data:`ESTIMATORS`) with ``params``, fitted with
-    ``booster`` and the ``state`` :func:`fitted_state` recorded."""
+    ``booster`` and the ``state`` :func:`fitted_state` recorded.
+
+    ``objective`` is the model string's (``binary``, ``lambdarank``...): a wrapper whose trees
+    were fitted for another kind of task (:data:`OBJECTIVE_FAMILIES`), or classes that do not
+    fit it (one class for a binary model), raise :class:`~alphazoo.BundleIntegrityError`.
+    """
     lightgbm: Any = sys.modules["lightgbm"]
     if name not in ESTIMATORS:
         raise BundleIntegrityError(
             f"the manifest names the estimator {name!r}; a LightGBM text bundle holds a "
             f"Booster or one of {', '.join(ESTIMATORS)}"
         )
+    for family in _FOREIGN.get(name, ()):
+        if objective in OBJECTIVE_FAMILIES[family]:
+            raise BundleIntegrityError(
+                f"the manifest names the estimator {name}, but the model string's trees were "
+                f"fitted for {family} (objective {objective!r}); the manifest does not "
+                "describe this model")
     try:
         model = getattr(lightgbm, name)(**params)
     except TypeError as exc:
@@ -205,6 +231,10 @@ def rebuild(name: str, params: dict[str, Any], state: dict[str, Any], booster: A
         model._class_weight = ({model._class_map[k]: v for k, v in weight.items()}
                                if isinstance(weight, dict) else weight)
         expected = 1 if model._n_classes <= 2 else model._n_classes
+        if objective == "binary" and model._n_classes != 2:
+            raise BundleIntegrityError(
+                f"the manifest lists {model._n_classes} classes; the model string is a binary "
+                "model (objective 'binary'), which has 2")
         if booster.num_model_per_iteration() != expected:
             raise BundleIntegrityError(
                 f"the manifest lists {model._n_classes} classes; the model string has "

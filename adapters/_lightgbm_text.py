@@ -17,7 +17,9 @@ would not produce in the places that matter:
   counts) says; split features and linear leaf features below ``max_feature_idx + 1``;
   children forming one binary tree over all nodes and leaves, each reached once from the
   root; decision types LightGBM defines; categorical thresholds indexing ``cat_boundaries``,
-  which run from 0 up to the length of ``cat_threshold``;
+  which run from 0 up to the length of ``cat_threshold``; every value of the float arrays
+  (``leaf_value``, ``threshold``, ``shrinkage``, ...) a number as LightGBM writes one, and of
+  the count arrays an integer;
 - parameter lines shaped ``[name: value]``; the ``pandas_categorical`` JSON line bounded
   (:func:`~alphazoo.limits.check_json_text`) and a list of lists of scalars.
 
@@ -25,8 +27,9 @@ So every count LightGBM allocates by is the count of values actually in the text
 the bundle's limits already bound, and every index it follows is in range. (Measured with
 lightgbm 4.7.0: fed to ``Booster(model_str=)`` unchecked, a ``tree_sizes`` past the end, a
 parameter line without ``:`` or more trees per iteration than classes crash the process with
-a segmentation fault, a child cycle hangs ``predict``, and a child index or split feature out
-of range makes ``predict`` read outside the tree's arrays and return whatever it found.)
+a segmentation fault, a value that is not a number (``x1`` in ``leaf_value``) aborts it, a
+child cycle hangs ``predict``, and a child index or split feature out of range makes
+``predict`` read outside the tree's arrays and return whatever it found.)
 """
 
 from __future__ import annotations
@@ -57,6 +60,21 @@ _NODE_REQUIRED = ("split_feature", "threshold", "left_child", "right_child")
 _PARAMETER_LINE = re.compile(r"\[[A-Za-z0-9_]+: .*\]")
 _INT = re.compile(r"-?[0-9]+")
 _INT_LINE = re.compile(r"-?[0-9]+(?: -?[0-9]+)*")
+# A number as LightGBM writes one ("{:.17g}" through fmt: digits, an optional fraction and
+# exponent, or inf/nan spelled so). Its reader (AtofPrecise, then strtod) raises a C++
+# exception on anything else, and it reads trees on OpenMP threads, where an exception
+# aborts the process; so every value of every float array must match this.
+_NUMBER = r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?|-?inf|-?nan"
+_NUMBER_LINE = re.compile(rf"(?>{_NUMBER})(?: (?>{_NUMBER}))*+")
+# The finite numbers "{:.17g}" writes, matched possessively: about twice as fast as the full
+# grammar, which a line is tried against only when this fails.
+_FINITE_LINE = re.compile(r"-?[0-9]++(?:\.[0-9]++)?+(?:e[-+][0-9]++)?+"
+                          r"(?: -?[0-9]++(?:\.[0-9]++)?+(?:e[-+][0-9]++)?+)*+")
+# Linear trees' leaf_coeff separates leaves by runs of spaces.
+_SPACED_NUMBERS = re.compile(rf" *(?:(?:{_NUMBER})(?: +(?:{_NUMBER}))*)? *")
+_FLOAT_KEYS = ("split_gain", "threshold", "leaf_value", "leaf_weight", "internal_value",
+               "internal_weight", "shrinkage", "leaf_const")
+_INT_KEYS = ("leaf_count", "internal_count")
 _WHAT = "model.txt"
 # Header counts are far below these in any real model; the bounds keep arithmetic on them
 # (and LightGBM's int32 fields) from overflowing before the counts are compared with the text.
@@ -247,7 +265,30 @@ def _tree(text: str, position: int, features: int, number: int) -> int:
         _check_categorical(fields, types, num_cat, what)
     if linear:
         _check_linear(fields, leaves, features, what)
+    _check_numbers(fields, what)
     return position
+
+
+def _check_numbers(fields: dict[str, str], what: str) -> None:
+    """Every value of the float arrays a number LightGBM's reader parses, every value of the
+    count arrays an integer (one compiled pattern per line, so the check stays linear)."""
+    for key in _FLOAT_KEYS:
+        value = fields.get(key)
+        if value and not (_FINITE_LINE.fullmatch(value) or _NUMBER_LINE.fullmatch(value)):
+            raise _fail(f"{what} {key} is not a line of numbers ({_bad_value(value)!r})")
+    for key in _INT_KEYS:
+        value = fields.get(key)
+        if value and not _INT_LINE.fullmatch(value):
+            raise _fail(f"{what} {key} is not a line of integers ({_bad_value(value)!r})")
+    value = fields.get("leaf_coeff")
+    if value and not _SPACED_NUMBERS.fullmatch(value):
+        raise _fail(f"{what} leaf_coeff is not a line of numbers ({_bad_value(value)!r})")
+
+
+def _bad_value(line: str) -> str:
+    """The first value of ``line`` that is not a number, for the error message."""
+    number = re.compile(_NUMBER)
+    return next((v for v in line.split(" ") if v and not number.fullmatch(v)), line)[:40]
 
 
 def _check_shape(left: list[int], right: list[int], leaves: int, what: str) -> None:

@@ -13,7 +13,33 @@ import numpy as np
 
 from alphazoo.errors import BundleFormatError, OnnxParityError, require
 
-__all__ = ["OnnxPredictor", "check_parity"]
+__all__ = ["OnnxPredictor", "check_parity", "open_session"]
+
+
+def open_session(model: str | bytes, *, what: str = "model.onnx", key: str = "") -> Any:
+    """An onnxruntime CPU session on the ONNX graph ``model`` (a path or the graph's bytes).
+
+    Every session a load creates goes through here: a graph onnxruntime refuses when it
+    creates the session (``InvalidGraph``, ``Fail``, ``InvalidArgument``, ``InvalidProtobuf``:
+    an op it does not know, mismatched types, a truncated file) raises
+    :class:`~alphazoo.BundleFormatError` for ``what`` naming the bundle's ``key``, instead of
+    onnxruntime's own exception types, which a caller could not catch as alphazoo's.
+    """
+    onnxruntime: Any = require("onnxruntime", "onnx", "serving an ONNX model")
+    try:
+        return onnxruntime.InferenceSession(model, onnxruntime.SessionOptions(),
+                                            providers=["CPUExecutionProvider"])
+    except Exception as exc:
+        # onnxruntime's errors come from its pybind module (not RuntimeError subclasses);
+        # its Python wrapper raises ValueError/RuntimeError. Anything else is not the graph's.
+        if not (type(exc).__module__.startswith("onnxruntime")
+                or isinstance(exc, (RuntimeError, ValueError))):
+            raise
+        bundle = f" of bundle {key!r}" if key else ""
+        raise BundleFormatError(
+            what, f"onnxruntime cannot open the graph{bundle} ({type(exc).__name__}: "
+                  f"{str(exc)[:300]}); the bundle is damaged or was not written by an "
+                  "alphazoo ONNX export: save the model again") from exc
 
 
 class OnnxPredictor:
@@ -32,6 +58,8 @@ class OnnxPredictor:
         Class labels of a classifier, in probability-column order.
     feature_names:
         Input column names, when the model was fitted with named columns.
+    key:
+        The store key the bundle was loaded from, named when onnxruntime refuses the graph.
     """
 
     def __init__(
@@ -42,12 +70,9 @@ class OnnxPredictor:
         outputs: dict[str, str],
         classes: list[Any] | None = None,
         feature_names: list[str] | None = None,
+        key: str = "",
     ) -> None:
-        onnxruntime: Any = require("onnxruntime", "onnx", "serving an ONNX model")
-        options = onnxruntime.SessionOptions()
-        self.session = onnxruntime.InferenceSession(
-            model, options, providers=["CPUExecutionProvider"]
-        )
+        self.session = open_session(model, key=key)
         graph_outputs = {output.name for output in self.session.get_outputs()}
         missing = sorted(set(outputs.values()) - graph_outputs)
         if missing:  # else the first predict would fail inside onnxruntime

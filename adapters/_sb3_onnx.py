@@ -132,7 +132,7 @@ def write_onnx(model: Any, path: Path, saving: Saving) -> None:
     predictor = PolicyOnnxPredictor(str(path), observation_shape=model.observation_space.shape,
                                     action_shape=model.action_space.shape)
     native = np.asarray(model.predict(sample, deterministic=True)[0])
-    exported = predictor.predict(sample)
+    exported = predictor.act(sample)
     tolerance = saving.request.parity_tolerance
     parity: dict[str, Any] = {"rows": int(len(sample)), "sample": source,
                               "tolerance": tolerance}

@@ -9,8 +9,8 @@ gymnasium nor stable-baselines3 (the ONNX format needs only the shapes).
 (the spaces SB3's ``MlpPolicy`` and ``CnnPolicy`` take) as plain JSON; a Box's bounds are one
 number when every element shares it, else a flat list, with infinities as the strings
 ``"inf"`` and ``"-inf"``. :func:`decode_space` builds the gymnasium space back, bit for bit,
-after checking its declared size against the load limits. Nothing here imports gymnasium
-until a space is decoded.
+after checking its declared size against the load limits (:func:`check_space`, which the
+ONNX loader uses alone). Nothing here imports gymnasium until a space is decoded.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from alphazoo.errors import BundleFormatError, UnsupportedFormatError
 from alphazoo.limits import LoadLimits, array_bytes, check_bytes
 from alphazoo.manifest_schema import Spec, anything, obj, string
 
-__all__ = ["SPACE", "SPACE_TYPES", "decode_space", "encode_space", "space_shape"]
+__all__ = ["SPACE", "SPACE_TYPES", "check_space", "decode_space", "encode_space", "space_shape"]
 
 #: The space types a bundle may name; decoding looks a class up here and nowhere else.
 SPACE_TYPES = ("Box", "Discrete", "MultiDiscrete", "MultiBinary")
@@ -86,23 +86,25 @@ def space_shape(data: Mapping[str, Any]) -> tuple[int, ...]:
     return tuple(_ints(data.get("shape"), "shape"))
 
 
-def decode_space(data: Mapping[str, Any], limits: LoadLimits | None = None,
-                 what: str = "space") -> Any:
-    """The gymnasium space of :func:`encode_space`'s ``data``.
+def check_space(data: Mapping[str, Any], limits: LoadLimits | None = None,
+                what: str = "space") -> dict[str, Any]:
+    """The parts of :func:`encode_space`'s ``data``, checked, with numpy only (no gymnasium).
 
-    Its size is checked against ``limits`` before any array is made
-    (:class:`~alphazoo.BundleLimitError`); a malformed entry raises
-    :class:`~alphazoo.BundleFormatError` naming ``what``.
+    Returns ``{"type", "shape", ...}`` with what the space is built from (``n``/``start``,
+    ``dtype`` and ``nvec`` or ``low``/``high`` as arrays of ``shape``). Its size is checked
+    against ``limits`` before any array is made (:class:`~alphazoo.BundleLimitError`); a
+    malformed entry (a Box whose bounds do not fit its shape, say) raises
+    :class:`~alphazoo.BundleFormatError` naming ``what``. The ``onnx`` format's loader checks
+    its spaces with this; :func:`decode_space` builds the gymnasium space from it.
     """
     import numpy as np
-    from gymnasium import spaces
 
     limits = limits or LoadLimits()
     kind = data.get("type")
     try:
         if kind == "Discrete":
-            return spaces.Discrete(_int(data.get("n"), "n", 1),
-                                   start=_int(data.get("start", 0), "start", -(2**62)))
+            return {"type": kind, "shape": (), "n": _int(data.get("n"), "n", 1),
+                    "start": _int(data.get("start", 0), "start", -(2**62))}
         shape = space_shape(data)
         if any(d < 0 for d in shape):
             raise ValueError(f"negative dimension in {list(shape)}")
@@ -110,7 +112,8 @@ def decode_space(data: Mapping[str, Any], limits: LoadLimits | None = None,
         if kind == "MultiBinary":
             check_bytes(array_bytes(shape, 1), limits, f"{what} MultiBinary{list(shape)}")
             n = data.get("n")
-            return spaces.MultiBinary(list(shape) if isinstance(n, list) else shape[0])
+            return {"type": kind, "shape": shape,
+                    "n": list(shape) if isinstance(n, list) else shape[0]}
         dtype = data.get("dtype")
         if dtype not in _DTYPES:
             raise ValueError(f"dtype {dtype!r} is not one of {', '.join(_DTYPES)}")
@@ -121,18 +124,44 @@ def decode_space(data: Mapping[str, Any], limits: LoadLimits | None = None,
             start = np.array(_ints(data.get("start"), "start"), dtype=dtype)
             if nvec.size != count or start.size != count:
                 raise ValueError(f"nvec and start need {count} values for shape {list(shape)}")
-            if not start.any():  # as gymnasium < 1.0 makes it, which has no start=
-                return spaces.MultiDiscrete(nvec.reshape(shape), dtype=dtype)
-            return spaces.MultiDiscrete(nvec.reshape(shape), dtype=dtype,
-                                        start=start.reshape(shape))
+            return {"type": kind, "shape": shape, "dtype": dtype,
+                    "nvec": nvec.reshape(shape), "start": start.reshape(shape)}
         if kind == "Box":
-            low = _bound_array(data.get("low"), shape, dtype, "low")
-            high = _bound_array(data.get("high"), shape, dtype, "high")
-            return spaces.Box(low=low, high=high, shape=shape, dtype=dtype)
-    except (TypeError, ValueError, OverflowError, AssertionError) as exc:
+            return {"type": kind, "shape": shape, "dtype": dtype,
+                    "low": _bound_array(data.get("low"), shape, dtype, "low"),
+                    "high": _bound_array(data.get("high"), shape, dtype, "high")}
+    except (TypeError, ValueError, OverflowError) as exc:
         raise BundleFormatError(what, f"not a valid {kind} space: {exc}") from exc
     raise BundleFormatError(what, f"names the space type {kind!r}; a bundle holds one of "
                                   f"{', '.join(SPACE_TYPES)}")
+
+
+def decode_space(data: Mapping[str, Any], limits: LoadLimits | None = None,
+                 what: str = "space") -> Any:
+    """The gymnasium space of :func:`encode_space`'s ``data``.
+
+    Its parts are checked first (:func:`check_space`: sizes against ``limits``, then
+    :class:`~alphazoo.BundleLimitError`; a malformed entry raises
+    :class:`~alphazoo.BundleFormatError` naming ``what``).
+    """
+    parts = check_space(data, limits, what)
+    from gymnasium import spaces
+
+    kind = parts["type"]
+    try:
+        if kind == "Discrete":
+            return spaces.Discrete(parts["n"], start=parts["start"])
+        if kind == "MultiBinary":
+            return spaces.MultiBinary(parts["n"])
+        if kind == "MultiDiscrete":
+            if not parts["start"].any():  # as gymnasium < 1.0 makes it, which has no start=
+                return spaces.MultiDiscrete(parts["nvec"], dtype=parts["dtype"])
+            return spaces.MultiDiscrete(parts["nvec"], dtype=parts["dtype"],
+                                        start=parts["start"])
+        return spaces.Box(low=parts["low"], high=parts["high"], shape=parts["shape"],
+                          dtype=parts["dtype"])
+    except (TypeError, ValueError, OverflowError, AssertionError) as exc:
+        raise BundleFormatError(what, f"not a valid {kind} space: {exc}") from exc
 
 
 def _bound_array(value: Any, shape: tuple[int, ...], dtype: str, name: str) -> Any:

@@ -30,12 +30,13 @@ from alphazoo.compat.installed import installed_versions
 from alphazoo.contracts import FormatSpec, LoadRequest, SavedPayload, SaveRequest
 from alphazoo.errors import BundleIntegrityError
 from alphazoo.hookspecs import hookimpl
+from alphazoo.limits import LoadLimits, check_bytes
 from alphazoo.ownership import resolve_class
 
 from ._common import check_options, choose_format, class_path, dump_pickle, load_pickle
 
 __all__ = ["Adapter", "Format", "Saving", "onnx_facts", "onnx_reader", "onnx_sample",
-           "pickle_format"]
+           "payload_file", "pickle_format", "read_payload"]
 
 
 @dataclass
@@ -153,7 +154,7 @@ def onnx_reader(adapter: str, producers: tuple[str, ...]) -> Reader:
         signature = request.manifest.get("input") or {}
         return OnnxPredictor(str(path), task=_served_task(data["task"]), outputs=data["outputs"],
                              classes=data.get("classes"),
-                             feature_names=signature.get("feature_names"))
+                             feature_names=signature.get("feature_names"), key=request.key)
 
     return read
 
@@ -347,6 +348,14 @@ class Adapter:
             if data is not None:  # verified in memory by the host: no file to write and read
                 return row.read_bytes(data, request)
         return row.read(payload_file(request, row.file), request)
+
+
+def read_payload(path: Path, limits: LoadLimits | None, what: str | None = None) -> bytes:
+    """The bytes of the payload file at ``path``, its size checked against ``limits`` (the
+    defaults when None) before it is read: :class:`~alphazoo.BundleLimitError` naming
+    ``what`` (default: the file's name) when it is larger than ``max_bytes``."""
+    check_bytes(path.stat().st_size, limits or LoadLimits(), what or path.name)
+    return path.read_bytes()
 
 
 def payload_file(request: LoadRequest, name: str) -> Path:

@@ -66,7 +66,7 @@ from alphazoo.manifest_schema import ONNX_OUTPUTS, array, either, integer, null,
 from ._catboost_native import load_cbm, load_json, save_native
 from ._catboost_onnx import CLASSIFICATION_LOSSES, ONNX_PRODUCERS, onnx_refusal, write_onnx
 from ._common import class_path, dump_pickle
-from .base import Adapter, Format, Saving, onnx_reader, pickle_format
+from .base import Adapter, Format, Saving, onnx_reader, pickle_format, read_payload
 
 __all__ = [
     "ADAPTER",
@@ -149,10 +149,7 @@ def _read_cbm_bytes(data: bytes, request: LoadRequest) -> Any:
 
 
 def _read_cbm(path: Path, request: LoadRequest) -> Any:
-    from alphazoo.limits import LoadLimits, check_bytes
-
-    check_bytes(path.stat().st_size, request.limits or LoadLimits(), path.name)
-    return _read_cbm_bytes(path.read_bytes(), request)
+    return _read_cbm_bytes(read_payload(path, request.limits), request)
 
 
 def _read_json(path: Path, request: LoadRequest) -> Any:
@@ -160,7 +157,9 @@ def _read_json(path: Path, request: LoadRequest) -> Any:
 
 
 def _recorded(model: Any, request: LoadRequest) -> Any:
-    """``model``, after checking it has the trees and features the manifest recorded."""
+    """``model``, after checking it has the trees and features the manifest recorded, and a
+    loss its estimator class serves (a CatBoostRanker over a classifier's Logloss ranks by
+    log-odds; a CatBoostClassifier over RMSE thresholds regressed values)."""
     data = request.manifest.get("adapter_data") or {}
     found = {"trees": model.tree_count_, "n_features": len(model.feature_names_)}
     for fact, value in found.items():
@@ -168,6 +167,19 @@ def _recorded(model: Any, request: LoadRequest) -> Any:
             raise BundleFormatError(
                 f"model.{request.manifest['format']}",
                 f"holds a model with {fact}={value}, the manifest records {data[fact]!r}")
+    loss = str(model.get_all_params().get("loss_function", ""))
+    name = type(model).__name__
+    classifies = loss in CLASSIFICATION_LOSSES
+    if (name == "CatBoostClassifier" and not classifies) or (
+            name in ("CatBoostRegressor", "CatBoostRanker") and classifies):
+        raise BundleIntegrityError(
+            f"the manifest names the estimator {name}, but the model was trained with the "
+            f"loss {loss!r}, which {name} does not serve; the manifest does not describe "
+            "this model")
+    recorded = data.get("loss_function")
+    if isinstance(recorded, str) and recorded and recorded != loss:
+        raise BundleIntegrityError(f"the manifest records the loss {recorded!r}; the model was "
+                                   f"trained with {loss!r}")
     return model
 
 

@@ -62,7 +62,6 @@ from typing import Any
 from alphazoo.contracts import LoadRequest
 from alphazoo.errors import BundleFormatError, BundleIntegrityError, UnsupportedFormatError, require
 from alphazoo.hookspecs import hookimpl
-from alphazoo.limits import LoadLimits, check_bytes
 from alphazoo.manifest_schema import (
     ONNX_OUTPUTS,
     array,
@@ -86,7 +85,7 @@ from ._lightgbm_state import (
     rebuild,
 )
 from ._lightgbm_text import check_model_text
-from .base import Adapter, Format, Saving, onnx_reader, pickle_format
+from .base import Adapter, Format, Saving, onnx_reader, pickle_format, read_payload
 
 __all__ = [
     "ADAPTER",
@@ -154,9 +153,8 @@ def _write_text(model: Any, path: Path, saving: Saving) -> None:
 
 def _read_text(path: Path, request: LoadRequest) -> Any:
     """A text payload file: its size checked before it is read, then :func:`_read_text_bytes`."""
-    check_bytes(path.stat().st_size, request.limits or LoadLimits(),
-                f"{path.name} (LightGBM model string)")
-    return _read_text_bytes(path.read_bytes(), request)
+    return _read_text_bytes(read_payload(path, request.limits,
+                                         f"{path.name} (LightGBM model string)"), request)
 
 
 def _read_text_bytes(data: bytes, request: LoadRequest) -> Any:
@@ -183,13 +181,24 @@ def _read_text_bytes(data: bytes, request: LoadRequest) -> Any:
             return booster
         if params is None or not isinstance(facts.get("state"), dict):
             raise BundleIntegrityError(f"the manifest has no fitted state for the {name}")
-        return rebuild(name, params, facts["state"], booster)
+        return rebuild(name, params, facts["state"], booster, _objective(text))
     except (AttributeError, KeyError, TypeError, ValueError) as exc:
         # The host checked adapter_data against _TEXT_DATA; this catches what a schema
         # cannot say (a tagged float that is not one, a class map that does not fit).
         raise BundleIntegrityError(
             f"the manifest's fitted state for the {name} does not decode: "
             f"{type(exc).__name__}: {exc}") from None
+
+
+def _objective(text: str) -> str:
+    """The objective's name in the model string's header (``binary`` of ``objective=binary
+    sigmoid:1``), or "" when it has none."""
+    header = text[:text.find("\nTree=")]
+    start = header.find("\nobjective=")
+    if start < 0:
+        return ""
+    line = header[start + len("\nobjective="):].partition("\n")[0]
+    return line.partition(" ")[0]
 
 
 def _write_pickle(model: Any, path: Path, saving: Saving) -> None:

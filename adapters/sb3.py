@@ -46,9 +46,13 @@ TD3), but it unpickles, so it loads only when trusted or signed.
 out (uint8 images are normalised in the graph), post-processed as ``predict`` does (clipped
 or rescaled to the action space). Saving checks it against ``model.predict(obs,
 deterministic=True)`` on sample observations; it loads as a
-:class:`~alphazoo.adapters._sb3_serve.PolicyOnnxPredictor`, which needs numpy and onnxruntime
-only (and the one-file reader, ``alphazoo export-reader``, serves it in QuantConnect).
-Save option: ``opset=``.
+:class:`~alphazoo.adapters._sb3_serve.PolicyOnnxPredictor`, which needs numpy and
+onnxruntime only (and the one-file reader, ``alphazoo export-reader``, serves it in
+QuantConnect). ``predict(obs)`` gives the actions, as every loaded model predicts; called
+with SB3's arguments it returns ``(actions, None)`` as SB3's does (``action, _ =
+policy.predict(obs, deterministic=True)`` runs unchanged); ``act(obs)`` always gives the
+actions alone. The spaces the manifest records are checked at load, and against the graph's
+input and output. Save option: ``opset=``.
 
 **Spaces at load.** ``zoo.load(key, env=env)`` (every format) checks that ``env``'s
 observation and action spaces are the recorded ones, raising
@@ -79,12 +83,12 @@ from alphazoo.errors import (
     require,
 )
 from alphazoo.hookspecs import hookimpl
-from alphazoo.limits import check_bytes, check_zip
+from alphazoo.limits import LoadLimits, check_zip
 from alphazoo.manifest_schema import either, integer, null, obj, string
 
 from ._common import check_options
 from ._sb3_config import ALGORITHMS, algorithm_name, encode_config, rebuild
-from ._sb3_spaces import SPACE, decode_space, encode_space, space_shape
+from ._sb3_spaces import SPACE, check_space, decode_space, encode_space
 from .base import Adapter, Format, Saving, pickle_format
 
 __all__ = ["ADAPTER", "ALGORITHMS", "owns"]
@@ -152,18 +156,17 @@ def _write_safetensors(model: Any, path: Path, saving: Saving) -> None:
 
 
 def _read_safetensors(path: Path, request: LoadRequest) -> Any:
-    require("safetensors", "safetensors", "loading a safetensors bundle")
-    from safetensors import SafetensorError, safe_open
+    from ._safetensors import load_tensors
 
-    check_bytes(path.stat().st_size, request.limits, path.name)
-    algorithm = request.manifest["adapter_data"]["algorithm"]
+    # The shared reader: the header and every tensor bounded against the file and the
+    # limits before safetensors allocates, its refusals as BundleFormatError.
     try:
-        with safe_open(str(path), framework="pt", device="cpu") as handle:
-            if (handle.metadata() or {}).get("algorithm") != algorithm:
-                raise BundleIntegrityError(f"{path.name} does not hold {algorithm} weights")
-            state = {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118
-    except SafetensorError as exc:
-        raise BundleFormatError(path.name, f"not a safetensors file: {exc}") from exc
+        state, payload = load_tensors(path, request.limits, "torch")
+    except BundleFormatError as exc:
+        raise BundleFormatError(path.name, f"not a safetensors file: {exc.problem}") from exc
+    algorithm = request.manifest["adapter_data"]["algorithm"]
+    if payload.metadata.get("algorithm") != algorithm:
+        raise BundleIntegrityError(f"{path.name} does not hold {algorithm} weights")
     return _with_weights(request, state)
 
 
@@ -172,7 +175,8 @@ def _with_weights(request: LoadRequest, state: dict[str, Any]) -> Any:
     data = request.manifest["adapter_data"]
     observation, action = (decode_space(data[which], request.limits, f"adapter_data.{which}")
                            for which in ("observation_space", "action_space"))
-    model = rebuild(data, observation, action, request.limits, _checked_env(request))
+    model = rebuild(data, observation, action, request.limits or LoadLimits(),
+                    _checked_env(request))
     try:
         model.policy.load_state_dict(state, strict=True)
     except RuntimeError as exc:  # missing or unexpected names, shapes that differ
@@ -260,13 +264,14 @@ def _read_onnx(path: Path, request: LoadRequest) -> Any:
     check_onnx(path, request.limits, adapter="sb3", producers=("pytorch",))
     _checked_env(request)
     data = request.manifest["adapter_data"]
-    try:
-        shapes = [space_shape(data[which]) for which in ("observation_space", "action_space")]
-    except ValueError as exc:
-        raise BundleFormatError("adapter_data", f"a space's shape is malformed: {exc}") from exc
+    # Checked as the json format decodes them (numpy only: no gymnasium here), then against
+    # the graph's input and output by the predictor.
+    shapes = [check_space(data[which], request.limits, f"adapter_data.{which}")["shape"]
+              for which in ("observation_space", "action_space")]
     return PolicyOnnxPredictor(str(path), observation_shape=shapes[0], action_shape=shapes[1],
                                observation_space=data["observation_space"],
-                               action_space=data["action_space"], algorithm=data["algorithm"])
+                               action_space=data["action_space"], algorithm=data["algorithm"],
+                               key=request.key)
 
 
 def _describe(model: Any) -> dict[str, Any]:

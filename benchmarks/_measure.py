@@ -26,8 +26,8 @@ import numpy as np
 __all__ = [
     "COLUMNS", "DEFAULT_DATA", "FEATURES", "PAUSE", "after_pause", "benchmark_parser",
     "blocked", "environment", "load_bars", "paired_save_load", "print_header",
-    "make_features", "med", "ms", "ratio", "table", "time_once", "versions", "x", "_fsync",
-    "_loadavg",
+    "loadavg", "make_features", "med", "ms", "ratio", "table", "time_once", "versions", "x",
+    "_fsync",
 ]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -210,7 +210,10 @@ def x(value: float) -> str:
     return f"{value:.2f}x"
 
 
-def _loadavg() -> list[float] | None:
+def loadavg() -> list[float] | None:
+    """The 1, 5 and 15 minute load averages, rounded to 0.01, for a results file's
+    environment block (a figure measured on a busy machine says so); None where the platform
+    has none."""
     try:
         return [round(v, 2) for v in os.getloadavg()]
     except (AttributeError, OSError):
@@ -230,7 +233,7 @@ def environment(versions: dict[str, str], git: str | None, **extra: Any) -> dict
         "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),  # noqa: UP017
         "cpus": os.cpu_count(), "python": platform.python_version(),
         "platform": platform.platform(), "versions": versions, "git": git,
-        "loadavg_start": _loadavg(), **extra,
+        "loadavg_start": loadavg(), **extra,
     }
 
 

@@ -29,10 +29,10 @@ from typing import Any, Callable
 import numpy as np
 from _common import git_revision, write_json  # benchmarks/ is sys.path[0] when run as a script
 from _measure import (
-    _loadavg,
     benchmark_parser,
     environment,
     load_bars,
+    loadavg,
     make_features,
     med,
     print_header,
@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         row["speedup"] = ratio(row["slow_s"], row["fast_s"])
     result["rows"] = rows
     result["seconds"] = time.perf_counter() - started
-    result["environment"]["loadavg_end"] = _loadavg()
+    result["environment"]["loadavg_end"] = loadavg()
     print_header(result, "ONNX export cost per model version", out)
     table(f"median of {cfg['repeats']} calls in turns; speed-up = slow / fast",
           ["what", "fast", "fast s", "slow", "slow s", "speed-up"],

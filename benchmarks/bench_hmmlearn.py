@@ -52,10 +52,10 @@ import numpy as np
 from _common import git_revision, write_json  # benchmarks/ is sys.path[0] when run as a script
 from _measure import (
     _fsync,
-    _loadavg,
     benchmark_parser,
     environment,
     load_bars,
+    loadavg,
     med,
     ms,
     print_header,
@@ -384,7 +384,7 @@ def main(argv: list[str] | None = None) -> int:
     threads.restore_original_limits()
 
     result["seconds"] = time.perf_counter() - started
-    result["environment"]["loadavg_end"] = _loadavg()
+    result["environment"]["loadavg_end"] = loadavg()
     report(result, out)
     if args.json:
         write_json(result, args.json, out)

@@ -44,11 +44,11 @@ from typing import Any, Callable
 import numpy as np
 from _common import git_revision, write_json  # benchmarks/ is sys.path[0] when run as a script
 from _measure import (  # the same data, timing and table helpers as the sklearn figures
-    _loadavg,
     benchmark_parser,
     blocked,
     environment,
     load_bars,
+    loadavg,
     make_features,
     med,
     ms,
@@ -452,7 +452,7 @@ def main(argv: list[str] | None = None) -> int:
         result["codec"].append(bench_codec("4 x 512x512 float32", big, cfg))
 
     result["seconds"] = time.perf_counter() - started
-    result["environment"]["loadavg_end"] = _loadavg()
+    result["environment"]["loadavg_end"] = loadavg()
     report(result, out)
     if args.json:
         write_json(result, args.json, out)

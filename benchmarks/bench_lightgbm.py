@@ -38,12 +38,12 @@ from _common import git_revision, write_json
 from _measure import (
     FEATURES,
     PAUSE,
-    _loadavg,
     after_pause,
     benchmark_parser,
     blocked,
     environment,
     load_bars,
+    loadavg,
     make_features,
     med,
     ms,
@@ -279,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  measuring predictions {name}...", file=sys.stderr, flush=True)
                 result["predict"].append(bench_predict(name, model, predictor, X_test, cfg))
     result["seconds"] = time.perf_counter() - started
-    result["environment"]["loadavg_end"] = _loadavg()
+    result["environment"]["loadavg_end"] = loadavg()
     report(result, out)
     if args.json:
         write_json(result, args.json, out)

@@ -35,11 +35,11 @@ import numpy as np
 from _common import git_revision, write_json
 from _measure import (
     PAUSE,
-    _loadavg,
     after_pause,
     benchmark_parser,
     blocked,
     environment,
+    loadavg,
     med,
     ms,
     paired_save_load,
@@ -144,7 +144,7 @@ def bench_predict(name: str, model: Any, predictor: Any, cfg: dict[str, Any]
     def native(obs: Any) -> Any:
         return model.predict(obs, deterministic=True)[0]
 
-    fns = [native, predictor.predict]
+    fns = [native, predictor.act]
     hot = blocked(fns, [rows, rows], cfg["row_repeats"], cfg["row_warmup"])
     cold = after_pause(fns, [rows, rows], cfg["cold_repeats"], PAUSE)
     whole = blocked(fns, [[batch], [batch]], cfg["batch_repeats"], cfg["batch_warmup"])
@@ -202,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
             predictor = zoo.load(f"bench/{name}-onnx")
             result["predict"].append(bench_predict(name, model, predictor, cfg))
     result["seconds"] = time.perf_counter() - started
-    result["environment"]["loadavg_end"] = _loadavg()
+    result["environment"]["loadavg_end"] = loadavg()
     report(result, out)
     if args.json:
         write_json(result, args.json, out)

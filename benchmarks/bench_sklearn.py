@@ -38,12 +38,12 @@ from _measure import (
     FEATURES,
     PAUSE,
     _fsync,
-    _loadavg,
     after_pause,
     benchmark_parser,
     blocked,
     environment,
     load_bars,
+    loadavg,
     make_features,
     med,
     ms,
@@ -401,7 +401,7 @@ def main(argv: list[str] | None = None) -> int:
             result["wrapper"].append(wrapper)
 
     result["seconds"] = time.perf_counter() - started
-    result["environment"]["loadavg_end"] = _loadavg()
+    result["environment"]["loadavg_end"] = loadavg()
     report(result, out)
     if args.json:
         write_json(result, args.json, out)

@@ -43,11 +43,11 @@ import numpy as np
 from _common import git_revision, write_json  # benchmarks/ is sys.path[0] when run as a script
 from _measure import (
     PAUSE,
-    _loadavg,
     after_pause,
     benchmark_parser,
     blocked,
     environment,
+    loadavg,
     med,
     print_header,
     ratio,
@@ -350,7 +350,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="alphazoo-bench-") as tmp:
         result.update(run(panel, args, Path(tmp), cfg))
     result["seconds"] = time.perf_counter() - started
-    result["environment"]["loadavg_end"] = _loadavg()
+    result["environment"]["loadavg_end"] = loadavg()
     report(result, out)
     if args.json:
         from alphazoo.jsonable import strict_jsonable  # NaN (the benchmark has no IC) -> null

@@ -28,8 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="alphazoo",
         description="A plugin-based model zoo for trading algorithms: build, train, store and "
-        "serve ML models. Adapter plugins for scikit-learn, XGBoost, PyTorch, Keras and hmmlearn "
-        "ship with alphazoo, each usable once its library is installed; `alphazoo plugins` "
+        "serve ML models. Adapter plugins for scikit-learn, XGBoost, LightGBM, CatBoost, "
+        "PyTorch, Keras, hmmlearn and Stable-Baselines3 ship with alphazoo, each usable once its "
+        "library is installed; `alphazoo plugins` "
         "shows which are ready and what to install for the others.",
         epilog="Start with `alphazoo demo`. The store defaults to $ALPHAZOO_STORE or ./storage.",
     )

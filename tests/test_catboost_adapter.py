@@ -463,6 +463,36 @@ def test_a_json_split_outside_the_feature_tables_is_refused(saved, tmp_path, whe
         adapter.alphazoo_load(load_request(payload, "json"))
 
 
+def _set_leaf(document: dict[str, Any], value: Any) -> None:
+    document["oblivious_trees"][2]["leaf_values"][1] = value
+
+
+def _set_feature_border(document: dict[str, Any], value: Any) -> None:
+    document["features_info"]["float_features"][0]["borders"][0] = value
+
+
+def _set_split_border(document: dict[str, Any], value: Any) -> None:
+    document["oblivious_trees"][0]["splits"][0]["border"] = value
+
+
+def _set_bias(document: dict[str, Any], value: Any) -> None:
+    document["scale_and_bias"][1] = [value]
+
+
+@pytest.mark.parametrize("edit", [_set_leaf, _set_feature_border, _set_split_border, _set_bias])
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf"), "1e999", "0.5"])
+def test_a_json_model_with_values_that_are_not_finite_numbers_is_refused(saved, tmp_path,
+                                                                         edit, value):
+    payload = tmp_path / "model.json"
+    saved["models"]["classifier"].save_model(str(payload), format="json")
+    document = json.loads(payload.read_text())
+    edit(document, 12345.5 if value == "1e999" else value)
+    text = json.dumps(document)  # NaN and Infinity as Python's writer spells them
+    payload.write_text(text.replace("12345.5", "1e999"))
+    with pytest.raises(alphazoo.BundleFormatError, match="not a finite number"):
+        adapter.alphazoo_load(load_request(payload, "json"))
+
+
 @pytest.mark.parametrize("fmt", ["cbm", "json"])
 def test_a_payload_that_is_not_the_recorded_model_is_refused(saved, tmp_path, fmt):
     payload = tmp_path / f"model.{fmt}"
@@ -486,6 +516,26 @@ def test_an_oversized_payload_is_refused_before_catboost_reads_it(saved, tmp_pat
     assert isinstance(model, catboost.CatBoostClassifier)
     with pytest.raises(alphazoo.BundleLimitError):  # the zoo passes its own limit down
         saved["zoo"].load("zoo/classifier/cbm", max_bytes=1000)
+
+
+@pytest.mark.parametrize("fmt", ["cbm", "json"])
+@pytest.mark.parametrize("name,estimator,loss", [
+    ("classifier", "CatBoostRanker", "Logloss"), ("classifier", "CatBoostRegressor", "Logloss"),
+    ("multiclass", "CatBoostRanker", "MultiClass"), ("regressor", "CatBoostClassifier", "RMSE"),
+])
+def test_an_estimator_that_does_not_serve_the_models_loss_is_refused(saved, tmp_path, fmt,
+                                                                     name, estimator, loss):
+    payload = tmp_path / f"model.{fmt}"
+    saved["models"][name].save_model(str(payload), format=fmt)
+    honest = type(saved["models"][name]).__name__
+    assert type(adapter.alphazoo_load(load_request(payload, fmt, honest))).__name__ == honest
+    with pytest.raises(alphazoo.BundleIntegrityError,
+                       match=f"names the estimator {estimator}, .* the loss '{loss}'"):
+        adapter.alphazoo_load(load_request(payload, fmt, estimator))
+    request = load_request(payload, fmt, honest)
+    request.manifest["adapter_data"]["loss_function"] = "Quantile"
+    with pytest.raises(alphazoo.BundleIntegrityError, match="records the loss 'Quantile'"):
+        adapter.alphazoo_load(request)
 
 
 @pytest.mark.parametrize("name", ["os.system", "CatBoostBase", None])

@@ -34,6 +34,29 @@ def test_help_lists_every_command() -> None:
     assert {"plugins", "models", "formats", "store", "inspect", "demo"} <= listed
 
 
+#: How --help and the README name each adapter that ships with alphazoo (by entry point).
+ADAPTER_NAMES = {"sklearn": "scikit-learn", "xgboost": "XGBoost", "lightgbm": "LightGBM",
+                 "catboost": "CatBoost", "torch": "PyTorch", "keras": "Keras",
+                 "hmmlearn": "hmmlearn", "sb3": "Stable-Baselines3"}
+
+
+def test_help_and_readme_name_every_adapter_that_ships() -> None:
+    import tomllib
+
+    from alphazoo.cli import build_parser
+
+    root = Path(__file__).resolve().parents[1]
+    points = tomllib.loads((root / "pyproject.toml").read_text())["project"]["entry-points"]
+    shipped = {name for name, module in points["alphazoo"].items()
+               if module.startswith("alphazoo.adapters.")}
+    assert shipped == set(ADAPTER_NAMES)  # a new adapter: name it here, in --help and README
+    description = " ".join((build_parser().description or "").split())
+    intro = " ".join((root / "README.md").read_text().split("## Run the demo")[0].split())
+    for name in ADAPTER_NAMES.values():
+        assert name in description, name
+        assert name in intro, name
+
+
 def test_no_command_and_bad_usage_exit_2() -> None:
     assert cli().returncode == 2
     bad = cli("store", "frobnicate")

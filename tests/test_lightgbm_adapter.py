@@ -630,6 +630,11 @@ def test_manifest_parameters_cannot_set_fitted_state(saved, tmp_path, params):
     (lambda d: d["state"].update(best_score={"valid": {"auc": {"float": "high"}}}),
      "fitted state .* does not decode"),
     (lambda d: d["state"].update(best_iteration="many"), "fitted state .* does not decode"),
+    (lambda d: d["state"].update(classes={"values": [0], "dtype": "<i8"}),
+     "lists 1 classes; the model string is a binary model"),
+    (lambda d: d.update(estimator="LGBMRanker"),
+     "LGBMRanker, but the model string's trees were fitted for classification"),
+    (lambda d: d.update(estimator="LGBMRegressor"), "fitted for classification"),
 ])
 def test_a_manifest_that_disagrees_with_its_model_string_is_refused(saved, tmp_path, edit,
                                                                       match):
@@ -641,6 +646,27 @@ def test_a_manifest_that_disagrees_with_its_model_string_is_refused(saved, tmp_p
     request = LoadRequest(manifest={"adapter": "lightgbm", "format": "text",
                                     "adapter_data": facts}, files={"model.txt": payload})
     with pytest.raises(alphazoo.BundleIntegrityError, match=match):
+        adapter.alphazoo_load(request)
+
+
+@pytest.mark.parametrize("name,estimator,family", [
+    ("regressor", "LGBMRanker", "regression"), ("regressor", "LGBMClassifier", "regression"),
+    ("ranker", "LGBMRegressor", "ranking"), ("multiclass", "LGBMRanker", "classification"),
+])
+def test_a_wrapper_over_trees_of_another_task_is_refused(saved, tmp_path, name, estimator,
+                                                         family):
+    model = saved["models"][name]
+    payload = tmp_path / "model.txt"
+    payload.write_text(model.booster_.model_to_string(num_iteration=-1))
+    facts = json.loads(json.dumps(saved["manifests"][name, "text"]["adapter_data"]))
+    request = LoadRequest(manifest={"adapter": "lightgbm", "format": "text",
+                                    "adapter_data": facts}, files={"model.txt": payload})
+    assert_same_model(model, adapter.alphazoo_load(request))
+    facts["estimator"] = estimator
+    if estimator == "LGBMClassifier":
+        facts["state"]["classes"] = {"values": [0, 1], "dtype": "<i8"}
+    with pytest.raises(alphazoo.BundleIntegrityError,
+                       match=f"names the estimator {estimator}, .* fitted for {family}"):
         adapter.alphazoo_load(request)
 
 
@@ -699,6 +725,18 @@ HOSTILE = {
     "pandas categories not lists": lambda t: t.rstrip("\n").rsplit("\n", 1)[0]
     + '\npandas_categorical:{"a": 1}\n',
     "not UTF-8": lambda t: t.replace("tree\n", "tree\n\udcff", 1),
+    # LightGBM's reader raises a C++ exception on a value that is not a number, on an OpenMP
+    # thread: the process aborts (SIGABRT) unless the check refuses it first.
+    "leaf_value not a number": lambda t: _replace_first_value(t, "leaf_value", "x1"),
+    "threshold garbled": lambda t: _replace_first_value(t, "threshold", "9.87y88e-05"),
+    "leaf_weight not a number": lambda t: _replace_first_value(t, "leaf_weight", "1e"),
+    "internal_value not a number": lambda t: _replace_first_value(t, "internal_value", "--1"),
+    "internal_weight not a number": lambda t: _replace_first_value(t, "internal_weight",
+                                                                   "1..5"),
+    "shrinkage not a number": lambda t: _replace_in_tree(t, "shrinkage", "0.1x"),
+    "split_gain not a number": lambda t: _replace_first_value(t, "split_gain", "Infinity"),
+    "internal_count not an integer": lambda t: _replace_first_value(t, "internal_count", "1.5"),
+    "leaf_count not an integer": lambda t: _replace_first_value(t, "leaf_count", "7x"),
 }
 
 
@@ -717,7 +755,21 @@ REFUSALS = {
     "unknown tree key": "'bogus=1'", "tree not closed": "not closed by an empty line",
     "parameter line without colon": "'\\[boosting\\]'",
     "pandas categories not lists": "pandas_categorical", "not UTF-8": "not UTF-8",
+    "leaf_value not a number": "tree 0 leaf_value is not a line of numbers \\('x1'\\)",
+    "threshold garbled": "threshold is not a line of numbers \\('9.87y88e-05'\\)",
+    "leaf_weight not a number": "leaf_weight is not a line of numbers",
+    "internal_value not a number": "internal_value is not a line of numbers",
+    "internal_weight not a number": "internal_weight is not a line of numbers",
+    "shrinkage not a number": "shrinkage is not a line of numbers",
+    "split_gain not a number": "split_gain is not a line of numbers \\('Infinity'\\)",
+    "internal_count not an integer": "internal_count is not a line of integers",
+    "leaf_count not an integer": "leaf_count is not a line of integers",
 }
+
+
+def _replace_first_value(text: str, key: str, value: str, tree: int = 0) -> str:
+    return _replace_in_tree(text, key, " ".join([value] + _first_tree_values(text, key)[1:]),
+                            tree)
 
 
 @pytest.mark.parametrize("case", sorted(HOSTILE))
@@ -733,6 +785,73 @@ def test_real_model_strings_pass_the_check(saved, model_text):
     for model in saved["models"].values():
         text = booster_of(model).model_to_string(num_iteration=-1)
         assert check_model_text(text.encode()) == text
+
+
+def test_numbers_as_lightgbm_spells_them_pass_the_check_and_load(model_text):
+    """The grammar is LightGBM's writer's ("{:.17g}" through fmt): exponents, inf, nan."""
+    # Without tree_sizes (LightGBM then finds the trees by reading): edits change lengths.
+    model_text = re.sub(r"\ntree_sizes=[^\n]*", "", model_text, count=1)
+    spelled = ["-inf", "inf", "nan", "-nan", "1e+300", "-1.5e-07", "0", "-0.25", "7.", ".5"]
+    text = model_text
+    for key, value in zip(["threshold", "leaf_value", "split_gain", "internal_value",
+                           "leaf_weight", "internal_weight", "leaf_value", "threshold",
+                           "leaf_value", "split_gain"], spelled, strict=True):
+        values = _first_tree_values(text, key)
+        values[spelled.index(value) % len(values)] = value
+        text = _replace_in_tree(text, key, " ".join(values))
+    assert check_model_text(text.encode()) == text
+    lightgbm.Booster(model_str=text)  # and LightGBM reads every one of them
+
+
+def test_random_edits_of_numbers_never_crash_lightgbm(model_text, data, tmp_path):
+    """A few hundred single-value edits of the float and count arrays: each is refused by
+    the check or read by LightGBM, in a child process, where an abort would show."""
+    # Without tree_sizes, which would refuse every edit that changes a length.
+    (tmp_path / "model.txt").write_text(re.sub(r"\ntree_sizes=[^\n]*", "", model_text,
+                                               count=1))
+    np.save(tmp_path / "X.npy", data["X_reg"][:50])
+    code = textwrap.dedent("""
+        import random, sys
+        import lightgbm, numpy as np
+        from alphazoo.adapters._lightgbm_text import check_model_text
+        from alphazoo.errors import BundleFormatError
+        text, X = open("model.txt").read(), np.load("X.npy")
+        keys = ("leaf_value", "threshold", "leaf_weight", "internal_value", "internal_weight",
+                "shrinkage", "split_gain", "leaf_count", "internal_count")
+        lines = [i for i, line in enumerate(text.split("\\n"))
+                 if line.partition("=")[0] in keys and line.partition("=")[2]]
+        tokens = ["x1", "9.87y88e-05", "1e", "e5", "-", ".", "--1", "1..2", "+1", "0x10",
+                  "1_0", "NaN", "Infinity", "nan(1)", "1e999", "\\u0661", "-.e1", "inf", "7"]
+        rng = random.Random(15)
+        refused = read = 0
+        for _ in range(int(sys.argv[1])):
+            rows = text.split("\\n")
+            row = rng.choice(lines)
+            key, _, line = rows[row].partition("=")
+            values = line.split(" ")
+            at = rng.randrange(len(values))
+            value = values[at]
+            if rng.random() < 0.5:
+                value = rng.choice(tokens)
+            else:
+                where = rng.randrange(len(value) + 1)
+                value = value[:where] + rng.choice("xe.-+9 E/") + value[where + 1:]
+            values[at] = value
+            rows[row] = key + "=" + " ".join(values)
+            edited = "\\n".join(rows)
+            try:
+                check_model_text(edited.encode())
+            except BundleFormatError:
+                refused += 1
+                continue
+            lightgbm.Booster(model_str=edited).predict(X)
+            read += 1
+        print(refused, read)
+    """)
+    result = run_python(code, "300", cwd=tmp_path)
+    refused, read = map(int, result.stdout.split("\n")[-2].split())
+    assert refused + read == 300
+    assert refused > 50 and read > 50  # both paths were exercised
 
 
 def test_a_huge_model_string_is_refused_by_size_before_it_is_read(model_text):
@@ -758,6 +877,23 @@ def test_a_hostile_bundle_with_good_hashes_fails_with_a_typed_error(saved, tmp_p
     rebundle(zoo.store, "zoo/regressor/text", "hostile/big", payload)
     with pytest.raises(alphazoo.BundleLimitError):
         zoo.load("hostile/big", max_bytes=len(text) + 100)
+
+
+def test_an_onnx_graph_onnxruntime_refuses_is_a_typed_error_naming_the_key(saved, tmp_path):
+    """Through the shared ONNX reader of adapters/base.py: onnxruntime's InvalidGraph, Fail
+    and InvalidArgument at session creation become BundleFormatError."""
+    import onnx
+
+    zoo = saved["zoo"]
+    source = read_bundle(zoo.store, "zoo/regressor/onnx", tmp_path).files["model.onnx"]
+    graph = onnx.load(str(source))
+    graph.graph.node[0].op_type = "NoSuchOperator"
+    onnx.save(graph, str(source))
+    rebundle(zoo.store, "zoo/regressor/onnx", "hostile/graph", source)
+    with pytest.raises(alphazoo.BundleFormatError,
+                       match="model.onnx: onnxruntime cannot open the graph of bundle "
+                             "'hostile/graph' \\(InvalidGraph"):
+        zoo.load("hostile/graph")
 
 
 # -- errors --------------------------------------------------------------------------------------

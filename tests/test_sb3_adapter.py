@@ -23,6 +23,8 @@ from _crafted import rebundle
 
 import alphazoo
 from alphazoo.bundle import read_bundle
+from alphazoo.contracts import LoadRequest
+from alphazoo.limits import LoadLimits
 
 sb3 = pytest.importorskip("stable_baselines3", reason="stable-baselines3 is in the [sb3] extra")
 gym = pytest.importorskip("gymnasium")
@@ -105,13 +107,13 @@ def actions(model: Any, obs: np.ndarray) -> np.ndarray:
 
 def _assert_same_actions(loaded: Any, model: Any, fmt: str, obs: np.ndarray) -> None:
     want = actions(model, obs)
-    got = np.asarray(loaded.predict(obs) if fmt == "onnx" else actions(loaded, obs))
+    got = np.asarray(actions(loaded, obs))  # the ONNX predictor answers as SB3 does
     assert got.shape == want.shape and got.dtype == want.dtype, (got.dtype, want.dtype)
     if fmt == "onnx" and want.dtype.kind == "f":
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
     else:
         np.testing.assert_array_equal(got, want)  # bit for bit
-    single = loaded.predict(obs[0]) if fmt == "onnx" else actions(loaded, obs[0])
+    single = loaded.act(obs[0]) if fmt == "onnx" else actions(loaded, obs[0])
     assert np.shape(single) == np.shape(actions(model, obs[0]))
 
 
@@ -374,6 +376,79 @@ def test_an_onnx_bundle_with_malformed_spaces_is_refused(zoo, tmp_path) -> None:
     rebundle(zoo.store, "rl/onnx", "rl/kind", source, edit=kind)
     with pytest.raises(alphazoo.BundleFormatError, match="action_space.type"):
         zoo.load("rl/kind")
+
+
+@pytest.mark.parametrize("edit,match", [
+    # 11 bounds for a Box of shape [5]: the json format's decode refuses it, so must onnx.
+    (lambda d: d["observation_space"].update(shape=[5], low=[-1.0] * 11),
+     "observation_space: not a valid Box space: low holds 11 values"),
+    (lambda d: d["observation_space"].update(shape=[5]),
+     "observation_space: has samples of shape \\[5\\], but the graph takes"),
+    (lambda d: d.update(action_space={"type": "Box", "shape": [3], "dtype": "float32",
+                                      "low": -1.0, "high": 1.0}),
+     "action_space: has samples of shape \\[3\\], but the graph gives"),
+    (lambda d: d["observation_space"].update(dtype="object"), "dtype 'object'"),
+])
+def test_an_onnx_bundle_whose_spaces_do_not_fit_its_graph_is_refused(zoo, tmp_path, edit,
+                                                                      match) -> None:
+    zoo.save(make("ppo-discrete"), "rl/onnx", format="onnx")
+    source = read_bundle(zoo.store, "rl/onnx", tmp_path).files["model.onnx"]
+    rebundle(zoo.store, "rl/onnx", "rl/lying", source,
+             edit=lambda manifest: edit(manifest["adapter_data"]))
+    with pytest.raises(alphazoo.BundleFormatError, match=match):
+        zoo.load("rl/lying")
+
+
+def test_an_onnx_graph_onnxruntime_refuses_is_a_typed_error_naming_the_key(zoo,
+                                                                          tmp_path) -> None:
+    import onnx
+
+    zoo.save(make("ppo-discrete"), "rl/onnx", format="onnx")
+    source = read_bundle(zoo.store, "rl/onnx", tmp_path).files["model.onnx"]
+    graph = onnx.load(str(source))
+    graph.graph.node[0].op_type = "NoSuchOperator"  # onnxruntime: InvalidGraph at session
+    onnx.save(graph, str(source))
+    rebundle(zoo.store, "rl/onnx", "rl/broken", source)
+    with pytest.raises(alphazoo.BundleFormatError,
+                       match="model.onnx: onnxruntime cannot open the graph of bundle "
+                             "'rl/broken' \\(InvalidGraph"):
+        zoo.load("rl/broken")
+
+
+def test_the_onnx_policy_takes_sb3s_predict_arguments_and_answers_as_sb3(zoo) -> None:
+    model = make("ppo-box")
+    zoo.save(model, "rl/onnx", format="onnx")
+    policy, obs = zoo.load("rl/onnx"), observations(model)
+    want_actions, want_state = model.predict(obs, deterministic=True)
+    got_actions, got_state = policy.predict(obs, state=None, episode_start=np.ones(len(obs)),
+                                            deterministic=True)
+    np.testing.assert_allclose(got_actions, want_actions, rtol=1e-5, atol=1e-5)
+    assert got_state is want_state is None
+    np.testing.assert_array_equal(policy.act(obs), got_actions)
+    # Called bare, it predicts as every loaded model does: the actions alone.
+    np.testing.assert_array_equal(policy.predict(obs), got_actions)
+    np.testing.assert_array_equal(policy.predict(obs, deterministic=True)[0], got_actions)
+    with pytest.raises(ValueError, match="deterministic action only"):
+        policy.predict(obs, deterministic=False)
+    with pytest.raises(ValueError, match="not recurrent"):
+        policy.predict(obs, state=(np.zeros(3),))
+
+
+def test_a_safetensors_bundle_loads_through_the_shared_bounded_reader(zoo, tmp_path) -> None:
+    model = make("ppo-discrete")
+    zoo.save(model, "rl/tensors", format="safetensors")
+    opened = read_bundle(zoo.store, "rl/tensors", tmp_path)
+    manifest = dict(opened.manifest)
+    # A request without limits (the adapter's default limits apply, as in the other
+    # adapters); its size checked before it is read.
+    request = LoadRequest(manifest=manifest, files=dict(opened.files))
+    loaded = adapter.alphazoo_load(request)
+    obs = observations(model)
+    np.testing.assert_array_equal(actions(loaded, obs), actions(model, obs))
+    small = LoadRequest(manifest=manifest, files=dict(opened.files),
+                        limits=LoadLimits(max_bytes=100))
+    with pytest.raises(alphazoo.BundleLimitError, match="policy.safetensors"):
+        adapter.alphazoo_load(small)
 
 
 def _document(zoo: Any, tmp_path: Path) -> dict[str, Any]:
