@@ -320,7 +320,9 @@ def test_discovery_and_the_formats_command_import_no_safetensors(tmp_path):
     """)
     result = json.loads(run_python(code, str(tmp_path / "store"), cwd=tmp_path).stdout)
     assert result["loaded"] == []
+    # The sb3 adapter stores its policies' weights in the same container.
     assert sorted(result["names"]) == [["keras", "safetensors", True],
+                                       ["sb3", "safetensors", True],
                                        ["torch", "safetensors", True]]
     assert result["listed"]
 
