@@ -23,7 +23,8 @@ def choose_format(adapter: str, requested: str | None, formats: Iterable[str], d
 
     Raises :class:`~alphazoo.UnsupportedFormatError` naming the adapter's formats when
     ``requested`` is not one of them; ``hints`` adds a reason for a format that cannot exist
-    for this library (hmmlearn has no ONNX converter, say).
+    for this library (hmmlearn has no ONNX converter, say); which other adapter writes a format
+    is the host's to say, as it knows them all.
     """
     names = tuple(formats)
     fmt = default if requested is None else requested

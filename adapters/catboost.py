@@ -245,10 +245,8 @@ ADAPTER = Adapter(
     describe=_describe,
     signature=lambda model, sample: _signature(model, sample),
     hints={
-        "skops": "skops is the scikit-learn adapter's format; CatBoost's own cbm is the safe one",
-        "ubj": "ubj is the xgboost adapter's format; CatBoost's binary format is cbm",
-        "pt": "pt is the torch adapter's format",
-        "keras": "keras is the Keras adapter's format",
+        "skops": "CatBoost's own cbm is the safe format",
+        "ubj": "CatBoost's binary format is cbm",
     },
 )
 owns = ADAPTER.owns

@@ -97,12 +97,7 @@ __all__ = [
     "owns",
 ]
 
-_HINTS = {
-    "skops": "skops is scikit-learn's format",
-    "pt": "'pt' is the torch adapter's state_dict; Keras weights go in 'json', 'safetensors' "
-          "or 'keras'",
-    "ubj": "'ubj' is xgboost's binary model format",
-}
+_HINTS = {"pt": "Keras weights go in 'json', 'safetensors' or 'keras'"}
 _BACKEND_DISTRIBUTIONS = {"tensorflow": ("tensorflow", "tensorflow-cpu"), "torch": ("torch",),
                           "jax": ("jax",)}
 #: The adapter_data each format's loader reads (see :mod:`alphazoo.manifest_schema`).

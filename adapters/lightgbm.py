@@ -253,10 +253,7 @@ ADAPTER = Adapter(
     signature=lambda model, sample: _signature(model, sample),
     hints={
         "json": "LightGBM's own text model string is the safe format: format='text'",
-        "skops": "skops is the scikit-learn adapter's format; LightGBM's text is the safe one",
-        "ubj": "ubj is the xgboost adapter's format",
-        "pt": "pt is the torch adapter's format",
-        "keras": "keras is the Keras adapter's format",
+        "skops": "LightGBM's own text model string is the safe format: format='text'",
     },
 )
 owns = ADAPTER.owns

@@ -331,9 +331,7 @@ ADAPTER = Adapter(
     records=("stable-baselines3", "torch", "gymnasium", "numpy"),
     describe=_describe,
     signature=_signature,
-    hints={"pt": "pt is the torch adapter's format; json or safetensors store an SB3 policy's "
-                 "weights safely",
-           "skops": "skops is the scikit-learn adapter's format"},
+    hints={"pt": "json or safetensors store an SB3 policy's weights safely"},
 )
 owns = ADAPTER.owns
 

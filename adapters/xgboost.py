@@ -205,12 +205,8 @@ ADAPTER = Adapter(
     records=("xgboost", "numpy"),
     describe=_describe,
     signature=lambda model, sample: _signature(_fitted_booster(model), sample),
-    # Other adapters' formats, named in the error when one is asked for an xgboost model.
-    hints={
-        "skops": "skops is the scikit-learn adapter's format; xgboost's own JSON is the safe one",
-        "pt": "pt is the torch adapter's format",
-        "keras": "keras is the Keras adapter's format",
-    },
+    # Why a safe format of another library is wrong here (the host names whose it is).
+    hints={"skops": "xgboost's own ubj or json is the safe format"},
 )
 owns = ADAPTER.owns
 

@@ -365,7 +365,10 @@ class Zoo:
                                   zoo_model=notes.get("zoo_model"), params=notes.get("params"),
                                   options=options, buffers={})
             try:
-                payload = self._owned_hook("alphazoo_save")(request=request)
+                try:
+                    payload = self._owned_hook("alphazoo_save")(request=request)
+                except UnsupportedFormatError as exc:
+                    raise self._with_writers(exc, model, format) from exc
                 if payload is None:
                     raise UnsupportedModelError(_no_adapter(model, self))
                 if format is not None and payload.format != format:
@@ -505,6 +508,19 @@ class Zoo:
             model_facts.record(model, zoo_model=manifest.get("name"),
                                params=manifest.get("params"))
         return model
+
+    def _with_writers(self, error: UnsupportedFormatError, model: Any,
+                      format: str | None) -> UnsupportedFormatError:
+        """``error`` (the owning adapter refused ``format``) naming the other adapters that
+        write ``format``: the host knows them all, an adapter only its own."""
+        owner = self.owner_of(model)
+        writers = sorted({spec.adapter for spec in self.formats()
+                          if spec.name == format and spec.adapter != owner})
+        if not writers:
+            return error
+        whose = (f"the {writers[0]} adapter's format" if len(writers) == 1 else
+                 f"a format of the {', '.join(writers[:-1])} and {writers[-1]} adapters")
+        return UnsupportedFormatError(f"{error}; {format} is {whose}")
 
     def _model_spec(self, name: str) -> ModelSpec:
         from .errors import ModelNotFoundError

@@ -89,6 +89,42 @@ def test_an_object_no_adapter_handles_names_adapters_and_formats(tmp_path):
     assert len(zoo.store) == 0
 
 
+def _refusal(zoo, model, fmt):
+    with pytest.raises(alphazoo.UnsupportedFormatError) as error:
+        zoo.save(model, "refused", fmt)
+    assert len(zoo.store) == 0
+    return str(error.value)
+
+
+def test_a_format_of_another_adapter_is_refused_naming_the_adapters_that_write_it(tmp_path):
+    from sklearn.linear_model import LinearRegression
+
+    zoo = alphazoo.Zoo(tmp_path / "store")
+    model = LinearRegression().fit(np.eye(3), [1.0, 2.0, 3.0])
+    assert "the scikit-learn adapter writes skops, pickle, onnx, not 'pt'" in _refusal(
+        zoo, model, "pt")
+    assert _refusal(zoo, model, "pt").endswith("; pt is the torch adapter's format")
+    # Every adapter that writes json is named, in order, and the owner (sklearn) is not.
+    writers = sorted({spec.adapter for spec in zoo.formats() if spec.name == "json"})
+    assert "sklearn" not in writers and len(writers) > 2
+    assert _refusal(zoo, model, "json").endswith(
+        f"; json is a format of the {', '.join(writers[:-1])} and {writers[-1]} adapters")
+    # No adapter writes it: the message stays the owner's.
+    assert _refusal(zoo, model, "nonesuch").endswith("not 'nonesuch'")
+
+
+def test_an_adapters_own_reason_for_a_missing_format_comes_first(tmp_path):
+    from hmmlearn.hmm import GaussianHMM
+
+    zoo = alphazoo.Zoo(tmp_path / "store")
+    model = GaussianHMM(n_components=2, n_iter=2, random_state=0).fit(
+        np.random.default_rng(0).normal(size=(40, 1)))
+    message = _refusal(zoo, model, "onnx")
+    reason, _, writers = message.partition("; onnx is a format of the ")
+    assert "no ONNX converter exists for hmmlearn models" in reason
+    assert "sklearn" in writers and "hmmlearn" not in writers
+
+
 # -- _weights: bit-exact JSON tensors -------------------------------------------------------------
 def _bits(array: np.ndarray) -> bytes:
     return np.ascontiguousarray(array).tobytes()
