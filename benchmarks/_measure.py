@@ -26,6 +26,7 @@ import numpy as np
 __all__ = [
     "COLUMNS", "DEFAULT_DATA", "FEATURES", "PAUSE", "after_pause", "benchmark_parser",
     "blocked", "environment", "load_bars", "paired_save_load", "print_header",
+    "manifest_fields", "save_load_summary", "timed_sides",
     "loadavg", "make_features", "med", "ms", "ratio", "table", "time_once", "versions", "x",
     "_fsync",
 ]
@@ -247,25 +248,63 @@ def print_header(result: dict[str, Any], what: str, out: Any, *, details: str = 
           + details, file=out)
 
 
-def paired_save_load(alphazoo: tuple[Callable[[], Any], Callable[[], Any]],
-                     direct: tuple[Callable[[], Any], Callable[[], Any]],
-                     repeats: int, warmup: int) -> dict[str, list[float]]:
-    """Seconds of each save and load, alphazoo's and the library's, run in turns.
+def timed_sides(sides: dict[str, tuple[Callable[[], Any], Callable[[], Any]]], repeats: int,
+                warmup: int) -> dict[str, list[float]]:
+    """Seconds of each side's save and load (``{"az": (save, load), "direct": ...}``), run
+    in turns.
 
-    After ``warmup`` untimed rounds, each of ``repeats`` rounds times both sides' save then
-    load, alternating which side goes first, so drift (caches, CPU clock) hits both equally.
-    Returns lists under ``az_save``, ``az_load``, ``direct_save``, ``direct_load``.
+    After ``warmup`` untimed rounds, each of ``repeats`` rounds times every side's save then
+    load, rotating which side goes first, so drift (caches, CPU clock) hits all sides alike.
+    Returns lists under ``<side>_save`` and ``<side>_load``.
     """
+    order = list(sides.items())
     for _ in range(warmup):
-        for call in (*alphazoo, *direct):
-            call()
-    rows: dict[str, list[float]] = {"az_save": [], "az_load": [], "direct_save": [],
-                                    "direct_load": []}
-    order = (("az", *alphazoo), ("direct", *direct))
+        for save, load in sides.values():
+            save()
+            load()
+    rows: dict[str, list[float]] = {f"{side}_{op}": [] for side in sides
+                                    for op in ("save", "load")}
     for i in range(repeats):
-        for side, save, load in (order if i % 2 == 0 else order[::-1]):
+        shift = i % len(order)
+        for side, (save, load) in order[shift:] + order[:shift]:
             gc.collect()
             rows[f"{side}_save"].append(time_once(save))
             gc.collect()
             rows[f"{side}_load"].append(time_once(load))
     return rows
+
+
+def paired_save_load(alphazoo: tuple[Callable[[], Any], Callable[[], Any]],
+                     direct: tuple[Callable[[], Any], Callable[[], Any]],
+                     repeats: int, warmup: int) -> dict[str, list[float]]:
+    """:func:`timed_sides` of alphazoo's calls (``az``) and the library's (``direct``)."""
+    return timed_sides({"az": alphazoo, "direct": direct}, repeats, warmup)
+
+
+def save_load_summary(rows: dict[str, list[float]]) -> dict[str, float]:
+    """Medians of :func:`timed_sides`' rows, each side's median round trip (save + load of
+    the same round) as ``<side>_roundtrip``, and the ratios to the ``direct`` side:
+    ``save_ratio``, ``load_ratio`` and ``roundtrip_ratio`` for ``az``,
+    ``<side>_roundtrip_ratio`` for any other side."""
+    out = {key: med(values) for key, values in rows.items()}
+    sides = [key[:-len("_save")] for key in rows if key.endswith("_save")]
+    for side in sides:
+        out[f"{side}_roundtrip"] = med([save + load for save, load
+                                        in zip(rows[f"{side}_save"], rows[f"{side}_load"])])
+    out["save_ratio"] = ratio(out["az_save"], out["direct_save"])
+    out["load_ratio"] = ratio(out["az_load"], out["direct_load"])
+    out["roundtrip_ratio"] = ratio(out["az_roundtrip"], out["direct_roundtrip"])
+    for side in sides:
+        if side not in ("az", "direct"):
+            out[f"{side}_roundtrip_ratio"] = ratio(out[f"{side}_roundtrip"],
+                                                   out["direct_roundtrip"])
+    return out
+
+
+def manifest_fields(zoo: Any, saved: str, key: str) -> dict[str, Any]:
+    """The manifest of the bundle saved under ``saved``, for ``key``, less what
+    ``write_bundle`` adds (protocol, files, signature): what a bare ``write_bundle`` of the
+    same payload needs to pass the reader's schema check."""
+    fields = {k: v for k, v in zoo.inspect(saved).items()
+              if k not in ("protocol", "files", "signature")}
+    return {**fields, "key": key}

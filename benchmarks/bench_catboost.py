@@ -28,7 +28,6 @@ predicts the next day's return.
 
 from __future__ import annotations
 
-import gc
 import importlib.util
 import os
 import pickle
@@ -54,8 +53,9 @@ from _measure import (
     ms,
     print_header,
     ratio,
+    save_load_summary,
     table,
-    time_once,
+    timed_sides,
     versions,
     x,
 )
@@ -129,31 +129,11 @@ def bench_save_load(zoo: Any, name: str, model: Any, fmt: str, workdir: Path,
     def hook_load() -> Any:
         return cb_adapter.alphazoo_load(LoadRequest(manifest, files, trusted))
 
-    sides = [("az", az_save, az_load), ("hook", hook_save, hook_load),
-             ("direct", d_save, d_load)]
-    for _ in range(cfg["io_warmup"]):
-        for _side, save, load in sides:
-            save()
-            load()
-    rows: dict[str, list[float]] = {f"{side}_{op}": [] for side, _, _ in sides
-                                    for op in ("save", "load")}
-    for i in range(cfg["io_repeats"]):
-        # Rotate which side runs first so drift (caches, CPU clock) hits all alike.
-        for side, save, load in sides[i % 3:] + sides[:i % 3]:
-            gc.collect()
-            rows[f"{side}_save"].append(time_once(save))
-            gc.collect()
-            rows[f"{side}_load"].append(time_once(load))
-    out: dict[str, Any] = {k: med(v) for k, v in rows.items()}
+    rows = timed_sides({"az": (az_save, az_load), "hook": (hook_save, hook_load),
+                        "direct": (d_save, d_load)}, cfg["io_repeats"], cfg["io_warmup"])
+    out: dict[str, Any] = save_load_summary(rows)
     out.update(model=name, format=fmt, bundle_bytes=zoo.store.size(key),
                payload_bytes=path.stat().st_size)
-    for side, _, _ in sides:
-        out[f"{side}_roundtrip"] = med([s + lo for s, lo in zip(rows[f"{side}_save"],
-                                                                rows[f"{side}_load"])])
-    out["save_ratio"] = ratio(out["az_save"], out["direct_save"])
-    out["load_ratio"] = ratio(out["az_load"], out["direct_load"])
-    out["roundtrip_ratio"] = ratio(out["az_roundtrip"], out["direct_roundtrip"])
-    out["hook_roundtrip_ratio"] = ratio(out["hook_roundtrip"], out["direct_roundtrip"])
     return out
 
 

@@ -56,6 +56,7 @@ from _measure import (
     environment,
     load_bars,
     loadavg,
+    manifest_fields,
     med,
     ms,
     print_header,
@@ -211,6 +212,7 @@ def breakdown(zoo: Any, name: str, fmt: str, workdir: Path,
 
     source = zoo.store.read_bytes(f"bench/{name}/{fmt}")
     key = f"bench/breakdown-{name}-{fmt}"
+    fields = manifest_fields(zoo, f"bench/{name}/{fmt}", key)
     payload_dir = workdir / f"payload-{name}-{fmt}"
     payload_dir.mkdir()
     zoo.store.save_bytes(key, source)
@@ -226,7 +228,7 @@ def breakdown(zoo: Any, name: str, fmt: str, workdir: Path,
         got = {
             "version_lookups": time_once(lambda: installed_versions(*_VERSION_LOOKUPS)),
             "bundle_write": time_once(lambda: write_bundle(
-                zoo.store, key, {"key": key}, payload_dir, [payload.name])),
+                zoo.store, key, fields, payload_dir, [payload.name])),
             "bundle_read": time_once(lambda: read_bundle(zoo.store, key, extract)),
             "fsync": time_once(lambda: _fsync(payload)),
         }

@@ -55,6 +55,7 @@ from _measure import (  # the same data, timing and table helpers as the sklearn
     paired_save_load,
     print_header,
     ratio,
+    save_load_summary,
     table,
     time_once,
     versions,
@@ -131,16 +132,9 @@ def bench_save_load(zoo: Any, name: str, model: Any, fmt: str, workdir: Path,
 
     rows = paired_save_load((az_save, az_load), (d_save, d_load), cfg["io_repeats"],
                             cfg["io_warmup"])
-    out: dict[str, Any] = {k: med(v) for k, v in rows.items()}
-    out.update(
-        model=name, format=fmt,
-        az_roundtrip=med([s + lo for s, lo in zip(rows["az_save"], rows["az_load"])]),
-        direct_roundtrip=med([s + lo for s, lo in zip(rows["direct_save"], rows["direct_load"])]),
-        bundle_bytes=zoo.store.size(key), payload_bytes=path.stat().st_size,
-    )
-    out["save_ratio"] = ratio(out["az_save"], out["direct_save"])
-    out["load_ratio"] = ratio(out["az_load"], out["direct_load"])
-    out["roundtrip_ratio"] = ratio(out["az_roundtrip"], out["direct_roundtrip"])
+    out: dict[str, Any] = save_load_summary(rows)
+    out.update(model=name, format=fmt, bundle_bytes=zoo.store.size(key),
+               payload_bytes=path.stat().st_size)
     out.update(adapter_only(zoo, model, fmt, key, sample, workdir, cfg))
     out["adapter_roundtrip_ratio"] = ratio(out["adapter_save"] + out["adapter_load"],
                                            out["direct_save"] + out["direct_load"])

@@ -50,6 +50,7 @@ from _measure import (
     paired_save_load,
     print_header,
     ratio,
+    save_load_summary,
     table,
     time_once,
     versions,
@@ -112,15 +113,9 @@ def bench_save_load(zoo: Any, name: str, model: Any, fmt: str, workdir: Path,
         (lambda: zoo.save(model, key, format=fmt),
          lambda: zoo.load(key, trusted=fmt == "pickle")),
         direct_calls(model, fmt, path), cfg["io_repeats"], cfg["io_warmup"])
-    out: dict[str, Any] = {k: med(v) for k, v in rows.items()}
+    out: dict[str, Any] = save_load_summary(rows)
     out.update(model=name, format=fmt, bundle_bytes=zoo.store.size(key),
                payload_bytes=path.stat().st_size)
-    for side in ("az", "direct"):
-        out[f"{side}_roundtrip"] = med([s + lo for s, lo in zip(rows[f"{side}_save"],
-                                                                rows[f"{side}_load"])])
-    out["save_ratio"] = ratio(out["az_save"], out["direct_save"])
-    out["load_ratio"] = ratio(out["az_load"], out["direct_load"])
-    out["roundtrip_ratio"] = ratio(out["az_roundtrip"], out["direct_roundtrip"])
     out["hook_roundtrip"] = hook_roundtrip(zoo, key, model, fmt, workdir, cfg)
     out["hook_roundtrip_ratio"] = ratio(out["hook_roundtrip"], out["direct_roundtrip"])
     if fmt == "text":

@@ -45,6 +45,7 @@ from _measure import (
     paired_save_load,
     print_header,
     ratio,
+    save_load_summary,
     table,
     versions,
     x,
@@ -122,14 +123,10 @@ def bench_save_load(zoo: Any, name: str, model: Any, fmt: str, workdir: Path,
         warnings.simplefilter("ignore")  # the exporter's own deprecation notes
         rows = paired_save_load((az_save, az_load), direct, cfg["io_repeats"],
                                 cfg["io_warmup"])
-    out: dict[str, Any] = {k: med(v) for k, v in rows.items()}
+    out: dict[str, Any] = save_load_summary(rows)
     manifest = zoo.inspect(key)
     out.update(model=name, format=fmt, payload_bytes=sum(f["size"] for f in manifest["files"]),
                direct_bytes=path.stat().st_size)
-    for side in ("az", "direct"):
-        out[f"{side}_roundtrip"] = med([s + lo for s, lo in zip(rows[f"{side}_save"],
-                                                                rows[f"{side}_load"])])
-    out["roundtrip_ratio"] = ratio(out["az_roundtrip"], out["direct_roundtrip"])
     out["size_ratio"] = ratio(out["payload_bytes"], out["direct_bytes"])
     return out
 

@@ -45,11 +45,13 @@ from _measure import (
     load_bars,
     loadavg,
     make_features,
+    manifest_fields,
     med,
     ms,
     paired_save_load,
     print_header,
     ratio,
+    save_load_summary,
     table,
     time_once,
     versions,
@@ -134,16 +136,9 @@ def bench_save_load(zoo: Any, name: str, model: Any, fmt: str, workdir: Path,
 
     rows = paired_save_load((az_save, az_load), (d_save, d_load), cfg["io_repeats"],
                             cfg["io_warmup"])
-    az_rt = [save + load for save, load in zip(rows["az_save"], rows["az_load"])]
-    d_rt = [save + load for save, load in zip(rows["direct_save"], rows["direct_load"])]
-    out = {k: med(v) for k, v in rows.items()}
-    out.update(
-        model=name, format=fmt, az_roundtrip=med(az_rt), direct_roundtrip=med(d_rt),
-        bundle_bytes=zoo.store.size(key), payload_bytes=path.stat().st_size,
-    )
-    out["save_ratio"] = ratio(out["az_save"], out["direct_save"])
-    out["load_ratio"] = ratio(out["az_load"], out["direct_load"])
-    out["roundtrip_ratio"] = ratio(out["az_roundtrip"], out["direct_roundtrip"])
+    out: dict[str, Any] = save_load_summary(rows)
+    out.update(model=name, format=fmt, bundle_bytes=zoo.store.size(key),
+               payload_bytes=path.stat().st_size)
     out.update(breakdown(zoo, name, model, fmt, path, sample, workdir, cfg))
     if fmt == "onnx":
         # alphazoo's ONNX save = export + parity check (+ bundle); the parity check has no
@@ -183,8 +178,7 @@ def breakdown(zoo: Any, name: str, model: Any, fmt: str, path: Path, sample: np.
     # A real save's manifest (the reader checks it against the manifest schema), rewritten
     # around the bare payload file.
     zoo.save(model, key, format=fmt)
-    fields = {k: v for k, v in zoo.inspect(key).items()
-              if k not in ("protocol", "files", "signature")}
+    fields = manifest_fields(zoo, key, key)
     for i in range(reps + 1):  # the first round is a warm-up
         gc.collect()
         got = {

@@ -51,11 +51,13 @@ from _measure import (
     environment,
     load_bars,
     make_features,
+    manifest_fields,
     med,
     ms,
     paired_save_load,
     print_header,
     ratio,
+    save_load_summary,
     table,
     time_once,
     versions,
@@ -133,17 +135,9 @@ def bench_save_load(zoo: Any, model: Any, fmt: str, workdir: Path, example: Any,
     repeats = cfg["onnx_repeats"] if fmt == "onnx" else cfg["io_repeats"]
     rows = paired_save_load((az_save, az_load), (d_save, d_load), repeats,
                             1 if fmt == "onnx" else cfg["io_warmup"])
-    out: dict[str, Any] = {k: med(v) for k, v in rows.items()}
-    out.update(
-        format=fmt, repeats=repeats,
-        az_roundtrip=med([s + lo for s, lo in zip(rows["az_save"], rows["az_load"])]),
-        direct_roundtrip=med([s + lo for s, lo in zip(rows["direct_save"],
-                                                      rows["direct_load"])]),
-        bundle_bytes=zoo.store.size(key), payload_bytes=path.stat().st_size,
-    )
-    out["save_ratio"] = ratio(out["az_save"], out["direct_save"])
-    out["load_ratio"] = ratio(out["az_load"], out["direct_load"])
-    out["roundtrip_ratio"] = ratio(out["az_roundtrip"], out["direct_roundtrip"])
+    out: dict[str, Any] = save_load_summary(rows)
+    out.update(format=fmt, repeats=repeats, bundle_bytes=zoo.store.size(key),
+               payload_bytes=path.stat().st_size)
     out.update(bundle_costs(zoo, fmt, path, workdir, cfg))
     if fmt != "onnx":  # an ONNX save is the export's time, whoever calls it
         out.update(adapter_only(zoo, model, fmt, workdir, d_save, d_load, cfg))
@@ -162,12 +156,13 @@ def bundle_costs(zoo: Any, fmt: str, path: Path, workdir: Path,
     from alphazoo.bundle import read_bundle, write_bundle
 
     key = f"bench/bundle-{fmt}"
+    fields = manifest_fields(zoo, f"bench/mlp-{fmt}", key)
     extract = workdir / "extract"
     extract.mkdir(exist_ok=True)
     writes, reads = [], []
     for i in range(cfg["codec_repeats"] + 1):  # the first round is a warm-up
         gc.collect()
-        write = time_once(lambda: write_bundle(zoo.store, key, {"key": key}, path.parent,
+        write = time_once(lambda: write_bundle(zoo.store, key, fields, path.parent,
                                                [path.name]))
         gc.collect()
         read = time_once(lambda: read_bundle(zoo.store, key, extract))

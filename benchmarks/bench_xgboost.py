@@ -55,12 +55,15 @@ from _measure import (
     environment,
     load_bars,
     make_features,
+    manifest_fields,
     med,
     ms,
     print_header,
     ratio,
+    save_load_summary,
     table,
     time_once,
+    timed_sides,
     versions,
     x,
 )
@@ -153,31 +156,11 @@ def bench_save_load(zoo: Any, name: str, model: Any, fmt: str, workdir: Path,
     def hook_load() -> Any:
         return xgb_adapter.alphazoo_load(LoadRequest(manifest, files, trusted))
 
-    sides = [("az", az_save, az_load), ("hook", hook_save, hook_load),
-             ("direct", d_save, d_load)]
-    for _ in range(cfg["io_warmup"]):
-        for _side, save, load in sides:
-            save()
-            load()
-    rows: dict[str, list[float]] = {f"{side}_{op}": [] for side, _, _ in sides
-                                    for op in ("save", "load")}
-    for i in range(cfg["io_repeats"]):
-        # Rotate which side runs first so drift (caches, CPU clock) hits all alike.
-        for side, save, load in sides[i % 3:] + sides[:i % 3]:
-            gc.collect()
-            rows[f"{side}_save"].append(time_once(save))
-            gc.collect()
-            rows[f"{side}_load"].append(time_once(load))
-    out: dict[str, Any] = {k: med(v) for k, v in rows.items()}
+    rows = timed_sides({"az": (az_save, az_load), "hook": (hook_save, hook_load),
+                        "direct": (d_save, d_load)}, cfg["io_repeats"], cfg["io_warmup"])
+    out: dict[str, Any] = save_load_summary(rows)
     out.update(model=name, format=fmt, bundle_bytes=zoo.store.size(key),
                payload_bytes=path.stat().st_size)
-    for side, _, _ in sides:
-        out[f"{side}_roundtrip"] = med([s + lo for s, lo in zip(rows[f"{side}_save"],
-                                                                rows[f"{side}_load"])])
-    out["save_ratio"] = ratio(out["az_save"], out["direct_save"])
-    out["load_ratio"] = ratio(out["az_load"], out["direct_load"])
-    out["roundtrip_ratio"] = ratio(out["az_roundtrip"], out["direct_roundtrip"])
-    out["hook_roundtrip_ratio"] = ratio(out["hook_roundtrip"], out["direct_roundtrip"])
     out.update(bundle_costs(zoo, name, fmt, path, workdir, cfg))
     if fmt == "onnx":
         # zoo.save = export + parity check (+ bundle); the direct path has no parity check.
@@ -197,12 +180,13 @@ def bundle_costs(zoo: Any, name: str, fmt: str, path: Path, workdir: Path,
     from alphazoo.bundle import read_bundle, write_bundle
 
     key = f"bench/bundle-{name}-{fmt}"
+    fields = manifest_fields(zoo, f"bench/{name}-{fmt}", key)
     extract = workdir / "extract"
     extract.mkdir(exist_ok=True)
     parts: dict[str, list[float]] = {"bundle_write": [], "bundle_read": []}
     for i in range(cfg["part_repeats"] + 1):  # the first round is a warm-up
         gc.collect()
-        write = time_once(lambda: write_bundle(zoo.store, key, {"key": key}, path.parent,
+        write = time_once(lambda: write_bundle(zoo.store, key, fields, path.parent,
                                                [path.name]))
         read = time_once(lambda: read_bundle(zoo.store, key, extract))
         if i:
